@@ -1,0 +1,55 @@
+# tonegraph: `make demo` and `make test` do all set-up on a fresh Debian/Ubuntu machine.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+STAMP  := $(VENV)/.installed
+# torch 2.13.0 resolves to a CPU build on machines without a GPU; pinning it first
+# keeps pip from choosing a newer CUDA build for the project's own range.
+TORCH  ?= torch==2.13.0
+# Debian packages the project uses at run or test time.
+APT_PACKAGES := graphviz
+
+.PHONY: demo test bench system-deps setup docs clean
+
+demo: setup
+	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
+
+test: setup
+	$(PY) -m pytest
+
+bench: setup
+	$(PY) -m pytest -s -q tests/benchmarks --benchmarks
+
+docs: setup
+	$(VENV)/bin/tonegraph docs -o docs/nodes.md
+	$(VENV)/bin/tonegraph schema -o docs/patch.schema.json
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing system packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing) >/dev/null \
+	      || { echo "error: apt-get could not install:$$missing" >&2; exit 1; }; \
+	  else \
+	    echo "error: missing system packages:$$missing — install them with: sudo apt-get install$$missing" >&2; exit 1; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed"' \
+	  || { echo "error: $(PYTHON) is older than 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,245 @@
+"""The ``tonegraph`` command line.
+
+Every expected failure (a bad patch, a missing file, a node that cannot start) ends with
+one line per problem on stderr and exit status 1, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from . import __version__
+from .errors import Loc, NodeError, PatchError, TonegraphError, display_path
+from .graph import build_graph, to_dot
+from .patch import read_patch
+from .reference import node_markdown, reference_markdown
+from .registry import Registry, default_registry
+from .schema import patch_schema
+
+log = logging.getLogger("tonegraph")
+
+
+def _setup_logging(level: str) -> None:
+    # journald keeps one line per record readable; the level word leads for grep.
+    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper()),
+                        format="tonegraph: %(levelname)s: %(message)s")
+
+
+def _registry(args: argparse.Namespace) -> Registry:
+    return default_registry([Path(p) for p in getattr(args, "nodes_path", None) or []])
+
+
+def _fail(lines: list[str] | str) -> int:
+    for line in [lines] if isinstance(lines, str) else lines:
+        print(line, file=sys.stderr)
+    return 1
+
+
+def _apply_sets(spec, sets: list[str]) -> list[PatchError]:
+    """Apply ``--set node.param=value`` overrides (values are YAML, checked like the patch)."""
+    errors = []
+    for i, item in enumerate(sets, 1):
+        loc = Loc("--set", i, 1)
+        target, eq, raw = item.partition("=")
+        nid, dot, pname = target.partition(".")
+        if not eq or not dot:
+            errors.append(PatchError(f"--set wants node.param=value, got {item!r}", loc))
+            continue
+        if nid not in spec.nodes:
+            errors.append(PatchError(f"--set: no node '{nid}' in the patch", loc))
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        ns = spec.nodes[nid]
+        ns.params[pname] = value
+        ns.param_locs[pname] = ns.param_key_locs[pname] = loc
+    return errors
+
+
+def _load(path: str, registry: Registry, sets: list[str] | None = None):
+    spec, errors = read_patch(path)
+    if not errors:
+        errors += _apply_sets(spec, sets or [])
+    if errors:
+        return None, errors
+    return build_graph(spec, registry)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    bad = 0
+    for path in args.patches:
+        graph, errors = _load(path, registry)
+        if errors:
+            bad += 1
+            _fail([str(e) for e in errors])
+        elif not args.quiet:
+            print(f"{display_path(Path(path))}: ok ({len(graph.nodes)} nodes, {len(graph.edges)} wires)")
+    return 1 if bad else 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .runtime import Runtime
+
+    registry = _registry(args)
+    graph, errors = _load(args.patch, registry, args.set)
+    if errors:
+        return _fail([str(e) for e in errors])
+    runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
+                      duration=args.duration, fps=args.fps)
+    if args.offline and args.duration is None and not runtime.sources:
+        return _fail(f"{display_path(Path(args.patch))}: error: an offline run of a patch without "
+                     f"file sources never ends by itself; give --duration SECONDS")
+
+    def stop(signum, frame):  # noqa: ARG001
+        runtime.request_stop()
+
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        log.info("running %s (%d nodes) at %g fps%s%s", graph.name, len(graph.nodes), runtime.fps,
+                 ", offline" if args.offline else "", ", headless" if args.headless else "")
+        report = runtime.run()
+    except NodeError as exc:
+        return _fail(f"error: {exc}")
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    log.info("%s", report.summary())
+    return 0
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    if args.type:
+        cls = registry.get(args.type)
+        if cls is None:
+            import difflib
+
+            close = difflib.get_close_matches(args.type, registry.names(), n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return _fail(f"error: unknown node type '{args.type}'{hint}")
+        print(node_markdown(cls, level=1))
+        return 0
+    width = max(len(n) for n in registry.names())
+    for name in registry.names():
+        print(f"{name:<{width}}  {registry[name].description}")
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    text = json.dumps(patch_schema(_registry(args)), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    text = reference_markdown(_registry(args))
+    if args.output:
+        Path(args.output).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    registry = _registry(args)
+    graph, errors = _load(args.patch, registry)
+    if errors:
+        return _fail([str(e) for e in errors])
+    dot = to_dot(graph)
+    out = Path(args.output) if args.output else None
+    if out is None:
+        sys.stdout.write(dot)
+        return 0
+    fmt = out.suffix.lower().lstrip(".")
+    if fmt in ("dot", "gv", ""):
+        out.write_text(dot)
+        return 0
+    if fmt not in ("svg", "png", "pdf"):
+        return _fail(f"error: cannot write '{out.suffix}' files; use .dot, .svg, .png or .pdf")
+    exe = shutil.which("dot")
+    if exe is None:
+        return _fail(f"error: writing {fmt.upper()} needs Graphviz's 'dot' (Debian package "
+                     f"graphviz); write {out.with_suffix('.dot')} instead")
+    proc = subprocess.run([exe, f"-T{fmt}", "-o", str(out)], input=dot, text=True,
+                          capture_output=True, check=False)
+    if proc.returncode != 0:
+        return _fail(f"error: Graphviz failed: {proc.stderr.strip()}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="tonegraph", description="Real-time node graphs from music.")
+    ap.add_argument("--version", action="version", version=f"tonegraph {__version__}")
+    ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_nodes_path(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--nodes-path", action="append", metavar="DIR",
+                       help="also load node types from the .py files in DIR (repeatable)")
+        return p
+
+    p = with_nodes_path(sub.add_parser("validate", help="check patches; one line per problem"))
+    p.add_argument("patches", nargs="+", metavar="PATCH")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only problems")
+    p.set_defaults(func=cmd_validate)
+
+    p = with_nodes_path(sub.add_parser("run", help="run a patch"))
+    p.add_argument("patch", metavar="PATCH")
+    p.add_argument("--headless", action="store_true", help="open no window")
+    p.add_argument("--offline", action="store_true",
+                   help="virtual clock: as fast as possible, same input gives same output")
+    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of media time")
+    p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override a param (repeatable)")
+    p.set_defaults(func=cmd_run)
+
+    p = with_nodes_path(sub.add_parser("nodes", help="list node types, or show one"))
+    p.add_argument("type", nargs="?", metavar="TYPE")
+    p.set_defaults(func=cmd_nodes)
+
+    p = with_nodes_path(sub.add_parser("schema", help="JSON Schema of patch files, for editors"))
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_schema)
+
+    p = with_nodes_path(sub.add_parser("docs", help="the node reference in Markdown"))
+    p.add_argument("-o", "--output", metavar="FILE")
+    p.set_defaults(func=cmd_docs)
+
+    p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
+    p.add_argument("patch", metavar="PATCH")
+    p.add_argument("-o", "--output", metavar="FILE", help=".dot, .svg, .png or .pdf (default: DOT on stdout)")
+    p.set_defaults(func=cmd_graph)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _setup_logging(args.log_level)
+    try:
+        return args.func(args)
+    except TonegraphError as exc:
+        return _fail(f"error: {exc}")
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

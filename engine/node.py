@@ -1,0 +1,187 @@
+"""The node contract: everything a node type declares and does, in one place.
+
+A node type is a subclass of :class:`Node` that declares, as class attributes:
+
+``type_name``    the name a patch uses, ``family.name`` (``control.lfo``)
+``description``  one line for ``tonegraph nodes``
+``params``       name -> :class:`engine.params.Param`
+``inputs``       name -> :class:`engine.ports.Port`
+``outputs``      name -> :class:`engine.ports.Port`; ``out`` is the default output
+``variadic``     a Port type for inputs named freely by the patch (recorders, OSC
+                 senders), or ``None``
+``domain``       ``"frame"`` (runs once per frame) or ``"audio"`` (once per audio hop)
+
+and implements the life cycle:
+
+``configure()``        heavy setup (open files, load models); called before the first
+                       tick and again when a ``restart`` param changes
+``process(tick)``      cheap per-tick work: read ``self.inp``, write ``self.out``
+``params_changed(ch)`` apply changed params in place (``self.p`` already holds them)
+``reset()``            back to the initial state, keeping configuration
+``state()/restore()``  carry running state across a hot reload
+``close()``            free resources
+``files()``            files the node reads, for the file watcher
+
+Inputs and outputs live in two plain dicts, ``self.inp`` and ``self.out``, that the
+executor fills and reads directly; this keeps dispatch close to a hand-written loop.
+An event output holds the events of the current tick only: the executor empties it
+before each ``process`` call, so a node writes it only when something fires.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, ClassVar
+
+from .params import Param
+from .ports import Port, PortType
+
+
+@dataclass
+class Context:
+    """What a node may know about the run it is part of."""
+
+    fps: float = 60.0
+    samplerate: int = 48000
+    hop: int = 512
+    offline: bool = False
+    headless: bool = True
+    patch_dir: Path = field(default_factory=Path.cwd)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def resolve_input(self, path: str) -> Path:
+        """An input file named in a patch, relative to the patch's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.patch_dir / p)
+
+    def resolve_output(self, path: str) -> Path:
+        """An output file, relative to the working directory."""
+        return Path(path).expanduser()
+
+
+class Tick:
+    """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s],
+    ``index`` the frame (or hop) number."""
+
+    __slots__ = ("t", "dt", "index")
+
+    def __init__(self, t: float, dt: float, index: int) -> None:
+        self.t = t
+        self.dt = dt
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Tick(t={self.t:.6f}, dt={self.dt:.6f}, index={self.index})"
+
+
+class Node:
+    """Base class of every node type (see the module docstring for the contract)."""
+
+    type_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[dict[str, Param]] = {}
+    inputs: ClassVar[dict[str, Port]] = {}
+    outputs: ClassVar[dict[str, Port]] = {}
+    variadic: ClassVar[Port | None] = None
+    domain: ClassVar[str] = "frame"
+    default_output: ClassVar[str] = "out"
+    #: Reads media from outside (a file, a device): an offline run ends when every
+    #: source reports ``finished``.
+    is_source: ClassVar[bool] = False
+
+    def __init__(self, node_id: str, params: dict[str, Any], ctx: Context,
+                 wired: dict[str, PortType] | None = None) -> None:
+        self.id = node_id
+        self.ctx = ctx
+        full = {name: decl.default for name, decl in self.params.items()}
+        full.update(params)
+        self.p = SimpleNamespace(**full)
+        # Names of inputs the patch wired, with the source's type (variadic nodes use
+        # this to know what they receive).
+        self.wired: dict[str, PortType] = dict(wired or {})
+        self.inp: dict[str, Any] = {n: port.initial() for n, port in self.inputs.items()}
+        for name, typ in self.wired.items():
+            if name not in self.inp:
+                self.inp[name] = Port(typ).initial()
+        self.out: dict[str, Any] = {n: port.initial() for n, port in self.outputs.items()}
+
+    # -- life cycle ---------------------------------------------------------------
+
+    def configure(self) -> None:
+        """Heavy setup. Called before the first tick and after a restart param changes."""
+
+    def process(self, tick: Tick) -> None:
+        raise NotImplementedError
+
+    def params_changed(self, changed: set[str]) -> None:
+        """Apply changed params in place; ``self.p`` already holds the new values."""
+
+    def reset(self) -> None:
+        """Return to the initial running state."""
+
+    def state(self) -> dict[str, Any]:
+        """Running state to carry across a hot reload."""
+        return {}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what :meth:`state` returned."""
+
+    def close(self) -> None:
+        """Free resources. Called once; the node is not used afterwards."""
+
+    def files(self) -> list[Path]:
+        """Files this node reads, so that a change to them reloads the patch."""
+        return []
+
+    @property
+    def finished(self) -> bool:
+        """A source that has nothing more to give (a file played to its end)."""
+        return False
+
+    # -- helpers ------------------------------------------------------------------
+
+    def set_params(self, values: dict[str, Any]) -> set[str]:
+        """Validate and apply new param values; returns the names that need a restart.
+
+        Raises :class:`engine.errors.ParamError` without changing anything when any
+        value is invalid.
+        """
+        from .errors import ParamError
+
+        coerced = {}
+        for name, value in values.items():
+            decl = self.params.get(name)
+            if decl is None:
+                raise ParamError(f"{self.type_name} has no param '{name}'")
+            coerced[name] = decl.coerce(value, name)
+        full = vars(self.p) | coerced
+        problems = self.check(full, self.wired)
+        if problems:
+            raise ParamError("; ".join(msg for _, msg in problems))
+        changed = {n for n, v in coerced.items() if getattr(self.p, n) != v}
+        for name in changed:
+            setattr(self.p, name, coerced[name])
+        restart = {n for n in changed if self.params[n].restart}
+        if changed - restart:
+            self.params_changed(changed - restart)
+        return restart
+
+    @classmethod
+    def check(cls, params: dict[str, Any], wired: dict[str, PortType]) -> list[tuple[str, str]]:
+        """Checks across params that one declaration cannot express.
+
+        Returns ``(param_name, message)`` pairs; an empty name points at the node.
+        """
+        return []
+
+    @classmethod
+    def port_type(cls, name: str, output: bool) -> PortType | None:
+        ports = cls.outputs if output else cls.inputs
+        if name in ports:
+            return ports[name].type
+        if not output and cls.variadic is not None:
+            return cls.variadic.type
+        return None

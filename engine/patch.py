@@ -1,0 +1,338 @@
+"""Reading patch files: YAML with positions, includes, and the patch's plain-data model.
+
+The YAML is composed with PyYAML's safe loader into a node tree that keeps the line and
+column of every key and value; values are built from it with the safe constructor, so a
+Python object tag is an error, never code.  Every problem found is collected, so one
+run reports all of them.
+
+Format::
+
+    patch: {name: demo, fps: 60}
+    include: [parts/lights.yaml]          # relative to this file, inside its folder tree
+    nodes:
+      lfo:  {type: control.lfo, params: {frequency: 0.5}}
+      dim:  {type: control.map, in: {value: lfo.out}}
+      fb:   {type: control.math, in: {a: {from: fb.out, delay: 1}}}   # feedback
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import Loc, PatchError, display_path
+
+ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+WIRE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)(?:\.([A-Za-z_/][A-Za-z0-9_\-/{}]*))?$")
+TOP_KEYS = ("patch", "include", "nodes")
+HEADER_KEYS = {"name": str, "fps": float, "samplerate": int, "hop": int, "description": str}
+NODE_KEYS = ("type", "params", "in", "description")
+# Exactly the tags the safe constructor builds; python/* tags share the yaml.org prefix.
+SAFE_TAGS = frozenset(t for t in yaml.SafeLoader.yaml_constructors if t is not None)
+
+
+@dataclass
+class Wire:
+    """An input wired to ``node.port`` (``port`` None: the node's default output)."""
+
+    node: str
+    port: str | None
+    delay: bool
+    loc: Loc
+
+
+@dataclass
+class NodeSpec:
+    """One node as written in a patch (params not yet checked against its type)."""
+
+    id: str
+    type: str
+    loc: Loc
+    type_loc: Loc
+    params: dict[str, Any] = field(default_factory=dict)
+    param_locs: dict[str, Loc] = field(default_factory=dict)
+    param_key_locs: dict[str, Loc] = field(default_factory=dict)
+    inputs: dict[str, Wire] = field(default_factory=dict)
+    input_key_locs: dict[str, Loc] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass
+class PatchSpec:
+    """A whole patch: header, nodes from every file, and the files it was read from."""
+
+    path: Path
+    name: str = "untitled"
+    fps: float = 60.0
+    samplerate: int = 48000
+    hop: int = 512
+    description: str = ""
+    nodes: dict[str, NodeSpec] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    header_locs: dict[str, Loc] = field(default_factory=dict)
+
+
+class _Reader:
+    """Reads one patch and its includes, collecting errors."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.resolve().parent
+        self.errors: list[PatchError] = []
+        self.seen: set[Path] = set()
+        self._ctor = yaml.SafeLoader("")
+
+    def err(self, message: str, loc: Loc) -> None:
+        self.errors.append(PatchError(message, loc))
+
+    def loc(self, node: yaml.Node, file: str) -> Loc:
+        return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def value(self, node: yaml.Node, file: str) -> Any:
+        """Plain Python value of a YAML node; unsafe tags are errors."""
+        tag = node.tag or ""
+        if tag not in SAFE_TAGS:
+            self.err(f"YAML tag '{tag}' is not allowed in a patch (only plain data)", self.loc(node, file))
+            return None
+        if isinstance(node, yaml.MappingNode):
+            out = {}
+            for k, v in node.value:
+                key = self.value(k, file)
+                try:
+                    out[key] = self.value(v, file)
+                except TypeError:
+                    self.err("a mapping key must be a plain value", self.loc(k, file))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(v, file) for v in node.value]
+        try:
+            return self._ctor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:
+            self.err(f"bad value: {getattr(exc, 'problem', exc)}", self.loc(node, file))
+            return None
+
+    def compose(self, path: Path, shown: str, at: Loc | None) -> yaml.Node | None:
+        try:
+            text = path.read_bytes()
+        except FileNotFoundError:
+            self.errors.append(PatchError(f"no such patch file: {shown}", at or Loc(shown, 1, 1)))
+            return None
+        except OSError as exc:
+            self.errors.append(PatchError(f"cannot read {shown}: {exc.strerror}", at or Loc(shown, 1, 1)))
+            return None
+        try:
+            source = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = text[: exc.start].count(b"\n") + 1
+            col = exc.start - (text.rfind(b"\n", 0, exc.start) + 1) + 1
+            self.err("file is not UTF-8 text", Loc(shown, line, col))
+            return None
+        try:
+            return yaml.compose(source, Loader=yaml.SafeLoader)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark or exc.context_mark
+            problem = exc.problem or "invalid YAML"
+            context = f" ({exc.context})" if exc.context else ""
+            loc = Loc(shown, mark.line + 1, mark.column + 1) if mark else Loc(shown, 1, 1)
+            self.err(f"YAML syntax: {problem}{context}", loc)
+        except yaml.YAMLError as exc:
+            self.err(f"YAML syntax: {exc}", Loc(shown, 1, 1))
+        return None
+
+    def read(self, path: Path, spec: PatchSpec, chain: tuple[Path, ...], at: Loc | None) -> None:
+        shown = display_path(path)
+        doc = self.compose(path, shown, at)
+        spec.files.append(path)
+        if doc is None:
+            return
+        if not isinstance(doc, yaml.MappingNode):
+            self.err("a patch is a mapping with 'patch', 'nodes' and 'include' keys", self.loc(doc, shown))
+            return
+        top = self.items(doc, shown)
+        for key, (knode, _) in top.items():
+            if key not in TOP_KEYS:
+                self.err(self.unknown("top-level key", key, TOP_KEYS), self.loc(knode, shown))
+        if "patch" in top and not chain:
+            self.header(top["patch"][1], shown, spec)
+        if "include" in top:
+            self.includes(top["include"][1], path, shown, spec, chain + (path.resolve(),))
+        if "nodes" in top:
+            self.nodes(top["nodes"][1], shown, spec)
+
+    def items(self, mapping: yaml.MappingNode, file: str) -> dict[str, tuple[yaml.Node, yaml.Node]]:
+        """Keys of a mapping with their nodes; a repeated key is reported."""
+        out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for knode, vnode in mapping.value:
+            key = self.value(knode, file)
+            if not isinstance(key, str):
+                self.err(f"key {key!r} must be a name", self.loc(knode, file))
+                continue
+            if key in out:
+                first = self.loc(out[key][0], file)
+                self.err(f"duplicate key '{key}' (first at line {first.line})", self.loc(knode, file))
+                continue
+            out[key] = (knode, vnode)
+        return out
+
+    def header(self, node: yaml.Node, file: str, spec: PatchSpec) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            self.err("'patch' must be a mapping like {name: show, fps: 60}", self.loc(node, file))
+            return
+        for key, (knode, vnode) in self.items(node, file).items():
+            if key not in HEADER_KEYS:
+                self.err(self.unknown("patch header key", key, tuple(HEADER_KEYS)), self.loc(knode, file))
+                continue
+            val = self.value(vnode, file)
+            loc = self.loc(vnode, file)
+            spec.header_locs[key] = loc
+            want = HEADER_KEYS[key]
+            if want is str:
+                if not isinstance(val, str):
+                    self.err(f"patch {key} must be a string, got {val!r}", loc)
+                    continue
+            elif isinstance(val, bool) or not isinstance(val, (int, float)):
+                self.err(f"patch {key} must be a number, got {val!r}", loc)
+                continue
+            if key == "fps" and not 0 < val <= 1000:
+                self.err(f"patch fps = {val} is outside its range 0..1000 (exclusive of 0)", loc)
+                continue
+            if key == "samplerate" and not (isinstance(val, int) and 8000 <= val <= 384000):
+                self.err(f"patch samplerate = {val} must be an integer in 8000..384000", loc)
+                continue
+            if key == "hop" and not (isinstance(val, int) and 16 <= val <= 65536):
+                self.err(f"patch hop = {val} must be an integer in 16..65536", loc)
+                continue
+            setattr(spec, key, want(val))
+
+    def includes(self, node: yaml.Node, path: Path, file: str, spec: PatchSpec,
+                 chain: tuple[Path, ...]) -> None:
+        entries = node.value if isinstance(node, yaml.SequenceNode) else [node]
+        for entry in entries:
+            loc = self.loc(entry, file)
+            name = self.value(entry, file)
+            if not isinstance(name, str) or not name:
+                self.err("an include is a file path relative to this patch", loc)
+                continue
+            target = (path.parent / name).resolve()
+            if not target.is_relative_to(self.root):
+                self.err(f"include '{name}' is outside the patch's folder {display_path(self.root)}", loc)
+                continue
+            if target in chain:
+                self.err(f"include '{name}' includes itself (include cycle)", loc)
+                continue
+            if not target.is_file():
+                self.err(f"include '{name}' does not exist", loc)
+                continue
+            if target in self.seen:  # included twice through two branches: once is enough
+                continue
+            self.seen.add(target)
+            self.read(target, spec, chain, loc)
+
+    def nodes(self, node: yaml.Node, file: str, spec: PatchSpec) -> None:
+        if not isinstance(node, yaml.MappingNode):
+            self.err("'nodes' must be a mapping of node id to {type, params, in}", self.loc(node, file))
+            return
+        for knode, vnode in node.value:
+            nid = self.value(knode, file)
+            kloc = self.loc(knode, file)
+            if not isinstance(nid, str) or not ID_RE.match(nid):
+                self.err(
+                    f"node id {nid!r} must start with a letter or '_' and use only letters, digits, '_' and '-'",
+                    kloc,
+                )
+                continue
+            if nid in spec.nodes:
+                first = spec.nodes[nid].loc
+                self.err(f"duplicate node id '{nid}' (first defined at {first})", kloc)
+                continue
+            ns = self.node(nid, kloc, vnode, file)
+            if ns is not None:
+                spec.nodes[nid] = ns
+
+    def node(self, nid: str, kloc: Loc, vnode: yaml.Node, file: str) -> NodeSpec | None:
+        if not isinstance(vnode, yaml.MappingNode):
+            self.err(f"node '{nid}' must be a mapping like {{type: control.lfo, params: {{...}}}}",
+                     self.loc(vnode, file))
+            return None
+        fields = self.items(vnode, file)
+        for key, (fk, _) in fields.items():
+            if key not in NODE_KEYS:
+                self.err(self.unknown(f"key in node '{nid}'", key, NODE_KEYS), self.loc(fk, file))
+        if "type" not in fields:
+            self.err(f"node '{nid}' has no 'type'", kloc)
+            return None
+        tnode = fields["type"][1]
+        ntype = self.value(tnode, file)
+        if not isinstance(ntype, str):
+            self.err(f"node '{nid}': type must be a name like control.lfo", self.loc(tnode, file))
+            return None
+        ns = NodeSpec(nid, ntype, kloc, self.loc(tnode, file))
+        if "description" in fields:
+            ns.description = str(self.value(fields["description"][1], file))
+        if "params" in fields:
+            pnode = fields["params"][1]
+            if isinstance(pnode, yaml.MappingNode):
+                for key, (pk, pv) in self.items(pnode, file).items():
+                    ns.params[key] = self.value(pv, file)
+                    ns.param_locs[key] = self.loc(pv, file)
+                    ns.param_key_locs[key] = self.loc(pk, file)
+            elif not (isinstance(pnode, yaml.ScalarNode) and pnode.tag.endswith(":null")):
+                self.err(f"node '{nid}': params must be a mapping of name to value", self.loc(pnode, file))
+        if "in" in fields:
+            inode = fields["in"][1]
+            if isinstance(inode, yaml.MappingNode):
+                for key, (ik, iv) in self.items(inode, file).items():
+                    wire = self.wire(iv, file)
+                    if wire is not None:
+                        ns.inputs[key] = wire
+                        ns.input_key_locs[key] = self.loc(ik, file)
+            elif not (isinstance(inode, yaml.ScalarNode) and inode.tag.endswith(":null")):
+                self.err(f"node '{nid}': 'in' must be a mapping of input name to 'node.port'",
+                         self.loc(inode, file))
+        return ns
+
+    def wire(self, node: yaml.Node, file: str) -> Wire | None:
+        loc = self.loc(node, file)
+        delay = False
+        if isinstance(node, yaml.MappingNode):
+            fields = self.items(node, file)
+            for key, (fk, _) in fields.items():
+                if key not in ("from", "delay"):
+                    self.err(self.unknown("key in a wire", key, ("from", "delay")), self.loc(fk, file))
+            if "from" not in fields:
+                self.err("a wire mapping needs 'from: node.port'", loc)
+                return None
+            if "delay" in fields:
+                d = self.value(fields["delay"][1], file)
+                if d not in (0, 1, True, False):
+                    self.err(f"delay must be 1 (one tick) or 0, got {d!r}", self.loc(fields["delay"][1], file))
+                    return None
+                delay = bool(d)
+            node = fields["from"][1]
+            loc = self.loc(node, file)
+        text = self.value(node, file)
+        m = WIRE_RE.match(text) if isinstance(text, str) else None
+        if not m:
+            self.err(f"a wire is 'node.port' or 'node', got {text!r}", loc)
+            return None
+        return Wire(m.group(1), m.group(2), delay, loc)
+
+    @staticmethod
+    def unknown(what: str, key: str, valid: tuple[str, ...]) -> str:
+        import difflib
+
+        close = difflib.get_close_matches(key, valid, n=1)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown {what} '{key}' ({hint}expected one of: {', '.join(valid)})"
+
+
+def read_patch(path: str | Path) -> tuple[PatchSpec, list[PatchError]]:
+    """Read a patch and its includes. Returns the spec and every syntax-level problem."""
+    path = Path(path)
+    spec = PatchSpec(path=path, name=path.stem)
+    reader = _Reader(path)
+    reader.read(path, spec, (), None)
+    return spec, reader.errors

@@ -1,0 +1,108 @@
+"""Running a graph: the frame loop on a real-time or virtual clock, with audio hops
+interleaved by media time.
+
+Offline, frame ``k`` (at ``k / fps``) runs after every audio hop that ended by then, so
+identical input gives identical output.  In real time the frame clock paces the loop;
+until a device drives the audio domain from its own thread, hops are run in the loop to
+catch up with the wall clock, which keeps audio-domain nodes correct on any clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .clock import FrameClock, VirtualClock
+from .executor import Executor
+from .graph import Graph
+from .node import Context, Tick
+from .registry import Registry
+
+log = logging.getLogger("tonegraph.runtime")
+
+
+@dataclass
+class RunReport:
+    frames: int
+    hops: int
+    skipped_frames: int
+    late_frames: int
+    faults: int
+    media_time: float
+    wall_time: float
+    reason: str
+
+    def summary(self) -> str:
+        return (f"stopped ({self.reason}): {self.frames} frames, {self.hops} audio hops, "
+                f"{self.media_time:.2f} s media time in {self.wall_time:.2f} s, "
+                f"{self.skipped_frames} skipped frames, {self.faults} node faults")
+
+
+class Runtime:
+    """Owns an executor and a clock and runs them until told to stop."""
+
+    def __init__(self, graph: Graph, registry: Registry, *, offline: bool = False,
+                 headless: bool = True, duration: float | None = None, fps: float | None = None,
+                 time_fn: Callable[[], float] = time.perf_counter,
+                 sleep_fn: Callable[[float], None] = time.sleep) -> None:
+        spec = graph.spec
+        self.fps = float(fps or spec.fps)
+        self.ctx = Context(fps=self.fps, samplerate=spec.samplerate, hop=spec.hop,
+                           offline=offline, headless=headless,
+                           patch_dir=spec.path.resolve().parent)
+        self.graph = graph
+        self.executor = Executor(graph, registry, self.ctx)
+        self.duration = duration
+        self.offline = offline
+        self.clock: FrameClock | VirtualClock = (
+            VirtualClock(self.fps) if offline else FrameClock(self.fps, time_fn, sleep_fn))
+        self._time_fn = time_fn
+        self.hop_period = spec.hop / spec.samplerate
+        self.hops = 0
+        self.frames = 0
+
+    @property
+    def sources(self) -> list:
+        return [n for n in self.executor.nodes.values() if n.is_source]
+
+    def request_stop(self) -> None:
+        """Ask the loop to stop after the current tick (safe from signal handlers)."""
+        self.ctx.stop.set()
+
+    def run(self) -> RunReport:
+        ex = self.executor
+        if not ex.configured:
+            ex.configure()
+        sources = self.sources
+        wall0 = self._time_fn()
+        self.clock.start()
+        reason = "stop requested"
+        t = 0.0
+        try:
+            while not self.ctx.stop.is_set():
+                tick = self.clock.next()
+                t = tick.t
+                if self.duration is not None and t >= self.duration - 1e-9:
+                    reason = "duration reached"
+                    break
+                if ex.has_audio:
+                    self._run_hops_until(t)
+                if self.offline and sources and all(s.finished for s in sources):
+                    reason = "sources ended"
+                    break
+                ex.frame(tick)
+                self.frames += 1
+        finally:
+            ex.close()
+        return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
+                         ex.fault_count(), t, self._time_fn() - wall0, reason)
+
+    def _run_hops_until(self, t: float) -> None:
+        # Hop n covers [n * hop_period, (n + 1) * hop_period); frame at t sees every
+        # hop that ended by t.
+        hp = self.hop_period
+        while (self.hops + 1) * hp <= t + 1e-9:
+            self.executor.audio_hop(Tick(self.hops * hp, hp, self.hops))
+            self.hops += 1

@@ -1,0 +1,1 @@
+"""tonegraph's node vocabulary, one family per sub-package: control, io, and more."""

@@ -1,0 +1,31 @@
+"""Pure mapping functions shared by control nodes (no state, no I/O)."""
+
+from __future__ import annotations
+
+import math
+
+CURVES = ("linear", "exponential", "logarithmic", "smoothstep")
+
+
+def shape(curve: str, x: float, amount: float) -> float:
+    """Shape ``x`` in 0..1 along ``curve``; 0 maps to 0 and 1 to 1.
+
+    ``amount`` bends exponential and logarithmic curves (larger is stronger).
+    """
+    if curve == "linear":
+        return x
+    if curve == "smoothstep":
+        return x * x * (3.0 - 2.0 * x)
+    k = amount
+    if curve == "exponential":
+        return math.expm1(k * x) / math.expm1(k)
+    if curve == "logarithmic":
+        return math.log1p(math.expm1(k) * x) / k
+    raise ValueError(curve)
+
+
+def one_pole_coeff(dt: float, tau: float) -> float:
+    """Fraction of the distance to the target covered in ``dt`` with time constant ``tau``."""
+    if tau <= 0.0:
+        return 1.0
+    return 1.0 - math.exp(-dt / tau)

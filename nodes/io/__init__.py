@@ -1,0 +1,1 @@
+"""Input/output nodes: console printing and recording features to files."""

@@ -1,0 +1,175 @@
+"""Every kind of patch problem is reported, all in one run, at the right line and column."""
+
+from __future__ import annotations
+
+from engine.graph import load_graph
+
+from ..conftest import tonegraph
+
+
+def errors_of(path, registry) -> list[str]:
+    graph, errors = load_graph(path, registry)
+    assert graph is None
+    return [str(e) for e in errors]
+
+
+def test_every_problem_in_one_run_with_positions(write_patch, registry):
+    path = write_patch("""
+        patch: {name: broken, fps: 60}
+        nodes:
+          osc1: {type: control.lfoo}
+          lfo:  {type: control.lfo, params: {frequncy: 2, shape: sinus, amplitude: loud}}
+          fast: {type: control.lfo, params: {frequency: 5000}}
+          m:    {type: control.map, in: {valu: lfo.out}}
+          m2:   {type: control.map, in: {value: ghost.out}}
+          m3:   {type: control.map, in: {value: lfo.outt}}
+          env:  {type: control.envelope, in: {trigger: lfo.out}}
+          a:    {type: control.map, in: {value: b.out}}
+          b:    {type: control.map, in: {value: a.out}}
+          lfo:  {type: control.constant}
+        """)
+    errors = errors_of(path, registry)
+    text = "\n".join(errors)
+    f = path.name
+    expect = [
+        (3, 16, "unknown node type 'control.lfoo' (did you mean 'control.lfo'?)"),
+        (4, 38, "unknown param 'frequncy' for control.lfo (did you mean 'frequency'?)"),
+        (4, 58, "param 'shape' must be one of sine, triangle, saw, square, random-smooth; got 'sinus'"),
+        (4, 76, "param 'amplitude' must be a number, got 'loud'"),
+        (5, 49, "param 'frequency' = 5000 is outside its range 0..1000 Hz"),
+        (6, 34, "unknown input port 'valu' on control.map (did you mean 'value'?)"),
+        (7, 41, "no node 'ghost' to wire from"),
+        (8, 41, "unknown output port 'outt' on node 'lfo' (control.lfo) (did you mean 'out'?)"),
+        (9, 48, "cannot wire number output 'lfo.out' to event input 'trigger' of 'env'"),
+        (10, 41, "cycle a -> b -> a"),
+        (12, 3, "duplicate node id 'lfo' (first defined at"),
+    ]
+    for line, col, fragment in expect:
+        prefix = f"{f}:{line}:{col}: error: "
+        assert any(e.endswith(prefix + fragment) or (prefix + fragment) in e for e in errors), (
+            f"missing {prefix}{fragment!r} in:\n{text}")
+    assert len(errors) == len(expect), text
+    cycle = next(e for e in errors if "cycle" in e)
+    assert "{from: b.out, delay: 1}" in cycle
+
+
+def test_yaml_syntax_error_position(write_patch, registry):
+    path = write_patch("""
+        nodes:
+          lfo: {type: control.lfo
+          m: {type: control.map}
+        """)
+    errors = errors_of(path, registry)
+    assert len(errors) == 1
+    assert f"{path.name}:3:4: error: YAML syntax:" in errors[0], errors
+
+
+def test_python_tags_are_refused(write_patch, registry):
+    path = write_patch("""
+        nodes:
+          c: {type: control.constant, params: {value: !!python/object/apply:os.system [echo hi]}}
+        """)
+    errors = errors_of(path, registry)
+    assert any(":2:47: error: YAML tag 'tag:yaml.org,2002:python/object/apply:os.system'" in e
+               for e in errors), errors
+
+
+def test_unknown_keys_and_header_checks(write_patch, registry):
+    path = write_patch("""
+        patch: {name: x, fps: 0, speed: 2}
+        nodez: {}
+        nodes:
+          c: {type: control.constant, parms: {value: 1}}
+        """)
+    errors = errors_of(path, registry)
+    assert any(":1:23: error: patch fps = 0 is outside its range" in e for e in errors), errors
+    assert any(":1:26: error: unknown patch header key 'speed'" in e for e in errors), errors
+    assert any(":2:1: error: unknown top-level key 'nodez' (did you mean 'nodes'?" in e for e in errors)
+    assert any("4:31: error: unknown key in node 'c' 'parms' (did you mean 'params'?" in e
+               for e in errors), errors
+
+
+def test_include_problems(write_patch, registry, tmp_path):
+    write_patch("nodes: {c: {type: control.constant}}\n", name="show/part.yaml")
+    (tmp_path / "outside.yaml").write_text("nodes: {}\n")
+    path = write_patch("""
+        include:
+          - part.yaml
+          - ../outside.yaml
+          - missing.yaml
+          - /etc/passwd
+        nodes:
+          m: {type: control.map, in: {value: c}}
+        """, name="show/main.yaml")
+    errors = errors_of(path, registry)
+    assert any("main.yaml:3:5: error: include '../outside.yaml' is outside the patch's folder" in e
+               for e in errors), errors
+    assert any("main.yaml:4:5: error: include 'missing.yaml' does not exist" in e for e in errors)
+    assert any("main.yaml:5:5: error: include '/etc/passwd' is outside" in e for e in errors)
+    assert len(errors) == 3, errors
+
+
+def test_include_merges_nodes_and_reports_in_included_file(write_patch, registry):
+    write_patch("""
+        nodes:
+          c: {type: control.constant, params: {value: 2}}
+          bad: {type: control.map, params: {step: -1}}
+        """, name="parts/a.yaml")
+    path = write_patch("""
+        include: parts/a.yaml
+        nodes:
+          m: {type: control.map, in: {value: c}}
+        """)
+    errors = errors_of(path, registry)
+    assert len(errors) == 1
+    assert "a.yaml:3:43: error: param 'step' = -1 is outside its range 0..inf" in errors[0]
+
+
+def test_include_cycle(write_patch, registry):
+    write_patch("include: main.yaml\nnodes: {}\n", name="other.yaml")
+    path = write_patch("include: other.yaml\nnodes: {}\n", name="main.yaml")
+    errors = errors_of(path, registry)
+    assert any("other.yaml:1:10: error: include 'main.yaml' includes itself" in e for e in errors)
+
+
+def test_delayed_edge_allows_feedback(write_patch, registry):
+    path = write_patch("""
+        nodes:
+          a: {type: control.math, params: {op: add}, in: {x: {from: b.out, delay: 1}}}
+          b: {type: control.map, in: {value: a}}
+        """)
+    graph, errors = load_graph(path, registry)
+    assert not errors, errors
+    assert graph.order == ["a", "b"]
+
+
+def test_cli_validate_exit_codes_and_no_traceback(write_patch, registry):
+    good = write_patch("nodes: {c: {type: control.constant}}\n", name="good.yaml")
+    bad = write_patch("nodes: {c: {type: control.nope}}\n", name="bad.yaml")
+    ok = tonegraph("validate", str(good))
+    assert ok.returncode == 0, ok.stderr
+    res = tonegraph("validate", str(good), str(bad))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "bad.yaml:1:19: error: unknown node type 'control.nope'" in lines[0]
+    assert lines[0].endswith("'tonegraph nodes' lists them")
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_run_refuses_invalid_patch(write_patch):
+    bad = write_patch("nodes: {c: {type: control.constant, params: {value: high}}}\n")
+    res = tonegraph("run", str(bad), "--offline", "--duration", "1")
+    assert res.returncode == 1
+    assert "patch.yaml:1:53: error: param 'value' must be a number, got 'high'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_cli_missing_file_and_binary_junk(tmp_path):
+    res = tonegraph("validate", str(tmp_path / "nope.yaml"))
+    assert res.returncode == 1 and "error: no such patch file" in res.stderr
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(b"nodes:\n  \xff\xfe\x00\x01 garbage")
+    res = tonegraph("validate", str(junk))
+    assert res.returncode == 1 and "junk.yaml:2:3: error: file is not UTF-8 text" in res.stderr
+    assert "Traceback" not in res.stderr
