@@ -61,7 +61,8 @@ class FrameClock:
         elif now < deadline:
             self.sleep_fn(deadline - now)
             now = self.time_fn()
-        dt = (k - self.index) * self.period
+        # The first frame has no predecessor: nothing has elapsed yet.
+        dt = (k - self.index) * self.period if self.index >= 0 else 0.0
         self.index = k
         self.last_lateness = max(0.0, now - deadline)
         return Tick(k * self.period, dt, k)
@@ -87,7 +88,7 @@ class VirtualClock:
 
     def next(self) -> Tick:
         self.index += 1
-        return Tick(self.index * self.period, self.period, self.index)
+        return Tick(self.index * self.period, self.period if self.index else 0.0, self.index)
 
     def elapsed(self) -> float:
         return max(0, self.index) * self.period

@@ -63,8 +63,8 @@ class Context:
 
 
 class Tick:
-    """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s],
-    ``index`` the frame (or hop) number."""
+    """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s] (0 for
+    the first tick), ``index`` the frame (or hop) number."""
 
     __slots__ = ("t", "dt", "index")
 

@@ -53,20 +53,33 @@ class Lfo(Node):
     outputs = {"out": ports.number("offset + amplitude * wave")}
 
     def configure(self) -> None:
-        self.pos = 0.0  # cycle position accumulated while free-running
+        # Free-running position is pos_base + frequency * (t - t_base), computed from
+        # media time rather than summed frame by frame, so it never drifts; the base
+        # moves only when the frequency changes or a reset arrives.
+        self.pos_base = 0.0
+        self.t_base = 0.0
+        self.t = 0.0
+        self.pos = 0.0
         self.sync_wired = "sync" in self.wired
         self.reset_wired = "reset" in self.wired
         self._seed = self.p.seed if self.p.seed >= 0 else zlib.crc32(self.id.encode())
-        self.out["out"] = self._value(0.0)
+        self.out["out"] = self._value(self.p.phase)
+
+    def params_changed(self, changed: set[str]) -> None:
+        if "frequency" in changed:
+            self.pos_base, self.t_base = self.pos, self.t
+        if "seed" in changed:
+            self._seed = self.p.seed if self.p.seed >= 0 else zlib.crc32(self.id.encode())
 
     def process(self, tick: Tick) -> None:
         p = self.p
+        self.t = tick.t
         if self.reset_wired and self.inp["reset"]:
-            self.pos = 0.0
+            self.pos_base, self.t_base = 0.0, self.inp["reset"][-1].t
         if self.sync_wired:
             self.pos = self.inp["sync"] * p.frequency
         else:
-            self.pos += p.frequency * tick.dt
+            self.pos = self.pos_base + p.frequency * (tick.t - self.t_base)
         self.out["out"] = self._value(self.pos + p.phase)
 
     def _value(self, pos: float) -> float:
@@ -82,10 +95,11 @@ class Lfo(Node):
         return p.offset + p.amplitude * w
 
     def reset(self) -> None:
-        self.pos = 0.0
+        self.pos_base, self.t_base, self.pos = 0.0, self.t, 0.0
 
     def state(self) -> dict:
-        return {"pos": self.pos}
+        return {"pos": self.pos, "t": self.t}
 
     def restore(self, state: dict) -> None:
-        self.pos = float(state.get("pos", 0.0))
+        self.pos = self.pos_base = float(state.get("pos", 0.0))
+        self.t = self.t_base = float(state.get("t", 0.0))

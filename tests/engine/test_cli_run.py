@@ -1,0 +1,127 @@
+"""`tonegraph run` and `tonegraph graph` as a user runs them, in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..conftest import ROOT, tonegraph
+
+RECORDED = """
+patch: {name: rec, fps: 50}
+nodes:
+  lfo: {type: control.lfo, params: {shape: random-smooth, frequency: 3}}
+  sq:  {type: control.lfo, params: {shape: square, frequency: 2}}
+  hit: {type: control.trigger, in: {value: sq}}
+  env: {type: control.envelope, params: {decay: 0.2}, in: {trigger: hit}}
+  m:   {type: control.map, params: {in_range: [-1, 1], out_range: [0, 255], step: 1, fall: 0.1},
+        in: {value: lfo}}
+  rec: {type: io.record, params: {path: OUT}, in: {level: m, env: env, hit: hit}}
+"""
+
+
+def test_offline_run_is_bit_for_bit_repeatable(write_patch, tmp_path):
+    outs = []
+    for i in range(2):
+        out = tmp_path / f"run{i}.jsonl"
+        path = write_patch(RECORDED.replace("OUT", str(out)), name=f"p{i}.yaml")
+        res = tonegraph("run", str(path), "--offline", "--duration", "5")
+        assert res.returncode == 0, res.stderr
+        assert "stopped (duration reached): 250 frames" in res.stderr
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] and len(outs[0]) > 1000
+    rows = [json.loads(l) for l in outs[0].decode().splitlines()]
+    hits = [r for r in rows if r["name"] == "hit"]
+    # A square wave at 2 Hz starts high; it rises again every 0.5 s.
+    assert [round(r["t"], 9) for r in hits] == [0.5 * k for k in range(1, 10)]
+    assert all(r["value"] is True for r in hits)
+    assert all(0 <= r["value"] <= 255 and r["value"] == int(r["value"])
+               for r in rows if r["name"] == "level")
+
+
+def test_set_overrides_a_param_and_is_validated(write_patch, tmp_path):
+    out = tmp_path / "set.jsonl"
+    path = write_patch(f"""
+        nodes:
+          c: {{type: control.constant, params: {{value: 1}}}}
+          rec: {{type: io.record, params: {{path: "{out}"}}, in: {{c: c}}}}
+        """)
+    res = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "c.value=7.5")
+    assert res.returncode == 0, res.stderr
+    assert json.loads(out.read_text().splitlines()[0])["value"] == 7.5
+    bad = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "c.value=[1]")
+    assert bad.returncode == 1
+    assert "--set:1:1: error: param 'value' must be a number, got [1]" in bad.stderr
+    bad = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "zz.value=1")
+    assert bad.returncode == 1 and "no node 'zz'" in bad.stderr
+
+
+def test_offline_without_end_is_refused(write_patch):
+    path = write_patch("nodes: {c: {type: control.constant}}\n")
+    res = tonegraph("run", str(path), "--offline")
+    assert res.returncode == 1 and "give --duration SECONDS" in res.stderr
+
+
+def test_engine_and_plain_patches_never_import_torch(write_patch):
+    path = write_patch("""
+        nodes:
+          lfo: {type: control.lfo}
+          p: {type: io.print, params: {interval: 1}, in: {x: lfo}}
+        """)
+    code = (
+        "import sys, runpy\n"
+        "import engine, engine.cli, engine.registry\n"
+        "engine.registry.default_registry()\n"
+        f"sys.argv = ['tonegraph', 'run', {str(path)!r}, '--offline', '--duration', '0.2']\n"
+        "try:\n"
+        "    engine.cli.main(sys.argv[1:])\n"
+        "finally:\n"
+        "    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60)
+    assert res.stdout.strip().endswith("NO-TORCH"), res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
+    out = tmp_path / "rt.jsonl"
+    path = write_patch(f"""
+        patch: {{fps: 60}}
+        nodes:
+          lfo: {{type: control.lfo}}
+          rec: {{type: io.record, params: {{path: "{out}", flush: 100}}, in: {{x: lfo}}}}
+        """)
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 30
+    while "running" not in (proc.stderr.readline() or "") and time.monotonic() < deadline:
+        pass
+    time.sleep(0.5)  # let it run real frames before the signal arrives
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "stopped (stop requested)" in err and "Traceback" not in err
+    rows = out.read_text().splitlines()   # closed and flushed on the way out
+    assert len(rows) >= 20
+
+
+def test_graph_dot_and_svg(tmp_path):
+    res = tonegraph("graph", "graphs/demo.yaml")
+    assert res.returncode == 0 and res.stdout.startswith('digraph "demo"')
+    assert '"beat" -> "pulse" [label="out -> trigger"' in res.stdout
+    if shutil.which("dot") is None:
+        pytest.fail("Graphviz 'dot' is missing; 'make setup' installs the graphviz package")
+    svg = tmp_path / "demo.svg"
+    res = tonegraph("graph", "graphs/demo.yaml", "-o", str(svg))
+    assert res.returncode == 0, res.stderr
+    text = svg.read_text()
+    assert text.lstrip().startswith("<?xml") and "<svg" in text and "pulse" in text
+    bad = tonegraph("graph", "graphs/demo.yaml", "-o", str(tmp_path / "x.bmp"))
+    assert bad.returncode == 1 and "use .dot, .svg, .png or .pdf" in bad.stderr
