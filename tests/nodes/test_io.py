@@ -1,0 +1,80 @@
+"""io.print and io.record."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from engine.ports import Event, PortType
+from nodes.io.print import Print
+from nodes.io.record import Record
+
+from ..conftest import NodeDriver
+
+
+def test_record_jsonl_rows_on_change_and_event(tmp_path):
+    path = tmp_path / "out" / "f.jsonl"
+    wired = {"x": PortType.NUMBER, "v": PortType.VECTOR, "hit": PortType.EVENT, "s": PortType.TEXT}
+    r = NodeDriver(Record, {"path": str(path)}, wired=wired, fps=10)
+    vec = np.array([0.5, 0.25], dtype=np.float32)
+    r.tick(x=1.0, v=vec, hit=(), s="a")
+    r.tick(x=1.0, v=vec.copy(), hit=(Event(0.05, 0.9), Event(0.08)), s="a")
+    r.tick(x=2.0, v=vec, hit=(), s="b")
+    r.node.close()
+    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    assert rows == [
+        {"t": 0.0, "name": "x", "value": 1.0},
+        {"t": 0.0, "name": "v", "value": [0.5, 0.25]},
+        {"t": 0.0, "name": "s", "value": "a"},
+        {"t": 0.05, "name": "hit", "value": True},
+        {"t": 0.08, "name": "hit", "value": True},
+        {"t": 0.2, "name": "x", "value": 2.0},
+        {"t": 0.2, "name": "s", "value": "b"},
+    ]
+
+
+def test_record_csv(tmp_path):
+    path = tmp_path / "f.csv"
+    r = NodeDriver(Record, {"path": str(path), "format": "csv"},
+                   wired={"x": PortType.NUMBER, "v": PortType.VECTOR}, fps=10)
+    r.tick(x=0.5, v=np.array([1, 2], dtype=np.float32))
+    r.node.close()
+    rows = list(csv.reader(path.open()))
+    assert rows == [["t", "name", "value"], ["0.0", "x", "0.5"], ["0.0", "v", "1.0 2.0"]]
+
+
+def test_record_refuses_images_at_load_time(write_patch, registry):
+    from engine.graph import load_graph
+    from engine.node import Node
+    from engine import ports
+    from engine.registry import default_registry
+
+    class Img(Node):
+        type_name = "test.img"
+        outputs = {"out": ports.image()}
+
+    reg = default_registry(plugins=False)
+    reg.add(Img, "test")
+    path = write_patch("""
+        nodes:
+          i: {type: test.img}
+          r: {type: io.record, in: {pic: i}}
+        """)
+    _, errors = load_graph(path, reg)
+    assert len(errors) == 1 and "io.record cannot record image input 'pic'" in str(errors[0])
+
+
+def test_print_is_rate_limited_and_counts_events():
+    p = NodeDriver(Print, {"interval": 0.5, "label": "L"},
+                   wired={"x": PortType.NUMBER, "hit": PortType.EVENT}, fps=10)
+    p.node.stream = io.StringIO()
+    for k in range(12):
+        p.tick(x=k / 10, hit=(Event(k / 10),) if k % 3 == 0 else ())
+    lines = p.node.stream.getvalue().splitlines()
+    assert len(lines) == 3                                   # t = 0, 0.5, 1.0
+    assert lines[0] == "[   0.000s] L: x=0.000  hit=*"
+    assert lines[1] == "[   0.500s] L: x=0.500  hit=*"       # events at 0.3 (one since 0.0 line)
+    assert lines[2] == "[   1.000s] L: x=1.000  hit=**"      # events at 0.6 and 0.9
