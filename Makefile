@@ -20,7 +20,7 @@ test: setup
 	$(PY) -m pytest
 
 bench: setup
-	$(PY) -m pytest -s -q tests/benchmarks --benchmarks
+	$(PY) -m tests.benchmarks
 
 docs: setup
 	$(VENV)/bin/tonegraph docs -o docs/nodes.md
@@ -32,6 +32,7 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
 	done; \
+	$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || missing="$$missing python3-venv"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	    echo "installing system packages:$$missing"; \

@@ -1,0 +1,29 @@
+"""`make bench`: every benchmark, each printing its figures and ratios.
+
+Run one with ``python -m tests.benchmarks dispatch``; TONEGRAPH_BENCH_QUICK=1 shortens
+them (for a smoke run, not for the figures in the README).
+"""
+
+from __future__ import annotations
+
+import importlib
+import platform
+import sys
+
+BENCHES = ["dispatch", "clock"]
+
+
+def main(argv: list[str]) -> int:
+    names = argv or BENCHES
+    print(f"tonegraph benchmarks on {platform.processor() or platform.machine()}, "
+          f"Python {platform.python_version()}")
+    for name in names:
+        if name not in BENCHES:
+            print(f"unknown benchmark '{name}'; choose from {', '.join(BENCHES)}", file=sys.stderr)
+            return 2
+        importlib.import_module(f"tests.benchmarks.bench_{name}").run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
