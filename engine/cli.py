@@ -137,22 +137,20 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_schema(args: argparse.Namespace) -> int:
-    text = json.dumps(patch_schema(_registry(args)), indent=2) + "\n"
-    if args.output:
-        Path(args.output).write_text(text)
+def _emit(text: str, output: str | None) -> int:
+    if output:
+        Path(output).write_text(text)
     else:
         sys.stdout.write(text)
     return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    return _emit(json.dumps(patch_schema(_registry(args)), indent=2) + "\n", args.output)
 
 
 def cmd_docs(args: argparse.Namespace) -> int:
-    text = reference_markdown(_registry(args))
-    if args.output:
-        Path(args.output).write_text(text)
-    else:
-        sys.stdout.write(text)
-    return 0
+    return _emit(reference_markdown(_registry(args)), args.output)
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
