@@ -15,12 +15,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import yaml
 
 from . import __version__
-from .errors import Loc, NodeError, PatchError, TonegraphError, display_path
-from .graph import build_graph, to_dot
-from .patch import read_patch
+from .errors import NodeError, TonegraphError, display_path
+from .graph import load_graph, to_dot
 from .reference import node_markdown, reference_markdown
 from .registry import Registry, default_registry
 from .schema import patch_schema
@@ -44,43 +42,11 @@ def _fail(lines: list[str] | str) -> int:
     return 1
 
 
-def _apply_sets(spec, sets: list[str]) -> list[PatchError]:
-    """Apply ``--set node.param=value`` overrides (values are YAML, checked like the patch)."""
-    errors = []
-    for i, item in enumerate(sets, 1):
-        loc = Loc("--set", i, 1)
-        target, eq, raw = item.partition("=")
-        nid, dot, pname = target.partition(".")
-        if not eq or not dot:
-            errors.append(PatchError(f"--set wants node.param=value, got {item!r}", loc))
-            continue
-        if nid not in spec.nodes:
-            errors.append(PatchError(f"--set: no node '{nid}' in the patch", loc))
-            continue
-        try:
-            value = yaml.safe_load(raw)
-        except yaml.YAMLError:
-            value = raw
-        ns = spec.nodes[nid]
-        ns.params[pname] = value
-        ns.param_locs[pname] = ns.param_key_locs[pname] = loc
-    return errors
-
-
-def _load(path: str, registry: Registry, sets: list[str] | None = None):
-    spec, errors = read_patch(path)
-    if not errors:
-        errors += _apply_sets(spec, sets or [])
-    if errors:
-        return None, errors
-    return build_graph(spec, registry)
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     registry = _registry(args)
     bad = 0
     for path in args.patches:
-        graph, errors = _load(path, registry)
+        graph, errors = load_graph(path, registry)
         if errors:
             bad += 1
             _fail([str(e) for e in errors])
@@ -93,7 +59,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runtime import Runtime
 
     registry = _registry(args)
-    graph, errors = _load(args.patch, registry, args.set)
+    graph, errors = load_graph(args.patch, registry, args.set)
     if errors:
         return _fail([str(e) for e in errors])
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
@@ -155,7 +121,7 @@ def cmd_docs(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     registry = _registry(args)
-    graph, errors = _load(args.patch, registry)
+    graph, errors = load_graph(args.patch, registry)
     if errors:
         return _fail([str(e) for e in errors])
     dot = to_dot(graph)

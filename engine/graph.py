@@ -15,7 +15,7 @@ from typing import Any
 import networkx as nx
 
 from .errors import ParamError, PatchError
-from .patch import NodeSpec, PatchSpec, read_patch
+from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
 from .ports import PortType, compatible
 from .registry import Registry
 
@@ -164,17 +164,21 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
     return Graph(spec, nodes, edges, order, generations, g), []
 
 
-def load_graph(path: str | Path, registry: Registry) -> tuple[Graph | None, list[PatchError]]:
-    """Read, check and build a patch file; returns the graph or every problem found."""
+def load_graph(path: str | Path, registry: Registry,
+               sets: list[str] | None = None) -> tuple[Graph | None, list[PatchError]]:
+    """Read, check and build a patch file (with optional ``node.param=value`` overrides).
+
+    Returns the graph, or None and every problem found, sorted by position.
+    """
     spec, errors = read_patch(path)
-    if any(e.message.startswith(("YAML syntax", "file is not UTF-8", "no such patch file",
-                                 "cannot read")) for e in errors):
+    errors += apply_overrides(spec, sets or [])
+    graph = None
+    if spec.complete:
+        graph, more = build_graph(spec, registry)
+        errors += more
+    if errors:
+        errors.sort(key=lambda e: (e.loc.file, e.loc.line, e.loc.col) if e.loc else ("", 0, 0))
         return None, errors
-    graph, more = build_graph(spec, registry)
-    allerr = errors + more
-    if allerr:
-        allerr.sort(key=lambda e: (e.loc.file, e.loc.line, e.loc.col) if e.loc else ("", 0, 0))
-        return None, allerr
     return graph, []
 
 

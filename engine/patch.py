@@ -74,6 +74,9 @@ class PatchSpec:
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     header_locs: dict[str, Loc] = field(default_factory=dict)
+    #: False when a file could not be parsed at all: its nodes are missing, so checks
+    #: of wiring would only report their absence.
+    complete: bool = True
 
 
 class _Reader:
@@ -144,8 +147,11 @@ class _Reader:
 
     def read(self, path: Path, spec: PatchSpec, chain: tuple[Path, ...], at: Loc | None) -> None:
         shown = display_path(path)
+        count = len(self.errors)
         doc = self.compose(path, shown, at)
         spec.files.append(path)
+        if len(self.errors) > count:
+            spec.complete = False
         if doc is None:
             return
         if not isinstance(doc, yaml.MappingNode):
@@ -336,3 +342,30 @@ def read_patch(path: str | Path) -> tuple[PatchSpec, list[PatchError]]:
     reader = _Reader(path)
     reader.read(path, spec, (), None)
     return spec, reader.errors
+
+
+def apply_overrides(spec: PatchSpec, sets: list[str]) -> list[PatchError]:
+    """Apply ``node.param=value`` overrides (``tonegraph run --set``) to a read patch.
+
+    Values are YAML scalars or lists; they are checked later exactly like the patch's
+    own values, with ``--set:N`` as their position.
+    """
+    errors = []
+    for i, item in enumerate(sets, 1):
+        loc = Loc("--set", i, 1)
+        target, eq, raw = item.partition("=")
+        nid, dot, pname = target.partition(".")
+        if not eq or not dot:
+            errors.append(PatchError(f"--set wants node.param=value, got {item!r}", loc))
+            continue
+        if nid not in spec.nodes:
+            errors.append(PatchError(f"--set: no node '{nid}' in the patch", loc))
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        ns = spec.nodes[nid]
+        ns.params[pname] = value
+        ns.param_locs[pname] = ns.param_key_locs[pname] = loc
+    return errors

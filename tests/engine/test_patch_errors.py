@@ -173,3 +173,51 @@ def test_cli_missing_file_and_binary_junk(tmp_path):
     res = tonegraph("validate", str(junk))
     assert res.returncode == 1 and "junk.yaml:2:3: error: file is not UTF-8 text" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_reader_and_graph_problems_are_reported_together(write_patch):
+    path = write_patch("""
+        nodez: {}
+        nodes:
+          lfo: {type: control.lfo, params: {frequency: -1}}
+          m: {type: control.map, in: {value: nope}}
+        """)
+    res = tonegraph("validate", str(path))
+    lines = res.stderr.strip().splitlines()
+    assert res.returncode == 1 and len(lines) == 3, res.stderr
+    assert ":1:1: error: unknown top-level key 'nodez'" in lines[0]
+    assert ":3:48: error: param 'frequency' = -1 is outside its range 0..1000 Hz" in lines[1]
+    assert ":4:38: error: no node 'nope' to wire from" in lines[2]
+
+
+def test_fuzzed_patches_never_raise(registry, tmp_path):
+    """Truncations, byte flips, dropped lines and junk: always a list of errors or a graph."""
+    import random
+
+    from ..conftest import ROOT
+
+    source = (ROOT / "graphs" / "demo.yaml").read_bytes()
+    rng = random.Random(1234)
+    path = tmp_path / "fuzz.yaml"
+    outcomes = {"ok": 0, "errors": 0}
+    for i in range(400):
+        data = bytearray(source)
+        kind = i % 4
+        if kind == 0:
+            data = data[: rng.randrange(len(data))]
+        elif kind == 1:
+            for _ in range(rng.randint(1, 8)):
+                data[rng.randrange(len(data))] = rng.choice(b"{}[]:,'\\\"!&*|>-#\x00\xff 0a")
+        elif kind == 2:
+            lines = data.split(b"\n")
+            del lines[rng.randrange(len(lines))]
+            data = bytearray(b"\n".join(lines))
+        else:
+            data = bytearray(rng.randbytes(rng.randint(0, 300)))
+        path.write_bytes(bytes(data))
+        graph, errors = load_graph(path, registry)
+        assert (graph is None) == bool(errors)
+        for e in errors:
+            assert e.loc is not None and e.loc.line >= 1 and e.loc.col >= 1
+        outcomes["ok" if graph else "errors"] += 1
+    assert outcomes["errors"] > 200
