@@ -128,11 +128,12 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             if port_decl.required and in_name not in ns.inputs:
                 err(f"node '{ns.id}' ({ns.type}) needs its input '{in_name}' wired", ns.loc)
 
-    # Checks a node type makes across its params and wiring.
+    # Checks a node type makes across its params, wiring and the patch's rates.
+    ctx = spec.context()
     for gn in nodes.values():
         cls = registry[gn.type]
         full = {n: d.default for n, d in cls.params.items()} | gn.params
-        for pname, msg in cls.check(full, gn.wired):
+        for pname, msg in cls.check(full, gn.wired, ctx):
             loc = gn.spec.param_locs.get(pname, gn.spec.loc)
             err(msg, loc)
 

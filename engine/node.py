@@ -45,7 +45,7 @@ class Context:
     """What a node may know about the run it is part of."""
 
     fps: float = 60.0
-    samplerate: int = 48000
+    samplerate: int = 44100
     hop: int = 512
     offline: bool = False
     headless: bool = True
@@ -141,6 +141,12 @@ class Node:
         """A source that has nothing more to give (a file played to its end)."""
         return False
 
+    def wait_hop(self, timeout: float) -> bool | None:
+        """For a source that owns a hardware clock (a live input): block until its next
+        hop of samples is ready (True) or ``timeout`` [s] passes (False).  None means
+        the node has no live clock now, and the engine paces hops itself."""
+        return None
+
     # -- helpers ------------------------------------------------------------------
 
     def set_params(self, values: dict[str, Any]) -> set[str]:
@@ -158,7 +164,7 @@ class Node:
                 raise ParamError(f"{self.type_name} has no param '{name}'")
             coerced[name] = decl.coerce(value, name)
         full = vars(self.p) | coerced
-        problems = self.check(full, self.wired)
+        problems = self.check(full, self.wired, self.ctx)
         if problems:
             raise ParamError("; ".join(msg for _, msg in problems))
         changed = {n for n, v in coerced.items() if getattr(self.p, n) != v}
@@ -170,8 +176,9 @@ class Node:
         return restart
 
     @classmethod
-    def check(cls, params: dict[str, Any], wired: dict[str, PortType]) -> list[tuple[str, str]]:
-        """Checks across params that one declaration cannot express.
+    def check(cls, params: dict[str, Any], wired: dict[str, PortType],
+              ctx: Context) -> list[tuple[str, str]]:
+        """Checks across params (and the patch's rates) that one declaration cannot express.
 
         Returns ``(param_name, message)`` pairs; an empty name points at the node.
         """

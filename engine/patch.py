@@ -68,12 +68,19 @@ class PatchSpec:
     path: Path
     name: str = "untitled"
     fps: float = 60.0
-    samplerate: int = 48000
+    samplerate: int = 44100
     hop: int = 512
     description: str = ""
     nodes: dict[str, NodeSpec] = field(default_factory=dict)
     files: list[Path] = field(default_factory=list)
     header_locs: dict[str, Loc] = field(default_factory=dict)
+    def context(self, **kw: Any) -> "Context":
+        """The run context this patch's header describes."""
+        from .node import Context
+
+        return Context(fps=self.fps, samplerate=self.samplerate, hop=self.hop,
+                       patch_dir=self.path.resolve().parent, **kw)
+
     #: False when a file could not be parsed at all: its nodes are missing, so checks
     #: of wiring would only report their absence.
     complete: bool = True
@@ -93,6 +100,13 @@ class _Reader:
 
     def loc(self, node: yaml.Node, file: str) -> Loc:
         return Loc(file, node.start_mark.line + 1, node.start_mark.column + 1)
+
+    def name(self, node: yaml.Node, file: str) -> Any:
+        """A key, id or wire: the text as written, so ``on``, ``no`` or ``1e3`` stay names
+        instead of turning into YAML 1.1 booleans or numbers."""
+        if isinstance(node, yaml.ScalarNode) and node.tag in SAFE_TAGS and not node.style:
+            return node.value
+        return self.value(node, file)
 
     def value(self, node: yaml.Node, file: str) -> Any:
         """Plain Python value of a YAML node; unsafe tags are errors."""
@@ -172,7 +186,7 @@ class _Reader:
         """Keys of a mapping with their nodes; a repeated key is reported."""
         out: dict[str, tuple[yaml.Node, yaml.Node]] = {}
         for knode, vnode in mapping.value:
-            key = self.value(knode, file)
+            key = self.name(knode, file)
             if not isinstance(key, str):
                 self.err(f"key {key!r} must be a name", self.loc(knode, file))
                 continue
@@ -242,7 +256,7 @@ class _Reader:
             self.err("'nodes' must be a mapping of node id to {type, params, in}", self.loc(node, file))
             return
         for knode, vnode in node.value:
-            nid = self.value(knode, file)
+            nid = self.name(knode, file)
             kloc = self.loc(knode, file)
             if not isinstance(nid, str) or not ID_RE.match(nid):
                 self.err(
@@ -271,7 +285,7 @@ class _Reader:
             self.err(f"node '{nid}' has no 'type'", kloc)
             return None
         tnode = fields["type"][1]
-        ntype = self.value(tnode, file)
+        ntype = self.name(tnode, file)
         if not isinstance(ntype, str):
             self.err(f"node '{nid}': type must be a name like control.lfo", self.loc(tnode, file))
             return None
@@ -319,7 +333,7 @@ class _Reader:
                 delay = bool(d)
             node = fields["from"][1]
             loc = self.loc(node, file)
-        text = self.value(node, file)
+        text = self.name(node, file)
         m = WIRE_RE.match(text) if isinstance(text, str) else None
         if not m:
             self.err(f"a wire is 'node.port' or 'node', got {text!r}", loc)

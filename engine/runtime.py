@@ -1,10 +1,9 @@
-"""Running a graph: the frame loop on a real-time or virtual clock, with audio hops
-interleaved by media time.
+"""Running a graph: the frame loop on a real-time or virtual clock, and the audio domain.
 
 Offline, frame ``k`` (at ``k / fps``) runs after every audio hop that ended by then, so
-identical input gives identical output.  In real time the frame clock paces the loop;
-until a device drives the audio domain from its own thread, hops are run in the loop to
-catch up with the wall clock, which keeps audio-domain nodes correct on any clock.
+identical input gives identical output.  In real time the frame clock paces the frame
+loop on this thread while :class:`engine.audio.AudioDriver` runs the audio hops on its
+own, paced by the input device.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .audio import AudioDriver
 from .clock import FrameClock, VirtualClock
 from .executor import Executor
 from .graph import Graph
@@ -49,9 +49,8 @@ class Runtime:
                  sleep_fn: Callable[[float], None] = time.sleep) -> None:
         spec = graph.spec
         self.fps = float(fps or spec.fps)
-        self.ctx = Context(fps=self.fps, samplerate=spec.samplerate, hop=spec.hop,
-                           offline=offline, headless=headless,
-                           patch_dir=spec.path.resolve().parent)
+        self.ctx = spec.context(offline=offline, headless=headless)
+        self.ctx.fps = self.fps
         self.graph = graph
         self.executor = Executor(graph, registry, self.ctx)
         self.duration = duration
@@ -62,6 +61,7 @@ class Runtime:
         self.hop_period = spec.hop / spec.samplerate
         self.hops = 0
         self.frames = 0
+        self.driver: AudioDriver | None = None
 
     @property
     def sources(self) -> list:
@@ -77,7 +77,13 @@ class Runtime:
             ex.configure()
         sources = self.sources
         wall0 = self._time_fn()
+        driver = None
+        if ex.has_audio and not self.offline:
+            driver = AudioDriver(ex, self.ctx, self._time_fn)
+            self.driver = driver
         self.clock.start()
+        if driver:
+            driver.start()
         reason = "stop requested"
         t = 0.0
         try:
@@ -87,14 +93,17 @@ class Runtime:
                 if self.duration is not None and t >= self.duration - 1e-9:
                     reason = "duration reached"
                     break
-                if ex.has_audio:
+                if ex.has_audio and self.offline:
                     self._run_hops_until(t)
-                if self.offline and sources and all(s.finished for s in sources):
+                if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
                 ex.frame(tick)
                 self.frames += 1
         finally:
+            if driver:
+                driver.stop()
+                self.hops = driver.hops
             ex.close()
         return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
                          ex.fault_count(), t, self._time_fn() - wall0, reason)

@@ -43,7 +43,7 @@ class Map(Node):
     outputs = {"out": ports.number("The mapped value.")}
 
     @classmethod
-    def check(cls, params, wired):
+    def check(cls, params, wired, ctx):
         problems = []
         lo, hi = params["in_range"]
         if lo == hi:

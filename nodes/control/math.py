@@ -32,7 +32,7 @@ class Math(Node):
     outputs = {"out": ports.number("The result.")}
 
     @classmethod
-    def check(cls, params, wired):
+    def check(cls, params, wired, ctx):
         problems = []
         names = sorted(wired)
         if params["op"] == "expr":

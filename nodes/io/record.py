@@ -36,7 +36,7 @@ class Record(Node):
     variadic = ports.any_port("Named number, vector, event or text inputs.")
 
     @classmethod
-    def check(cls, params, wired):
+    def check(cls, params, wired, ctx):
         bad = [(n, t) for n, t in wired.items() if t not in RECORDABLE]
         return [("", f"io.record cannot record {t.value} input '{n}' (numbers, vectors, events "
                      f"and text only)") for n, t in bad]

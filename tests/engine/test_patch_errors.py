@@ -221,3 +221,15 @@ def test_fuzzed_patches_never_raise(registry, tmp_path):
             assert e.loc is not None and e.loc.line >= 1 and e.loc.col >= 1
         outcomes["ok" if graph else "errors"] += 1
     assert outcomes["errors"] > 200
+
+
+def test_names_are_taken_as_written_not_as_yaml_booleans(write_patch, registry):
+    # YAML 1.1 reads a bare on/off/yes/no as a boolean; ids, keys and wires are names.
+    path = write_patch("""
+        nodes:
+          on: {type: control.constant, params: {value: 1}}
+          no: {type: control.map, in: {value: on}}
+        """)
+    graph, errors = load_graph(path, registry)
+    assert not errors, errors
+    assert set(graph.nodes) == {"on", "no"}

@@ -1,0 +1,82 @@
+"""The device host: one PortAudio input stream in a child process of the engine.
+
+Run as ``python -m nodes.audio.devhost DEVICE CHANNELS SAMPLERATE BLOCKSIZE LATENCY``.
+It opens the stream, then writes messages to stdout until stdin closes (the engine
+went away) or the stream dies.  Keeping PortAudio out of the engine's process means a
+device or server that crashes its host API (PortAudio's JACK host asserts when its
+server vanishes) takes down only this process; the engine starts a new one to reopen
+the device.
+
+Each message is a header ``<BIId``: kind, length, channels, time.perf_counter() at the
+callback (the same monotonic clock in every process), followed by ``length`` bytes:
+
+- ``DATA`` / ``DATA_OVERFLOW``: float32 frames x channels (the latter after an overflow)
+- ``READY``: UTF-8 name of the opened device
+- ``ERROR``: UTF-8 one-line reason the device could not be opened
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import sys
+import time
+
+HEADER = struct.Struct("<BIId")
+DATA, DATA_OVERFLOW, READY, ERROR = 1, 2, 3, 4
+
+
+def input_devices(sd) -> list[str]:
+    return [f"{i} '{d['name']}' ({d['max_input_channels']} in)"
+            for i, d in enumerate(sd.query_devices()) if d["max_input_channels"] > 0]
+
+
+def find_device(sd, spec: str) -> int | None:
+    """Index of the input device named by ``spec`` (index or case-insensitive name
+    substring); None for the default.  LookupError lists the inputs that exist."""
+    if not spec:
+        return None
+    devices = sd.query_devices()
+    if spec.isdigit() and int(spec) < len(devices) and devices[int(spec)]["max_input_channels"] > 0:
+        return int(spec)
+    for i, d in enumerate(devices):
+        if spec.lower() in d["name"].lower() and d["max_input_channels"] > 0:
+            return i
+    have = ", ".join(input_devices(sd)) or "none"
+    raise LookupError(f"no input device matches '{spec}' (inputs: {have})")
+
+
+def _send(kind: int, payload: bytes, channels: int = 0, stamp: float = 0.0) -> None:
+    os.write(1, HEADER.pack(kind, len(payload), channels, stamp) + payload)
+
+
+def main(argv: list[str]) -> int:
+    device, channels, samplerate, blocksize, latency = (
+        argv[0], int(argv[1]), int(argv[2]), int(argv[3]), argv[4])
+    try:
+        import sounddevice as sd
+
+        index = find_device(sd, device)
+
+        def callback(indata, frames, time_info, status) -> None:  # PortAudio thread
+            kind = DATA_OVERFLOW if status.input_overflow else DATA
+            _send(kind, indata.tobytes(), channels, time.perf_counter())
+
+        stream = sd.InputStream(device=index, channels=channels, samplerate=samplerate,
+                                blocksize=blocksize, dtype="float32", latency=latency,
+                                callback=callback)
+        stream.start()
+        name = sd.query_devices(stream.device)["name"]
+    except Exception as exc:  # every failure becomes one line for the engine to report
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        _send(ERROR, reason.encode())
+        return 1
+    _send(READY, name.encode())
+    while sys.stdin.buffer.read(1):  # returns b"" when the engine closes the pipe
+        pass
+    # Exit without closing the stream: after a server crash, closing would abort.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,190 @@
+"""audio.file: WAV, FLAC and OGG through soundfile, resampled to the patch's rate.
+
+Offline it is read as fast as the engine asks; on the real-time clock the engine paces
+it in real time, and ``monitor: true`` also plays it to an output device.  A file that
+ends outputs silence and reports ``finished``; with ``loop`` it starts again at
+``start``.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+
+import numpy as np
+import soundfile as sf
+
+from engine import params as P
+from engine import ports
+from engine.errors import NodeError
+from engine.node import Node, Tick
+from engine.ports import AudioBlock
+
+from .dsp import pick_channels
+
+log = logging.getLogger("tonegraph.audio.file")
+
+CHUNK = 16384  # frames read from the file at a time
+
+
+class AudioFile(Node):
+    type_name = "audio.file"
+    description = "Play a WAV, FLAC or OGG file into the graph (resampled to the patch's rate)."
+    domain = "audio"
+    is_source = True
+    default_output = "audio"
+    params = {
+        "path": P.path(None, "The sound file, relative to the patch's folder."),
+        "loop": P.boolean(False, "Start again at 'start' when the file ends."),
+        "start": P.number(0.0, "Where to start in the file.", unit="s", min=0.0, restart=True),
+        "channel": P.integer(-1, "Channel to use; -1 mixes all channels down.", min=-1, restart=True),
+        "gain": P.number(1.0, "Multiplies the samples.", min=0.0),
+        "monitor": P.boolean(False, "Also play the file to an output device (real time only).",
+                             restart=True),
+        "monitor_device": P.text("", "Output device name (substring) or index; empty: the default.",
+                                 restart=True),
+    }
+    outputs = {
+        "audio": ports.audio("The file's samples, one hop per tick."),
+        "position": ports.number("Position in the file [s]."),
+    }
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        if not params["path"]:
+            return [("", "audio.file needs a 'path'")]
+        path = ctx.resolve_input(params["path"])
+        if not path.is_file():
+            return [("path", f"no such file: {path}")]
+        try:
+            info = sf.info(str(path))
+        except Exception as exc:  # soundfile raises several types for unreadable files
+            return [("path", f"cannot read {path.name}: {_reason(exc)} (WAV, FLAC and OGG work)")]
+        if params["channel"] >= info.channels:
+            return [("channel", f"channel {params['channel']} does not exist: "
+                                f"{path.name} has {info.channels} channel(s)")]
+        if params["start"] >= info.duration:
+            return [("start", f"start {params['start']:g} s is past the end of {path.name} "
+                              f"({info.duration:.2f} s)")]
+        return []
+
+    def configure(self) -> None:
+        self.path = self.ctx.resolve_input(self.p.path)
+        try:
+            self.sf = sf.SoundFile(str(self.path))
+        except Exception as exc:
+            raise NodeError(self.id, f"cannot open {self.path}: {_reason(exc)}") from exc
+        self.rate = self.sf.samplerate
+        self.resampler = None
+        if self.rate != self.ctx.samplerate:
+            import soxr
+
+            self.resampler = soxr.ResampleStream(self.rate, self.ctx.samplerate, 1, dtype="float32",
+                                                 quality="HQ")
+        self.start_frame = int(self.p.start * self.rate)
+        self.sf.seek(self.start_frame)
+        self.buf = np.zeros(0, dtype=np.float32)
+        self.pos = 0
+        self.read_frames = self.start_frame  # file frames consumed into the buffer
+        self.eof = False
+        self.done = False
+        self.played = 0  # output frames delivered
+        self.monitor = _Monitor(self) if self.p.monitor and not self.ctx.offline else None
+
+    def _refill(self, need: int) -> None:
+        while len(self.buf) - self.pos < need and not self.eof:
+            data = self.sf.read(CHUNK, dtype="float32", always_2d=True)
+            last = False
+            if len(data) < CHUNK:
+                if self.p.loop and len(data) + self.read_frames > self.start_frame:
+                    self.sf.seek(self.start_frame)
+                    self.read_frames = self.start_frame
+                else:
+                    last = True
+            else:
+                self.read_frames += len(data)
+            x = pick_channels(data, self.p.channel)[:, 0]
+            if self.resampler is not None:
+                x = self.resampler.resample_chunk(np.ascontiguousarray(x), last=last)
+            self.buf = np.concatenate([self.buf[self.pos:], x]).astype(np.float32, copy=False)
+            self.pos = 0
+            if last:
+                self.eof = True
+
+    def process(self, tick: Tick) -> None:
+        hop = self.ctx.hop
+        self._refill(hop)
+        x = self.buf[self.pos:self.pos + hop]
+        self.pos += len(x)
+        if len(x) < hop:
+            self.done = True
+            x = np.concatenate([x, np.zeros(hop - len(x), dtype=np.float32)])
+        if self.p.gain != 1.0:
+            x = x * np.float32(self.p.gain)
+        block = AudioBlock(x.reshape(-1, 1), tick.t, self.ctx.samplerate)
+        self.out["audio"] = block
+        self.played += hop
+        self.out["position"] = self.p.start + self.played / self.ctx.samplerate
+        if self.monitor is not None:
+            self.monitor.push(block.data)
+
+    @property
+    def finished(self) -> bool:
+        return self.done
+
+    def files(self):
+        return [self.ctx.resolve_input(self.p.path)] if self.p.path else []
+
+    def close(self) -> None:
+        if getattr(self, "monitor", None) is not None:
+            self.monitor.close()
+        if getattr(self, "sf", None) is not None:
+            self.sf.close()
+
+
+class _Monitor:
+    """Plays hops to an output device. The callback only copies queued samples out; an
+    empty queue plays silence and is counted as an underflow."""
+
+    MAX_QUEUED = 16
+
+    def __init__(self, node: AudioFile) -> None:
+        import sounddevice as sd
+
+        self.queue: collections.deque[np.ndarray] = collections.deque()
+        self.underflows = 0
+        device = node.p.monitor_device or None
+        if device is not None and device.isdigit():
+            device = int(device)
+        try:
+            self.stream = sd.OutputStream(samplerate=node.ctx.samplerate, channels=1,
+                                          blocksize=node.ctx.hop, device=device,
+                                          dtype="float32", callback=self._callback)
+            self.stream.start()
+        except Exception as exc:
+            log.warning("node '%s': cannot open monitor output (%s); playing on without it",
+                        node.id, _reason(exc))
+            self.stream = None
+
+    def push(self, data: np.ndarray) -> None:
+        if self.stream is None:
+            return
+        self.queue.append(data)
+        while len(self.queue) > self.MAX_QUEUED:
+            self.queue.popleft()
+
+    def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio thread
+        if self.queue and len(self.queue[0]) == frames:
+            outdata[:] = self.queue.popleft()
+        else:
+            outdata.fill(0)
+            self.underflows += 1
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+    return text.replace("Error opening", "error opening")

@@ -1,0 +1,33 @@
+"""audio.level: RMS, peak and dBFS per hop."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine import params as P
+from engine import ports
+from engine.node import Tick
+
+from .base import Analyzer
+from .dsp import db
+
+
+class Level(Analyzer):
+    type_name = "audio.level"
+    description = "Loudness per hop: RMS, peak and RMS in dBFS."
+    default_output = "rms"
+    params = {"floor": P.number(-120.0, "Lowest dBFS reported.", unit="dB", min=-200.0, max=0.0)}
+    outputs = {
+        "rms": ports.number("Root mean square, 0..1 for full scale."),
+        "peak": ports.number("Largest absolute sample."),
+        "db": ports.number("RMS in dB relative to full scale."),
+    }
+
+    def process(self, tick: Tick) -> None:
+        x = self.samples(tick)
+        rms = math.sqrt(float(np.dot(x, x)) / len(x)) if len(x) else 0.0
+        self.out["rms"] = rms
+        self.out["peak"] = float(np.abs(x).max()) if len(x) else 0.0
+        self.out["db"] = db(rms, self.p.floor)
