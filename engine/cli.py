@@ -146,6 +146,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_synth(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from nodes.audio.synth import render_groove
+
+    samples, hits, beats = render_groove(args.samplerate, args.bpm, args.bars, args.seed)
+    try:
+        sf.write(args.output, samples, args.samplerate, subtype="PCM_16")
+    except Exception as exc:  # soundfile reports format and path problems alike
+        return _fail(f"error: cannot write {args.output}: {exc}")
+    print(f"{args.output}: {len(samples) / args.samplerate:.2f} s, {len(beats)} beats at "
+          f"{args.bpm:g} BPM, {len(hits)} hits")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tonegraph", description="Real-time node graphs from music.")
     ap.add_argument("--version", action="version", version=f"tonegraph {__version__}")
@@ -184,6 +199,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_nodes_path(sub.add_parser("docs", help="the node reference in Markdown"))
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_docs)
+
+    p = sub.add_parser("synth", help="render the built-in groove to a sound file")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help=".wav, .flac or .ogg")
+    p.add_argument("--bpm", type=float, default=120.0)
+    p.add_argument("--bars", type=int, default=16)
+    p.add_argument("--samplerate", type=int, default=44100)
+    p.add_argument("--seed", type=int, default=1)
+    p.set_defaults(func=cmd_synth)
 
     p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
     p.add_argument("patch", metavar="PATCH")

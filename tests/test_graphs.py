@@ -23,11 +23,13 @@ def test_graph_runs_offline(path: Path, registry, tmp_path, monkeypatch):
     assert rt.report.faults == 0, rt.executor.faults
 
 
-def test_demo_prints_changing_values(registry, tmp_path, monkeypatch, capsys):
+def test_demo_hears_the_groove_and_prints_cues(registry, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    run_offline(ROOT / "graphs" / "demo.yaml", registry, duration=4.0)
+    run_offline(ROOT / "graphs" / "demo.yaml", registry, duration=8.0)
     lines = [l for l in capsys.readouterr().out.splitlines() if "would send" in l]
-    assert len(lines) == 20
+    assert len(lines) == 32                                   # every 0.25 s for 8 s
     dimmers = {l.split("dimmer=")[1].split()[0] for l in lines}
-    assert len(dimmers) > 5
-    assert sum("beat=*" in l for l in lines) == 7    # 120 BPM: beats at 0.5 .. 3.5 s
+    assert len(dimmers) > 8
+    assert sum("onset=*" in l for l in lines) > 24            # hits on every eighth note
+    bpm = float(lines[-1].split("bpm=")[1].split()[0])
+    assert abs(bpm - 120.0) < 1.0                             # the groove is at 120 BPM

@@ -42,9 +42,9 @@ class Spectrum(Analyzer):
     outputs = {
         "bands": ports.vector("Band energies (normalised with agc)."),
         "spectrum": ports.vector("Magnitude spectrum, size/2 + 1 bins."),
-        "bass": ports.number("Energy below split[0]."),
-        "mid": ports.number("Energy between split[0] and split[1]."),
-        "high": ports.number("Energy above split[1]."),
+        "bass": ports.number("Amplitude below split[0] (a full-scale sine reads 1)."),
+        "mid": ports.number("Amplitude between split[0] and split[1]."),
+        "high": ports.number("Amplitude above split[1]."),
         "centroid": ports.number("Spectral centroid [Hz]."),
         "flux": ports.number("Positive spectral change since the last hop."),
     }
@@ -72,16 +72,19 @@ class Spectrum(Analyzer):
         self.freqs = (np.arange(p.size // 2 + 1) * sr / p.size).astype(np.float32)
         self.ranges = bin_ranges(list(p.split), p.size, sr)
         self.prev = np.zeros(p.size // 2 + 1, dtype=np.float32)
+        # By Parseval, a sine of amplitude A puts A^2 * N * sum(w^2) / 4 into the
+        # positive-frequency bins: this scale makes a band's value read A.
+        w = np.asarray(aubio.window(p.window, p.size), dtype=np.float64)
+        self.scale = 2.0 / math.sqrt(p.size * float(np.sum(w * w)))
         self.peaks = np.full(p.bands + 4, 1e-6, dtype=np.float64)  # bands, bass, mid, high, flux
 
     def process(self, tick: Tick) -> None:
         spec = self.pv(self.samples(tick))
         mag = np.array(spec.norm, dtype=np.float32)
         bands = np.array(self.fb(spec), dtype=np.float32)
-        # RMS magnitude per region, scaled so a full-scale sine reads about 1.
-        scale = 4.0 / self.p.size
-        summary = [math.sqrt(float(np.mean(mag[a:b] ** 2))) * scale * math.sqrt(b - a)
-                   for a, b in self.ranges]
+        # Amplitude per region: a sine of amplitude A in the region reads A.
+        scale = self.scale
+        summary = [math.sqrt(float(np.dot(mag[a:b], mag[a:b]))) * scale for a, b in self.ranges]
         diff = mag - self.prev
         flux = float(np.sum(diff[diff > 0])) * scale
         self.prev = mag

@@ -91,28 +91,25 @@ class Synth(Node):
     }
 
     def configure(self) -> None:
-        sr, hop = self.ctx.samplerate, self.ctx.hop
+        sr = self.ctx.samplerate
         self.samples, _, beats = render_groove(sr, self.p.bpm, self.p.bars, self.p.seed)
-        # Pad to whole hops so the loop point falls on a hop boundary.
-        pad = (-len(self.samples)) % hop
-        self.samples = np.concatenate([self.samples, np.zeros(pad, dtype=np.float32)])
-        self.loop_len = len(self.samples) / sr
         self.beat_samples = np.round(np.array(beats) * sr).astype(np.int64)
         self.pos = 0
-        self.looped = 0
 
     def process(self, tick: Tick) -> None:
-        hop = self.ctx.hop
-        x = self.samples[self.pos:self.pos + hop]
+        hop, n = self.ctx.hop, len(self.samples)
+        lo, hi = self.pos, self.pos + hop
+        # The loop wraps inside a hop when needed, so it lasts exactly `bars` bars.
+        x = self.samples[lo:hi] if hi <= n else np.concatenate([self.samples[lo:], self.samples[:hi - n]])
         if self.p.gain != 1.0:
             x = x * np.float32(self.p.gain)
         self.out["audio"] = AudioBlock(x.reshape(-1, 1), tick.t, self.ctx.samplerate)
-        lo, hi = self.pos, self.pos + hop
-        hit = self.beat_samples[(self.beat_samples >= lo) & (self.beat_samples < hi)]
+        offsets = np.sort((self.beat_samples - lo) % n)
+        hit = offsets[offsets < hop]
         if len(hit):
             sr = self.ctx.samplerate
-            self.out["beat"] = tuple(Event(tick.t + (s - lo) / sr) for s in hit)
-        self.pos = hi % len(self.samples)
+            self.out["beat"] = tuple(Event(tick.t + float(o) / sr) for o in hit)
+        self.pos = hi % n
 
     def state(self) -> dict:
         return {"pos": self.pos}

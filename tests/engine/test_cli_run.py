@@ -115,13 +115,13 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
 def test_graph_dot_and_svg(tmp_path):
     res = tonegraph("graph", "graphs/demo.yaml")
     assert res.returncode == 0 and res.stdout.startswith('digraph "demo"')
-    assert '"beat" -> "pulse" [label="out -> trigger"' in res.stdout
+    assert '"onsets" -> "hit" [label="onset -> trigger"' in res.stdout
     if shutil.which("dot") is None:
         pytest.fail("Graphviz 'dot' is missing; 'make setup' installs the graphviz package")
     svg = tmp_path / "demo.svg"
     res = tonegraph("graph", "graphs/demo.yaml", "-o", str(svg))
     assert res.returncode == 0, res.stderr
     text = svg.read_text()
-    assert text.lstrip().startswith("<?xml") and "<svg" in text and "pulse" in text
+    assert text.lstrip().startswith("<?xml") and "<svg" in text and "onsets" in text
     bad = tonegraph("graph", "graphs/demo.yaml", "-o", str(tmp_path / "x.bmp"))
     assert bad.returncode == 1 and "use .dot, .svg, .png or .pdf" in bad.stderr

@@ -1,0 +1,103 @@
+"""audio.input through a real PortAudio device: JACK's dummy backend, clicks from
+jack_metro (a JACK client we did not write), and the server killed and restarted
+mid-run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ..conftest import ROOT
+from ..jack import JackServer
+
+PATCH = """
+patch: {{name: live, fps: 30, samplerate: 48000, hop: 256}}
+nodes:
+  mic: {{type: audio.input, params: {{device: system, retry: 0.3}}}}
+  on:  {{type: audio.onset, params: {{buf_size: 512}}, in: {{audio: mic}}}}
+  rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{onset: on, live: mic.live}}}}
+"""
+
+
+@pytest.fixture
+def jack():
+    server = JackServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+def rows(path):
+    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
+
+
+def wait_rows(path, pred, timeout: float) -> list:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r = rows(path)
+        if pred(r):
+            return r
+        time.sleep(0.1)
+    raise AssertionError(f"timed out; rows so far: {rows(path)[-10:]}")
+
+
+def test_live_input_survives_device_loss_and_return(jack, write_patch, tmp_path):
+    out = tmp_path / "live.jsonl"
+    patch = write_patch(PATCH.format(out=out))
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+                               "--duration", "60"], cwd=ROOT, env=jack.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        jack.wait_for_port("PortAudio:in_0")
+        jack.connect(jack.metro(120), "PortAudio:in_0")
+        onsets = lambda r: [x["t"] for x in r if x["name"] == "onset"]  # noqa: E731
+        first = onsets(wait_rows(out, lambda r: len(onsets(r)) >= 4, 15))
+        gaps = [b - a for a, b in zip(first, first[1:])]
+        assert all(abs(g - 0.5) < 0.03 for g in gaps[1:]), gaps   # 120 BPM clicks
+
+        jack.stop()                                                  # the device vanishes
+        wait_rows(out, lambda r: r and r[-1] == {**r[-1], "name": "live", "value": 0.0}, 10)
+        assert engine.poll() is None, "the engine must keep running without its device"
+        n_before = len(onsets(rows(out)))
+
+        jack.start()                                                 # ... and comes back
+        jack.wait_for_port("PortAudio:in_0")
+        jack.connect(jack.metro(120), "PortAudio:in_0")
+        wait_rows(out, lambda r: len(onsets(r)) >= n_before + 4, 15)
+        live = [x["value"] for x in rows(out) if x["name"] == "live"]
+        assert live[-1] == 1.0 and 0.0 in live
+    finally:
+        engine.terminate()
+        _, err = engine.communicate(timeout=20)
+    assert engine.returncode == 0, err
+    assert "Traceback" not in err
+    assert err.count("stopped delivering audio") == 1, err    # said once, not per block
+    assert err.count("is back") == 1, err
+
+
+def run_briefly(jack, write_patch, out, replace: tuple[str, str], seconds: float):
+    """Run the live patch, changed by ``replace``, for ``seconds``; returns the problems logged."""
+    patch = write_patch(PATCH.format(out=out).replace(*replace))
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+                          "--duration", str(seconds)], cwd=ROOT, env=jack.env,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    return [l for l in res.stderr.splitlines() if "unavailable" in l], res.stderr
+
+
+def test_missing_device_lists_devices_and_keeps_running(jack, write_patch, tmp_path):
+    out = tmp_path / "none.jsonl"
+    lines, err = run_briefly(jack, write_patch, out, ("device: system", "device: Scarlett"), 2)
+    assert len(lines) == 1, err                                 # reported once, not per retry
+    assert "no input device matches 'Scarlett' (inputs: 0 'system' (2 in))" in lines[0]
+    assert any(r["name"] == "live" and r["value"] == 0.0 for r in rows(out))
+
+
+def test_refused_samplerate_is_reported(jack, write_patch, tmp_path):
+    out = tmp_path / "sr.jsonl"
+    lines, err = run_briefly(jack, write_patch, out, ("samplerate: 48000", "samplerate: 44100"), 1.5)
+    assert len(lines) == 1 and "sample rate" in lines[0].lower(), err
