@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1
 
-.PHONY: demo test bench system-deps setup docs clean
+.PHONY: demo test bench eval system-deps setup docs clean
 
 demo: setup
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
@@ -21,6 +21,9 @@ test: setup
 
 bench: setup
 	$(PY) -m tests.benchmarks
+
+eval: setup
+	$(PY) -m tests.eval
 
 docs: setup
 	$(VENV)/bin/tonegraph docs -o docs/nodes.md

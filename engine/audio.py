@@ -14,6 +14,7 @@ and receive their events through the executor's queues.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +24,9 @@ from .node import Context, Tick
 
 log = logging.getLogger("tonegraph.audio")
 
+# Python hands the GIL to a waiting thread only every switch interval (5 ms by default):
+# the audio thread would wait that long behind a busy frame thread.
+SWITCH_INTERVAL = 0.0005  # [s]
 WAIT_SLICE = 0.05  # [s] longest block in wait_hop, so a stop request is seen quickly
 CATCH_UP_LIMIT = 0.5  # [s] behind the wall clock beyond which hops are not run in a burst
 
@@ -45,6 +49,8 @@ class AudioDriver:
         self._stop = threading.Event()
 
     def start(self) -> None:
+        self._old_switch = sys.getswitchinterval()
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self._thread = threading.Thread(target=self._loop, name="tonegraph-audio", daemon=True)
         self._thread.start()
 
@@ -52,6 +58,7 @@ class AudioDriver:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
+            sys.setswitchinterval(self._old_switch)
 
     def _paced_by_device(self) -> bool | None:
         """Wait on the first source with a live clock: True when a hop is ready, False

@@ -6,9 +6,9 @@ late by less than one period runs at once; when a whole period or more has passe
 frames in between are skipped (counted in ``skipped``), never queued up to run in a
 burst, because a light cue or a picture that is already out of date has no value.
 
-:class:`VirtualClock` is the offline clock: frame ``k`` is at ``k / fps`` and nothing
-sleeps, so a run goes as fast as the machine allows and the same input gives the same
-output.
+Offline runs need no clock object: frame ``k`` is at ``k / fps`` and nothing sleeps
+(see :meth:`engine.runtime.Runtime._run_offline`), so a run goes as fast as the machine
+allows and the same input gives the same output.
 """
 
 from __future__ import annotations
@@ -69,26 +69,3 @@ class FrameClock:
 
     def elapsed(self) -> float:
         return self.time_fn() - self.t0
-
-
-class VirtualClock:
-    """Offline clock: frame ``k`` at ``k / fps``, as fast as the machine allows."""
-
-    def __init__(self, fps: float) -> None:
-        if fps <= 0:
-            raise ValueError("fps must be positive")
-        self.period = 1.0 / fps
-        self.index = -1
-        self.skipped = 0
-        self.late_frames = 0
-        self.last_lateness = 0.0
-
-    def start(self) -> None:
-        self.index = -1
-
-    def next(self) -> Tick:
-        self.index += 1
-        return Tick(self.index * self.period, self.period if self.index else 0.0, self.index)
-
-    def elapsed(self) -> float:
-        return max(0, self.index) * self.period

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .audio import AudioDriver
-from .clock import FrameClock, VirtualClock
+from .clock import FrameClock
 from .executor import Executor
 from .graph import Graph
 from .node import Context, Tick
@@ -55,8 +55,7 @@ class Runtime:
         self.executor = Executor(graph, registry, self.ctx)
         self.duration = duration
         self.offline = offline
-        self.clock: FrameClock | VirtualClock = (
-            VirtualClock(self.fps) if offline else FrameClock(self.fps, time_fn, sleep_fn))
+        self.clock = FrameClock(self.fps, time_fn, sleep_fn)
         self._time_fn = time_fn
         self.hop_period = spec.hop / spec.samplerate
         self.hops = 0
@@ -75,6 +74,8 @@ class Runtime:
         ex = self.executor
         if not ex.configured:
             ex.configure()
+        if self.offline:
+            return self._run_offline()
         sources = self.sources
         wall0 = self._time_fn()
         driver = None
@@ -93,8 +94,6 @@ class Runtime:
                 if self.duration is not None and t >= self.duration - 1e-9:
                     reason = "duration reached"
                     break
-                if ex.has_audio and self.offline:
-                    self._run_hops_until(t)
                 if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
@@ -108,10 +107,39 @@ class Runtime:
         return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
                          ex.fault_count(), t, self._time_fn() - wall0, reason)
 
-    def _run_hops_until(self, t: float) -> None:
-        # Hop n covers [n * hop_period, (n + 1) * hop_period); frame at t sees every
-        # hop that ended by t.
-        hp = self.hop_period
-        while (self.hops + 1) * hp <= t + 1e-9:
-            self.executor.audio_hop(Tick(self.hops * hp, hp, self.hops))
-            self.hops += 1
+    def _run_offline(self) -> RunReport:
+        """The virtual clock, inlined: offline runs are how files are analysed and
+        videos rendered, so the loop itself must cost next to nothing per frame."""
+        ex = self.executor
+        frame, hop = ex.frame, ex.audio_hop
+        sources = self.sources
+        stop = self.ctx.stop
+        period, hp = 1.0 / self.fps, self.hop_period
+        end = self.duration - 1e-9 if self.duration is not None else float("inf")
+        has_audio = ex.has_audio
+        n = self.hops
+        k = 0
+        t = 0.0
+        reason = "stop requested"
+        wall0 = self._time_fn()
+        try:
+            while not stop.is_set():
+                t = k * period
+                if t >= end:
+                    reason = "duration reached"
+                    break
+                if has_audio:
+                    # Frame k sees every hop that ended by its time.
+                    while (n + 1) * hp <= t + 1e-9:
+                        hop(Tick(n * hp, hp, n))
+                        n += 1
+                if sources and all(s.finished for s in sources):
+                    reason = "sources ended"
+                    break
+                frame(Tick(t, period if k else 0.0, k))
+                k += 1
+        finally:
+            self.hops, self.frames = n, k
+            ex.close()
+        return RunReport(k, n, 0, 0, ex.fault_count(), t, self._time_fn() - wall0, reason)
+

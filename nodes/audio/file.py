@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import logging
+import time
 
 import numpy as np
 import soundfile as sf
@@ -113,7 +114,9 @@ class AudioFile(Node):
 
     def process(self, tick: Tick) -> None:
         hop = self.ctx.hop
-        self._refill(hop)
+        if len(self.buf) - self.pos < hop:
+            self._refill(hop)
+        # A view into the buffer (it is replaced, never written, on refill).
         x = self.buf[self.pos:self.pos + hop]
         self.pos += len(x)
         if len(x) < hop:
@@ -121,12 +124,13 @@ class AudioFile(Node):
             x = np.concatenate([x, np.zeros(hop - len(x), dtype=np.float32)])
         if self.p.gain != 1.0:
             x = x * np.float32(self.p.gain)
-        block = AudioBlock(x.reshape(-1, 1), tick.t, self.ctx.samplerate)
+        block = AudioBlock(x.reshape(hop, 1), tick.t, self.ctx.samplerate)
         self.out["audio"] = block
         self.played += hop
         self.out["position"] = self.p.start + self.played / self.ctx.samplerate
         if self.monitor is not None:
             self.monitor.push(block.data)
+            self.monitor.report(self.id)
 
     @property
     def finished(self) -> bool:
@@ -153,6 +157,8 @@ class _Monitor:
 
         self.queue: collections.deque[np.ndarray] = collections.deque()
         self.underflows = 0
+        self.reported = 0
+        self.next_report = 0.0
         device = node.p.monitor_device or None
         if device is not None and device.isdigit():
             device = int(device)
@@ -172,6 +178,14 @@ class _Monitor:
         self.queue.append(data)
         while len(self.queue) > self.MAX_QUEUED:
             self.queue.popleft()
+
+    def report(self, node_id: str) -> None:
+        """Say, at most every 10 s, that the output ran dry (it played silence)."""
+        if self.underflows > self.reported and time.monotonic() >= self.next_report:
+            log.warning("node '%s': monitor output ran dry %d time(s) so far", node_id,
+                        self.underflows)
+            self.reported = self.underflows
+            self.next_report = time.monotonic() + 10.0
 
     def _callback(self, outdata, frames, time_info, status) -> None:  # PortAudio thread
         if self.queue and len(self.queue[0]) == frames:

@@ -33,6 +33,7 @@ from .dsp import pick_channels
 log = logging.getLogger("tonegraph.audio.input")
 
 START_WAIT = 5.0  # [s] configure waits this long for the first device report
+REPORT_EVERY = 10.0  # [s] between two reports of a growing overflow count
 
 
 class AudioInput(Node):
@@ -83,6 +84,8 @@ class AudioInput(Node):
         self.frames_in = 0
         self.losses = 0
         self.arrival = 0.0       # perf_counter at which the newest block was handed over
+        self.overflows_reported = 0
+        self.next_overflow_report = 0.0
         if self.ctx.offline:
             log.warning("node '%s': audio.input hears nothing on the offline clock; use "
                         "audio.file to analyse a recording", self.id)
@@ -223,6 +226,12 @@ class AudioInput(Node):
         self.out["audio"] = AudioBlock(np.ascontiguousarray(x, dtype=np.float32), tick.t,
                                        self.ctx.samplerate)
         self.out["overflows"] = float(self.overflows)
+        if self.overflows > self.overflows_reported and time.monotonic() >= self.next_overflow_report:
+            log.warning("node '%s': %d input overflow(s) from '%s' so far (samples were lost "
+                        "before tonegraph saw them; a larger blocksize or latency: high helps)",
+                        self.id, self.overflows, self.device_name)
+            self.overflows_reported = self.overflows
+            self.next_overflow_report = time.monotonic() + REPORT_EVERY
 
     def close(self) -> None:
         if getattr(self, "child", None) is not None:

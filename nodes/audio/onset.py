@@ -28,7 +28,7 @@ class Onset(Analyzer):
         "method": P.choice("hfc", METHODS, "Onset detection function.", restart=True),
         "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
-        "threshold": P.number(0.3, "Peak-picking threshold: higher finds fewer onsets.",
+        "threshold": P.number(0.15, "Peak-picking threshold: higher finds fewer onsets.",
                               min=0.0, max=10.0),
         "silence": P.number(-70.0, "Quieter than this is silence: no onsets.", unit="dB",
                             min=-120.0, max=0.0),

@@ -25,12 +25,12 @@ class Tempo(Analyzer):
     description = "Beat events, BPM, confidence and a 0..1 beat phase, with aubio; tap or set to override."
     default_output = "beat"
     params = {
-        "method": P.choice("specdiff", ("specdiff", "hfc", "complex", "energy", "specflux",
+        "method": P.choice("complex", ("specdiff", "hfc", "complex", "energy", "specflux",
                                         "kl", "mkl", "phase"),
                            "Onset function the tracker follows.", restart=True),
         "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
-        "threshold": P.number(0.3, "Peak-picking threshold of the tracker's onset function.",
+        "threshold": P.number(0.02, "Peak-picking threshold of the tracker's onset function.",
                               min=0.0, max=10.0),
         "silence": P.number(-90.0, "Quieter than this is silence.", unit="dB", min=-120.0, max=0.0),
         "tap_hold": P.number(30.0, "How long tapped tempo overrides the tracker after the last tap.",

@@ -10,7 +10,7 @@ import importlib
 import platform
 import sys
 
-BENCHES = ["dispatch", "clock"]
+BENCHES = ["dispatch", "clock", "audio"]
 
 
 def main(argv: list[str]) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FrameClock, VirtualClock
+from engine.clock import FrameClock
 
 
 class FakeTime:
@@ -58,17 +58,6 @@ def test_late_frame_runs_at_once_and_missed_frames_are_skipped_not_queued():
     assert ft.sleeps[-1] == pytest.approx(0.1)
 
 
-def test_virtual_clock_never_sleeps_and_is_exact():
-    clock = VirtualClock(60.0)
-    clock.start()
-    ticks = [clock.next() for _ in range(600)]
-    assert [t.index for t in ticks] == list(range(600))
-    assert ticks[-1].t == 599 / 60.0
-    assert ticks[0].dt == 0.0 and all(t.dt == 1 / 60.0 for t in ticks[1:])
-
-
 def test_bad_fps_is_refused():
     with pytest.raises(ValueError):
         FrameClock(0)
-    with pytest.raises(ValueError):
-        VirtualClock(-1)

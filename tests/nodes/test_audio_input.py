@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from ..conftest import ROOT
@@ -101,3 +102,41 @@ def test_refused_samplerate_is_reported(jack, write_patch, tmp_path):
     out = tmp_path / "sr.jsonl"
     lines, err = run_briefly(jack, write_patch, out, ("samplerate: 48000", "samplerate: 44100"), 1.5)
     assert len(lines) == 1 and "sample rate" in lines[0].lower(), err
+
+
+def test_file_plays_in_real_time_and_monitors_to_a_device(jack, write_patch, tmp_path):
+    """audio.file on the real-time clock: paced like a player, and with monitor: true
+    heard on a real output (JACK's jack_rec records what arrives at the engine's port)."""
+    from nodes.audio.synth import render_groove
+    import soundfile as sf
+
+    song = tmp_path / "song.wav"
+    samples, _, _ = render_groove(48000, 120.0, 4)
+    sf.write(song, samples, 48000)
+    out = tmp_path / "pos.jsonl"
+    patch = write_patch(f"""
+        patch: {{fps: 30, samplerate: 48000, hop: 256}}
+        nodes:
+          f: {{type: audio.file, params: {{path: "{song}", monitor: true, monitor_device: system}}}}
+          r: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{pos: f.position}}}}
+        """)
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+                               "--duration", "6"], cwd=ROOT, env=jack.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        jack.wait_for_port("PortAudio:out_0")
+        heard = tmp_path / "heard.wav"
+        subprocess.run(["jack_rec", "-f", str(heard), "-d", "2", "PortAudio:out_0"],
+                       env=jack.env, timeout=30, capture_output=True)
+        t0 = time.monotonic()
+        first = rows(out)[-1]["value"]
+        time.sleep(1.0)
+        played = rows(out)[-1]["value"] - first
+        wall = time.monotonic() - t0
+    finally:
+        _, err = engine.communicate(timeout=30)
+    assert engine.returncode == 0, err
+    assert abs(played - wall) < 0.25, (played, wall)          # real time, not as fast as possible
+    data, rate = sf.read(heard)
+    assert rate == 48000 and len(data) >= 48000
+    assert np.abs(data).max() > 0.1                           # the groove reached the device

@@ -1,0 +1,150 @@
+"""Scoring onsets and beats against the human annotations in ../shared/data/mir.
+
+The data is referenced in place, never copied (several clips are licensed for
+non-commercial use only); everything here skips with a clear reason when it is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import aubio
+import mir_eval
+import numpy as np
+import soundfile as sf
+
+from engine.graph import load_graph
+from engine.registry import default_registry
+from engine.runtime import Runtime
+
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
+AUDIO = (".wav", ".flac", ".ogg")
+HOP = 512
+MERGE = 0.03  # [s] annotated hits closer than this count as one (the data's own advice)
+
+
+@dataclass
+class Clip:
+    source: str
+    name: str
+    audio: Path
+    onsets: np.ndarray | None
+    beats: np.ndarray | None
+
+
+def _times(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    vals = [float(line.split()[0]) for line in path.read_text().splitlines() if line.strip()]
+    return np.array(sorted(vals))
+
+
+def merge_close(times: np.ndarray, gap: float = MERGE) -> np.ndarray:
+    out: list[float] = []
+    for t in times:
+        if not out or t - out[-1] >= gap:
+            out.append(float(t))
+    return np.array(out)
+
+
+def clips(root: Path = DATA) -> list[Clip]:
+    found = []
+    for audio in sorted(p for p in root.rglob("*") if p.suffix in AUDIO):
+        stem = audio.with_suffix("")
+        onsets, beats = _times(stem.with_suffix(".onsets")), _times(stem.with_suffix(".beats"))
+        if onsets is not None:
+            onsets = merge_close(onsets)
+        if onsets is not None or beats is not None:
+            found.append(Clip(audio.parent.name, audio.stem, audio, onsets, beats))
+    return found
+
+
+def load_mono(path: Path) -> tuple[np.ndarray, int]:
+    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)), sr
+
+
+def hops(x: np.ndarray) -> Iterator[np.ndarray]:
+    n = -(-len(x) // HOP)
+    padded = np.zeros(n * HOP, dtype=np.float32)
+    padded[: len(x)] = x
+    for i in range(n):
+        yield padded[i * HOP:(i + 1) * HOP]
+
+
+# -- aubio, offline --------------------------------------------------------------------
+
+def aubio_onsets(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
+    """aubio over a whole signal; ``params`` None keeps aubio's own defaults."""
+    if params is None:
+        det = aubio.onset("default", 1024, HOP, sr)
+    else:
+        det = aubio.onset(params["method"], params.get("buf_size", 1024), HOP, sr)
+        det.set_threshold(params["threshold"])
+        det.set_silence(params["silence"])
+        det.set_minioi_s(params["minioi"])
+        det.set_awhitening(1 if params["whitening"] else 0)
+        det.set_compression(params["compression"])
+    return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
+
+
+def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
+    if params is None:
+        det = aubio.tempo("default", 1024, HOP, sr)
+    else:
+        det = aubio.tempo(params["method"], params.get("buf_size", 1024), HOP, sr)
+        det.set_threshold(params["threshold"])
+        det.set_silence(params["silence"])
+    return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
+
+
+# -- the engine, streaming -------------------------------------------------------------
+
+def engine_events(clip: Clip, sr: int, onset_params: dict, tempo_params: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Run a real patch (audio.file -> audio.onset, audio.tempo -> io.record) offline."""
+    def params(d: dict) -> str:
+        return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in d.items()) + "}"
+
+    reg = default_registry(plugins=False)
+    with tempfile.TemporaryDirectory() as d:
+        out = Path(d) / "events.jsonl"
+        patch = Path(d) / "eval.yaml"
+        patch.write_text(f"""
+patch: {{name: eval, fps: 30, samplerate: {sr}, hop: {HOP}}}
+nodes:
+  f: {{type: audio.file, params: {{path: {json.dumps(str(clip.audio))}}}}}
+  o: {{type: audio.onset, params: {params(onset_params)}, in: {{audio: f}}}}
+  b: {{type: audio.tempo, params: {params(tempo_params)}, in: {{audio: f}}}}
+  r: {{type: io.record, params: {{path: {json.dumps(str(out))}}}, in: {{onset: o, beat: b.beat}}}}
+""")
+        graph, errors = load_graph(patch, reg)
+        assert not errors, errors
+        Runtime(graph, reg, offline=True).run()
+        rows = [json.loads(l) for l in out.read_text().splitlines()]
+    pick = lambda name: np.array([r["t"] for r in rows if r["name"] == name])  # noqa: E731
+    return pick("onset"), pick("beat")
+
+
+def node_defaults(type_name: str) -> dict:
+    cls = default_registry(plugins=False)[type_name]
+    return {k: p.default for k, p in cls.params.items() if k not in ("tap_hold",)}
+
+
+# -- scores ----------------------------------------------------------------------------
+
+def onset_f(ref: np.ndarray, est: np.ndarray) -> float:
+    return mir_eval.onset.f_measure(ref, est, window=0.05)[0]
+
+
+def beat_f(ref: np.ndarray, est: np.ndarray) -> float:
+    # Untrimmed: several clips are shorter than 10 s, and trimming 5 s would gut them.
+    return mir_eval.beat.f_measure(ref, est, f_measure_threshold=0.07)
+
+
+def as_params(d: dict) -> SimpleNamespace:
+    return SimpleNamespace(**d)
