@@ -1,9 +1,12 @@
 """The executor: runs a checked graph's nodes tick by tick, isolating failures.
 
-The graph is compiled once into flat step lists, one per rate domain (``frame`` and
-``audio``).  A step copies the node's wired inputs from its sources' output dicts into
-its own input dict and calls ``process``; nothing is looked up by name while running,
-which keeps dispatch within a small factor of a hand-written loop.
+The graph is compiled once into one straight-line Python function per rate domain
+(``frame`` and ``audio``): for each node in order, statements that copy its wired
+inputs from its sources' output dicts, clear its event outputs, and call ``process``
+inside its own ``try``.  The generated code refers to nodes and dicts only through
+local names bound to objects (never to text from the patch, except port names as
+``repr`` literals), and it has no loops or look-ups by name left to do, which keeps a
+tick close to a hand-written loop over the same nodes.
 
 * Delayed (feedback) edges read a buffer filled at the end of the previous tick.
 * Events crossing domains (an onset found in an audio hop, read by a frame node) go
@@ -49,14 +52,36 @@ class _Step:
     posts: list[tuple[str, deque]] = field(default_factory=list)
     event_outputs: list[str] = field(default_factory=list)
 
-    def compiled(self) -> tuple:
-        """``(node, process, inp, copies, extra)``; ``extra`` is None for the common
-        node with no events to clear and no cross-domain queues, so the hot loop skips
-        that work with one test."""
-        extra = None
-        if self.drains or self.posts or self.event_outputs:
-            extra = (tuple(self.drains), tuple(self.posts), tuple(self.event_outputs))
-        return (self.node, self.node.process, self.node.inp, tuple(self.copies), extra)
+
+def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
+              fault, name: str):
+    """Compile the steps into one function ``run(tick)`` (see the module docstring)."""
+    env: dict[str, Any] = {"NO_EVENTS": NO_EVENTS, "fault": fault}
+    body: list[str] = []
+    for i, st in enumerate(steps):
+        env[f"n{i}"], env[f"p{i}"] = st.node, st.node.process
+        env[f"i{i}"], env[f"o{i}"] = st.node.inp, st.node.out
+        for j, (port, src, src_port) in enumerate(st.copies):
+            env[f"s{i}_{j}"] = src
+            body.append(f"i{i}[{port!r}] = s{i}_{j}[{src_port!r}]")
+        for j, (port, queue) in enumerate(st.drains):
+            env[f"q{i}_{j}"] = queue
+            body.append(f"i{i}[{port!r}] = tuple([q{i}_{j}.popleft() for _ in range(len(q{i}_{j}))]) "
+                        f"if q{i}_{j} else NO_EVENTS")
+        for port in st.event_outputs:
+            body.append(f"o{i}[{port!r}] = NO_EVENTS")
+        body += ["try:", f"    p{i}(tick)", "except Exception as exc:", f"    fault(n{i}, exc)"]
+        if st.posts:
+            body.append("else:")
+            for j, (port, queue) in enumerate(st.posts):
+                env[f"r{i}_{j}"] = queue
+                body.append(f"    if o{i}[{port!r}]: r{i}_{j}.extend(o{i}[{port!r}])")
+    for j, (buf, key, out, port) in enumerate(delayed):
+        env[f"b{j}"], env[f"d{j}"] = buf, out
+        body.append(f"b{j}[{key!r}] = d{j}[{port!r}]")
+    source = "def run(tick):\n" + "".join(f"    {line}\n" for line in body or ["pass"])
+    exec(compile(source, f"<tonegraph {name} schedule>", "exec"), env)  # noqa: S102
+    return env["run"]
 
 
 class Executor:
@@ -72,12 +97,18 @@ class Executor:
             self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
         self.faults: dict[str, Fault] = {}
         self._delayed: list[tuple[dict, str, dict, str]] = []
-        self.frame_steps, self.audio_steps = self._compile()
+        frame_steps, audio_steps = self._compile()
+        #: Run every frame-domain node once (then refresh delayed edges).
+        self.frame = _generate(frame_steps, self._delayed, self._fault, "frame")
+        #: Run every audio-domain node once, for one hop.
+        self.audio_hop = _generate(audio_steps, [], self._fault, "audio")
+        self.has_audio = bool(audio_steps)
         self.configured = False
+
 
     # -- set-up -------------------------------------------------------------------
 
-    def _compile(self) -> tuple[tuple, tuple]:
+    def _compile(self) -> tuple[list[_Step], list[_Step]]:
         steps: dict[str, _Step] = {nid: _Step(node) for nid, node in self.nodes.items()}
         for nid, node in self.nodes.items():
             steps[nid].event_outputs = [n for n, p in node.outputs.items() if p.type == PortType.EVENT]
@@ -94,8 +125,8 @@ class Executor:
                 step.drains.append((e.dst_port, queue))
             else:
                 step.copies.append((e.dst_port, src.out, e.src_port))
-        frame = tuple(steps[n].compiled() for n in self.graph.order if self.nodes[n].domain == "frame")
-        audio = tuple(steps[n].compiled() for n in self.graph.order if self.nodes[n].domain == "audio")
+        frame = [steps[n] for n in self.graph.order if self.nodes[n].domain == "frame"]
+        audio = [steps[n] for n in self.graph.order if self.nodes[n].domain == "audio"]
         return frame, audio
 
     def configure(self) -> None:
@@ -116,49 +147,6 @@ class Executor:
     def close(self) -> None:
         for node in reversed(list(self.nodes.values())):
             _close_quietly(node)
-
-    @property
-    def has_audio(self) -> bool:
-        return bool(self.audio_steps)
-
-    # -- running ------------------------------------------------------------------
-
-    def frame(self, tick: Tick) -> None:
-        """Run every frame-domain node once."""
-        self._run(self.frame_steps, tick)
-        for buf, key, out, port in self._delayed:
-            buf[key] = out[port]
-
-    def audio_hop(self, tick: Tick) -> None:
-        """Run every audio-domain node once, for one hop."""
-        self._run(self.audio_steps, tick)
-
-    def _run(self, steps: tuple, tick: Tick) -> None:
-        for node, process, inp, copies, extra in steps:
-            for name, src, port in copies:
-                inp[name] = src[port]
-            if extra is None:
-                try:
-                    process(tick)
-                except Exception as exc:  # isolate: the show goes on
-                    self._fault(node, exc)
-                continue
-            drains, posts, event_outputs = extra
-            for name, queue in drains:
-                n = len(queue)
-                inp[name] = tuple(queue.popleft() for _ in range(n)) if n else NO_EVENTS
-            out = node.out
-            for name in event_outputs:
-                out[name] = NO_EVENTS
-            try:
-                process(tick)
-            except Exception as exc:
-                self._fault(node, exc)
-                continue
-            for name, queue in posts:
-                events = out[name]
-                if events:
-                    queue.extend(events)
 
     def _fault(self, node: Node, exc: Exception) -> None:
         if node.out:

@@ -64,7 +64,10 @@ class Context:
 
 class Tick:
     """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s] (0 for
-    the first tick), ``index`` the frame (or hop) number."""
+    the first tick), ``index`` the frame (or hop) number.
+
+    A tick is valid only during the call it is passed to: the engine may reuse the
+    object for the next tick, so a node copies the numbers it wants to keep."""
 
     __slots__ = ("t", "dt", "index")
 

@@ -37,13 +37,25 @@ class Event(NamedTuple):
     value: float = 1.0
 
 
-class AudioBlock(NamedTuple):
+class AudioBlock:
     """A block of samples: ``data`` is frames x channels float32, ``t`` the media time [s]
-    of its first sample."""
+    of its first sample.  ``mono`` is the block mixed to one contiguous 1-D channel when
+    the source has it at hand (analysis nodes then skip mixing); None otherwise.
 
-    data: np.ndarray
-    t: float
-    samplerate: int
+    A plain slotted class rather than a named tuple: one is made every hop, and this
+    is the cheapest immutable-by-convention record Python offers."""
+
+    __slots__ = ("data", "t", "samplerate", "mono")
+
+    def __init__(self, data: np.ndarray, t: float, samplerate: int,
+                 mono: np.ndarray | None = None) -> None:
+        self.data = data
+        self.t = t
+        self.samplerate = samplerate
+        self.mono = mono
+
+    def __repr__(self) -> str:
+        return f"AudioBlock({self.data.shape[0]}x{self.data.shape[1]} at t={self.t:.6f})"
 
 
 NO_EVENTS: tuple[Event, ...] = ()

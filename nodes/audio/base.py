@@ -32,10 +32,7 @@ class Analyzer(Node):
     def samples(self, tick: Tick) -> np.ndarray:
         if self.t_start is None:
             self.t_start = tick.t
-        block = self.inp["audio"]
-        if block is not None and block.data.shape[1] == 1:
-            return block.data.reshape(-1)  # sources hand out contiguous float32: no copy
-        return mono(block, self.ctx.hop)
+        return mono(self.inp["audio"], self.ctx.hop)
 
 
 def window_check(params: dict, ctx, key: str = "buf_size") -> list[tuple[str, str]]:

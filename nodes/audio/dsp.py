@@ -17,6 +17,8 @@ def mono(block: AudioBlock | None, n: int) -> np.ndarray:
     (silence when there is no block yet)."""
     if block is None:
         return np.zeros(n, dtype=np.float32)
+    if block.mono is not None:
+        return block.mono
     data = block.data
     x = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
     return np.ascontiguousarray(x, dtype=np.float32)

@@ -25,7 +25,7 @@ from .dsp import pick_channels
 
 log = logging.getLogger("tonegraph.audio.file")
 
-CHUNK = 16384  # frames read from the file at a time
+CHUNK = 65536  # frames read from the file at a time
 
 
 class AudioFile(Node):
@@ -84,16 +84,27 @@ class AudioFile(Node):
                                                  quality="HQ")
         self.start_frame = int(self.p.start * self.rate)
         self.sf.seek(self.start_frame)
-        self.buf = np.zeros(0, dtype=np.float32)
-        self.pos = 0
+        self.rest = np.zeros(0, dtype=np.float32)
+        self.hops: list[np.ndarray] = []
+        self.next_hop = 0
+        self.last_hop = -1
+        self.silence = np.zeros((self.ctx.hop, 1), dtype=np.float32)
+        self.hop_s = self.ctx.hop / self.ctx.samplerate
+        self.rate_out = self.ctx.samplerate
+        self.position = self.p.start
+        self.gain = np.float32(self.p.gain)
         self.read_frames = self.start_frame  # file frames consumed into the buffer
         self.eof = False
         self.done = False
-        self.played = 0  # output frames delivered
         self.monitor = _Monitor(self) if self.p.monitor and not self.ctx.offline else None
 
-    def _refill(self, need: int) -> None:
-        while len(self.buf) - self.pos < need and not self.eof:
+    def _refill(self) -> None:
+        """Read (and resample) the next chunk, and cut everything buffered into
+        hop-sized views, so a tick only hands one out."""
+        hop = self.ctx.hop
+        parts = [self.rest]
+        have = len(self.rest)
+        while have < hop and not self.eof:
             data = self.sf.read(CHUNK, dtype="float32", always_2d=True)
             last = False
             if len(data) < CHUNK:
@@ -104,33 +115,50 @@ class AudioFile(Node):
                     last = True
             else:
                 self.read_frames += len(data)
-            x = pick_channels(data, self.p.channel)[:, 0]
+            x = np.ascontiguousarray(pick_channels(data, self.p.channel)[:, 0])
             if self.resampler is not None:
-                x = self.resampler.resample_chunk(np.ascontiguousarray(x), last=last)
-            self.buf = np.concatenate([self.buf[self.pos:], x]).astype(np.float32, copy=False)
-            self.pos = 0
+                x = self.resampler.resample_chunk(x, last=last)
+            parts.append(x.astype(np.float32, copy=False))
+            have += len(x)
             if last:
                 self.eof = True
+        buf = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        whole = len(buf) // hop * hop
+        if self.eof and whole < len(buf):  # the file's last, partial hop: pad with silence
+            buf = np.concatenate([buf, np.zeros(hop - (len(buf) - whole), dtype=np.float32)])
+            whole = len(buf)
+        rows = buf[:whole].reshape(-1, hop)
+        self.hops = list(zip(rows, rows.reshape(-1, hop, 1)))  # (mono view, frames x 1 view)
+        self.rest = buf[whole:]
+        self.next_hop = 0
+        # The file's last hop, once it is buffered: delivering it ends the file.
+        self.last_hop = len(self.hops) if self.eof and not len(self.rest) else -1
 
     def process(self, tick: Tick) -> None:
-        hop = self.ctx.hop
-        if len(self.buf) - self.pos < hop:
-            self._refill(hop)
-        # A view into the buffer (it is replaced, never written, on refill).
-        x = self.buf[self.pos:self.pos + hop]
-        self.pos += len(x)
-        if len(x) < hop:
+        if self.next_hop >= len(self.hops):
+            self._refill()
+            if not self.hops:
+                self.done = True
+                self.out["audio"] = AudioBlock(self.silence, tick.t, self.rate_out,
+                                               self.silence[:, 0])
+                return
+        mono, x = self.hops[self.next_hop]
+        self.next_hop += 1
+        if self.next_hop == self.last_hop:
             self.done = True
-            x = np.concatenate([x, np.zeros(hop - len(x), dtype=np.float32)])
-        if self.p.gain != 1.0:
-            x = x * np.float32(self.p.gain)
-        block = AudioBlock(x.reshape(hop, 1), tick.t, self.ctx.samplerate)
-        self.out["audio"] = block
-        self.played += hop
-        self.out["position"] = self.p.start + self.played / self.ctx.samplerate
+        if self.gain != 1.0:
+            mono = mono * self.gain
+            x = mono.reshape(-1, 1)
+        out = self.out
+        out["audio"] = AudioBlock(x, tick.t, self.rate_out, mono)
+        self.position += self.hop_s
+        out["position"] = self.position
         if self.monitor is not None:
-            self.monitor.push(block.data)
+            self.monitor.push(x)
             self.monitor.report(self.id)
+
+    def params_changed(self, changed: set[str]) -> None:
+        self.gain = np.float32(self.p.gain)
 
     @property
     def finished(self) -> bool:

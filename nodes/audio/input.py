@@ -223,8 +223,8 @@ class AudioInput(Node):
                 self._spawn()
             x = np.zeros((hop, 1), dtype=np.float32)
             self.out["live"] = 0.0
-        self.out["audio"] = AudioBlock(np.ascontiguousarray(x, dtype=np.float32), tick.t,
-                                       self.ctx.samplerate)
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        self.out["audio"] = AudioBlock(x, tick.t, self.ctx.samplerate, x[:, 0])
         self.out["overflows"] = float(self.overflows)
         if self.overflows > self.overflows_reported and time.monotonic() >= self.next_overflow_report:
             log.warning("node '%s': %d input overflow(s) from '%s' so far (samples were lost "

@@ -103,7 +103,7 @@ class Synth(Node):
         x = self.samples[lo:hi] if hi <= n else np.concatenate([self.samples[lo:], self.samples[:hi - n]])
         if self.p.gain != 1.0:
             x = x * np.float32(self.p.gain)
-        self.out["audio"] = AudioBlock(x.reshape(-1, 1), tick.t, self.ctx.samplerate)
+        self.out["audio"] = AudioBlock(x.reshape(-1, 1), tick.t, self.ctx.samplerate, x)
         offsets = np.sort((self.beat_samples - lo) % n)
         hit = offsets[offsets < hop]
         if len(hit):

@@ -64,6 +64,9 @@ class Record(Node):
 
     def process(self, tick: Tick) -> None:
         inp = self.inp
+        if tick.t >= self.next_flush:
+            self.file.flush()
+            self.next_flush = tick.t + self.p.flush
         for name in self.values:
             v = inp[name]
             last = self.last.get(name)
@@ -77,11 +80,9 @@ class Record(Node):
                 self.last[name] = v
             self._write(tick.t, name, plain(v))
         for name in self.events:
-            for ev in inp[name]:
-                self._write(float(ev.t), name, True)
-        if tick.t >= self.next_flush:
-            self.file.flush()
-            self.next_flush = tick.t + self.p.flush
+            if inp[name]:
+                for ev in inp[name]:
+                    self._write(float(ev.t), name, True)
 
     def close(self) -> None:
         f = getattr(self, "file", None)

@@ -11,6 +11,7 @@ contains reaches a downstream node. Target: p99 <= 1 ms.
 
 from __future__ import annotations
 
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -74,17 +75,23 @@ nodes:
         def bare() -> None:
             counts["bare"] = bare_aubio(wav)
 
-        t_bare = t_engine = float("inf")
-        for _ in range(2 if quick() else 3):
-            t_bare = min(t_bare, best_of(bare, 1))
-            t_engine = min(t_engine, best_of(engine, 1))
-    speed = t_bare / t_engine
+        # Interleaved pairs: the machine's speed drifts by +-20 % between runs here,
+        # so each engine run is compared with the bare run just before it, and the
+        # median of those ratios is the figure; the best times are printed beside it.
+        pairs = []
+        for _ in range(3 if quick() else 9):
+            tb, te = best_of(bare, 1), best_of(engine, 1)
+            pairs.append((tb, te))
+    t_bare, t_engine = min(p[0] for p in pairs), min(p[1] for p in pairs)
+    speed = statistics.median(tb / te for tb, te in pairs)
     table(f"Offline speed, file -> onset -> record over a {seconds // 60}-minute file "
           f"(target >= 0.8x the bare aubio loop)",
-          ["run", "time", "x real time", "onsets"],
+          ["run", "best time", "x real time", "onsets"],
           [["bare aubio loop", f"{t_bare:.3f} s", f"{seconds / t_bare:.0f}x", counts["bare"]],
            ["tonegraph offline", f"{t_engine:.3f} s", f"{seconds / t_engine:.0f}x", counts["engine"]],
-           ["speed ratio", f"{speed:.2f}", "", "PASS" if speed >= 0.8 else "FAIL"]])
+           ["ratio of best times", f"{t_bare / t_engine:.2f}", "", ""],
+           [f"median ratio of {len(pairs)} paired runs", f"{speed:.2f}", "",
+            "PASS" if speed >= 0.8 else "FAIL"]])
     return {"offline_speed": speed}
 
 

@@ -55,8 +55,9 @@ def merge_close(times: np.ndarray, gap: float = MERGE) -> np.ndarray:
 def clips(root: Path = DATA) -> list[Clip]:
     found = []
     for audio in sorted(p for p in root.rglob("*") if p.suffix in AUDIO):
-        stem = audio.with_suffix("")
-        onsets, beats = _times(stem.with_suffix(".onsets")), _times(stem.with_suffix(".beats"))
+        # Not with_suffix: clip names such as country.00000 contain dots.
+        onsets = _times(audio.parent / f"{audio.stem}.onsets")
+        beats = _times(audio.parent / f"{audio.stem}.beats")
         if onsets is not None:
             onsets = merge_close(onsets)
         if onsets is not None or beats is not None:

@@ -320,3 +320,33 @@ def test_committed_demo_recording_is_the_synth_render(tmp_path):
     a, _ = sf.read(out, dtype="int16")
     b, _ = sf.read(ROOT / "graphs" / "media" / "groove.flac", dtype="int16")
     assert np.array_equal(a, b)
+
+
+def test_channel_pick_and_mix():
+    from engine.ports import AudioBlock
+    from nodes.audio.dsp import mono, pick_channels
+
+    stereo = np.stack([np.full(4, 0.2, np.float32), np.full(4, 0.6, np.float32)], axis=1)
+    assert pick_channels(stereo, -1)[:, 0] == pytest.approx([0.4] * 4)
+    assert pick_channels(stereo, 1)[:, 0] == pytest.approx([0.6] * 4)
+    assert pick_channels(stereo[:, 0], -1).shape == (4, 1)
+    assert mono(AudioBlock(stereo, 0.0, 44100), 4) == pytest.approx([0.4] * 4)
+    assert not mono(None, 8).any() and len(mono(None, 8)) == 8
+
+
+def test_file_picks_a_channel(write_patch, reg, tmp_path):
+    left = 0.5 * np.sin(2 * np.pi * 220 * np.arange(22050) / 44100)
+    path = tmp_path / "lr.wav"
+    sf.write(path, np.stack([left, np.zeros_like(left)], axis=1), 44100)
+    levels = {}
+    for channel in (-1, 0, 1):
+        rt = run_patch(write_patch, reg, f"""
+            nodes:
+              f: {{type: audio.file, params: {{path: "{path}", channel: {channel}}}}}
+              l: {{type: audio.level, in: {{audio: f}}}}
+              c: {{type: test.collect, in: {{rms: l.rms}}}}
+            """)
+        levels[channel] = float(np.median(rt.executor.nodes["c"].rows["rms"][5:30]))
+    assert levels[0] == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
+    assert levels[-1] == pytest.approx(levels[0] / 2, rel=0.02)
+    assert levels[1] < 1e-6
