@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # keeps pip from choosing a newer CUDA build for the project's own range.
 TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
-APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1
+APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core
 
 .PHONY: demo test bench eval system-deps setup docs clean
 

@@ -47,6 +47,7 @@ class Fault:
 @dataclass
 class _Step:
     node: Node
+    process: Any = None
     copies: list[tuple[str, dict, str]] = field(default_factory=list)
     drains: list[tuple[str, deque]] = field(default_factory=list)
     posts: list[tuple[str, deque]] = field(default_factory=list)
@@ -59,7 +60,7 @@ def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
     env: dict[str, Any] = {"NO_EVENTS": NO_EVENTS, "fault": fault}
     body: list[str] = []
     for i, st in enumerate(steps):
-        env[f"n{i}"], env[f"p{i}"] = st.node, st.node.process
+        env[f"n{i}"], env[f"p{i}"] = st.node, st.process or st.node.process
         env[f"i{i}"], env[f"o{i}"] = st.node.inp, st.node.out
         for j, (port, src, src_port) in enumerate(st.copies):
             env[f"s{i}_{j}"] = src
@@ -102,7 +103,8 @@ class Executor:
         self.frame = _generate(frame_steps, self._delayed, self._fault, "frame")
         #: Run every audio-domain node once, for one hop.
         self.audio_hop = _generate(audio_steps, [], self._fault, "audio")
-        self.has_audio = bool(audio_steps)
+        # Only real audio nodes make an audio domain worth running.
+        self.has_audio = any(n.domain == "audio" for n in self.nodes.values())
         self.configured = False
 
 
@@ -110,23 +112,34 @@ class Executor:
 
     def _compile(self) -> tuple[list[_Step], list[_Step]]:
         steps: dict[str, _Step] = {nid: _Step(node) for nid, node in self.nodes.items()}
+        # A "both" node also has an audio step, fed its audio-domain events.
+        audio_side = {nid: _Step(node, node.process_audio) for nid, node in self.nodes.items()
+                      if node.domain == "both"}
         for nid, node in self.nodes.items():
-            steps[nid].event_outputs = [n for n, p in node.outputs.items() if p.type == PortType.EVENT]
+            outputs = node.outputs_for(vars(node.p))
+            steps[nid].event_outputs = [n for n, p in outputs.items() if p.type == PortType.EVENT]
         for e in self.graph.edges:
             src, dst = self.nodes[e.src], self.nodes[e.dst]
             step = steps[e.dst]
+            if dst.domain == "both" and src.domain == "audio" and e.type == PortType.EVENT and not e.delay:
+                audio_side[e.dst].copies.append((e.dst_port, src.out, e.src_port))
+                dst.audio_inputs.add(e.dst_port)
+                continue
+            src_domain = "frame" if src.domain == "both" else src.domain
+            dst_domain = "frame" if dst.domain == "both" else dst.domain
             if e.delay:
                 buf: dict[str, Any] = {e.src_port: src.out.get(e.src_port)}
                 self._delayed.append((buf, e.src_port, src.out, e.src_port))
                 step.copies.append((e.dst_port, buf, e.src_port))
-            elif e.type == PortType.EVENT and src.domain != dst.domain:
+            elif e.type == PortType.EVENT and src_domain != dst_domain:
                 queue: deque = deque()
                 steps[e.src].posts.append((e.src_port, queue))
                 step.drains.append((e.dst_port, queue))
             else:
                 step.copies.append((e.dst_port, src.out, e.src_port))
-        frame = [steps[n] for n in self.graph.order if self.nodes[n].domain == "frame"]
-        audio = [steps[n] for n in self.graph.order if self.nodes[n].domain == "audio"]
+        frame = [steps[n] for n in self.graph.order if self.nodes[n].domain in ("frame", "both")]
+        audio = [steps[n] if self.nodes[n].domain == "audio" else audio_side[n]
+                 for n in self.graph.order if self.nodes[n].domain in ("audio", "both")]
         return frame, audio
 
     def configure(self) -> None:

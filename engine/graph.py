@@ -111,12 +111,14 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             if wire.node not in nodes:
                 continue  # its own error (unknown type) is already reported
             src_cls = registry[spec.nodes[wire.node].type]
+            src_params = {n: d.default for n, d in src_cls.params.items()} | nodes[wire.node].params
+            src_outputs = src_cls.outputs_for(src_params)
             port = wire.port or src_cls.default_output
-            src_type = src_cls.port_type(port, output=True)
+            src_type = src_outputs[port].type if port in src_outputs else None
             if src_type is None:
-                valid = ", ".join(src_cls.outputs) or "none"
+                valid = ", ".join(src_outputs) or "none"
                 err(f"unknown output port '{port}' on node '{wire.node}' ({src_cls.type_name})"
-                    f"{_did_you_mean(port, list(src_cls.outputs))}; outputs: {valid}", wire.loc)
+                    f"{_did_you_mean(port, list(src_outputs))}; outputs: {valid}", wire.loc)
                 continue
             if not compatible(src_type, dst_type):
                 err(f"cannot wire {src_type.value} output '{wire.node}.{port}' to "

@@ -9,7 +9,10 @@ A node type is a subclass of :class:`Node` that declares, as class attributes:
 ``outputs``      name -> :class:`engine.ports.Port`; ``out`` is the default output
 ``variadic``     a Port type for inputs named freely by the patch (recorders, OSC
                  senders), or ``None``
-``domain``       ``"frame"`` (runs once per frame) or ``"audio"`` (once per audio hop)
+``domain``       ``"frame"`` (runs once per frame), ``"audio"`` (once per audio hop),
+                 or ``"both"``: ``process`` runs per frame and ``process_audio`` per
+                 hop with the node's event inputs that come from the audio domain, so
+                 such events are handled as soon as their hop is (OSC cues)
 
 and implements the life cycle:
 
@@ -51,6 +54,10 @@ class Context:
     headless: bool = True
     patch_dir: Path = field(default_factory=Path.cwd)
     stop: threading.Event = field(default_factory=threading.Event)
+    #: Shared OSC destinations (one socket per destination for the whole engine).
+    osc: "Transports" = field(default_factory=lambda: _transports())
+    #: Unix time at media time 0, for OSC timetags that line cues up with the audio.
+    clock_origin: float = 0.0
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""
@@ -60,6 +67,12 @@ class Context:
     def resolve_output(self, path: str) -> Path:
         """An output file, relative to the working directory."""
         return Path(path).expanduser()
+
+
+def _transports():
+    from .osc.transport import Transports
+
+    return Transports()
 
 
 class Tick:
@@ -109,7 +122,10 @@ class Node:
         for name, typ in self.wired.items():
             if name not in self.inp:
                 self.inp[name] = Port(typ).initial()
-        self.out: dict[str, Any] = {n: port.initial() for n, port in self.outputs.items()}
+        self.out: dict[str, Any] = {n: port.initial()
+                                    for n, port in self.outputs_for(full).items()}
+        #: For ``domain = "both"``: the inputs the executor fills on the audio thread.
+        self.audio_inputs: set[str] = set()
 
     # -- life cycle ---------------------------------------------------------------
 
@@ -118,6 +134,9 @@ class Node:
 
     def process(self, tick: Tick) -> None:
         raise NotImplementedError
+
+    def process_audio(self, tick: Tick) -> None:
+        """For ``domain = "both"``: once per hop, with audio-domain events in ``self.inp``."""
 
     def params_changed(self, changed: set[str]) -> None:
         """Apply changed params in place; ``self.p`` already holds the new values."""
@@ -188,8 +207,14 @@ class Node:
         return []
 
     @classmethod
-    def port_type(cls, name: str, output: bool) -> PortType | None:
-        ports = cls.outputs if output else cls.inputs
+    def outputs_for(cls, params: dict[str, Any]) -> dict[str, Port]:
+        """The outputs of a node with these params: the declared ones, unless a node type
+        names its outputs from its params (``osc.in`` names them after addresses)."""
+        return cls.outputs
+
+    @classmethod
+    def port_type(cls, name: str, output: bool, params: dict[str, Any] | None = None) -> PortType | None:
+        ports = (cls.outputs_for(params or {}) if output else cls.inputs)
         if name in ports:
             return ports[name].type
         if not output and cls.variadic is not None:

@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import ParamError
 
-KINDS = ("float", "int", "bool", "choice", "str", "floats", "path", "outpath", "expr")
+KINDS = ("float", "int", "bool", "choice", "str", "floats", "path", "outpath", "expr", "mapping",
+         "strings")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +86,16 @@ class Param:
             if kind in ("path", "outpath", "expr") and not value.strip():
                 raise ParamError(f"param '{name}' must not be empty")
             return value
+        if kind == "mapping":
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ParamError(f"param '{name}' must be a mapping of names to settings, got {value!r}")
+            return value
+        if kind == "strings":
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ParamError(f"param '{name}' must be a list of strings, got {value!r}")
+            return list(value)
         if kind == "floats":
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = [value]
@@ -104,8 +115,8 @@ class Param:
             n = f"{self.length} " if self.length else ""
             return f"list of {n}numbers"
         return {"float": "number", "int": "integer", "bool": "true/false", "str": "string",
-                "path": "file path", "outpath": "output file path",
-                "expr": "expression"}[self.kind]
+                "path": "file path", "outpath": "output file path", "expr": "expression",
+                "mapping": "mapping", "strings": "list of strings"}[self.kind]
 
     def _check_range(self, name: str, value: float) -> float:
         if (self.min is not None and value < self.min) or (self.max is not None and value > self.max):
@@ -171,3 +182,13 @@ def outpath(default: str | None, description: str = "", *, restart: bool = True)
 
 def expr(default: str, description: str = "", *, restart: bool = False) -> Param:
     return Param("expr", default, description, restart=restart)
+
+
+def mapping(default: dict | None = None, description: str = "", *, restart: bool = False) -> Param:
+    """Free-form settings by name; the node's ``check`` validates their contents."""
+    return Param("mapping", dict(default or {}), description, restart=restart)
+
+
+def strings(default: list[str] | None = None, description: str = "", *,
+            restart: bool = False) -> Param:
+    return Param("strings", list(default or []), description, restart=restart)

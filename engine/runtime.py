@@ -72,6 +72,7 @@ class Runtime:
 
     def run(self) -> RunReport:
         ex = self.executor
+        self.ctx.clock_origin = time.time()  # media time 0, for OSC timetags
         if not ex.configured:
             ex.configure()
         if self.offline:

@@ -35,6 +35,13 @@ def param_schema(p: Param) -> dict[str, Any]:
         s["type"] = "boolean"
     elif p.kind == "choice":
         s["enum"] = list(p.choices)
+    elif p.kind == "mapping":
+        s["type"] = "object"
+        return s
+    elif p.kind == "strings":
+        s["type"] = ["array", "string"]
+        s["items"] = {"type": "string"}
+        return s
     elif p.kind == "floats":
         item: dict[str, Any] = {"type": "number"}
         if p.min is not None:

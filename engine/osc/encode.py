@@ -1,0 +1,67 @@
+"""OSC encoding and decoding as pure functions over bytes (python-osc underneath).
+
+Kept apart from sockets so that what goes on the wire can be tested byte for byte.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pythonosc import slip
+from pythonosc.osc_bundle import OscBundle
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.parsing import osc_types
+
+Arg = tuple[str, Any]  # (OSC type tag, value)
+
+BUNDLE_HEAD = b"#bundle\x00"
+
+
+def message(address: str, args: Sequence[Arg] = ()) -> bytes:
+    """One OSC message. Type tags: f float, i int, T/F bool, s string, b blob."""
+    builder = OscMessageBuilder(address=address)
+    for tag, value in args:
+        if tag in ("T", "F"):
+            builder.add_arg(bool(value))
+        else:
+            builder.add_arg(value, tag)
+    return builder.build().dgram
+
+
+def bundle(timetag: float, messages: Iterable[bytes]) -> bytes:
+    """A bundle of encoded messages. ``timetag`` is Unix time [s], or 0 for immediately."""
+    parts = [BUNDLE_HEAD, osc_types.write_date(timetag)]
+    for m in messages:
+        parts.append(struct.pack(">i", len(m)))
+        parts.append(m)
+    return b"".join(parts)
+
+
+def slip_frame(packet: bytes) -> bytes:
+    """OSC 1.1 stream framing for TCP (SLIP, double END)."""
+    return slip.encode(packet)
+
+
+def decode(packet: bytes) -> list[tuple[float | None, OscMessage]]:
+    """Messages in a datagram with the timetag (Unix time, 0 for immediately) of the
+    bundle holding them, or None when not in a bundle, exactly as on the wire.
+    Raises ``ValueError`` for anything that is not valid OSC."""
+    try:
+        if packet.startswith(BUNDLE_HEAD):
+            return _bundle_messages(OscBundle(packet))
+        return [(None, OscMessage(packet))]
+    except Exception as exc:  # python-osc raises its own ParseError and others
+        raise ValueError(f"not an OSC packet: {exc}") from exc
+
+
+def _bundle_messages(b: OscBundle) -> list[tuple[float | None, OscMessage]]:
+    out: list[tuple[float | None, OscMessage]] = []
+    for content in b:
+        if isinstance(content, OscBundle):
+            out += _bundle_messages(content)
+        else:
+            out.append((float(b.timestamp), content))
+    return out

@@ -1,0 +1,1 @@
+"""OSC nodes: cues out to lighting desks and VJ software (osc.out), control in (osc.in)."""
