@@ -90,6 +90,8 @@ class AudioDriver:
                 # Keep the wall-clock schedule aligned with the device, so that falling
                 # back to it after a device loss continues without a jump.
                 anchor = self.time_fn() - (n + 1) * hp
+            if self.executor.audio_tasks:
+                self.executor.run_audio_tasks()
             try:
                 self.executor.audio_hop(Tick(n * hp, hp, n))
             except Exception:  # the executor isolates nodes; this is a last guard

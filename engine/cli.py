@@ -56,14 +56,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .runtime import Runtime
+    from .runtime import OscOptions, Runtime
 
     registry = _registry(args)
     graph, errors = load_graph(args.patch, registry, args.set)
     if errors:
         return _fail([str(e) for e in errors])
+    if args.status:
+        from .osc.transport import parse_destination
+
+        try:
+            parse_destination(args.status)
+        except ValueError as exc:
+            return _fail(f"error: --status: {exc}")
+    osc = None if args.offline else OscOptions(
+        host=args.osc_host, port=None if args.no_osc else args.osc_port,
+        query_port=args.oscquery_port, status_to=args.status, status_interval=args.status_interval)
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
-                      duration=args.duration, fps=args.fps)
+                      duration=args.duration, fps=args.fps, osc=osc)
     if args.offline and args.duration is None and not runtime.sources:
         return _fail(f"{display_path(Path(args.patch))}: error: an offline run of a patch without "
                      f"file sources never ends by itself; give --duration SECONDS")
@@ -186,6 +196,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
+    osc = p.add_argument_group("OSC (real-time runs)")
+    osc.add_argument("--osc-port", type=int, default=9000, metavar="N",
+                     help="listen for OSC control here (0: any free port; default 9000)")
+    osc.add_argument("--osc-host", default="127.0.0.1", metavar="ADDR",
+                     help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
+    osc.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    osc.add_argument("--oscquery-port", type=int, metavar="N",
+                     help="OSCQuery HTTP port (default: the OSC port + 1)")
+    osc.add_argument("--status", metavar="HOST:PORT",
+                     help="send /tonegraph/status heartbeats and /tonegraph/error reports here")
+    osc.add_argument("--status-interval", type=float, default=1.0, metavar="S")
     p.set_defaults(func=cmd_run)
 
     p = with_nodes_path(sub.add_parser("nodes", help="list node types, or show one"))

@@ -97,6 +97,8 @@ class Executor:
             cls = registry[gn.type]
             self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
         self.faults: dict[str, Fault] = {}
+        #: Work for the audio thread, run between two hops (param changes of audio nodes).
+        self.audio_tasks: deque = deque()
         self._delayed: list[tuple[dict, str, dict, str]] = []
         frame_steps, audio_steps = self._compile()
         #: Run every frame-domain node once (then refresh delayed edges).
@@ -160,6 +162,24 @@ class Executor:
     def close(self) -> None:
         for node in reversed(list(self.nodes.values())):
             _close_quietly(node)
+
+    def run_audio_tasks(self) -> None:
+        """Called by whoever runs audio hops, between two of them."""
+        tasks = self.audio_tasks
+        while tasks:
+            task = tasks.popleft()
+            try:
+                task()
+            except Exception as exc:  # a task must never stop the audio thread
+                log.error("audio-thread task failed: %s", _describe(exc))
+
+    def in_domain(self, node: Node, fn) -> None:
+        """Run ``fn`` where ``node`` runs: now for frame nodes (the caller is the frame
+        thread), before the next hop for audio nodes."""
+        if node.domain == "audio" and self.has_audio:
+            self.audio_tasks.append(fn)
+        else:
+            fn()
 
     def _fault(self, node: Node, exc: Exception) -> None:
         if node.out:

@@ -171,11 +171,10 @@ class Node:
 
     # -- helpers ------------------------------------------------------------------
 
-    def set_params(self, values: dict[str, Any]) -> set[str]:
-        """Validate and apply new param values; returns the names that need a restart.
+    def validate_params(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Check new param values exactly as a patch is checked; returns them coerced.
 
-        Raises :class:`engine.errors.ParamError` without changing anything when any
-        value is invalid.
+        Raises :class:`engine.errors.ParamError` naming the problem; nothing changes.
         """
         from .errors import ParamError
 
@@ -183,12 +182,20 @@ class Node:
         for name, value in values.items():
             decl = self.params.get(name)
             if decl is None:
-                raise ParamError(f"{self.type_name} has no param '{name}'")
+                import difflib
+
+                close = difflib.get_close_matches(name, list(self.params), n=1)
+                hint = f" (did you mean '{close[0]}'?)" if close else ""
+                raise ParamError(f"{self.type_name} has no param '{name}'{hint}")
             coerced[name] = decl.coerce(value, name)
-        full = vars(self.p) | coerced
-        problems = self.check(full, self.wired, self.ctx)
+        problems = self.check(vars(self.p) | coerced, self.wired, self.ctx)
         if problems:
             raise ParamError("; ".join(msg for _, msg in problems))
+        return coerced
+
+    def apply_params(self, coerced: dict[str, Any]) -> set[str]:
+        """Apply values from :meth:`validate_params`; returns the names that need a
+        restart (the caller reconfigures the node), after applying the others in place."""
         changed = {n for n, v in coerced.items() if getattr(self.p, n) != v}
         for name in changed:
             setattr(self.p, name, coerced[name])
@@ -196,6 +203,21 @@ class Node:
         if changed - restart:
             self.params_changed(changed - restart)
         return restart
+
+    def set_params(self, values: dict[str, Any]) -> set[str]:
+        """Validate and apply new param values; returns the names that need a restart.
+
+        Raises :class:`engine.errors.ParamError` without changing anything when any
+        value is invalid.
+        """
+        return self.apply_params(self.validate_params(values))
+
+    def restart(self) -> None:
+        """Configure again after a restart param changed, keeping the running state."""
+        state = self.state()
+        self.close()
+        self.configure()
+        self.restore(state)
 
     @classmethod
     def check(cls, params: dict[str, Any], wired: dict[str, PortType],

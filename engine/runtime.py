@@ -15,12 +15,24 @@ from dataclasses import dataclass
 
 from .audio import AudioDriver
 from .clock import FrameClock
+from .control import Control
 from .executor import Executor
 from .graph import Graph
 from .node import Context, Tick
 from .registry import Registry
 
 log = logging.getLogger("tonegraph.runtime")
+
+
+@dataclass
+class OscOptions:
+    """Where the engine listens and reports (real-time runs only)."""
+
+    host: str = "127.0.0.1"
+    port: int | None = 9000          # None: no listener
+    query_port: int | None = None    # None: the OSC port + 1 (0 when the OSC port is 0)
+    status_to: str | None = None     # host:port for /tonegraph/status and /tonegraph/error
+    status_interval: float = 1.0
 
 
 @dataclass
@@ -46,8 +58,10 @@ class Runtime:
     def __init__(self, graph: Graph, registry: Registry, *, offline: bool = False,
                  headless: bool = True, duration: float | None = None, fps: float | None = None,
                  time_fn: Callable[[], float] = time.perf_counter,
-                 sleep_fn: Callable[[float], None] = time.sleep) -> None:
+                 sleep_fn: Callable[[float], None] = time.sleep,
+                 osc: OscOptions | None = None) -> None:
         spec = graph.spec
+        self.osc = osc
         self.fps = float(fps or spec.fps)
         self.ctx = spec.context(offline=offline, headless=headless)
         self.ctx.fps = self.fps
@@ -61,6 +75,10 @@ class Runtime:
         self.hops = 0
         self.frames = 0
         self.driver: AudioDriver | None = None
+        self.control: Control | None = None
+        self.server = None
+        self.query = None
+        self.reporter = None
 
     @property
     def sources(self) -> list:
@@ -83,11 +101,13 @@ class Runtime:
         if ex.has_audio and not self.offline:
             driver = AudioDriver(ex, self.ctx, self._time_fn)
             self.driver = driver
+        self._start_osc()
         self.clock.start()
         if driver:
             driver.start()
         reason = "stop requested"
         t = 0.0
+        control, reporter = self.control, self.reporter
         try:
             while not self.ctx.stop.is_set():
                 tick = self.clock.next()
@@ -98,15 +118,84 @@ class Runtime:
                 if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
+                if control is not None:
+                    control.apply()
                 ex.frame(tick)
                 self.frames += 1
+                if reporter is not None:
+                    reporter.beat()
         finally:
             if driver:
                 driver.stop()
                 self.hops = driver.hops
+            self._stop_osc()
             ex.close()
         return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
                          ex.fault_count(), t, self._time_fn() - wall0, reason)
+
+    # -- OSC: listener, OSCQuery, status ------------------------------------------------
+
+    def _start_osc(self) -> None:
+        from .osc.query import OscQueryServer
+        from .osc.server import OscServer
+        from .osc.status import StatusReporter
+        from .osc.transport import parse_destination
+
+        opts = self.osc
+        if opts is None:
+            return
+        if opts.port is not None:
+            server = OscServer(opts.host, opts.port)
+            try:
+                server.start()
+            except OSError as exc:
+                log.warning("cannot listen for OSC on %s:%s (%s); live control over OSC is off",
+                            opts.host, opts.port, exc.strerror or exc)
+            else:
+                self.server = server
+                self.control = Control(self.executor, server)
+                qport = opts.query_port if opts.query_port is not None else (
+                    server.port + 1 if opts.port else 0)
+                query = OscQueryServer(self.executor.nodes, self.graph.name, opts.host, server.port,
+                                       opts.host, qport)
+                try:
+                    query.start()
+                    self.query = query
+                except OSError as exc:
+                    log.warning("cannot serve OSCQuery on %s:%s (%s)", opts.host, qport,
+                                exc.strerror or exc)
+                log.info("OSC control on %s:%d%s", opts.host, server.port,
+                         f", OSCQuery on http://{opts.host}:{self.query.port}/" if self.query else "")
+        if opts.status_to:
+            host, port = parse_destination(opts.status_to)
+            dest = self.ctx.osc.acquire(host, port)
+            self._status_dest = dest
+            self._started = time.monotonic()
+            self._beat_frames = (self._started, 0)
+            self.reporter = StatusReporter(dest, opts.status_interval, self._status)
+            logging.getLogger("tonegraph").addHandler(self.reporter)
+
+    def _status(self) -> list:
+        now = time.monotonic()
+        t0, f0 = self._beat_frames
+        fps = (self.frames - f0) / (now - t0) if now > t0 else 0.0
+        self._beat_frames = (now, self.frames)
+        ex = self.executor
+        overflows = sum(getattr(n, "overflows", 0) for n in ex.nodes.values()
+                        if n.type_name == "audio.input")
+        dropped = (self.server.malformed + self.server.oversized) if self.server else 0
+        return [("f", now - self._started), ("f", fps), ("i", self.clock.late_frames),
+                ("i", self.clock.skipped), ("i", overflows), ("i", len(ex.faults)),
+                ("i", ex.fault_count()), ("i", dropped)]
+
+    def _stop_osc(self) -> None:
+        if self.reporter is not None:
+            logging.getLogger("tonegraph").removeHandler(self.reporter)
+            self.ctx.osc.release(self._status_dest)
+        if self.query is not None:
+            self.query.stop()
+        if self.server is not None:
+            self.server.stop()
 
     def _run_offline(self) -> RunReport:
         """The virtual clock, inlined: offline runs are how files are analysed and
@@ -135,6 +224,8 @@ class Runtime:
                     break
                 if has_audio and (n + 1) * hp <= t + 1e-9:
                     # Frame k sees every hop that ended by its time.
+                    if ex.audio_tasks:
+                        ex.run_audio_tasks()
                     while (n + 1) * hp <= t + 1e-9:
                         htick.t, htick.index = n * hp, n
                         hop(htick)

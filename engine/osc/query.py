@@ -1,0 +1,114 @@
+"""OSCQuery (Vidvox's OSCQueryProposal): the running patch's params as an HTTP JSON tree.
+
+TouchOSC, Chataigne and ossia score discover every param under
+``/tonegraph/<node>/<param>`` with its TYPE, VALUE, RANGE, DESCRIPTION and ACCESS, and
+then set them over OSC at the engine's UDP port.  ``?HOST_INFO`` tells them that port.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+from ..params import Param
+
+log = logging.getLogger("tonegraph.oscquery")
+
+TYPES = {"float": "f", "int": "i", "bool": "T", "choice": "s", "str": "s", "path": "s",
+         "outpath": "s", "expr": "s"}
+
+
+def _leaf(path: str, p: Param, value) -> dict | None:
+    if p.kind == "floats":
+        n = p.length or len(value or [])
+        typ, vals = "f" * n, list(value or [])
+    elif p.kind in TYPES:
+        typ, vals = TYPES[p.kind], [value]
+    else:
+        return None  # mappings and lists are set in the patch, not over OSC
+    node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 3,
+            "DESCRIPTION": p.description + (f" [{p.unit}]" if p.unit else "")}
+    if p.kind == "choice":
+        node["RANGE"] = [{"VALS": list(p.choices)}]
+    elif p.min is not None or p.max is not None:
+        rng = {k: v for k, v in (("MIN", p.min), ("MAX", p.max)) if v is not None}
+        node["RANGE"] = [rng] * len(typ)
+    if p.unit:
+        node["UNIT"] = [p.unit] * len(typ)
+    return node
+
+
+def tree(nodes: dict) -> dict:
+    """The namespace of a running graph: ``nodes`` maps id to node instance."""
+    contents = {}
+    for nid, node in nodes.items():
+        params = {}
+        for name, decl in node.params.items():
+            leaf = _leaf(f"/tonegraph/{nid}/{name}", decl, getattr(node.p, name))
+            if leaf is not None:
+                params[name] = leaf
+        contents[nid] = {"FULL_PATH": f"/tonegraph/{nid}", "DESCRIPTION": node.type_name,
+                         "ACCESS": 0, "CONTENTS": params}
+    return {"FULL_PATH": "/", "ACCESS": 0, "CONTENTS": {
+        "tonegraph": {"FULL_PATH": "/tonegraph", "ACCESS": 0, "CONTENTS": contents}}}
+
+
+def find(root: dict, path: str) -> dict | None:
+    node = root
+    for part in [p for p in path.split("/") if p]:
+        node = node.get("CONTENTS", {}).get(part)
+        if node is None:
+            return None
+    return node
+
+
+class OscQueryServer:
+    def __init__(self, nodes: dict, name: str, osc_host: str, osc_port: int,
+                 host: str = "127.0.0.1", port: int = 0) -> None:
+        self.nodes, self.name, self.osc_host, self.osc_port = nodes, name, osc_host, osc_port
+        self.host, self.requested_port, self.port = host, port, 0
+        self._httpd: ThreadingHTTPServer | None = None
+
+    def host_info(self) -> dict:
+        return {"NAME": f"tonegraph {self.name}", "OSC_IP": self.osc_host, "OSC_PORT": self.osc_port,
+                "OSC_TRANSPORT": "UDP",
+                "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
+                               "TYPE": True, "UNIT": True, "LISTEN": False, "PATH_CHANGED": False}}
+
+    def start(self) -> None:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                url = urlparse(self.path)
+                if url.query == "HOST_INFO":
+                    return self._json(server.host_info())
+                node = find(tree(server.nodes), url.path)
+                if node is None:
+                    return self._json({"error": f"no such path {url.path}"}, 404)
+                if url.query and url.query in node:
+                    return self._json({url.query: node[url.query]})
+                return self._json(node)
+
+            def _json(self, body: dict, status: int = 200) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, fmt, *args) -> None:  # quiet: no line per request
+                pass
+
+        self._httpd = ThreadingHTTPServer((self.host, self.requested_port), Handler)
+        self.port = self._httpd.server_address[1]
+        threading.Thread(target=self._httpd.serve_forever, daemon=True, name="oscquery").start()
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
