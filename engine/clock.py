@@ -35,6 +35,8 @@ class FrameClock:
         self.skipped = 0
         self.late_frames = 0
         self.last_lateness = 0.0
+        #: When a list, every frame's lateness [s] is appended (for benchmarks).
+        self.record: list[float] | None = None
 
     def start(self) -> None:
         """Frame 0 is due now."""
@@ -65,6 +67,8 @@ class FrameClock:
         dt = (k - self.index) * self.period if self.index >= 0 else 0.0
         self.index = k
         self.last_lateness = max(0.0, now - deadline)
+        if self.record is not None:
+            self.record.append(self.last_lateness)
         return Tick(k * self.period, dt, k)
 
     def elapsed(self) -> float:

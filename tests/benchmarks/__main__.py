@@ -10,7 +10,7 @@ import importlib
 import platform
 import sys
 
-BENCHES = ["dispatch", "clock", "audio"]
+BENCHES = ["dispatch", "clock", "audio", "osc"]
 
 
 def main(argv: list[str]) -> int:
