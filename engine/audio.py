@@ -45,6 +45,8 @@ class AudioDriver:
         self.sources = [n for n in executor.nodes.values() if n.is_source and n.domain == "audio"]
         self.hops = 0
         self.skipped_hops = 0
+        #: Held while a hop runs; a hot reload takes it to swap executors between hops.
+        self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -90,10 +92,17 @@ class AudioDriver:
                 # Keep the wall-clock schedule aligned with the device, so that falling
                 # back to it after a device loss continues without a jump.
                 anchor = self.time_fn() - (n + 1) * hp
-            if self.executor.audio_tasks:
-                self.executor.run_audio_tasks()
-            try:
-                self.executor.audio_hop(Tick(n * hp, hp, n))
-            except Exception:  # the executor isolates nodes; this is a last guard
-                log.exception("audio hop %d failed", n)
+            with self.lock:
+                ex = self.executor
+                if ex.audio_tasks:
+                    ex.run_audio_tasks()
+                try:
+                    ex.audio_hop(Tick(n * hp, hp, n))
+                except Exception:  # the executor isolates nodes; this is a last guard
+                    log.exception("audio hop %d failed", n)
             self.hops = n + 1
+
+    def use(self, executor: Executor) -> None:
+        """Run ``executor`` from the next hop on (the caller holds ``lock``)."""
+        self.executor = executor
+        self.sources = [n for n in executor.nodes.values() if n.is_source and n.domain == "audio"]

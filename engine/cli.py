@@ -73,7 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         host=args.osc_host, port=None if args.no_osc else args.osc_port,
         query_port=args.oscquery_port, status_to=args.status, status_interval=args.status_interval)
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
-                      duration=args.duration, fps=args.fps, osc=osc)
+                      duration=args.duration, fps=args.fps, osc=osc,
+                      watch=not (args.offline or args.no_watch), sets=args.set)
     if args.offline and args.duration is None and not runtime.sources:
         return _fail(f"{display_path(Path(args.patch))}: error: an offline run of a patch without "
                      f"file sources never ends by itself; give --duration SECONDS")
@@ -82,6 +83,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         runtime.request_stop()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    old[signal.SIGHUP] = signal.signal(signal.SIGHUP, lambda signum, frame: runtime.request_reload())
     try:
         log.info("running %s (%d nodes) at %g fps%s%s", graph.name, len(graph.nodes), runtime.fps,
                  ", offline" if args.offline else "", ", headless" if args.headless else "")
@@ -196,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
+    p.add_argument("--no-watch", action="store_true",
+                   help="do not reload the patch when it (or a file it uses) is saved; "
+                        "SIGHUP still reloads")
     osc = p.add_argument_group("OSC (real-time runs)")
     osc.add_argument("--osc-port", type=int, default=9000, metavar="N",
                      help="listen for OSC control here (0: any free port; default 9000)")

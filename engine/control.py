@@ -30,6 +30,11 @@ class Control:
         self.rejected = 0
         self.unrouted = 0
 
+    def use(self, executor: Executor) -> None:
+        """After a hot reload: route to the new graph's nodes."""
+        self.executor = executor
+        self.receivers = [n for n in executor.nodes.values() if hasattr(n, "receive_osc")]
+
     def apply(self) -> None:
         """Route everything that arrived since the last tick (engine thread only)."""
         for msg in self.server.drain():

@@ -88,26 +88,99 @@ def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
 class Executor:
     """Instantiates a graph's nodes and runs them."""
 
-    def __init__(self, graph: Graph, registry: Registry, ctx: Context) -> None:
+    def __init__(self, graph: Graph, registry: Registry, ctx: Context,
+                 previous: "Executor | None" = None) -> None:
+        """Instantiate the graph's nodes.  With ``previous`` (a hot reload), a node whose
+        id and type are unchanged is taken over with its state instead of created: see
+        :meth:`prepare` and :meth:`adopt`."""
         self.graph = graph
         self.ctx = ctx
+        self.registry = registry
         self.nodes: dict[str, Node] = {}
+        self.fresh: set[str] = set()      # created for this graph (not taken over)
         for nid in graph.order:
             gn = graph.nodes[nid]
-            cls = registry[gn.type]
-            self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
+            old = previous.nodes.get(nid) if previous is not None else None
+            if old is not None and old.type_name == gn.type:
+                self.nodes[nid] = old
+            else:
+                cls = registry[gn.type]
+                self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
+                self.fresh.add(nid)
+        self.previous = previous
         self.faults: dict[str, Fault] = {}
         #: Work for the audio thread, run between two hops (param changes of audio nodes).
         self.audio_tasks: deque = deque()
         self._delayed: list[tuple[dict, str, dict, str]] = []
+        # Only real audio nodes make an audio domain worth running.
+        self.has_audio = any(n.domain == "audio" for n in self.nodes.values())
+        self.configured = False
+        if previous is None:
+            self._build()
+
+    def _build(self) -> None:
+        self._delayed = []
         frame_steps, audio_steps = self._compile()
         #: Run every frame-domain node once (then refresh delayed edges).
         self.frame = _generate(frame_steps, self._delayed, self._fault, "frame")
         #: Run every audio-domain node once, for one hop.
         self.audio_hop = _generate(audio_steps, [], self._fault, "audio")
-        # Only real audio nodes make an audio domain worth running.
-        self.has_audio = any(n.domain == "audio" for n in self.nodes.values())
-        self.configured = False
+
+    # -- hot reload -----------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Off the hot path (the reload thread): configure the nodes that are new.
+        Raises NodeError, closing them again, if one cannot start."""
+        done = []
+        for nid in self.graph.order:
+            if nid in self.fresh:
+                node = self.nodes[nid]
+                try:
+                    node.configure()
+                except Exception as exc:
+                    for other in done:
+                        _close_quietly(other)
+                    raise NodeError(nid, f"{node.type_name}: {_describe(exc)}") from exc
+                done.append(node)
+
+    def adopt(self) -> list[str]:
+        """Between two ticks (audio thread held): take over the previous graph's nodes,
+        apply changed params and wiring, and close the nodes that are gone.  Returns
+        the ids of nodes that were restarted."""
+        from .node import Port
+
+        previous = self.previous
+        assert previous is not None
+        restarted = []
+        for nid, node in self.nodes.items():
+            if nid in self.fresh:
+                continue
+            gn = self.graph.nodes[nid]
+            full = {n: d.default for n, d in node.params.items()} | gn.params
+            restart = node.apply_params({k: v for k, v in full.items() if getattr(node.p, k) != v})
+            if dict(gn.wired) != node.wired:
+                for name in set(node.inp) - set(node.inputs) - set(gn.wired):
+                    del node.inp[name]
+                for name, typ in gn.wired.items():
+                    node.inp.setdefault(name, Port(typ).initial())
+                node.wired = dict(gn.wired)
+                restart = True
+            if restart:
+                try:
+                    node.restart()
+                except Exception as exc:
+                    self._fault(node, exc)
+                restarted.append(nid)
+            node.audio_inputs = set()
+        for nid, node in previous.nodes.items():
+            if self.nodes.get(nid) is not node:
+                _close_quietly(node)
+        self.faults = {k: v for k, v in previous.faults.items() if k in self.nodes and k not in self.fresh}
+        self.audio_tasks = previous.audio_tasks
+        self._build()
+        self.configured = True
+        self.previous = None
+        return restarted
 
 
     # -- set-up -------------------------------------------------------------------
@@ -145,7 +218,8 @@ class Executor:
         return frame, audio
 
     def configure(self) -> None:
-        """Configure every node in order; a failure names the node and closes the rest."""
+        """Configure every node in order (first start; a reload uses prepare/adopt);
+        a failure names the node and closes the rest."""
         done = []
         for nid, node in self.nodes.items():
             try:

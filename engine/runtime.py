@@ -59,9 +59,16 @@ class Runtime:
                  headless: bool = True, duration: float | None = None, fps: float | None = None,
                  time_fn: Callable[[], float] = time.perf_counter,
                  sleep_fn: Callable[[float], None] = time.sleep,
-                 osc: OscOptions | None = None) -> None:
+                 osc: OscOptions | None = None, watch: bool = False,
+                 sets: list[str] | None = None) -> None:
         spec = graph.spec
         self.osc = osc
+        self.watch = watch
+        self.sets = sets or []
+        self.registry = registry
+        self.reloader = None
+        self.reloads = 0
+        self.swap_times: list[float] = []   # [s] from the file event to the new graph running
         self.fps = float(fps or spec.fps)
         self.ctx = spec.context(offline=offline, headless=headless)
         self.ctx.fps = self.fps
@@ -84,6 +91,11 @@ class Runtime:
     def sources(self) -> list:
         return [n for n in self.executor.nodes.values() if n.is_source]
 
+    def request_reload(self) -> None:
+        """Reload the patch from disk (SIGHUP); safe from signal handlers."""
+        if self.reloader is not None:
+            self.reloader.request()
+
     def request_stop(self) -> None:
         """Ask the loop to stop after the current tick (safe from signal handlers)."""
         self.ctx.stop.set()
@@ -102,6 +114,11 @@ class Runtime:
             driver = AudioDriver(ex, self.ctx, self._time_fn)
             self.driver = driver
         self._start_osc()
+        from .reload import Reloader
+
+        self.reloader = Reloader(self.graph.spec.path, self.registry, lambda: self.executor,
+                                 self.sets)
+        self.reloader.start(watch=self.watch)
         self.clock.start()
         if driver:
             driver.start()
@@ -118,6 +135,9 @@ class Runtime:
                 if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
+                if self.reloader.ready is not None:
+                    self.swap()
+                    ex = self.executor
                 if control is not None:
                     control.apply()
                 ex.frame(tick)
@@ -125,13 +145,45 @@ class Runtime:
                 if reporter is not None:
                     reporter.beat()
         finally:
+            self.reloader.stop()
             if driver:
                 driver.stop()
                 self.hops = driver.hops
             self._stop_osc()
-            ex.close()
+            self.executor.close()
         return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
                          ex.fault_count(), t, self._time_fn() - wall0, reason)
+
+    def swap(self) -> None:
+        """Between two ticks: put the reloader's prepared executor in charge."""
+        new = self.reloader.take()
+        if new is None:
+            return
+        t0 = time.perf_counter()
+        old = self.executor
+        driver = self.driver
+        if driver is not None:
+            with driver.lock:  # the audio thread waits at most for this swap
+                restarted = new.adopt()
+                driver.use(new)
+        else:
+            restarted = new.adopt()
+        self.executor = new
+        if self.control is not None:
+            self.control.use(new)
+        if self.query is not None:
+            self.query.nodes = new.nodes
+        self.reloader.watch_files(new)
+        done = time.perf_counter()
+        if self.reloader.last_event:
+            self.swap_times.append(time.monotonic() - self.reloader.last_event)
+        self.reloads += 1
+        kept = len(set(new.nodes) - new.fresh)
+        removed = len(set(old.nodes) - set(new.nodes))
+        log.info("reloaded %s in %.1f ms: %d nodes kept, %d new, %d removed%s",
+                 self.graph.spec.path.name, (done - t0) * 1e3, kept, len(new.fresh), removed,
+                 f", restarted {', '.join(restarted)}" if restarted else "")
+        self.graph = new.graph
 
     # -- OSC: listener, OSCQuery, status ------------------------------------------------
 

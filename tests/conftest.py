@@ -83,3 +83,22 @@ class NodeDriver:
     @property
     def t(self) -> float:
         return self.index * self.period
+
+
+def wait_for(pred, timeout: float = 10.0) -> bool:
+    """Poll ``pred`` until it holds or ``timeout`` [s] passes (for tests of real processes)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def rows(path: Path) -> list:
+    """The rows an io.record JSON Lines file holds so far."""
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []

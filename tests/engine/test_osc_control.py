@@ -19,7 +19,7 @@ from engine.osc import encode
 from engine.osc.pattern import compile_pattern
 from engine.osc.server import OscServer
 
-from ..conftest import ROOT
+from ..conftest import ROOT, rows, wait_for
 from ..osc_peers import free_port, need
 
 
@@ -61,17 +61,8 @@ class Engine:
         return "".join(self.log)
 
 
-def rows(path):
-    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
-def wait_for(pred, timeout=10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 MAPPER = """

@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 
-from ..conftest import ROOT
+from ..conftest import ROOT, rows, wait_for
 from ..jack import JackServer
 
 PATCH = """
@@ -32,8 +32,6 @@ def jack():
     server.stop()
 
 
-def rows(path):
-    return [json.loads(l) for l in path.read_text().splitlines()] if path.exists() else []
 
 
 def wait_rows(path, pred, timeout: float) -> list:

@@ -1,0 +1,243 @@
+"""Hot reload while the engine runs in real time: state kept, broken saves harmless."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from engine.graph import load_graph
+from engine.osc import encode
+from engine.runtime import OscOptions, Runtime
+
+from ..conftest import ROOT, rows, wait_for
+
+BASE = """
+patch: {{name: live, fps: 60}}
+nodes:
+  lfo: {{type: control.lfo, params: {{shape: saw, frequency: 0.5, amplitude: 0.5, offset: 0.5}}}}
+  m:   {{type: control.map, params: {{out_range: [0, {top}]}}, in: {{value: lfo}}}}
+  rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{lfo: lfo, m: m{extra_in}}}}}
+{extra}"""
+
+
+class Running:
+    """A Runtime on its own thread, watching its patch."""
+
+    def __init__(self, path, registry, seconds: float = 30.0, **kw) -> None:
+        graph, errors = load_graph(path, registry)
+        assert not errors, errors
+        self.rt = Runtime(graph, registry, duration=seconds, watch=True, **kw)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.error = None
+        self.thread.start()
+        assert wait_for(lambda: self.rt.reloader is not None and self.rt.frames > 5)
+
+    def _run(self) -> None:
+        try:
+            self.report = self.rt.run()
+        except Exception as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self):
+        self.rt.request_stop()
+        self.thread.join(timeout=10)
+        assert self.error is None, self.error
+        return self.report
+
+
+
+
+def save(path, text: str) -> None:
+    """Save as editors do: write a temp file, then rename it over the patch."""
+    tmp = path.with_name(f".{path.name}.swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+
+
+def continuous(values, step: float, wrap: float) -> bool:
+    """A saw sampled every frame moves on by one step (or a few, if frames were
+    skipped under load) between samples, modulo its wrap: never back, never a jump."""
+    for a, b in zip(values, values[1:]):
+        d = (b - a) % wrap
+        k = round(d / step)
+        if not (1 <= k <= 4 and abs(d - k * step) < step * 0.4):
+            return False
+    return True
+
+
+def test_edit_applies_live_and_keeps_state(write_patch, registry, tmp_path):
+    out = tmp_path / "rec.jsonl"
+    path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
+    run = Running(path, registry)
+    lfo = run.rt.executor.nodes["lfo"]
+    try:
+        save(path, BASE.format(out=out, top=100, extra_in=", c: c",
+                               extra="  c: {type: control.constant, params: {value: 3}}\n"))
+        assert wait_for(lambda: run.rt.reloads == 1)
+        assert wait_for(lambda: any(r["name"] == "c" for r in rows(out)))
+        ex = run.rt.executor
+        assert ex.nodes["lfo"] is lfo                        # same instance, same phase
+        assert ex.nodes["m"].p.out_range == [0.0, 100.0]
+        assert "c" in ex.fresh
+        time.sleep(1.0)
+    finally:
+        run.stop()
+    lfo_vals = [r["value"] for r in rows(out) if r["name"] == "lfo"]
+    assert len(lfo_vals) > 60
+    # The LFO never jumped across the reload: 0.5 Hz saw, 0..1, one step per frame.
+    assert continuous(lfo_vals, 0.5 / 60, 1.0)
+    assert max(r["value"] for r in rows(out) if r["name"] == "m") > 1.0
+    assert run.rt.swap_times and max(run.rt.swap_times) < 0.5
+
+
+def test_broken_save_changes_nothing_and_fix_applies(write_patch, registry, tmp_path, caplog):
+    out = tmp_path / "rec.jsonl"
+    path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
+    run = Running(path, registry)
+    try:
+        before = run.rt.executor
+        save(path, "nodes:\n  lfo: {type: control.lfo, params: {frequency: fast}}\n")
+        assert wait_for(lambda: run.rt.reloader.failures == 1)
+        time.sleep(0.1)
+        assert run.rt.executor is before and run.rt.reloads == 0
+        assert any("patch.yaml:2:48: error: param 'frequency' must be a number, got 'fast'"
+                   in r.getMessage() for r in caplog.records)
+        save(path, "nodes: {lfo: {type: control.lfo}, x: {type: control.nope}}\n")
+        assert wait_for(lambda: run.rt.reloader.failures == 2)
+        save(path, BASE.format(out=out, top=7, extra="", extra_in=""))
+        assert wait_for(lambda: run.rt.reloads == 1)
+        assert run.rt.executor.nodes["m"].p.out_range == [0.0, 7.0]
+    finally:
+        run.stop()
+
+
+def test_burst_of_saves_and_a_missing_file(write_patch, registry, tmp_path):
+    out = tmp_path / "rec.jsonl"
+    path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
+    run = Running(path, registry)
+    try:
+        for top in range(2, 12):          # ten saves in a burst: one reload, the last wins
+            path.write_text(BASE.format(out=out, top=top, extra="", extra_in=""))
+        assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range == [0.0, 11.0])
+        assert run.rt.reloads <= 3
+        path.unlink()                     # missing for a moment, mid-save
+        time.sleep(0.2)
+        path.write_text(BASE.format(out=out, top=42, extra="", extra_in=""))
+        assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range == [0.0, 42.0])
+        assert run.rt.reloader.failures == 0
+    finally:
+        run.stop()
+
+
+def test_restart_param_restarts_only_that_node(write_patch, registry, tmp_path):
+    text = """
+nodes:
+  groove: {type: audio.synth}
+  spec: {type: audio.spectrum, params: {size: SIZE}, in: {audio: groove}}
+  onsets: {type: audio.onset, in: {audio: groove}}
+"""
+    path = write_patch(text.replace("SIZE", "2048"))
+    run = Running(path, registry)
+    try:
+        nodes = dict(run.rt.executor.nodes)
+        pos = nodes["groove"].pos
+        save(path, text.replace("SIZE", "1024"))
+        assert wait_for(lambda: run.rt.reloads == 1)
+        ex = run.rt.executor
+        assert all(ex.nodes[k] is v for k, v in nodes.items())
+        assert len(ex.nodes["spec"].prev) == 513          # reconfigured with the new size
+        assert ex.nodes["groove"].pos != pos               # the source played on
+        assert not ex.faults
+    finally:
+        run.stop()
+
+
+def test_sighup_reloads_without_watching(write_patch, tmp_path):
+    out = tmp_path / "rec.jsonl"
+    path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless",
+                             "--no-watch", "--osc-port", "0", "--duration", "20"], cwd=ROOT,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(rows(out)) > 10)
+        save(path, BASE.format(out=out, top=500, extra="", extra_in=""))
+        time.sleep(0.5)
+        assert max(r["value"] for r in rows(out) if r["name"] == "m") <= 1.0   # not watching
+        proc.send_signal(signal.SIGHUP)
+        assert wait_for(lambda: max(r["value"] for r in rows(out) if r["name"] == "m") > 1.0)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert "reloaded patch.yaml" in err and "Traceback" not in err
+
+
+CORRUPTIONS = [
+    lambda t, r: t[: r.randrange(len(t))],                                   # truncated
+    lambda t, r: t.replace("frequency: 0.5", "frequency: loud"),             # wrong type
+    lambda t, r: t.replace("control.map", "control.mapp"),                   # unknown node
+    lambda t, r: t.replace("in: {value: lfo}", "in: {value: m}"),            # cycle
+    lambda t, r: r.randbytes(200).decode("latin-1"),                         # binary junk
+]
+
+
+@pytest.mark.parametrize("count", [int(os.environ.get("TONEGRAPH_RELOADS", "120"))])
+def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, tmp_path, count):
+    """Valid edits alternate with random corruptions while OSC flows: the engine never
+    stops, never sends a malformed message, ends on the last valid patch, and the LFO
+    nobody edited keeps a continuous phase."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    port = listener.getsockname()[1]
+    out = tmp_path / "rec.jsonl"
+    extra = f"  osc: {{type: osc.out, params: {{port: {port}, policy: every-frame}}, in: {{/lfo: lfo, /m: m}}}}\n"
+    path = write_patch(BASE.format(out=out, top=1, extra=extra, extra_in=""))
+    received, bad = [], 0
+    stop = threading.Event()
+
+    def listen():
+        nonlocal bad
+        while not stop.is_set():
+            try:
+                data = listener.recv(65536)
+            except socket.timeout:
+                continue
+            try:
+                received.extend(m for _, m in encode.decode(data))
+            except ValueError:
+                bad += 1
+    threading.Thread(target=listen, daemon=True).start()
+    run = Running(path, registry, seconds=600)
+    rng = random.Random(11)
+    last_valid = 1
+    try:
+        for i in range(count):
+            if i % 2 == 0:
+                last_valid = i + 2
+                text = BASE.format(out=out, top=last_valid, extra=extra, extra_in="")
+                save(path, text)
+                assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range[1] == last_valid, 5)
+            else:
+                save(path, rng.choice(CORRUPTIONS)(text, rng))
+                time.sleep(0.04)
+            assert run.thread.is_alive()
+        time.sleep(0.3)
+        assert run.rt.executor.nodes["m"].p.out_range == [0.0, float(last_valid)]
+    finally:
+        report = run.stop()
+        stop.set()
+    assert bad == 0
+    lfo_vals = [m.params[0] for m in received if m.address == "/lfo"]
+    assert len(lfo_vals) > 100 and continuous(lfo_vals, 0.5 / 60, 1.0)
+    assert report.faults == 0
