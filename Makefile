@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core
 
-.PHONY: demo test bench eval system-deps setup docs clean
+.PHONY: demo test bench eval soak system-deps setup docs clean
 
 demo: setup
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
@@ -21,6 +21,10 @@ test: setup
 
 bench: setup
 	$(PY) -m tests.benchmarks
+
+soak: setup
+	TONEGRAPH_SOAK_HOURS=24 TONEGRAPH_SOAK_REALTIME=600 TONEGRAPH_RELOADS=1000 \
+	  $(PY) -m pytest -q tests/test_soak.py tests/engine/test_reload.py::test_many_reloads_with_corruptions_while_sending_osc
 
 eval: setup
 	$(PY) -m tests.eval

@@ -26,10 +26,22 @@ from .schema import patch_schema
 log = logging.getLogger("tonegraph")
 
 
-def _setup_logging(level: str) -> None:
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for log collectors (--log-json)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return json.dumps({"time": record.created, "level": record.levelname.lower(),
+                           "logger": record.name, "message": record.getMessage()})
+
+
+def _setup_logging(level: str, as_json: bool = False) -> None:
     # journald keeps one line per record readable; the level word leads for grep.
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper()),
-                        format="tonegraph: %(levelname)s: %(message)s")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if as_json else
+                         logging.Formatter("tonegraph: %(levelname)s: %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(getattr(logging, level.upper()))
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -75,6 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
                       duration=args.duration, fps=args.fps, osc=osc,
                       watch=not (args.offline or args.no_watch), sets=args.set)
+    runtime.executor.restart_after = args.restart_failing
     if args.offline and args.duration is None and not runtime.sources:
         return _fail(f"{display_path(Path(args.patch))}: error: an offline run of a patch without "
                      f"file sources never ends by itself; give --duration SECONDS")
@@ -177,6 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tonegraph", description="Real-time node graphs from music.")
     ap.add_argument("--version", action="version", version=f"tonegraph {__version__}")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    ap.add_argument("--log-json", action="store_true", help="log JSON lines (time, level, logger, message)")
     sub = ap.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def with_nodes_path(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -198,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
+    p.add_argument("--restart-failing", type=int, default=50, metavar="N",
+                   help="restart a node that failed N times within 10 s (0: never; default 50)")
     p.add_argument("--no-watch", action="store_true",
                    help="do not reload the patch when it (or a file it uses) is saved; "
                         "SIGHUP still reloads")
@@ -243,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _setup_logging(args.log_level)
+    _setup_logging(args.log_level, args.log_json)
     try:
         return args.func(args)
     except TonegraphError as exc:

@@ -34,6 +34,8 @@ from .registry import Registry
 log = logging.getLogger("tonegraph.executor")
 
 FAULT_LOG_INTERVAL = 5.0  # [s] between two log lines about the same failing node
+FAULT_WINDOW = 10.0       # [s] over which failures are counted for the restart policy
+RESTART_BACKOFF = (1.0, 60.0)  # [s] first and longest wait between two restarts of a node
 
 
 @dataclass
@@ -42,6 +44,10 @@ class Fault:
     last_message: str = ""
     last_logged: float = -1e9
     unlogged: int = 0
+    window_start: float = -1e9
+    in_window: int = 0
+    restarts: int = 0
+    next_restart: float = 0.0
 
 
 @dataclass
@@ -109,6 +115,8 @@ class Executor:
                 self.fresh.add(nid)
         self.previous = previous
         self.faults: dict[str, Fault] = {}
+        #: Restart a node that failed this many times within FAULT_WINDOW (0: never).
+        self.restart_after = 50
         #: Work for the audio thread, run between two hops (param changes of audio nodes).
         self.audio_tasks: deque = deque()
         self._delayed: list[tuple[dict, str, dict, str]] = []
@@ -272,6 +280,26 @@ class Executor:
             f.unlogged = 0
         else:
             f.unlogged += 1
+        if now - f.window_start > FAULT_WINDOW:
+            f.window_start, f.in_window = now, 0
+        f.in_window += 1
+        if self.restart_after and f.in_window >= self.restart_after and now >= f.next_restart:
+            self._restart_failing(node, f, now)
+
+    def _restart_failing(self, node: Node, f: Fault, now: float) -> None:
+        """The restart policy: a node that keeps failing starts afresh (no state carried
+        over, since its state may be the cause), with a growing pause between restarts."""
+        first, longest = RESTART_BACKOFF
+        f.restarts += 1
+        f.next_restart = now + min(longest, first * 2 ** (f.restarts - 1))
+        f.in_window = 0
+        log.error("node '%s' (%s) failed %d times in %g s: restarting it (restart %d)",
+                  node.id, node.type_name, self.restart_after, FAULT_WINDOW, f.restarts)
+        try:
+            node.close()
+            node.configure()
+        except Exception as exc:
+            log.error("node '%s' (%s) could not restart: %s", node.id, node.type_name, _describe(exc))
 
     def fault_count(self) -> int:
         return sum(f.count for f in self.faults.values())

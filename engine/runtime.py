@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from .audio import AudioDriver
 from .clock import FrameClock
 from .control import Control
+from .systemd import Watchdog, notify
 from .executor import Executor
 from .graph import Graph
 from .node import Context, Tick
@@ -125,6 +126,8 @@ class Runtime:
         reason = "stop requested"
         t = 0.0
         control, reporter = self.control, self.reporter
+        watchdog = Watchdog()
+        notify(f"READY=1\nSTATUS=running {self.graph.name}")
         try:
             while not self.ctx.stop.is_set():
                 tick = self.clock.next()
@@ -144,7 +147,9 @@ class Runtime:
                 self.frames += 1
                 if reporter is not None:
                     reporter.beat()
+                watchdog.ping()
         finally:
+            notify("STOPPING=1")
             self.reloader.stop()
             if driver:
                 driver.stop()
@@ -160,6 +165,7 @@ class Runtime:
         if new is None:
             return
         t0 = time.perf_counter()
+        notify("RELOADING=1")
         old = self.executor
         driver = self.driver
         if driver is not None:
@@ -178,6 +184,8 @@ class Runtime:
         if self.reloader.last_event:
             self.swap_times.append(time.monotonic() - self.reloader.last_event)
         self.reloads += 1
+        notify(f"READY=1\nSTATUS=running {new.graph.name}")
+        new.restart_after = old.restart_after
         kept = len(set(new.nodes) - new.fresh)
         removed = len(set(old.nodes) - set(new.nodes))
         log.info("reloaded %s in %.1f ms: %d nodes kept, %d new, %d removed%s",

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import time
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,10 @@ from engine.node import Node, Tick
 from engine.ports import PortType
 
 from .values import plain
+
+log = logging.getLogger("tonegraph.record")
+
+RETRY = 5.0  # [s] between attempts to write again after a write failed (a full disk)
 
 RECORDABLE = (PortType.NUMBER, PortType.VECTOR, PortType.EVENT, PortType.TEXT, PortType.ANY)
 
@@ -42,10 +48,13 @@ class Record(Node):
                      f"and text only)") for n, t in bad]
 
     def configure(self) -> None:
-        path = self.ctx.resolve_output(self.p.path)
+        self.path = path = self.ctx.resolve_output(self.p.path)
         path.parent.mkdir(parents=True, exist_ok=True)
         self.file = open(path, "w", encoding="utf-8", newline="")
         self.csv = csv.writer(self.file) if self.p.format == "csv" else None
+        self.failing: str = ""     # why writing fails (a full disk), or ""
+        self.retry_at = 0.0
+        self.dropped = 0
         if self.csv:
             self.csv.writerow(["t", "name", "value"])
         self.events = [n for n, t in self.wired.items() if t == PortType.EVENT]
@@ -55,17 +64,54 @@ class Record(Node):
         self.rows = 0
 
     def _write(self, t: float, name: str, value: Any) -> None:
-        if self.csv:
-            v = " ".join(repr(x) for x in value) if isinstance(value, list) else value
-            self.csv.writerow([repr(t), name, "true" if v is True else v])
-        else:
-            self.file.write(json.dumps({"t": t, "name": name, "value": value}) + "\n")
+        if self.failing:
+            self.dropped += 1
+            return
+        try:
+            if self.csv:
+                v = " ".join(repr(x) for x in value) if isinstance(value, list) else value
+                self.csv.writerow([repr(t), name, "true" if v is True else v])
+            else:
+                self.file.write(json.dumps({"t": t, "name": name, "value": value}) + "\n")
+        except OSError as exc:
+            self._failed(exc)
+            return
         self.rows += 1
+
+    def _failed(self, exc: OSError) -> None:
+        self.dropped += 1
+        if not self.failing:
+            self.failing = exc.strerror or str(exc)
+            log.warning("node '%s': cannot write %s (%s); dropping rows and trying again every "
+                        "%g s", self.id, self.path, self.failing, RETRY)
+        self.retry_at = time.monotonic() + RETRY
+
+    def _recover(self) -> None:
+        """Reopen for appending; rows resume when the cause (a full disk) has gone."""
+        try:
+            self.file.close()
+        except OSError:
+            pass
+        try:
+            self.file = open(self.path, "a", encoding="utf-8", newline="")
+            self.csv = csv.writer(self.file) if self.p.format == "csv" else None
+        except OSError as exc:
+            self.failing = ""
+            self._failed(exc)
+            return
+        log.warning("node '%s': writing %s again (%d rows were dropped)", self.id, self.path,
+                    self.dropped)
+        self.failing = ""
 
     def process(self, tick: Tick) -> None:
         inp = self.inp
-        if tick.t >= self.next_flush:
-            self.file.flush()
+        if self.failing and time.monotonic() >= self.retry_at:
+            self._recover()
+        if tick.t >= self.next_flush and not self.failing:
+            try:
+                self.file.flush()
+            except OSError as exc:
+                self._failed(exc)
             self.next_flush = tick.t + self.p.flush
         for name in self.values:
             v = inp[name]
@@ -87,4 +133,8 @@ class Record(Node):
     def close(self) -> None:
         f = getattr(self, "file", None)
         if f is not None and not f.closed:
-            f.close()
+            try:
+                f.close()
+            except OSError as exc:  # the last rows could not be written (a full disk)
+                log.warning("node '%s': closing %s: %s", self.id, getattr(self, "path", "?"),
+                            exc.strerror or exc)

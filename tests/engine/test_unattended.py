@@ -1,0 +1,109 @@
+"""Running unattended: systemd's notify protocol, JSON logs, the restart policy, a full disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from engine import ports
+from engine.node import Node, Tick
+from engine.registry import default_registry
+from engine.runtime import Runtime
+from nodes.io.record import Record
+
+from ..conftest import ROOT, NodeDriver, load_ok
+
+
+def test_systemd_ready_watchdog_and_stopping(write_patch, tmp_path):
+    """A real AF_UNIX datagram socket in place of systemd's, as systemd sets it up."""
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(5)
+    path = write_patch("nodes: {lfo: {type: control.lfo}}\n")
+    env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
+    import os
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless",
+                             "--duration", "1.5", "--osc-port", "0"], cwd=ROOT,
+                            env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
+    got = []
+    try:
+        while True:
+            got.append(sock.recv(4096).decode())
+            if got[-1].startswith("STOPPING=1"):
+                break
+    finally:
+        proc.communicate(timeout=20)
+    assert got[0].startswith("READY=1\nSTATUS=running")
+    pings = [g for g in got if g == "WATCHDOG=1"]
+    assert 10 <= len(pings) <= 20          # every 0.1 s for 1.5 s
+    assert got[-1] == "STOPPING=1"
+
+
+def test_log_json(write_patch):
+    path = write_patch("nodes: {c: {type: control.constant}}\n")
+    res = subprocess.run([sys.executable, "-m", "engine.cli", "--log-json", "run", str(path),
+                          "--offline", "--duration", "0.1"], cwd=ROOT, capture_output=True, text=True)
+    lines = [json.loads(l) for l in res.stderr.strip().splitlines()]
+    assert lines and all({"time", "level", "logger", "message"} <= set(l) for l in lines)
+    assert any("stopped (duration reached)" in l["message"] for l in lines)
+
+
+class Flaky(Node):
+    """Test node: fails from its 10th tick on until it is configured again."""
+
+    type_name = "test.flaky"
+    description = "fails after a while"
+    outputs = {"out": ports.number()}
+
+    def configure(self) -> None:
+        self.ticks = 0
+        self.configured = getattr(self, "configured", 0) + 1
+
+    def process(self, tick: Tick) -> None:
+        self.ticks += 1
+        if self.ticks > 10:
+            raise RuntimeError("stuck")
+        self.out["out"] = float(self.ticks)
+
+
+def test_restart_policy_restarts_a_node_that_keeps_failing(write_patch, caplog):
+    reg = default_registry(plugins=False)
+    reg.add(Flaky, __name__)
+    path = write_patch("nodes: {f: {type: test.flaky}, m: {type: control.map, in: {value: f}}}\n")
+    rt = Runtime(load_ok(path, reg), reg, offline=True, duration=3.0)
+    rt.executor.restart_after = 20
+    flaky = rt.executor.nodes["f"]
+    rt.run()
+    assert flaky.configured >= 2                     # restarted by the policy
+    assert any("failed 20 times" in r.getMessage() and "restarting it" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_full_disk_is_reported_survived_and_recovered(tmp_path, caplog, monkeypatch):
+    """A real full disk: /dev/full fails every write with ENOSPC. Recovery is shown by
+    pointing the recorder at a real file once the retry time has passed (a full disk
+    that empties again cannot be made here without mounting a filesystem)."""
+    from engine.ports import PortType
+    import nodes.io.record as record
+
+    d = NodeDriver(Record, {"path": "/dev/full", "flush": 0.0}, wired={"x": PortType.NUMBER})
+    for k in range(20):
+        d.tick(x=float(k))
+    assert d.node.failing and d.node.dropped > 0
+    warnings = [r for r in caplog.records if "cannot write /dev/full" in r.getMessage()]
+    assert len(warnings) == 1 and "No space left on device" in warnings[0].getMessage()
+    good = tmp_path / "ok.jsonl"
+    d.node.path = good
+    monkeypatch.setattr(record, "RETRY", 0.0)
+    d.node.retry_at = 0.0
+    for k in range(20, 30):
+        d.tick(x=float(k))
+    d.node.close()
+    assert not d.node.failing
+    assert [json.loads(l)["value"] for l in good.read_text().splitlines()][-1] == 29.0
+    assert any("writing" in r.getMessage() and "again" in r.getMessage() for r in caplog.records)
