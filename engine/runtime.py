@@ -70,6 +70,10 @@ class Runtime:
         self.reloader = None
         self.reloads = 0
         self.swap_times: list[float] = []   # [s] from the file event to the new graph running
+        #: When a list, each real-time tick's work time [s] is appended (benchmarks).
+        self.tick_record: list[float] | None = None
+        #: perf_counter when the last swap completed (benchmarks).
+        self.swapped_at = 0.0
         self.fps = float(fps or spec.fps)
         self.ctx = spec.context(offline=offline, headless=headless)
         self.ctx.fps = self.fps
@@ -138,6 +142,7 @@ class Runtime:
                 if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
+                work0 = time.perf_counter()
                 if self.reloader.ready is not None:
                     self.swap()
                     ex = self.executor
@@ -145,6 +150,8 @@ class Runtime:
                     control.apply()
                 ex.frame(tick)
                 self.frames += 1
+                if self.tick_record is not None:
+                    self.tick_record.append(time.perf_counter() - work0)
                 if reporter is not None:
                     reporter.beat()
                 watchdog.ping()
@@ -181,6 +188,7 @@ class Runtime:
             self.query.nodes = new.nodes
         self.reloader.watch_files(new)
         done = time.perf_counter()
+        self.swapped_at = done
         if self.reloader.last_event:
             self.swap_times.append(time.monotonic() - self.reloader.last_event)
         self.reloads += 1
