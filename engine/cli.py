@@ -214,9 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a param (repeatable)")
     p.add_argument("--restart-failing", type=int, default=50, metavar="N",
                    help="restart a node that failed N times within 10 s (0: never; default 50)")
-    p.add_argument("--no-watch", action="store_true",
-                   help="do not reload the patch when it (or a file it uses) is saved; "
-                        "SIGHUP still reloads")
+    watch = p.add_mutually_exclusive_group()
+    watch.add_argument("--watch", action="store_true",
+                       help="reload the patch when it or a file it uses is saved (the default "
+                            "for real-time runs)")
+    watch.add_argument("--no-watch", action="store_true",
+                       help="do not watch; SIGHUP still reloads")
     osc = p.add_argument_group("OSC (real-time runs)")
     osc.add_argument("--osc-port", type=int, default=9000, metavar="N",
                      help="listen for OSC control here (0: any free port; default 9000)")
