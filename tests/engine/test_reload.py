@@ -183,7 +183,8 @@ def test_sighup_reloads_without_watching(write_patch, tmp_path):
 
 
 CORRUPTIONS = [
-    lambda t, r: t[: r.randrange(len(t))],                                   # truncated
+    # Truncated mid-save (ending inside an unclosed list, so it is never a valid prefix).
+    lambda t, r: t[: r.randrange(len(t))] + "\n  broken: [",
     lambda t, r: t.replace("frequency: 0.5", "frequency: loud"),             # wrong type
     lambda t, r: t.replace("control.map", "control.mapp"),                   # unknown node
     lambda t, r: t.replace("in: {value: lfo}", "in: {value: m}"),            # cycle
@@ -227,7 +228,8 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
                 last_valid = i + 2
                 text = BASE.format(out=out, top=last_valid, extra=extra, extra_in="")
                 save(path, text)
-                assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range[1] == last_valid, 5)
+                assert wait_for(lambda: "m" in run.rt.executor.nodes and
+                                run.rt.executor.nodes["m"].p.out_range[1] == last_valid, 5)
             else:
                 save(path, rng.choice(CORRUPTIONS)(text, rng))
                 time.sleep(0.04)
