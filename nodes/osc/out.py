@@ -147,6 +147,8 @@ class OscOut(Node):
             return [("T" if value else "F", bool(value))]
         if kind == "string":
             return [("s", f"{value:g}")]
+        if kind == "blob":
+            return [("b", np.float32(value).astype(">f4").tobytes())]
         if self.profile.number == "int255":
             return [("i", int(min(255, max(0, round(value)))))]
         return [("f", float(min(1.0, max(0.0, value))))]  # unit

@@ -235,6 +235,9 @@ def test_profiles_shape_values():
     assert args_of("grandma3", 0.5)[1] == [("i", 1)]
     assert args_of("eos", 50.0) == ([("f", 50.0)], [])
     assert args_of("generic", 2.6, "int")[0] == [("i", 3)]
+    assert args_of("generic", 1.0, "bool")[0] == [("T", True)]
+    assert args_of("generic", 0.5, "string")[0] == [("s", "0.5")]
+    assert args_of("generic", 1.5, "blob")[0] == [("b", b"\x3f\xc0\x00\x00")]   # big-endian float32
 
 
 def test_bad_osc_out_settings_are_load_errors(write_patch, registry):
