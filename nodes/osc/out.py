@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import re
+import struct
 from typing import Any
 
 import numpy as np
@@ -148,7 +149,7 @@ class OscOut(Node):
         if kind == "string":
             return [("s", f"{value:g}")]
         if kind == "blob":
-            return [("b", np.float32(value).astype(">f4").tobytes())]
+            return [("b", struct.pack(">f", value))]
         if self.profile.number == "int255":
             return [("i", int(min(255, max(0, round(value)))))]
         return [("f", float(min(1.0, max(0.0, value))))]  # unit
