@@ -1,0 +1,155 @@
+"""ml.latent: a walk through a generator's latent space, driven by the music.
+
+Two ways to move, as the best-known audio-reactive GAN tools do:
+
+``walk``       a drift whose speed follows ``energy`` (loudness), along a direction
+               that changes on every ``beat``; the point stays on the shell where a
+               Gaussian latent lives (norm sqrt(dim)).
+``keyframes``  seed 004's beat-synced interpolation: ``keyframes`` fixed latents, one
+               every ``beats_per_keyframe`` beats, slerped with a smoothstep in time
+               with the beat ``phase``.
+
+On each ``onset`` a pulse pushes the point toward the current ``spectrum`` (projected
+into the latent space by a fixed random matrix) and decays over ``pulse_decay``.  The
+result is smoothed, mixed with an external latent ``value`` by ``blend`` and scaled by
+``truncation`` (the truncation trick: < 1 keeps images typical).  Everything random
+comes from ``seed``, so a run is repeatable.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from engine import params as P
+from engine import ports
+from engine.node import Node, Tick
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Spherical interpolation between two latents (linear when nearly parallel)."""
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    cos = float(np.dot(a, b) / (na * nb)) if na and nb else 1.0
+    omega = math.acos(max(-1.0, min(1.0, cos)))
+    if omega < 1e-4:
+        return (1 - t) * a + t * b
+    s = math.sin(omega)
+    return (math.sin((1 - t) * omega) / s) * a + (math.sin(t * omega) / s) * b
+
+
+class Latent(Node):
+    type_name = "ml.latent"
+    description = "A latent walk driven by loudness, beats and onsets, or beat-locked keyframes."
+    params = {
+        "dim": P.integer(128, "Latent size (the generator's input).", min=1, max=4096, restart=True),
+        "seed": P.integer(0, "Seed of keyframes, directions and the spectrum projection.", min=0,
+                          restart=True),
+        "mode": P.choice("walk", ("walk", "keyframes"), "How the point moves."),
+        "speed": P.number(0.6, "Walk distance per second at energy 1, in latent norms.", min=0.0),
+        "idle": P.number(0.1, "Fraction of the speed kept when energy is 0.", min=0.0, max=1.0),
+        "keyframes": P.integer(8, "Keyframe latents to cycle through.", min=2, max=256, restart=True),
+        "beats_per_keyframe": P.integer(4, "Beats from one keyframe to the next.", min=1, max=256),
+        "pulse": P.number(0.5, "How far an onset pushes toward the spectrum, in latent norms.",
+                          min=0.0),
+        "pulse_decay": P.number(0.25, "Time for a pulse to fade.", unit="s", min=0.001),
+        "smooth": P.number(0.05, "Output smoothing time constant.", unit="s", min=0.0),
+        "truncation": P.number(0.8, "Scale of the output (the truncation trick).", min=0.0, max=2.0),
+        "blend": P.number(0.0, "Mix toward the external 'value' latent (0..1).", min=0.0, max=1.0),
+    }
+    inputs = {
+        "energy": ports.number("Loudness, about 0..1 (e.g. a mapped audio.level or spectrum.bass)."),
+        "onset": ports.event("Onsets: each pushes the point toward the spectrum."),
+        "beat": ports.event("Beats: a new walk direction, and the keyframe count."),
+        "phase": ports.number("Beat phase 0..1 (audio.tempo.phase), for keyframes."),
+        "spectrum": ports.vector("Band energies (audio.spectrum.bands) that onsets pulse toward."),
+        "value": ports.vector("An external latent (e.g. ml.autoencoder's code) to blend in."),
+    }
+    outputs = {"out": ports.vector("The latent, float32 of length dim.")}
+
+    def configure(self) -> None:
+        dim = self.p.dim
+        self.rng = np.random.default_rng(self.p.seed)
+        self.radius = math.sqrt(dim)
+        self.keys = self.rng.standard_normal((self.p.keyframes, dim))
+        self.keys *= self.radius / np.linalg.norm(self.keys, axis=1, keepdims=True)
+        self.projection: np.ndarray | None = None   # made when the spectrum size is known
+        self.z = self.keys[0].copy()
+        self.direction = self._new_direction()
+        self.pulse_vec = np.zeros(dim)
+        self.pulse_level = 0.0
+        self.beats = 0
+        self.smoothed: np.ndarray | None = None
+        self.travelled = 0.0
+
+    def _new_direction(self) -> np.ndarray:
+        d = self.rng.standard_normal(self.p.dim)
+        d -= np.dot(d, self.z) / np.dot(self.z, self.z) * self.z   # tangent to the shell
+        return d / np.linalg.norm(d)
+
+    def _toward_spectrum(self) -> np.ndarray | None:
+        spec = np.asarray(self.inp["spectrum"], dtype=np.float64)
+        if spec.size == 0:
+            return None
+        if self.projection is None or self.projection.shape[1] != spec.size:
+            proj_rng = np.random.default_rng(self.p.seed + 1)
+            self.projection = proj_rng.standard_normal((self.p.dim, spec.size))
+        v = self.projection @ (spec - spec.mean())
+        n = np.linalg.norm(v)
+        return v / n if n > 1e-12 else None
+
+    def process(self, tick: Tick) -> None:
+        p, dt = self.p, tick.dt
+        inp = self.inp
+        for _ in inp["beat"]:
+            self.beats += 1
+            if p.mode == "walk":
+                self.direction = self._new_direction()
+        if inp["onset"]:
+            towards = self._toward_spectrum()
+            if towards is not None:
+                self.pulse_vec = towards * self.radius
+                self.pulse_level = 1.0
+        if p.mode == "walk":
+            energy = min(1.0, max(0.0, inp["energy"]))
+            step = p.speed * (p.idle + (1.0 - p.idle) * energy) * dt * self.radius
+            if step > 0:
+                self.z = self.z + self.direction * step
+                self.z *= self.radius / np.linalg.norm(self.z)
+                self.travelled += step
+                # Keep the direction tangent as the point moves round the shell.
+                self.direction -= np.dot(self.direction, self.z) / (self.radius ** 2) * self.z
+                self.direction /= np.linalg.norm(self.direction)
+            base = self.z
+        else:
+            pos = (self.beats + min(max(inp["phase"], 0.0), 1.0)) / p.beats_per_keyframe
+            i = int(math.floor(pos))
+            f = pos - i
+            f = f * f * (3 - 2 * f)
+            k = len(self.keys)
+            base = slerp(self.keys[i % k], self.keys[(i + 1) % k], f)
+        if self.pulse_level > 0:
+            self.pulse_level *= math.exp(-dt / p.pulse_decay) if dt > 0 else 1.0
+            if self.pulse_level < 1e-3:
+                self.pulse_level = 0.0
+        target = base + self.pulse_vec * (p.pulse * self.pulse_level)
+        if self.smoothed is None or p.smooth <= 0:
+            self.smoothed = target
+        else:
+            a = 1.0 - math.exp(-dt / p.smooth) if dt > 0 else 0.0
+            self.smoothed = self.smoothed + (target - self.smoothed) * a
+        out = self.smoothed
+        ext = inp["value"]
+        if p.blend > 0 and len(ext):
+            e = np.resize(np.asarray(ext, dtype=np.float64), p.dim)
+            out = (1 - p.blend) * out + p.blend * e
+        self.out["out"] = (out * p.truncation).astype(np.float32)
+
+    def state(self) -> dict:
+        return {"z": self.z.copy(), "direction": self.direction.copy(), "beats": self.beats,
+                "smoothed": None if self.smoothed is None else self.smoothed.copy()}
+
+    def restore(self, state: dict) -> None:
+        if "z" in state and len(state["z"]) == self.p.dim:
+            self.z, self.direction = state["z"], state["direction"]
+            self.beats, self.smoothed = state["beats"], state["smoothed"]
