@@ -4,6 +4,7 @@ another JACK instance on the machine."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -84,3 +85,24 @@ class JackServer:
 
     def connect(self, src: str, dst: str) -> None:
         subprocess.run(["jack_connect", src, dst], env=self.env, check=True, timeout=10)
+
+
+@contextlib.contextmanager
+def jack_for_benchmark(what: str):
+    """A private JACK server with this process's environment pointed at it, for a
+    benchmark; yields None (after saying why) when no server can start."""
+    server = JackServer(rate=48000, period=256)
+    try:
+        server.start()
+    except (pytest.fail.Exception, AssertionError) as exc:
+        print(f"\n{what}: not measured, no JACK server: {exc}")
+        yield None
+        return
+    old_env = dict(os.environ)
+    os.environ.update(server.env)
+    try:
+        yield server
+    finally:
+        os.environ.clear()
+        os.environ.update(old_env)
+        server.stop()

@@ -121,21 +121,11 @@ class Probe(Node):
 
 
 def live_latency() -> dict:
-    import pytest
+    from tests.jack import jack_for_benchmark
 
-    from tests.jack import JackServer
-
-    import os
-
-    server = JackServer(rate=48000, period=256)
-    try:
-        server.start()
-    except (pytest.fail.Exception, AssertionError) as exc:
-        print(f"\nLive overhead: skipped, no JACK server: {exc}")
-        return {}
-    old_env = dict(os.environ)
-    os.environ.update(server.env)
-    try:
+    with jack_for_benchmark("Live overhead") as server:
+        if server is None:
+            return {}
         reg = default_registry(plugins=False)
         reg.add(Probe, __name__)
         with tempfile.TemporaryDirectory() as d:
@@ -159,10 +149,6 @@ nodes:
             server.wait_for_port("PortAudio:in_0")
             server.connect(server.metro(600), "PortAudio:in_0")
             rt.run()
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
-        server.stop()
     rows = []
     for name, vals in (("every hop", probe.hops), ("hops with an onset", probe.onsets)):
         ms = [v * 1e3 for v in vals]

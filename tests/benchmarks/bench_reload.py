@@ -83,18 +83,8 @@ def run() -> dict:
 
 
 def live_blocks(reg, n: int) -> dict:
-    import pytest
+    from tests.jack import jack_for_benchmark
 
-    from tests.jack import JackServer
-
-    server = JackServer(rate=48000, period=256)
-    try:
-        server.start()
-    except (pytest.fail.Exception, AssertionError) as exc:
-        print(f"\nReload with live input: skipped, no JACK server: {exc}")
-        return {}
-    old_env = dict(os.environ)
-    os.environ.update(server.env)
     text = """
 patch: {name: live, fps: 60, samplerate: 48000, hop: 256}
 nodes:
@@ -103,14 +93,12 @@ nodes:
   onsets: {type: audio.onset, params: {buf_size: 512}, in: {audio: mic}}
   dim: {type: control.map, params: {out_range: [0, 255]}, in: {value: spectrum.bass}}
 """
-    try:
+    with jack_for_benchmark("Reload with live input") as server:
+        if server is None:
+            return {}
         lat, quiet, busy, mic, rt = _reloads(
             text, n, lambda t, i: t.replace("out_range: [0, 255]", f"out_range: [0, {200 + i}]"),
             reg, settle=0.05)
-    finally:
-        os.environ.clear()
-        os.environ.update(old_env)
-        server.stop()
     # Every block PortAudio handed over was processed; none was flagged as lost.
     expected_hops = mic.frames_in // 256
     lost = mic.overflows
