@@ -130,7 +130,6 @@ class OscOut(Node):
             self.last_t: dict[str, float] = {}   # media time of the last send, per address
             self.sent = 0
             self.rate_dropped = 0
-        self.frame_inputs = [n for n in self.wired if n not in self.audio_inputs]
 
     def close(self) -> None:
         for d in getattr(self, "dests", []):
@@ -244,9 +243,11 @@ class OscOut(Node):
 
     def process(self, tick: Tick) -> None:
         inp, wired = self.inp, self.wired
+        audio_side = self.audio_inputs  # read here, not cached: a reload recompiles it
         messages: list[bytes] = []
-        for name in self.frame_inputs:
-            typ = wired[name]
+        for name, typ in wired.items():
+            if name in audio_side:
+                continue
             value = inp[name]
             if typ == PortType.EVENT:
                 if value:

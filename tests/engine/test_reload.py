@@ -243,3 +243,45 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
     lfo_vals = [m.params[0] for m in received if m.address == "/lfo"]
     assert len(lfo_vals) > 100 and continuous(lfo_vals, 0.5 / 60, 1.0)
     assert report.faults == 0
+
+
+def test_osc_out_added_by_a_reload_sends_audio_events_once(write_patch, registry):
+    """A node configured off the hot path must learn which inputs the audio thread
+    feeds: an onset sent from both threads would reach the lighting desk twice."""
+    from engine.executor import Executor
+    from engine.node import Tick
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    port = listener.getsockname()[1]
+    first = write_patch("nodes: {s: {type: audio.synth}, o: {type: audio.onset, in: {audio: s}}}\n",
+                        name="a.yaml")
+    second = write_patch(f"""
+        nodes:
+          s: {{type: audio.synth}}
+          o: {{type: audio.onset, in: {{audio: s}}}}
+          out: {{type: osc.out, params: {{port: {port}, bundle: false}}, in: {{/hit: o}}}}
+        """, name="b.yaml")
+    g1, _ = load_graph(first, registry)
+    g2, _ = load_graph(second, registry)
+    ex1 = Executor(g1, registry, g1.spec.context(offline=True))
+    ex1.configure()
+    ex2 = Executor(g2, registry, ex1.ctx, previous=ex1)
+    ex2.prepare()
+    ex2.adopt()
+    hp, onsets = 512 / 44100, 0
+    for n in range(int(4 / hp)):
+        ex2.audio_hop(Tick(n * hp, hp, n))
+        onsets += len(ex2.nodes["o"].out["onset"])
+        if n % 2 == 0:
+            ex2.frame(Tick(n * hp, 2 * hp, n // 2))
+    received = 0
+    try:
+        while True:
+            listener.recv(65536)
+            received += 1
+    except socket.timeout:
+        pass
+    ex2.close()
+    assert onsets > 10 and received == onsets
