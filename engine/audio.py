@@ -86,7 +86,10 @@ class AudioDriver:
                     self.sleep_fn(deadline - now)
                 elif now - deadline > CATCH_UP_LIMIT:
                     # Far behind (the machine stalled): drop the backlog rather than burst.
-                    self.skipped_hops += int((now - deadline) / hp)
+                    skipped = int((now - deadline) / hp)
+                    self.skipped_hops += skipped
+                    log.warning("audio thread stalled for %.2f s: %d hops skipped (%d so far)",
+                                now - deadline, skipped, self.skipped_hops)
                     anchor = now - (n + 1) * hp
             else:
                 # Keep the wall-clock schedule aligned with the device, so that falling

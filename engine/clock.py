@@ -70,6 +70,3 @@ class FrameClock:
         if self.record is not None:
             self.record.append(self.last_lateness)
         return Tick(k * self.period, dt, k)
-
-    def elapsed(self) -> float:
-        return self.time_fn() - self.t0

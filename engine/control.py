@@ -26,9 +26,6 @@ class Control:
         self.executor = executor
         self.server = server
         self.receivers = [n for n in executor.nodes.values() if hasattr(n, "receive_osc")]
-        self.applied = 0
-        self.rejected = 0
-        self.unrouted = 0
 
     def use(self, executor: Executor) -> None:
         """After a hot reload: route to the new graph's nodes."""
@@ -38,19 +35,14 @@ class Control:
     def apply(self) -> None:
         """Route everything that arrived since the last tick (engine thread only)."""
         for msg in self.server.drain():
-            routed = False
             if msg.address.startswith(PREFIX):
                 parts = msg.address[len(PREFIX):].split("/")
                 if len(parts) == 2 and all(parts):
                     self._param(msg, parts[0], parts[1])
-                    routed = True
             for node in self.receivers:
-                routed |= node.receive_osc(msg.address, msg.args)
-            if not routed:
-                self.unrouted += 1
+                node.receive_osc(msg.address, msg.args)
 
     def _reject(self, msg: Incoming, reason: str) -> None:
-        self.rejected += 1
         host, port = msg.sender[0], msg.sender[1]
         log.warning("OSC %s from %s:%s rejected: %s", msg.address, host, port, reason)
         self.server.reply(msg.sender, encode.message("/tonegraph/error",
@@ -80,7 +72,6 @@ class Control:
                 node.restart()
 
         self.executor.in_domain(node, apply)
-        self.applied += 1
 
 
 def _args_of(value) -> list[encode.Arg]:

@@ -40,17 +40,6 @@ class PatchError(TonegraphError):
         return f"{where}: error: {self.message}"
 
 
-class PatchErrors(TonegraphError):
-    """All problems found in one patch; the patch is rejected as a whole."""
-
-    def __init__(self, errors: list[PatchError]) -> None:
-        super().__init__(f"{len(errors)} problem(s)")
-        self.errors = errors
-
-    def __str__(self) -> str:
-        return "\n".join(str(e) for e in self.errors)
-
-
 class ParamError(TonegraphError, ValueError):
     """A param value that does not fit its declaration (no position yet)."""
 

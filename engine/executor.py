@@ -139,17 +139,7 @@ class Executor:
     def prepare(self) -> None:
         """Off the hot path (the reload thread): configure the nodes that are new.
         Raises NodeError, closing them again, if one cannot start."""
-        done = []
-        for nid in self.graph.order:
-            if nid in self.fresh:
-                node = self.nodes[nid]
-                try:
-                    node.configure()
-                except Exception as exc:
-                    for other in done:
-                        _close_quietly(other)
-                    raise NodeError(nid, f"{node.type_name}: {_describe(exc)}") from exc
-                done.append(node)
+        self._configure([nid for nid in self.graph.order if nid in self.fresh])
 
     def adopt(self) -> list[str]:
         """Between two ticks (audio thread held): take over the previous graph's nodes,
@@ -226,10 +216,15 @@ class Executor:
         return frame, audio
 
     def configure(self) -> None:
-        """Configure every node in order (first start; a reload uses prepare/adopt);
-        a failure names the node and closes the rest."""
+        """Configure every node in order (first start; a reload uses prepare/adopt).
+        Raises NodeError naming the node that failed, after closing the others."""
+        self._configure(list(self.nodes))
+        self.configured = True
+
+    def _configure(self, ids: list[str]) -> None:
         done = []
-        for nid, node in self.nodes.items():
+        for nid in ids:
+            node = self.nodes[nid]
             try:
                 node.configure()
             except Exception as exc:
@@ -239,7 +234,6 @@ class Executor:
                     raise
                 raise NodeError(nid, f"{node.type_name}: {_describe(exc)}") from exc
             done.append(node)
-        self.configured = True
 
     def close(self) -> None:
         for node in reversed(list(self.nodes.values())):

@@ -54,9 +54,6 @@ class Graph:
     def name(self) -> str:
         return self.spec.name
 
-    def inputs_of(self, node_id: str) -> list[Edge]:
-        return [e for e in self.edges if e.dst == node_id]
-
 
 def _did_you_mean(name: str, options: list[str]) -> str:
     close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)

@@ -43,9 +43,7 @@ class Reloader:
         self.sets = sets or []
         self.requested = threading.Event()
         self.ready: Executor | None = None
-        self.ready_since = 0.0
         self.failures = 0
-        self.loads = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._observer = None
@@ -118,7 +116,6 @@ class Reloader:
             self._build()
 
     def _build(self) -> None:
-        t0 = time.perf_counter()
         try:
             graph, errors = load_graph(self.patch, self.registry, self.sets)
         except TonegraphError as exc:
@@ -143,8 +140,6 @@ class Reloader:
             if self.ready is not None:
                 _discard(self.ready)
             self.ready = ex
-            self.ready_since = time.perf_counter()
-            self.build_time = self.ready_since - t0
 
     def take(self) -> Executor | None:
         """The engine thread: the prepared executor, if a reload is waiting."""

@@ -249,8 +249,7 @@ class Runtime:
         fps = (self.frames - f0) / (now - t0) if now > t0 else 0.0
         self._beat_frames = (now, self.frames)
         ex = self.executor
-        overflows = sum(getattr(n, "overflows", 0) for n in ex.nodes.values()
-                        if n.type_name == "audio.input")
+        overflows = sum(getattr(n, "overflows", 0) for n in ex.nodes.values())
         dropped = (self.server.malformed + self.server.oversized) if self.server else 0
         return [("f", now - self._started), ("f", fps), ("i", self.clock.late_frames),
                 ("i", self.clock.skipped), ("i", overflows), ("i", len(ex.faults)),

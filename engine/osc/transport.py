@@ -13,7 +13,6 @@ import logging
 import queue
 import socket
 import threading
-import time
 from dataclasses import dataclass, field
 
 from .encode import slip_frame
@@ -212,6 +211,3 @@ def parse_destination(text: str, default_port: int | None = None) -> tuple[str, 
         raise ValueError(f"'{text}' is not host:port")
     return host, int(port)
 
-
-def now() -> float:
-    return time.time()

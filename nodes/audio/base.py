@@ -21,6 +21,16 @@ class Analyzer(Node):
 
     domain: ClassVar[str] = "audio"
     inputs = {"audio": ports.audio("The sound to analyse (mixed to mono).", required=True)}
+    #: The param holding the analysis window [samples]; it must cover the patch's hop.
+    window: ClassVar[str | None] = "buf_size"
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        key = cls.window
+        if key and params[key] < ctx.hop:
+            return [(key, f"{key} {params[key]} is smaller than the patch's hop {ctx.hop}: "
+                          f"the window must cover at least one hop (raise {key} or lower patch hop)")]
+        return []
 
     def configure(self) -> None:
         self.t_start: float | None = None
@@ -34,10 +44,3 @@ class Analyzer(Node):
             self.t_start = tick.t
         return mono(self.inp["audio"], self.ctx.hop)
 
-
-def window_check(params: dict, ctx, key: str = "buf_size") -> list[tuple[str, str]]:
-    """A window shorter than the patch's hop would skip samples."""
-    if params[key] < ctx.hop:
-        return [(key, f"{key} {params[key]} is smaller than the patch's hop {ctx.hop}: "
-                      f"the window must cover at least one hop (raise {key} or lower patch hop)")]
-    return []

@@ -9,7 +9,7 @@ from engine import params as P
 from engine import ports
 from engine.node import Tick
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 from .dsp import chroma_matrix
 
 NAMES = ("C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B")
@@ -30,10 +30,6 @@ class Chroma(Analyzer):
         "class": ports.number("Index of the strongest pitch class (0 = C)."),
         "name": ports.text("Name of the strongest pitch class."),
     }
-
-    @classmethod
-    def check(cls, params, wired, ctx):
-        return window_check(params, ctx)
 
     def setup(self) -> None:
         p = self.p

@@ -82,7 +82,6 @@ class AudioInput(Node):
         self.overflows = 0
         self.blocks = 0
         self.frames_in = 0
-        self.losses = 0
         self.arrival = 0.0       # perf_counter at which the newest block was handed over
         self.overflows_reported = 0
         self.next_overflow_report = 0.0
@@ -201,7 +200,6 @@ class AudioInput(Node):
                 break
             if time.monotonic() >= deadline:
                 if time.monotonic() - self.last_data > self.p.lost_after:
-                    self.losses += 1
                     self._down(f"'{self.device_name}' stopped delivering audio")
                     return None
                 return False

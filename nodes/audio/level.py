@@ -18,6 +18,7 @@ class Level(Analyzer):
     type_name = "audio.level"
     description = "Loudness per hop: RMS, peak and RMS in dBFS."
     default_output = "rms"
+    window = None  # no analysis window: one hop at a time
     params = {"floor": P.number(-120.0, "Lowest dBFS reported.", unit="dB", min=-200.0, max=0.0)}
     outputs = {
         "rms": ports.number("Root mean square, 0..1 for full scale."),

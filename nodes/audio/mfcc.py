@@ -9,7 +9,7 @@ from engine import params as P
 from engine import ports
 from engine.node import Tick
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 
 
 class Mfcc(Analyzer):
@@ -25,7 +25,7 @@ class Mfcc(Analyzer):
 
     @classmethod
     def check(cls, params, wired, ctx):
-        problems = window_check(params, ctx)
+        problems = super().check(params, wired, ctx)
         if params["coeffs"] > params["filters"]:
             problems.append(("coeffs", "coeffs cannot exceed filters"))
         return problems

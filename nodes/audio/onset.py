@@ -15,7 +15,7 @@ from engine import ports
 from engine.node import Tick
 from engine.ports import Event
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
 
@@ -40,10 +40,6 @@ class Onset(Analyzer):
         "onset": ports.event("An onset, at its media time; strength is the detection value."),
         "strength": ports.number("The onset detection function, every hop."),
     }
-
-    @classmethod
-    def check(cls, params, wired, ctx):
-        return window_check(params, ctx)
 
     def setup(self) -> None:
         p = self.p

@@ -8,7 +8,7 @@ from engine import params as P
 from engine import ports
 from engine.node import Tick
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 from .dsp import midi_of
 
 
@@ -31,10 +31,6 @@ class Pitch(Analyzer):
         "midi": ports.number("The same as a MIDI note number (69 = A4), 0 when none."),
         "confidence": ports.number("How sure the detector is, 0..1."),
     }
-
-    @classmethod
-    def check(cls, params, wired, ctx):
-        return window_check(params, ctx)
 
     def setup(self) -> None:
         p = self.p

@@ -18,7 +18,7 @@ from engine import params as P
 from engine import ports
 from engine.node import Tick
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 from .dsp import WINDOWS, bin_ranges, centroid, log_band_edges
 
 
@@ -26,6 +26,7 @@ class Spectrum(Analyzer):
     type_name = "audio.spectrum"
     description = "FFT magnitudes, mel/log bands, bass/mid/high, centroid and flux, with auto gain."
     default_output = "bands"
+    window = "size"
     params = {
         "size": P.integer(2048, "FFT size (window length).", unit="samples", min=64, max=65536,
                           restart=True),
@@ -51,7 +52,7 @@ class Spectrum(Analyzer):
 
     @classmethod
     def check(cls, params, wired, ctx):
-        problems = window_check(params, ctx, "size")
+        problems = super().check(params, wired, ctx)
         nyq = ctx.samplerate / 2
         if not params["fmin"] < params["fmax"] <= nyq:
             problems.append(("fmax", f"need fmin < fmax <= {nyq:g} Hz (half the patch's samplerate)"))

@@ -17,7 +17,7 @@ from engine import ports
 from engine.node import Tick
 from engine.ports import Event
 
-from .base import Analyzer, window_check
+from .base import Analyzer
 
 
 class Tempo(Analyzer):
@@ -47,10 +47,6 @@ class Tempo(Analyzer):
         "confidence": ports.number("The tracker's confidence, 0..1 (1 when overridden)."),
         "phase": ports.number("Position between beats, 0..1."),
     }
-
-    @classmethod
-    def check(cls, params, wired, ctx):
-        return window_check(params, ctx)
 
     def setup(self) -> None:
         p = self.p
