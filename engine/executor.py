@@ -23,8 +23,10 @@ import logging
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from .batch import Batched, BatchGroup
 from .errors import NodeError
 from .graph import Graph
 from .node import Context, Node, Tick
@@ -58,6 +60,8 @@ class _Step:
     drains: list[tuple[str, deque]] = field(default_factory=list)
     posts: list[tuple[str, deque]] = field(default_factory=list)
     event_outputs: list[str] = field(default_factory=list)
+    #: For a batch group: the member nodes' steps (``process`` is the BatchGroup).
+    members: list["_Step"] = field(default_factory=list)
 
 
 def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
@@ -65,9 +69,12 @@ def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
     """Compile the steps into one function ``run(tick)`` (see the module docstring)."""
     env: dict[str, Any] = {"NO_EVENTS": NO_EVENTS, "fault": fault}
     body: list[str] = []
-    for i, st in enumerate(steps):
+
+    def bind(i: int, st: _Step) -> None:
         env[f"n{i}"], env[f"p{i}"] = st.node, st.process or st.node.process
         env[f"i{i}"], env[f"o{i}"] = st.node.inp, st.node.out
+
+    def inputs(i: int, st: _Step) -> None:
         for j, (port, src, src_port) in enumerate(st.copies):
             env[f"s{i}_{j}"] = src
             body.append(f"i{i}[{port!r}] = s{i}_{j}[{src_port!r}]")
@@ -77,12 +84,33 @@ def _generate(steps: list[_Step], delayed: list[tuple[dict, str, dict, str]],
                         f"if q{i}_{j} else NO_EVENTS")
         for port in st.event_outputs:
             body.append(f"o{i}[{port!r}] = NO_EVENTS")
+
+    def posts(i: int, st: _Step, indent: str) -> None:
+        for j, (port, queue) in enumerate(st.posts):
+            env[f"r{i}_{j}"] = queue
+            body.append(f"{indent}if o{i}[{port!r}]: r{i}_{j}.extend(o{i}[{port!r}])")
+
+    i = 0
+    for k, st in enumerate(steps):
+        if st.members:   # a batch group: every member's inputs, one call, every member's posts
+            env[f"g{k}"] = st.process
+            first = i
+            for m in st.members:
+                bind(i, m)
+                inputs(i, m)
+                i += 1
+            body += ["try:", f"    g{k}(tick)", "except Exception as exc:"]
+            body += [f"    fault(n{j}, exc)" for j in range(first, i)]
+            for j, m in enumerate(st.members, first):
+                posts(j, m, "")
+            continue
+        bind(i, st)
+        inputs(i, st)
         body += ["try:", f"    p{i}(tick)", "except Exception as exc:", f"    fault(n{i}, exc)"]
         if st.posts:
             body.append("else:")
-            for j, (port, queue) in enumerate(st.posts):
-                env[f"r{i}_{j}"] = queue
-                body.append(f"    if o{i}[{port!r}]: r{i}_{j}.extend(o{i}[{port!r}])")
+            posts(i, st, "    ")
+        i += 1
     for j, (buf, key, out, port) in enumerate(delayed):
         env[f"b{j}"], env[f"d{j}"] = buf, out
         body.append(f"b{j}[{key!r}] = d{j}[{port!r}]")
@@ -95,24 +123,32 @@ class Executor:
     """Instantiates a graph's nodes and runs them."""
 
     def __init__(self, graph: Graph, registry: Registry, ctx: Context,
-                 previous: "Executor | None" = None) -> None:
+                 previous: "Executor | None" = None, batching: bool = True) -> None:
         """Instantiate the graph's nodes.  With ``previous`` (a hot reload), a node whose
         id and type are unchanged is taken over with its state instead of created: see
-        :meth:`prepare` and :meth:`adopt`."""
+        :meth:`prepare` and :meth:`adopt`.  ``batching`` runs nodes that share a model
+        in one forward pass per tick (engine/batch.py)."""
         self.graph = graph
         self.ctx = ctx
         self.registry = registry
+        self.batching = batching
         self.nodes: dict[str, Node] = {}
         self.fresh: set[str] = set()      # created for this graph (not taken over)
+        #: Per node, the files it read and their modification times when it was configured.
+        self.stamps: dict[str, dict[str, int]] = {}
+        #: Nodes replaced because a file they read changed: their state carries over.
+        self.replaced: dict[str, Node] = {}
         for nid in graph.order:
             gn = graph.nodes[nid]
             old = previous.nodes.get(nid) if previous is not None else None
             if old is not None and old.type_name == gn.type:
-                self.nodes[nid] = old
-            else:
-                cls = registry[gn.type]
-                self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
-                self.fresh.add(nid)
+                if _stamp(old) == previous.stamps.get(nid, {}):
+                    self.nodes[nid] = old
+                    continue
+                self.replaced[nid] = old   # a model or sound file it read was saved anew
+            cls = registry[gn.type]
+            self.nodes[nid] = cls(nid, gn.params, ctx, gn.wired)
+            self.fresh.add(nid)
         self.previous = previous
         self.faults: dict[str, Fault] = {}
         #: Restart a node that failed this many times within FAULT_WINDOW (0: never).
@@ -170,6 +206,15 @@ class Executor:
                     self._fault(node, exc)
                 restarted.append(nid)
             node.audio_inputs = set()
+        for nid, old in self.replaced.items():
+            try:
+                self.nodes[nid].restore(old.state())
+            except Exception as exc:
+                log.error("node '%s' (%s) could not take over its state: %s", nid,
+                          old.type_name, _describe(exc))
+        for nid, node in self.nodes.items():
+            if nid not in self.fresh:
+                self.stamps[nid] = _stamp(node) if nid in restarted else previous.stamps.get(nid, {})
         for nid, node in previous.nodes.items():
             if self.nodes.get(nid) is not node:
                 _close_quietly(node)
@@ -194,7 +239,8 @@ class Executor:
         for e in self.graph.edges:
             src, dst = self.nodes[e.src], self.nodes[e.dst]
             step = steps[e.dst]
-            if dst.domain == "both" and src.domain == "audio" and e.type == PortType.EVENT and not e.delay:
+            if dst.domain == "both" and src.domain == "audio" and not e.delay and (
+                    e.type == PortType.EVENT or _declared(dst, e.dst_port) == PortType.AUDIO):
                 audio_side[e.dst].copies.append((e.dst_port, src.out, e.src_port))
                 dst.audio_inputs.add(e.dst_port)
                 continue
@@ -210,10 +256,70 @@ class Executor:
                 step.drains.append((e.dst_port, queue))
             else:
                 step.copies.append((e.dst_port, src.out, e.src_port))
-        frame = [steps[n] for n in self.graph.order if self.nodes[n].domain in ("frame", "both")]
+        frame = self._batch([n for n in self.graph.order if self.nodes[n].domain in ("frame", "both")],
+                            steps)
         audio = [steps[n] if self.nodes[n].domain == "audio" else audio_side[n]
                  for n in self.graph.order if self.nodes[n].domain in ("audio", "both")]
         return frame, audio
+
+    def _batch(self, order: list[str], steps: dict[str, _Step]) -> list[_Step]:
+        """The frame schedule, with batched nodes (engine/batch.py) that cannot feed one
+        another gathered into one step per node type.
+
+        A batched node's level is the most batched nodes of its own type on any undelayed
+        path into it, so nodes of one type and level never feed one another.  Contracting
+        each (type, level) to one step is then kept if the graph stays acyclic (nodes of
+        two types can feed each other crosswise); otherwise levels count batched nodes of
+        every type, which always leaves it acyclic.  The schedule is the contracted
+        graph's topological order, ties kept in the patch's order."""
+        import networkx as nx
+
+        batched = {n for n in order if isinstance(self.nodes[n], Batched)}
+        if not self.batching or not batched:
+            return [steps[n] for n in order]
+        incoming: dict[str, list[str]] = {}
+        for e in self.graph.edges:
+            if not e.delay:
+                incoming.setdefault(e.dst, []).append(e.src)
+        type_of = {n: self.nodes[n].type_name for n in batched}
+
+        def contract(per_type: bool) -> nx.DiGraph:
+            # levels[nid][t]: most batched nodes of type t on a path into nid
+            levels: dict[str, dict[str, int]] = {}
+            for nid in self.graph.order:
+                mine: dict[str, int] = {}
+                for src in incoming.get(nid, ()):
+                    for t, v in levels[src].items():
+                        mine[t] = max(mine.get(t, 0), v)
+                    if src in batched:
+                        t = type_of[src] if per_type else ""
+                        mine[t] = max(mine.get(t, 0), levels[src].get(t, 0) + 1)
+                levels[nid] = mine
+            unit = {n: (f"{type_of[n]} {levels[n].get(type_of[n] if per_type else '', 0)}"
+                        if n in batched else n) for n in order}
+            dag = nx.DiGraph()
+            for i, nid in enumerate(order):
+                dag.add_node(unit[nid])
+                dag.nodes[unit[nid]].setdefault("position", i)
+                dag.nodes[unit[nid]].setdefault("members", []).append(nid)
+            for e in self.graph.edges:
+                if not e.delay and e.src in unit and e.dst in unit and unit[e.src] != unit[e.dst]:
+                    dag.add_edge(unit[e.src], unit[e.dst])
+            return dag
+
+        dag = contract(per_type=True)
+        if not nx.is_directed_acyclic_graph(dag):
+            dag = contract(per_type=False)
+        schedule = []
+        for u in nx.lexicographical_topological_sort(dag, key=lambda u: dag.nodes[u]["position"]):
+            members = dag.nodes[u]["members"]
+            if members[0] in batched:
+                group = _Step(self.nodes[members[0]], members=[steps[m] for m in members])
+                group.process = BatchGroup([self.nodes[m] for m in members], self._fault)
+                schedule.append(group)
+            else:
+                schedule.append(steps[u])
+        return schedule
 
     def configure(self) -> None:
         """Configure every node in order (first start; a reload uses prepare/adopt).
@@ -234,6 +340,7 @@ class Executor:
                     raise
                 raise NodeError(nid, f"{node.type_name}: {_describe(exc)}") from exc
             done.append(node)
+            self.stamps[nid] = _stamp(node)
 
     def close(self) -> None:
         for node in reversed(list(self.nodes.values())):
@@ -297,6 +404,27 @@ class Executor:
 
     def fault_count(self) -> int:
         return sum(f.count for f in self.faults.values())
+
+
+def _stamp(node: Node) -> dict[str, int]:
+    """The files a node reads, with their modification times (-1: missing)."""
+    try:
+        files = node.files()
+    except Exception:  # a node that cannot name its files is never replaced for them
+        return {}
+    stamps = {}
+    for f in files:
+        try:
+            stamps[str(f)] = Path(f).stat().st_mtime_ns
+        except OSError:
+            stamps[str(f)] = -1
+    return stamps
+
+
+def _declared(node: Node, port: str) -> PortType | None:
+    """The type a node declares for an input port (None for variadic inputs)."""
+    decl = node.inputs.get(port)
+    return decl.type if decl is not None else None
 
 
 def _describe(exc: BaseException) -> str:
