@@ -68,8 +68,13 @@ class Registry:
                 self.add(obj, origin or module.__name__)
 
     def add_package(self, package: str) -> None:
+        """Every node type in a package and its subpackages.  A package lists modules that
+        hold no node types and are costly to import (torch) in ``NOT_NODE_MODULES``."""
         pkg = importlib.import_module(package)
         for info in pkgutil.walk_packages(pkg.__path__, prefix=package + "."):
+            parent, _, leaf = info.name.rpartition(".")
+            if leaf in getattr(sys.modules.get(parent), "NOT_NODE_MODULES", ()):
+                continue
             self.add_module(importlib.import_module(info.name))
 
     def add_entry_points(self) -> None:

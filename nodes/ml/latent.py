@@ -38,42 +38,59 @@ def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
     return (math.sin((1 - t) * omega) / s) * a + (math.sin(t * omega) / s) * b
 
 
-class Latent(Node):
-    type_name = "ml.latent"
-    description = "A latent walk driven by loudness, beats and onsets, or beat-locked keyframes."
-    params = {
-        "dim": P.integer(128, "Latent size (the generator's input).", min=1, max=4096, restart=True),
-        "seed": P.integer(0, "Seed of keyframes, directions and the spectrum projection.", min=0,
-                          restart=True),
-        "mode": P.choice("walk", ("walk", "keyframes"), "How the point moves."),
-        "speed": P.number(0.6, "Walk distance per second at energy 1, in latent norms.", min=0.0),
-        "idle": P.number(0.1, "Fraction of the speed kept when energy is 0.", min=0.0, max=1.0),
-        "keyframes": P.integer(8, "Keyframe latents to cycle through.", min=2, max=256, restart=True),
-        "beats_per_keyframe": P.integer(4, "Beats from one keyframe to the next.", min=1, max=256),
-        "pulse": P.number(0.5, "How far an onset pushes toward the spectrum, in latent norms.",
-                          min=0.0),
-        "pulse_decay": P.number(0.25, "Time for a pulse to fade.", unit="s", min=0.001),
-        "smooth": P.number(0.05, "Output smoothing time constant.", unit="s", min=0.0),
-        "truncation": P.number(0.8, "Scale of the output (the truncation trick).", min=0.0, max=2.0),
-        "blend": P.number(0.0, "Mix toward the external 'value' latent (0..1).", min=0.0, max=1.0),
-    }
-    inputs = {
-        "energy": ports.number("Loudness, about 0..1 (e.g. a mapped audio.level or spectrum.bass)."),
-        "onset": ports.event("Onsets: each pushes the point toward the spectrum."),
-        "beat": ports.event("Beats: a new walk direction, and the keyframe count."),
-        "phase": ports.number("Beat phase 0..1 (audio.tempo.phase), for keyframes."),
-        "spectrum": ports.vector("Band energies (audio.spectrum.bands) that onsets pulse toward."),
-        "value": ports.vector("An external latent (e.g. ml.autoencoder's code) to blend in."),
-    }
-    outputs = {"out": ports.vector("The latent, float32 of length dim.")}
+#: Params of the walk, shared by ml.latent and ml.gan.
+WALK_PARAMS = {
+    "seed": P.integer(0, "Seed of keyframes, directions and the spectrum projection.", min=0,
+                      restart=True),
+    "mode": P.choice("walk", ("walk", "keyframes"), "How the point moves."),
+    "speed": P.number(0.6, "Walk distance per second at energy 1, in latent norms.", min=0.0),
+    "idle": P.number(0.1, "Fraction of the speed kept when energy is 0.", min=0.0, max=1.0),
+    "keyframes": P.integer(8, "Keyframe latents to cycle through.", min=2, max=256, restart=True),
+    "beats_per_keyframe": P.integer(4, "Beats from one keyframe to the next.", min=1, max=256),
+    "pulse": P.number(0.5, "How far an onset pushes toward the spectrum, in latent norms.",
+                      min=0.0),
+    "pulse_decay": P.number(0.25, "Time for a pulse to fade.", unit="s", min=0.001),
+    "smooth": P.number(0.05, "Output smoothing time constant.", unit="s", min=0.0),
+    "truncation": P.number(0.8, "Scale of the output (the truncation trick).", min=0.0, max=2.0),
+    "blend": P.number(0.0, "Mix toward the external 'value' latent (0..1).", min=0.0, max=1.0),
+}
+#: Inputs of the walk, shared by ml.latent and ml.gan.
+WALK_INPUTS = {
+    "energy": ports.number("Loudness, about 0..1 (e.g. a mapped audio.level or spectrum.bass)."),
+    "onset": ports.event("Onsets: each pushes the point toward the spectrum."),
+    "beat": ports.event("Beats: a new walk direction, and the keyframe count."),
+    "phase": ports.number("Beat phase 0..1 (audio.tempo.phase), for keyframes."),
+    "spectrum": ports.vector("Band energies (audio.spectrum.bands) that onsets pulse toward."),
+    "value": ports.vector("An external latent (e.g. ml.autoencoder's code) to blend in."),
+}
 
-    def configure(self) -> None:
-        dim = self.p.dim
-        self.rng = np.random.default_rng(self.p.seed)
+
+def fit(value, dim: int, seed: int, cache: dict) -> np.ndarray:
+    """An external vector as a latent of ``dim``: as it is when the length matches;
+    otherwise through a fixed random projection (from ``seed``), centred on 0.5, so a
+    0..1 code (ml.autoencoder's) spans the latent space at about the shell's radius."""
+    v = np.asarray(value, dtype=np.float64)
+    if v.size == dim:
+        return v
+    proj = cache.get(v.size)
+    if proj is None:
+        proj = cache[v.size] = (np.random.default_rng(seed + 2).standard_normal((dim, v.size))
+                                * math.sqrt(12.0 / v.size))
+    return proj @ (v - 0.5)
+
+
+class Walk:
+    """The walk's state and step; ``p`` holds the WALK_PARAMS (a node's ``self.p``)."""
+
+    def __init__(self, p, dim: int) -> None:
+        self.p = p
+        self.dim = dim
+        self.rng = np.random.default_rng(p.seed)
         self.radius = math.sqrt(dim)
-        self.keys = self.rng.standard_normal((self.p.keyframes, dim))
+        self.keys = self.rng.standard_normal((p.keyframes, dim))
         self.keys *= self.radius / np.linalg.norm(self.keys, axis=1, keepdims=True)
         self.projection: np.ndarray | None = None   # made when the spectrum size is known
+        self.fitted: dict[int, np.ndarray] = {}
         self.z = self.keys[0].copy()
         self.direction = self._new_direction()
         self.pulse_vec = np.zeros(dim)
@@ -83,30 +100,31 @@ class Latent(Node):
         self.travelled = 0.0
 
     def _new_direction(self) -> np.ndarray:
-        d = self.rng.standard_normal(self.p.dim)
+        d = self.rng.standard_normal(self.dim)
         d -= np.dot(d, self.z) / np.dot(self.z, self.z) * self.z   # tangent to the shell
         return d / np.linalg.norm(d)
 
-    def _toward_spectrum(self) -> np.ndarray | None:
-        spec = np.asarray(self.inp["spectrum"], dtype=np.float64)
+    def toward(self, spectrum) -> np.ndarray | None:
+        """The unit direction a spectrum pulls toward (None for an empty or flat one)."""
+        spec = np.asarray(spectrum, dtype=np.float64)
         if spec.size == 0:
             return None
         if self.projection is None or self.projection.shape[1] != spec.size:
             proj_rng = np.random.default_rng(self.p.seed + 1)
-            self.projection = proj_rng.standard_normal((self.p.dim, spec.size))
+            self.projection = proj_rng.standard_normal((self.dim, spec.size))
         v = self.projection @ (spec - spec.mean())
         n = np.linalg.norm(v)
         return v / n if n > 1e-12 else None
 
-    def process(self, tick: Tick) -> None:
-        p, dt = self.p, tick.dt
-        inp = self.inp
+    def step(self, inp: dict, dt: float) -> np.ndarray:
+        """Advance by ``dt`` [s] with the inputs in ``inp``; returns the latent (float32)."""
+        p = self.p
         for _ in inp["beat"]:
             self.beats += 1
             if p.mode == "walk":
                 self.direction = self._new_direction()
         if inp["onset"]:
-            towards = self._toward_spectrum()
+            towards = self.toward(inp["spectrum"])
             if towards is not None:
                 self.pulse_vec = towards * self.radius
                 self.pulse_level = 1.0
@@ -141,15 +159,37 @@ class Latent(Node):
         out = self.smoothed
         ext = inp["value"]
         if p.blend > 0 and len(ext):
-            e = np.resize(np.asarray(ext, dtype=np.float64), p.dim)
-            out = (1 - p.blend) * out + p.blend * e
-        self.out["out"] = (out * p.truncation).astype(np.float32)
+            out = (1 - p.blend) * out + p.blend * fit(ext, self.dim, p.seed, self.fitted)
+        return (out * p.truncation).astype(np.float32)
 
     def state(self) -> dict:
         return {"z": self.z.copy(), "direction": self.direction.copy(), "beats": self.beats,
                 "smoothed": None if self.smoothed is None else self.smoothed.copy()}
 
     def restore(self, state: dict) -> None:
-        if "z" in state and len(state["z"]) == self.p.dim:
+        if "z" in state and len(state["z"]) == self.dim:
             self.z, self.direction = state["z"], state["direction"]
             self.beats, self.smoothed = state["beats"], state["smoothed"]
+
+
+class Latent(Node):
+    type_name = "ml.latent"
+    description = "A latent walk driven by loudness, beats and onsets, or beat-locked keyframes."
+    params = {
+        "dim": P.integer(128, "Latent size (the generator's input).", min=1, max=4096, restart=True),
+        **WALK_PARAMS,
+    }
+    inputs = WALK_INPUTS
+    outputs = {"out": ports.vector("The latent, float32 of length dim.")}
+
+    def configure(self) -> None:
+        self.walk = Walk(self.p, self.p.dim)
+
+    def process(self, tick: Tick) -> None:
+        self.out["out"] = self.walk.step(self.inp, tick.dt)
+
+    def state(self) -> dict:
+        return self.walk.state()
+
+    def restore(self, state: dict) -> None:
+        self.walk.restore(state)

@@ -35,7 +35,7 @@ def test_louder_moves_further_and_stays_on_the_shell():
     quiet_node, quiet = drive({"smooth": 0}, 120, energy=0.05)
     loud_node, loud = drive({"smooth": 0}, 120, energy=0.95)
     assert path_length(loud) > 4 * path_length(quiet)
-    assert loud_node.travelled > quiet_node.travelled
+    assert loud_node.walk.travelled > quiet_node.walk.travelled
     norms = np.linalg.norm(loud, axis=1)
     assert np.allclose(norms, 0.8 * np.sqrt(16), rtol=1e-4)   # on the shell, times truncation
 
@@ -56,7 +56,7 @@ def test_onset_pulses_toward_the_spectrum_and_decays():
                        onsets={10}, spectrum=spec)
     jump = np.linalg.norm(outs[10] - outs[9])
     assert jump > 0.5 * np.sqrt(16) * 0.8                      # a real push
-    toward = node._toward_spectrum()
+    toward = node.walk.toward(spec)
     assert np.dot(outs[10] - outs[9], toward) > 0               # in the spectrum's direction
     assert np.linalg.norm(outs[59] - outs[9]) < 0.05 * jump     # and it faded
 
@@ -66,7 +66,7 @@ def test_keyframes_lock_to_beat_phase():
     phase = lambda k: (k % 30) / 30                              # noqa: E731
     node, outs = drive({"mode": "keyframes", "smooth": 0, "keyframes": 4, "beats_per_keyframe": 2,
                         "truncation": 1.0}, 240, beats=beats, phase=phase)
-    keys = node.keys
+    keys = node.walk.keys
     # On beat 2, 4, 6 (phase 0) the output is exactly the next keyframe.
     assert np.allclose(outs[60], keys[1], atol=1e-5)
     assert np.allclose(outs[120], keys[2], atol=1e-5)
