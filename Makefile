@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core
 
-.PHONY: demo test bench eval soak system-deps setup docs clean
+.PHONY: demo test bench eval soak system-deps setup docs models clean
 
 demo: setup
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
@@ -32,6 +32,18 @@ eval: setup
 docs: setup
 	$(VENV)/bin/tonegraph docs -o docs/nodes.md
 	$(VENV)/bin/tonegraph schema -o docs/patch.schema.json
+
+# The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
+# itself: the built-in groove at four tempi, and drawn squiggles.
+models: setup
+	for i in 1 2 3 4; do $(VENV)/bin/tonegraph synth -o build/music/groove-$$i.flac \
+	  --bpm $$((84 + 14 * i)) --bars 16 --seed $$i --samplerate 22050 || exit 1; done
+	$(VENV)/bin/tonegraph train autoencoder --audio build/music -o nodes/ml/models/autoencoder.pt \
+	  --seed 0 --checkpoint build/autoencoder.ckpt --plot docs/models/autoencoder-loss.png
+	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0
+	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
+	  --seed 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
+	  --samples docs/models/gan-samples.png
 
 setup: system-deps $(STAMP)
 

@@ -253,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=1)
     p.set_defaults(func=cmd_synth)
 
+    from nodes.ml.commands import add_parsers as add_ml_parsers
+
+    add_ml_parsers(sub)
+
     p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
     p.add_argument("patch", metavar="PATCH")
     p.add_argument("-o", "--output", metavar="FILE", help=".dot, .svg, .png or .pdf (default: DOT on stdout)")

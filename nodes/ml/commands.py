@@ -1,0 +1,123 @@
+"""The command line of the ml family: ``tonegraph train autoencoder|gan`` and
+``tonegraph draw``.  torch is imported only when a command runs."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _positive_ints(text: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected sizes like 512,128, got {text!r}") from None
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive sizes like 512,128, got {text!r}")
+    return values
+
+
+def _common(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
+                   help=f"the weights file to write ({what})")
+    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--plot", type=Path, metavar="PNG",
+                   help="loss plot (default: the output's name with .loss.png)")
+    p.add_argument("--checkpoint", type=Path, metavar="FILE",
+                   help="checkpoint file (default: the output's name with .ckpt)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the checkpoint up to the epochs/steps given")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser("train", help="train the models of ml.autoencoder and ml.gan")
+    kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
+
+    a = kinds.add_parser("autoencoder", help="spectrogram autoencoder from a folder of sound files")
+    a.add_argument("--audio", required=True, type=Path, metavar="DIR",
+                   help="every sound file under DIR is training data")
+    _common(a, "for ml.autoencoder's model param")
+    a.add_argument("--code", type=int, default=10, help="code dimensions (default 10, as seed 002)")
+    a.add_argument("--hidden", type=_positive_ints, default=(512, 128), metavar="N,N",
+                   help="hidden layer sizes, encoder side (default 512,128)")
+    a.add_argument("--context", type=int, default=4, help="frames per input (default 4)")
+    a.add_argument("--epochs", type=int, default=40)
+    a.add_argument("--batch", type=int, default=256)
+    a.add_argument("--lr", type=float, default=1e-3)
+    a.set_defaults(func=cmd_train)
+
+    g = kinds.add_parser("gan", help="DCGAN generator from a folder of images")
+    g.add_argument("--images", required=True, type=Path, metavar="DIR",
+                   help="every image under DIR is training data (cropped square, resized)")
+    _common(g, "for ml.gan's model param")
+    g.add_argument("--size", type=int, default=64, help="image size, a power of two (default 64)")
+    g.add_argument("--latent", type=int, default=64, help="latent size (default 64)")
+    g.add_argument("--ngf", type=int, default=32, help="generator width (default 32)")
+    g.add_argument("--ndf", type=int, default=16, help="discriminator width (default 16)")
+    g.add_argument("--steps", type=int, default=1500)
+    g.add_argument("--batch", type=int, default=32)
+    g.add_argument("--lr", type=float, default=2e-4)
+    g.add_argument("--checkpoint-every", type=int, default=100, metavar="N")
+    g.add_argument("--samples", type=Path, metavar="PNG",
+                   help="an 8x8 sheet of generated images (default: the output's name with .samples.png)")
+    g.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("draw", help="draw squiggle images to train a GAN on")
+    d.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    d.add_argument("--count", type=int, default=2000)
+    d.add_argument("--size", type=int, default=64)
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_draw)
+
+
+def _beside(output: Path, suffix: str) -> Path:
+    return output.with_name(output.stem + suffix)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainError, train_autoencoder, train_gan
+
+    plot = args.plot or _beside(args.output, ".loss.png")
+    for name in ("epochs", "steps", "batch", "code", "context", "latent", "ngf", "ndf",
+                 "checkpoint_every"):
+        value = getattr(args, name, None)
+        if value is not None and value < 1:
+            print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
+            return 1
+    try:
+        if args.kind == "autoencoder":
+            report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,
+                                       context=args.context, epochs=args.epochs, batch=args.batch,
+                                       lr=args.lr, seed=args.seed, plot=plot,
+                                       checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet)
+            what = "frames"
+        else:
+            report = train_gan(args.images, args.output, size=args.size, latent=args.latent,
+                               ngf=args.ngf, ndf=args.ndf, steps=args.steps, batch=args.batch,
+                               lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
+                               plot=plot, samples=args.samples or _beside(args.output, ".samples.png"),
+                               checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet)
+            what = "images"
+    except TrainError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: run the same command with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    print(f"{report.output}: trained on {report.items} {what} in {report.seconds:.0f} s, "
+          f"final loss {report.final_loss:.4f}; loss plot {report.plot}")
+    return 0
+
+
+def cmd_draw(args: argparse.Namespace) -> int:
+    from .train import draw_squiggles
+
+    if args.count < 1 or args.size < 8:
+        print("error: --count must be at least 1 and --size at least 8", file=sys.stderr)
+        return 1
+    n = draw_squiggles(args.output, args.count, args.size, args.seed)
+    print(f"{args.output}: {n} squiggles of {args.size}x{args.size}")
+    return 0

@@ -1,0 +1,75 @@
+"""ml.gan: a latent vector in, an image out, from a DCGAN generator.
+
+The latent comes one of two ways.  With any of ``energy``, ``onset``, ``beat`` or
+``phase`` wired, the node walks the generator's latent space itself, exactly as
+``ml.latent`` does (a drift whose speed follows loudness, a new direction on each beat,
+a pulse toward the spectrum on onsets, or beat-locked keyframes; smoothing and
+truncation), blending in ``value`` by ``blend``.  Otherwise ``value`` is the latent: as
+it is when its length is the generator's, else through a fixed random projection (a
+0..1 code from ``ml.autoencoder`` then spans the latent space).
+
+``out`` is a float32 array of shape (size, size, 3), RGB in 0..1, row 0 at the top.
+Nodes that share a weights file and device render in one batch per frame; a frame
+whose latent did not change renders nothing and keeps the last image.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine import ports
+from engine.node import Tick
+
+from .base import MODEL_PARAMS, ModelNode
+from .latent import WALK_INPUTS, WALK_PARAMS, Walk, fit
+
+#: Inputs that make the node walk the latent space itself.
+DRIVERS = ("energy", "onset", "beat", "phase")
+
+
+class Gan(ModelNode):
+    type_name = "ml.gan"
+    description = "DCGAN generator: a latent (given, or walked with the music) to an RGB image, batched."
+    kind = "gan"
+    shipped = "gan.pt"
+    params = {**MODEL_PARAMS, **WALK_PARAMS}
+    inputs = WALK_INPUTS
+    outputs = {
+        "out": ports.image("The image: float32, size x size x 3, RGB in 0..1, top row first."),
+        "latent": ports.vector("The latent rendered last."),
+    }
+
+    def setup(self) -> None:
+        m = self.model
+        self.dim = m.latent
+        self.walking = any(name in self.wired for name in DRIVERS)
+        self.walk = Walk(self.p, self.dim)
+        self.fitted: dict[int, np.ndarray] = {}
+        self.rendered: np.ndarray | None = None
+        self.pending: np.ndarray | None = None
+        self.out["out"] = np.zeros((m.size, m.size, 3), dtype=np.float32)
+
+    def requests(self, tick: Tick) -> list[np.ndarray]:
+        inp = self.inp
+        if self.walking:
+            z = self.walk.step(inp, tick.dt)
+        elif len(inp["value"]):
+            z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
+        else:
+            z = self.walk.step(inp, tick.dt)   # nothing wired: the idle drift
+        if self.rendered is not None and np.array_equal(z, self.rendered):
+            return []
+        self.pending = z
+        return [z]
+
+    def deliver(self, tick: Tick, rows: np.ndarray | None) -> None:
+        if rows is None:
+            return
+        self.out["out"] = rows[0]
+        self.out["latent"] = self.rendered = self.pending
+
+    def state(self) -> dict:
+        return self.walk.state()
+
+    def restore(self, state: dict) -> None:
+        self.walk.restore(state)

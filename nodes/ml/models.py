@@ -1,0 +1,268 @@
+"""The networks behind ml.autoencoder and ml.gan, their weights files, and shared runners.
+
+Weights files are ``torch.save`` of plain data: a dict with ``tonegraph`` (the kind:
+``autoencoder`` or ``gan``), ``version``, ``config`` (numbers and strings that rebuild
+the network), ``state`` (its tensors) and ``extra`` (normalisation tensors and the
+front end's settings).  They are read with ``torch.load(weights_only=True)``, which
+never runs pickled code.
+
+Nodes that load the same file on the same device share one :class:`Runner`, so the
+executor can run their requests in one forward pass (engine/batch.py).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import threading
+import weakref
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+FORMAT_VERSION = 1
+#: Where the shipped weights live.
+SHIPPED = Path(__file__).parent / "models"
+
+
+class ModelError(Exception):
+    """A weights file that cannot be used (one line, naming the file)."""
+
+
+# -- networks -----------------------------------------------------------------------
+
+
+class AutoEncoder(nn.Module):
+    """A stacked (MLP) autoencoder: ``input -> hidden... -> code -> ...hidden -> input``."""
+
+    def __init__(self, input: int, hidden: list[int], code: int) -> None:
+        super().__init__()
+        sizes = [input, *hidden]
+        enc: list[nn.Module] = []
+        for a, b in zip(sizes, sizes[1:]):
+            enc += [nn.Linear(a, b), nn.ReLU()]
+        enc.append(nn.Linear(sizes[-1], code))
+        dec: list[nn.Module] = []
+        back = [code, *reversed(hidden)]
+        for a, b in zip(back, back[1:]):
+            dec += [nn.Linear(a, b), nn.ReLU()]
+        dec.append(nn.Linear(back[-1], input))
+        self.encoder = nn.Sequential(*enc)
+        self.decoder = nn.Sequential(*dec)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = self.encoder(x)
+        return code, self.decoder(code)
+
+
+def _ups(size: int) -> int:
+    n = (size // 4).bit_length() - 1
+    if size < 8 or 4 << n != size:
+        raise ValueError(f"image size {size} must be a power of two, at least 8")
+    return n
+
+
+class Generator(nn.Module):
+    """DCGAN generator: a latent vector to a ``size`` x ``size`` RGB image in -1..1."""
+
+    def __init__(self, latent: int, size: int, ngf: int) -> None:
+        super().__init__()
+        n = _ups(size)
+        ch = ngf * 2 ** (n - 1)
+        layers: list[nn.Module] = [nn.ConvTranspose2d(latent, ch, 4, 1, 0, bias=False),
+                                   nn.BatchNorm2d(ch), nn.ReLU(True)]
+        for _ in range(n - 1):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
+                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+        self.latent = latent
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z[:, :, None, None])
+
+
+class Discriminator(nn.Module):
+    """DCGAN discriminator: an image to one logit (real or generated)."""
+
+    def __init__(self, size: int, ndf: int) -> None:
+        super().__init__()
+        n = _ups(size)
+        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        ch = ndf
+        for _ in range(n - 1):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
+                       nn.LeakyReLU(0.2, True)]
+            ch *= 2
+        layers.append(nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).flatten()
+
+
+def build(kind: str, config: dict) -> nn.Module:
+    if kind == "autoencoder":
+        return AutoEncoder(int(config["input"]), [int(h) for h in config["hidden"]], int(config["code"]))
+    return Generator(int(config["latent"]), int(config["size"]), int(config["ngf"]))
+
+
+# -- files --------------------------------------------------------------------------
+
+
+def save(path: Path, kind: str, config: dict, module: nn.Module, extra: dict) -> None:
+    """Write a weights file (plain tensors and numbers only)."""
+    state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save({"tonegraph": kind, "version": FORMAT_VERSION, "config": config,
+                "state": state, "extra": extra}, tmp)
+    tmp.replace(path)
+
+
+def load(path: Path, kind: str) -> tuple[nn.Module, dict]:
+    """Read a weights file of ``kind``; returns the network (eval mode, CPU) and the file's
+    dict.  Raises ModelError with one line naming the file for anything unusable."""
+    path = Path(path)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such model file") from None
+    except pickle.UnpicklingError:
+        raise ModelError(f"{path}: not a tonegraph model file (it holds objects other than "
+                         f"tensors and numbers, which are never loaded)") from None
+    except Exception:
+        raise ModelError(f"{path}: not a tonegraph model file (torch cannot read it)") from None
+    if not isinstance(data, dict) or "tonegraph" not in data:
+        raise ModelError(f"{path}: not a tonegraph model file (made by 'tonegraph train')")
+    if data["tonegraph"] != kind:
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise ModelError(f"{path}: is a {data['tonegraph']} model, this node needs {article} {kind} model")
+    if data.get("version") != FORMAT_VERSION:
+        raise ModelError(f"{path}: model format version {data.get('version')} is not "
+                         f"{FORMAT_VERSION}; train it again with this tonegraph")
+    try:
+        module = build(kind, data["config"])
+        module.load_state_dict(data["state"])
+    except Exception as exc:
+        raise ModelError(f"{path}: weights do not fit the {kind} they describe ({exc})") from None
+    module.eval()
+    return module, data
+
+
+# -- runners shared by nodes ----------------------------------------------------------
+
+
+def leave_a_core() -> None:
+    """For real-time runs on the CPU: torch uses one core fewer than the machine has, so
+    the audio thread always finds one free (unless OMP_NUM_THREADS says otherwise).  On
+    2 cores this took the frame work's p99 of graphs/learned.yaml from 23 to 12 ms."""
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+
+
+def pick_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ModelError("device 'cuda' was asked for, but torch sees no CUDA GPU here")
+    return torch.device(device)
+
+
+class Runner:
+    """A loaded model on a device; ``forward`` takes and returns numpy rows."""
+
+    kind = ""
+
+    def __init__(self, module: nn.Module, data: dict, device: torch.device, half: bool) -> None:
+        self.device = device
+        self.dtype = torch.float16 if half else torch.float32
+        self.module = module.to(device=device, dtype=self.dtype)
+        self.config = data["config"]
+        self.extra = data["extra"]
+
+    def _input(self, batch: np.ndarray) -> torch.Tensor:
+        x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))
+        return x.to(self.device, dtype=self.dtype, non_blocking=True)
+
+
+class AutoEncoderRunner(Runner):
+    """Rows of stacked log-mel frames in; rows of ``code`` values in 0..1 and, last, the
+    reconstruction error relative to the training median out."""
+
+    kind = "autoencoder"
+
+    def __init__(self, module, data, device, half) -> None:
+        super().__init__(module, data, device, half)
+        ex = self.extra
+        f = lambda name: ex[name].to(device=device, dtype=self.dtype)  # noqa: E731
+        self.mean, self.std = f("mean"), f("std")
+        self.lo, self.span = f("code_lo"), f("code_hi") - f("code_lo")
+        self.error_scale = float(ex["error_median"])
+        self.front = dict(ex["frontend"])
+        self.context = int(self.config["context"])
+        self.code = int(self.config["code"])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            x = (self._input(batch) - self.mean) / self.std
+            code, recon = self.module(x)
+            err = ((recon - x) ** 2).mean(dim=1, keepdim=True) / self.error_scale
+            norm = ((code - self.lo) / self.span).clamp_(0.0, 1.0)
+            return torch.cat([norm, err], dim=1).float().cpu().numpy()
+
+
+class GeneratorRunner(Runner):
+    """Rows of latents in; images out, float32 ``size`` x ``size`` x 3 in 0..1."""
+
+    kind = "gan"
+
+    def __init__(self, module, data, device, half) -> None:
+        # (tanh(x) + 1) / 2 == sigmoid(2x): doubling the last layer's weights and ending in
+        # a sigmoid gives 0..1 straight from the network, with no passes over the images.
+        net = module.net
+        with torch.no_grad():
+            net[-2].weight.mul_(2.0)
+        net[-1] = nn.Sigmoid()
+        super().__init__(module, data, device, half)
+        self.latent = int(self.config["latent"])
+        self.size = int(self.config["size"])
+
+    def forward(self, batch: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            img = self.module(self._input(batch)).permute(0, 2, 3, 1)
+            if self.dtype != torch.float32:
+                img = img.float()
+            return img.cpu().numpy()
+
+
+_RUNNERS = {"autoencoder": AutoEncoderRunner, "gan": GeneratorRunner}
+_shared: "weakref.WeakValueDictionary[tuple, Runner]" = weakref.WeakValueDictionary()
+_lock = threading.Lock()
+
+
+def shared(kind: str, path: Path, device: str = "auto", precision: str = "auto") -> Runner:
+    """The runner for this weights file on this device, shared with every node using the
+    same (the file's size and time are part of the key, so a retrained file loads anew)."""
+    dev = pick_device(device)
+    if precision == "float16" and dev.type != "cuda":
+        raise ModelError("precision float16 needs a CUDA device (CPUs run float32)")
+    # float16 is safe for the generator's images; the autoencoder's error is a small
+    # difference of large numbers, so it stays in float32.
+    half = precision == "float16" or (precision == "auto" and dev.type == "cuda" and kind == "gan")
+    path = Path(path).resolve()
+    try:
+        st = path.stat()
+    except OSError:
+        raise ModelError(f"{path}: no such model file") from None
+    key = (kind, str(path), st.st_mtime_ns, st.st_size, str(dev), half)
+    with _lock:
+        runner = _shared.get(key)
+        if runner is None:
+            module, data = load(path, kind)
+            runner = _shared[key] = _RUNNERS[kind](module, data, dev, half)
+    return runner
