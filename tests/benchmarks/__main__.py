@@ -10,7 +10,7 @@ import importlib
 import platform
 import sys
 
-BENCHES = ["dispatch", "clock", "audio", "osc", "reload"]
+BENCHES = ["dispatch", "clock", "audio", "osc", "reload", "batch"]
 
 
 def main(argv: list[str]) -> int:

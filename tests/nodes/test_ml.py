@@ -1,0 +1,408 @@
+"""ml.autoencoder and ml.gan: shipped models, batching, training, and bad model files."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from engine.executor import Executor
+from engine.node import Tick
+from nodes.audio.synth import render_groove
+from nodes.ml import models, train
+from nodes.ml.base import MODELS_DIR
+from nodes.ml.frontend import DEFAULT as FRONT
+
+from ..conftest import load_ok, run_offline, tonegraph
+
+
+@pytest.fixture(scope="module")
+def grooves(tmp_path_factory):
+    """Two short synthesized grooves at the front end's rate: tiny training data."""
+    folder = tmp_path_factory.mktemp("music")
+    for seed, bpm in ((1, 120), (2, 140)):
+        samples, _, _ = render_groove(FRONT["samplerate"], bpm, 2, seed)
+        sf.write(folder / f"g{seed}.wav", samples, FRONT["samplerate"])
+    return folder
+
+
+@pytest.fixture(scope="module")
+def squiggles(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("squiggles")
+    train.draw_squiggles(folder, count=24, size=16, seed=0)
+    return folder
+
+
+def tiny_ae(grooves, out, **kw):
+    args = {"code": 4, "hidden": (32,), "context": 2, "epochs": 3, "batch": 64, "quiet": True} | kw
+    return train.train_autoencoder(grooves, out, **args)
+
+
+def tiny_gan(squiggles, out, **kw):
+    args = {"size": 16, "latent": 8, "ngf": 8, "ndf": 8, "steps": 6, "batch": 8, "quiet": True,
+            "checkpoint_every": 3} | kw
+    return train.train_gan(squiggles, out, **args)
+
+
+def states(path):
+    return models.load(path, torch.load(path, weights_only=True)["tonegraph"])[0].state_dict()
+
+
+def same(a, b) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+# -- training ----------------------------------------------------------------------------
+
+
+def test_autoencoder_training_is_deterministic_resumable_and_plots(grooves, tmp_path):
+    rep = tiny_ae(grooves, tmp_path / "a.pt", plot=tmp_path / "a.png", epochs=4)
+    assert rep.items > 100 and (tmp_path / "a.png").read_bytes()[:4] == b"\x89PNG"
+    tiny_ae(grooves, tmp_path / "b.pt", epochs=4)
+    tiny_ae(grooves, tmp_path / "c.pt", epochs=4, seed=1)
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "b.pt"))
+    assert not same(states(tmp_path / "a.pt"), states(tmp_path / "c.pt"))
+    # Stopped after 2 epochs, resumed to 4: the same model as 4 in one go.
+    tiny_ae(grooves, tmp_path / "r.pt", epochs=2)
+    tiny_ae(grooves, tmp_path / "r.pt", epochs=4, resume=True)
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "r.pt"))
+
+
+def test_gan_training_is_deterministic_resumable_and_draws_samples(squiggles, tmp_path):
+    tiny_gan(squiggles, tmp_path / "a.pt", samples=tmp_path / "s.png", plot=tmp_path / "l.png")
+    tiny_gan(squiggles, tmp_path / "b.pt")
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "b.pt"))
+    tiny_gan(squiggles, tmp_path / "r.pt", steps=3)
+    tiny_gan(squiggles, tmp_path / "r.pt", steps=6, resume=True)
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "r.pt"))
+    from PIL import Image
+
+    assert Image.open(tmp_path / "s.png").size == (8 * 16, 8 * 16)
+    runner = models.shared("gan", tmp_path / "a.pt")
+    img = runner.forward(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32))
+    assert img.shape == (2, 16, 16, 3) and img.dtype == np.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0
+
+
+def test_train_commands_report_bad_input_in_one_line(tmp_path, squiggles):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    res = tonegraph("train", "autoencoder", "--audio", str(empty), "-o", str(tmp_path / "x.pt"))
+    assert res.returncode == 1 and res.stderr.strip().count("\n") == 0
+    assert "no sound files" in res.stderr and "Traceback" not in res.stderr
+    res = tonegraph("train", "gan", "--images", str(empty), "-o", str(tmp_path / "x.pt"))
+    assert res.returncode == 1 and "no images" in res.stderr
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "x.pt"), "--size", "48")
+    assert res.returncode == 1 and "power of two" in res.stderr
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "y.pt"), "--resume")
+    assert res.returncode == 1 and "no checkpoint" in res.stderr
+
+
+def test_train_command_end_to_end(tmp_path, squiggles):
+    out = tmp_path / "g.pt"
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(out), "--size", "16",
+                    "--latent", "8", "--ngf", "8", "--ndf", "8", "--steps", "2", "--batch", "4", "-q")
+    assert res.returncode == 0, res.stderr
+    assert out.is_file() and (tmp_path / "g.loss.png").is_file() and (tmp_path / "g.samples.png").is_file()
+    assert "trained on 24 images" in res.stdout
+
+
+# -- the shipped models ------------------------------------------------------------------
+
+
+def test_shipped_gan_makes_images_of_the_documented_shape_and_range():
+    runner = models.shared("gan", MODELS_DIR / "gan.pt", "cpu")
+    z = np.random.default_rng(1).standard_normal((4, runner.latent)).astype(np.float32)
+    img = runner.forward(z)
+    assert img.shape == (4, runner.size, runner.size, 3) and img.dtype == np.float32
+    assert 0.0 <= img.min() and img.max() <= 1.0
+    assert img.std() > 0.05                                   # a picture, not a flat field
+    assert np.abs(img[0] - img[1]).mean() > 0.01              # different latents, different pictures
+    assert (MODELS_DIR / "gan.pt").stat().st_size < 8e6
+
+
+def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_noise():
+    runner = models.shared("autoencoder", MODELS_DIR / "autoencoder.pt", "cpu")
+    assert runner.code == 10 and runner.front["samplerate"] == FRONT["samplerate"]
+    from nodes.ml.frontend import MelFrontEnd, windows
+
+    sr = runner.front["samplerate"]
+    groove, _, _ = render_groove(sr, 117, 4, 9)                # unseen tempo and seed
+    noise = np.random.default_rng(0).standard_normal(len(groove)).astype(np.float32) * 0.3
+
+    def encode(x):
+        return runner.forward(windows(np.stack(MelFrontEnd(runner.front, sr).push(x)), runner.context))
+
+    g, n = encode(groove), encode(noise)
+    assert g.shape[1] == 11 and 0.0 <= g[:, :10].min() and g[:, :10].max() <= 1.0
+    assert g[:, :10].std(axis=0).min() > 0.01                  # every dimension moves with the music
+    assert np.median(n[:, 10]) > 3 * np.median(g[:, 10])        # noise is novel to it
+    assert (MODELS_DIR / "autoencoder.pt").stat().st_size < 8e6
+
+
+# -- nodes in patches --------------------------------------------------------------------
+
+
+PATCH = """
+    patch: {{fps: 30}}
+    nodes:
+      groove: {{type: audio.synth, params: {{bars: 8}}}}
+      level:  {{type: audio.level, in: {{audio: groove}}}}
+      energy: {{type: control.map, params: {{in_range: [-30, -10]}}, in: {{value: level.db}}}}
+      ae:     {{type: ml.autoencoder, in: {{audio: groove}}}}
+      g1:     {{type: ml.gan, params: {{pulse: 0}}, in: {{energy: energy}}}}
+      g2:     {{type: ml.gan, params: {{seed: 5}}, in: {{value: ae}}}}
+      rec:    {{type: io.record, params: {{path: "{out}"}},
+                in: {{code: ae, error: ae.error, z1: g1.latent, z2: g2.latent}}}}
+    """
+
+
+def series(path, name):
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    rows = [r for r in rows if r["name"] == name]
+    return np.array([r["t"] for r in rows]), np.array([r["value"] for r in rows])
+
+
+def test_two_gans_and_an_autoencoder_follow_the_music(registry, write_patch, tmp_path):
+    """The groove alternates quiet and loud sections every 4 bars (8 s at 120 BPM)."""
+    out = tmp_path / "ml.jsonl"
+    path = write_patch(PATCH.format(out=out))
+    rt = run_offline(path, registry, duration=16.0)
+    assert rt.report.faults == 0
+    t, z1 = series(out, "z1")
+    moves = np.linalg.norm(np.diff(z1, axis=0), axis=1)
+    quiet = moves[(t[1:] > 1) & (t[1:] < 7.5)].sum()
+    loud = moves[(t[1:] > 9) & (t[1:] < 15.5)].sum()
+    assert loud > 2 * quiet                                    # louder passages move it further
+    t, code = series(out, "code")
+    assert code.shape[1] == 10 and code[t > 1].std(axis=0).mean() > 0.02
+    quiet_code = code[(t > 1) & (t < 7.5)].mean(axis=0)
+    loud_code = code[(t > 9) & (t < 15.5)].mean(axis=0)
+    assert np.abs(loud_code - quiet_code).max() > 0.05        # the code tells the sections apart
+    _, z2 = series(out, "z2")                                  # the code drives the second GAN
+    assert np.linalg.norm(np.diff(z2, axis=0), axis=1).sum() > 1.0
+    images = rt.executor.nodes["g1"].out["out"], rt.executor.nodes["g2"].out["out"]
+    assert all(im.shape == (64, 64, 3) for im in images)
+
+
+def executors(path, registry):
+    graph = load_ok(path, registry)
+    made = []
+    for batching in (True, False):
+        ex = Executor(graph, registry, graph.spec.context(offline=True), batching=batching)
+        ex.configure()
+        made.append(ex)
+    return made
+
+
+def run_both(exs, frames, hops_per_frame=3):
+    outs = []
+    for ex in exs:
+        rows = []
+        for k in range(frames):
+            for h in range(hops_per_frame):
+                i = k * hops_per_frame + h
+                ex.audio_hop(Tick(i * 512 / 44100, 512 / 44100, i))
+            ex.frame(Tick(k / 30, 1 / 30 if k else 0.0, k))
+            rows.append({nid: {p: np.array(v, copy=True) for p, v in n.out.items()}
+                         for nid, n in ex.nodes.items() if nid in ("ae", "g1", "g2")})
+        outs.append(rows)
+    return outs
+
+
+def test_batched_equals_unbatched_and_runs_one_forward_per_model(registry, write_patch, tmp_path,
+                                                                 monkeypatch):
+    path = write_patch(PATCH.format(out=tmp_path / "x.jsonl"))
+    calls = []
+    for cls in (models.GeneratorRunner, models.AutoEncoderRunner):
+        orig = cls.forward
+
+        def counted(self, batch, orig=orig):
+            calls.append((self.kind, len(batch)))
+            return orig(self, batch)
+
+        monkeypatch.setattr(cls, "forward", counted)
+    batched, plain = executors(path, registry)
+    calls.clear()
+    a = run_both([batched], 10)[0]
+    n_batched = list(calls)
+    calls.clear()
+    b = run_both([plain], 10)[0]
+    n_plain = list(calls)
+    for ra, rb in zip(a, b):
+        for nid in ra:
+            for port in ra[nid]:
+                assert np.allclose(ra[nid][port], rb[nid][port], atol=1e-4), (nid, port)
+    # Batched: per frame one generator pass for both GANs (2 rows) and one autoencoder
+    # pass for all queued hops.  Plain: one pass per row.
+    assert ("gan", 2) in n_batched and all(n == 1 for _, n in n_plain)
+    for kind in ("gan", "autoencoder"):
+        assert sum(n for k, n in n_batched if k == kind) == sum(n for k, n in n_plain if k == kind)
+        assert sum(k == kind for k, _ in n_batched) <= 10          # at most one pass per frame
+    assert len(n_plain) > len(n_batched)
+
+
+def test_dependent_model_nodes_run_in_order_not_in_one_batch(registry, write_patch, tmp_path):
+    """g2 takes g1's latent: they cannot share a batch, and g2 sees g1's latent of the same frame."""
+    path = write_patch("""
+        nodes:
+          z:  {type: ml.latent, params: {dim: 64, speed: 3}}
+          g1: {type: ml.gan, in: {value: z}}
+          g2: {type: ml.gan, in: {value: g1.latent}}
+        """)
+    ex = executors(path, registry)[0]
+    for k in range(3):
+        ex.frame(Tick(k / 60, 1 / 60 if k else 0.0, k))
+        assert np.array_equal(ex.nodes["g2"].out["latent"], ex.nodes["g1"].out["latent"])
+        assert np.allclose(ex.nodes["g2"].out["out"], ex.nodes["g1"].out["out"], atol=1e-5)
+    assert ex.fault_count() == 0
+
+
+def test_a_failing_forward_keeps_last_images_and_the_show_runs(registry, write_patch, monkeypatch):
+    path = write_patch("""
+        nodes:
+          z:  {type: ml.latent, params: {dim: 64, speed: 3}}
+          g1: {type: ml.gan, in: {value: z}}
+          g2: {type: ml.gan, params: {seed: 2}}
+          lfo: {type: control.lfo}
+        """)
+    ex = executors(path, registry)[0]
+    ex.frame(Tick(0.0, 0.0, 0))
+    before = ex.nodes["g1"].out["out"].copy()
+
+    def broken(self, batch):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(models.GeneratorRunner, "forward", broken)
+    ex.frame(Tick(1 / 60, 1 / 60, 1))
+    assert np.array_equal(ex.nodes["g1"].out["out"], before)
+    assert set(ex.faults) == {"g1", "g2"} and ex.nodes["lfo"].out["out"] != 0.0
+    monkeypatch.undo()
+    ex.frame(Tick(2 / 60, 1 / 60, 2))
+    assert not np.array_equal(ex.nodes["g1"].out["out"], before)
+
+
+def test_nodes_with_different_weights_batch_separately(registry, write_patch, tmp_path):
+    other = tmp_path / "other.pt"
+    shutil.copy(MODELS_DIR / "gan.pt", other)
+    path = write_patch(f"""
+        nodes:
+          g1: {{type: ml.gan}}
+          g2: {{type: ml.gan, params: {{model: "{other}"}}}}
+          g3: {{type: ml.gan, params: {{seed: 3}}}}
+        """)
+    ex = executors(path, registry)[0]
+    ex.frame(Tick(0.0, 0.0, 0))
+    assert ex.nodes["g1"].model is ex.nodes["g3"].model is not ex.nodes["g2"].model
+    assert all(ex.nodes[g].out["out"].std() > 0 for g in ("g1", "g2", "g3"))
+
+
+def test_autoencoder_at_another_samplerate_is_resampled_to_the_models(registry, write_patch, tmp_path):
+    """One recording at 44.1 kHz: a 22.05 kHz patch (the file node resamples) and a 44.1 kHz
+    patch (the autoencoder resamples to its model's rate) give the same codes."""
+    song = tmp_path / "song.wav"
+    sf.write(song, render_groove(44100, 120, 2, 1)[0], 44100)
+    codes = {}
+    for sr in (22050, 44100):
+        out = tmp_path / f"c{sr}.jsonl"
+        path = write_patch(f"""
+            patch: {{fps: 30, samplerate: {sr}}}
+            nodes:
+              song: {{type: audio.file, params: {{path: "{song}"}}}}
+              ae: {{type: ml.autoencoder, in: {{audio: song}}}}
+              rec: {{type: io.record, params: {{path: "{out}"}}, in: {{code: ae}}}}
+            """, name=f"p{sr}.yaml")
+        run_offline(path, registry, duration=4.0)
+        codes[sr] = series(out, "code")[1][15:]
+    a, b = codes[22050], codes[44100]
+    n = min(len(a), len(b))
+    assert np.abs(a[:n].mean(axis=0) - b[:n].mean(axis=0)).max() < 0.05
+
+
+def test_front_end_resamples_live_input_to_the_frames_it_was_trained_on():
+    import soxr
+
+    from nodes.ml.frontend import MelFrontEnd
+
+    x = render_groove(44100, 120, 2, 1)[0].astype(np.float32)
+    live = MelFrontEnd(FRONT, 44100)
+    frames = [f for i in range(0, len(x), 512) for f in live.push(x[i:i + 512])]   # hop by hop
+    trained = MelFrontEnd(FRONT, FRONT["samplerate"]).push(soxr.resample(x, 44100, FRONT["samplerate"]))
+    n = min(len(frames), len(trained))
+    assert n > 150 and np.allclose(np.stack(frames[:n]), np.stack(trained[:n]), atol=1e-3)
+
+
+def test_a_retrained_model_file_is_picked_up_live(registry, write_patch, tmp_path, squiggles):
+    """Saving new weights over a model file reloads the node with them; the show goes on."""
+    import threading
+    import time
+
+    from engine.runtime import Runtime
+
+    from ..conftest import wait_for
+
+    weights = tmp_path / "live.pt"
+    shutil.copy(MODELS_DIR / "gan.pt", weights)
+    path = write_patch(f"""
+        patch: {{fps: 30}}
+        nodes:
+          g: {{type: ml.gan, params: {{model: "{weights}"}}}}
+          lfo: {{type: control.lfo}}
+        """)
+    rt = Runtime(load_ok(path, registry), registry, duration=60, watch=True)
+    th = threading.Thread(target=rt.run, daemon=True)
+    th.start()
+    try:
+        assert wait_for(lambda: rt.frames > 10, 20)
+        assert rt.executor.nodes["g"].out["out"].shape == (64, 64, 3)
+        time.sleep(0.05)
+        tiny_gan(squiggles, tmp_path / "new.pt")
+        (tmp_path / "new.pt").replace(weights)                  # saved in place, as training does
+        assert wait_for(lambda: rt.executor.nodes["g"].out["out"].shape == (16, 16, 3), 20)
+        frames = rt.frames
+        assert wait_for(lambda: rt.frames > frames + 10, 10)
+        assert rt.executor.fault_count() == 0
+    finally:
+        rt.request_stop()
+        th.join(10)
+
+
+# -- bad model files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content, expected", [
+    (b"this is not a model", "not a tonegraph model file"),
+    ("gan", "is a gan model, this node needs an autoencoder model"),
+    ("pickle", "not a tonegraph model file"),
+])
+def test_a_bad_model_file_gets_one_clear_line(write_patch, tmp_path, content, expected):
+    bad = tmp_path / "bad.pt"
+    if content == "gan":
+        shutil.copy(MODELS_DIR / "gan.pt", bad)
+    elif content == "pickle":   # a file that would run code if unpickled freely
+        torch.save({"tonegraph": "autoencoder", "payload": np.random.default_rng(0)}, bad)
+    else:
+        bad.write_bytes(content)
+    path = write_patch(f"""
+        nodes:
+          groove: {{type: audio.synth}}
+          ae: {{type: ml.autoencoder, params: {{model: "{bad}"}}, in: {{audio: groove}}}}
+        """)
+    res = tonegraph("run", str(path), "--offline", "--duration", "0.5")
+    assert res.returncode == 1
+    assert expected in res.stderr and str(bad) in res.stderr and "Traceback" not in res.stderr
+    assert len([l for l in res.stderr.splitlines() if "error" in l]) == 1, res.stderr
+
+
+def test_a_missing_model_file_is_a_patch_error_with_its_place(write_patch, tmp_path):
+    path = write_patch("""
+        nodes:
+          g: {type: ml.gan, params: {model: nowhere.pt}}
+        """)
+    res = tonegraph("validate", str(path))
+    assert res.returncode == 1
+    assert f"{path}:2:" in res.stderr and "no such model file" in res.stderr
