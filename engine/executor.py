@@ -142,7 +142,7 @@ class Executor:
             gn = graph.nodes[nid]
             old = previous.nodes.get(nid) if previous is not None else None
             if old is not None and old.type_name == gn.type:
-                if _stamp(old) == previous.stamps.get(nid, {}):
+                if old.follows_files or _stamp(old) == previous.stamps.get(nid, {}):
                     self.nodes[nid] = old
                     continue
                 self.replaced[nid] = old   # a model or sound file it read was saved anew

@@ -107,6 +107,9 @@ class Node:
     #: Reads media from outside (a file, a device): an offline run ends when every
     #: source reports ``finished``.
     is_source: ClassVar[bool] = False
+    #: Reloads its own files when they change (a shader keeping its last good program);
+    #: otherwise a hot reload replaces a node whose files changed on disk.
+    follows_files: ClassVar[bool] = False
 
     def __init__(self, node_id: str, params: dict[str, Any], ctx: Context,
                  wired: dict[str, PortType] | None = None) -> None:
