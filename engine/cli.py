@@ -256,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     from nodes.ml.commands import add_parsers as add_ml_parsers
 
     add_ml_parsers(sub)
+    from nodes.gl.commands import add_parsers as add_gl_parsers
+
+    add_gl_parsers(sub, with_nodes_path)
 
     p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
     p.add_argument("patch", metavar="PATCH")

@@ -1,0 +1,53 @@
+"""The command line of the gl family: ``tonegraph render``."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+
+def _size(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def add_parsers(sub, with_nodes_path) -> None:
+    p = with_nodes_path(sub.add_parser("render", help="render a patch over a song to an MP4 video"))
+    p.add_argument("patch", metavar="PATCH")
+    p.add_argument("--audio", type=Path, metavar="FILE",
+                   help="the song: replaces the source of the patch's audio.file nodes")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.mp4")
+    p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="default 1280x720")
+    p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start in the song [s]")
+    p.add_argument("--end", type=float, metavar="S", help="end in the song [s] (default: its end)")
+    p.add_argument("--frames", type=Path, metavar="DIR", help="also write every frame as PNG here")
+    p.add_argument("--crf", type=int, default=18, metavar="N", help="H.264 quality, 0-51, lower is better")
+    p.add_argument("--preset", default="veryfast",
+                   choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"],
+                   help="x264 speed/size trade-off (default veryfast; slower makes smaller files)")
+    p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
+                   help="override a param (repeatable)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_render)
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from engine.registry import default_registry
+
+    from .render import render
+
+    if args.start < 0 or (args.fps is not None and args.fps <= 0) or not 0 <= args.crf <= 51:
+        print("error: --start must be >= 0, --fps > 0 and --crf within 0..51", file=sys.stderr)
+        return 1
+    registry = default_registry([Path(p) for p in args.nodes_path or []])
+    report = render(Path(args.patch), registry, args.audio, args.output, args.size, args.fps,
+                    args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset)
+    w, h = report.size
+    print(f"{report.output}: {report.frames} frames, {w}x{h} at {report.fps:g} fps, "
+          f"{report.seconds:.2f} s in {report.wall:.1f} s ({report.seconds / report.wall:.2f}x real time)")
+    return 0

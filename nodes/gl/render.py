@@ -1,0 +1,154 @@
+"""``tonegraph render``: a patch over a whole song, offline, to an H.264 video with the
+song's audio.
+
+``--audio`` becomes the source of every ``audio.file`` node (so one preset renders any
+song), every ``gl.window`` draws offscreen at ``--size``, and the patch runs on the
+offline clock: frame k shows the graph at time k / fps, exactly, whatever the machine's
+speed, and the same input gives the same frames.  ffmpeg (shipped by imageio-ffmpeg)
+encodes the frames and muxes the audio of the rendered span.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from engine.errors import TonegraphError, display_path
+from engine.graph import load_graph
+from engine.registry import Registry
+from engine.runtime import Runtime
+
+
+class RenderError(TonegraphError):
+    """A render that cannot start (one line)."""
+
+
+@dataclass
+class RenderReport:
+    output: Path
+    frames: int
+    seconds: float          # media time rendered
+    wall: float             # seconds it took
+    size: tuple[int, int]
+    fps: float
+
+
+def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
+           size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
+           end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
+           sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast") -> RenderReport:
+    import soundfile as sf
+
+    graph, errors = load_graph(patch, registry, sets)
+    if errors:
+        raise RenderError("\n".join(str(e) for e in errors))
+    files = [nid for nid, n in graph.nodes.items() if n.type == "audio.file"]
+    windows = [nid for nid, n in graph.nodes.items() if n.type == "gl.window"]
+    if not windows:
+        raise RenderError(f"{display_path(Path(patch))} has no gl.window node: nothing to render")
+    if audio is not None and not files:
+        raise RenderError(f"{display_path(Path(patch))} has no audio.file node to play --audio")
+    w, h = size
+    if w % 2 or h % 2 or w < 16 or h < 16:
+        raise RenderError(f"--size {w}x{h}: width and height must be even and at least 16 (H.264)")
+    overrides = list(sets or [])
+    if audio is not None:
+        audio = Path(audio).resolve()
+        overrides += [f"{nid}.path={json.dumps(str(audio))}" for nid in files]
+    overrides += [f"{nid}.start={start}" for nid in files]
+    overrides += [f"{nid}.size=[{w}, {h}]" for nid in windows]
+    graph, errors = load_graph(patch, registry, overrides)
+    if errors:
+        raise RenderError("\n".join(str(e) for e in errors))
+    sound = audio if audio is not None else (
+        graph.spec.context().resolve_input(graph.nodes[files[0]].params["path"]) if files else None)
+    if sound is not None:
+        try:
+            info = sf.info(str(sound))
+        except Exception as exc:  # soundfile raises several types for unreadable files
+            raise RenderError(f"{display_path(Path(sound))}: cannot read it as sound ({exc})") from None
+        total = info.frames / info.samplerate
+        end = total if end is None else min(end, total)
+    elif end is None:
+        raise RenderError("the patch plays no audio.file: give --end to say how long to render")
+    if end <= start:
+        raise RenderError(f"nothing to render between --start {start:g} s and --end {end:g} s")
+    rt = Runtime(graph, registry, offline=True, headless=True, duration=end - start, fps=fps)
+    rate = rt.fps
+    n_frames = math.ceil((end - start) * rate - 1e-9)
+    output = Path(output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if frames_dir is not None:
+        Path(frames_dir).mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        track = None
+        if sound is not None:
+            track = Path(tmp) / "track.wav"
+            with sf.SoundFile(str(sound)) as f:
+                f.seek(int(round(start * f.samplerate)))
+                data = f.read(int(round((end - start) * f.samplerate)), dtype="float32", always_2d=True)
+                sf.write(track, data, f.samplerate, subtype="PCM_16")
+        writer = _writer(output, w, h, rate, track, crf, preset)
+        sink = _Sink(writer, frames_dir, n_frames, quiet)
+        for nid in windows[:1]:
+            rt.executor.nodes[nid].sink = sink
+        t0 = time.perf_counter()
+        try:
+            with sink:
+                rt.run()
+        finally:
+            writer.close()
+    if sink.count == 0:
+        raise RenderError("no frames were drawn (see the errors above)")
+    return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate)
+
+
+def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int, preset: str):
+    import imageio_ffmpeg
+
+    gen = imageio_ffmpeg.write_frames(
+        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        quality=None, macro_block_size=1, ffmpeg_log_level="error",
+        output_params=["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
+        + (["-shortest"] if track is not None else []),
+        audio_path=str(track) if track is not None else None, audio_codec="aac")
+    gen.send(None)
+    return gen
+
+
+class _Sink:
+    """Takes each frame from gl.window: to ffmpeg, to PNG if asked, and to the progress bar."""
+
+    def __init__(self, writer, frames_dir: Path | None, total: int, quiet: bool) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.writer = writer
+        self.frames_dir = frames_dir
+        self.count = 0
+        self.progress = Progress(TextColumn("[bold]render[/]"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
+                                 disable=quiet)
+        self.task = self.progress.add_task("", total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def __call__(self, pixels: np.ndarray) -> None:
+        self.writer.send(pixels)
+        if self.frames_dir is not None:
+            from PIL import Image
+
+            Image.fromarray(pixels).save(Path(self.frames_dir) / f"frame-{self.count:06d}.png")
+        self.count += 1
+        self.progress.advance(self.task)

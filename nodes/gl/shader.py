@@ -1,0 +1,225 @@
+"""gl.shader: a GLSL fragment shader drawn over the whole frame, fed by the graph.
+
+The shader is a file (``path``, hot-reloaded when saved) or inline ``source``.  Two
+forms are accepted:
+
+* ShaderToy-like: define ``void mainImage(out vec4 fragColor, in vec2 fragCoord)``;
+  tonegraph adds ``#version 330 core``, the built-in uniforms below and ``main``.
+* A whole fragment shader starting with ``#version``; it declares what it uses, reads
+  ``in vec2 uv`` (0..1 over the frame) and writes its own ``out vec4``.
+
+Uniforms the shader declares are filled when the names match:
+
+``time`` / ``iTime`` (float, media seconds), ``resolution`` (vec2) / ``iResolution``
+(vec3), ``frame`` / ``iFrame`` (int), ``prev`` (sampler2D: this node's previous frame,
+for feedback), ``spectrum`` and ``waveform`` (sampler2D, 1 pixel high, value in red:
+the ``spectrum`` input's vector and the ``waveform`` input's latest samples), and any
+wired input by its own name: a number as ``float``, a vector as ``vec2``/``vec3``/
+``vec4`` (or ``float name[N]``), an event as a ``float`` pulse that jumps to 1 and
+decays over ``pulse_decay``, an image as a ``sampler2D``.
+
+A shader that fails to compile is reported with its file and line; the last good one
+keeps running (before any good one, the output is black).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+
+from engine import params as P
+from engine import ports
+from engine.errors import display_path
+from engine.node import Tick
+from engine.ports import PortType
+
+from .base import CANVAS_SIZE, GLNode, canvas
+
+log = logging.getLogger("tonegraph.gl")
+
+PRELUDE = """#version 330 core
+in vec2 uv;
+out vec4 tonegraph_color;
+uniform float iTime;
+uniform vec3 iResolution;
+uniform int iFrame;
+"""
+MAIN = """
+void main() {
+    vec4 c = vec4(0.0, 0.0, 0.0, 1.0);
+    mainImage(c, uv * iResolution.xy);
+    tonegraph_color = c;
+}
+"""
+BLACK = """#version 330 core
+out vec4 color;
+void main() { color = vec4(0.0, 0.0, 0.0, 1.0); }
+"""
+
+
+def assemble(source: str) -> tuple[str, int]:
+    """The full fragment shader, and how many lines come before the user's first line."""
+    if source.lstrip().startswith("#version"):
+        return source, 0
+    # '#line 1' makes the compiler count the user's lines from 1.
+    return PRELUDE + "#line 1\n" + source + MAIN, 0
+
+
+class Shader(GLNode):
+    type_name = "gl.shader"
+    description = "A GLSL fragment shader (ShaderToy-like) fed by graph values, audio and images."
+    follows_files = True
+    params = {
+        "path": P.path(None, "GLSL fragment shader file (relative to the patch); reloaded on save."),
+        "source": P.text("", "Inline GLSL, when no path is given."),
+        "size": CANVAS_SIZE,
+        "pulse_decay": P.number(0.25, "Time for an event's pulse to fade.", unit="s", min=0.001),
+    }
+    inputs = {
+        "spectrum": ports.vector("Bands or magnitudes, as the 'spectrum' 1-D texture."),
+        "waveform": ports.audio("Sound, whose latest samples become the 'waveform' 1-D texture."),
+    }
+    outputs = {"out": ports.image("The drawn frame (a GPU texture).")}
+    variadic = ports.any_port("Uniforms by name: numbers, vectors, events (as pulses), images.")
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        if params.get("path"):
+            path = ctx.resolve_input(params["path"])
+            if not path.is_file():
+                return [("path", f"no such shader file: {display_path(path)}")]
+        elif not params.get("source", "").strip():
+            return [("", "give the shader as 'path' (a file) or 'source' (inline GLSL)")]
+        return []
+
+    def setup(self) -> None:
+        self.path = self.ctx.resolve_input(self.p.path) if self.p.path else None
+        self.stamp: int | None = None
+        self.source = self._read() if self.path else self.p.source
+        self.program = None
+        self.failed_source: str | None = None
+        self.pulses: dict[str, float] = {}
+        self.targets: list = []
+        self.spec_tex = None
+        self.wave_tex = None
+        self.t0: float | None = None
+
+    def _read(self) -> str:
+        st = os.stat(self.path)
+        self.stamp = st.st_mtime_ns
+        return Path(self.path).read_text()
+
+    def files(self) -> list[Path]:
+        return [self.path] if getattr(self, "path", None) else []
+
+    def start(self) -> None:
+        w, h = canvas(self)
+        self.targets = [self.service.target(w, h), self.service.target(w, h)]
+        self.black = self.service.program(BLACK)
+        for t in self.targets:
+            t.draw(self.black, lambda prog: None)
+        self._compile(self.source)
+
+    def _compile(self, source: str) -> None:
+        from .context import GLError
+
+        where = display_path(self.path) if self.path else f"node '{self.id}'"
+        try:
+            program = self.service.program(assemble(source)[0])
+        except GLError as exc:
+            if source != self.failed_source:
+                keep = "the last good shader keeps running" if self.program else "drawing black until it compiles"
+                log.error("%s: %s; %s", where, exc, keep)
+                self.failed_source = source
+            return
+        if self.program is not None:
+            self.service.forget(self.program)
+            self.program.delete()
+            log.info("%s: shader reloaded", where)
+        self.program = program
+        self.failed_source = None
+        self.uniforms = dict(program.uniforms)
+
+    def _poll_file(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return          # being saved (temp file and rename): try again next frame
+        if st.st_mtime_ns != self.stamp:
+            try:
+                self.source = self._read()
+            except OSError:
+                return
+            self._compile(self.source)
+
+    def draw(self, tick: Tick) -> None:
+        if self.path is not None:
+            self._poll_file()
+        inp = self.inp
+        decay = math.exp(-tick.dt / self.p.pulse_decay) if tick.dt > 0 else 1.0
+        for name, typ in self.wired.items():
+            if typ == PortType.EVENT:
+                self.pulses[name] = 1.0 if inp[name] else self.pulses.get(name, 0.0) * decay
+        prev, target = self.targets
+        if self.program is None:
+            target.draw(self.black, lambda prog: None)
+        else:
+            target.draw(self.program, lambda prog: self._bind(prog, tick, prev))
+        self.targets = [target, prev]
+        self.out["out"] = target.texture
+
+    def _bind(self, prog, tick: Tick, prev) -> None:
+        from .context import bind_textures
+
+        u = self.uniforms
+        w, h = prev.width, prev.height
+        values = {"time": tick.t, "iTime": tick.t, "resolution": (float(w), float(h)),
+                  "iResolution": (float(w), float(h), 1.0), "frame": tick.index, "iFrame": tick.index}
+        for name, value in values.items():
+            if name in u:
+                prog[name] = value
+        textures: dict[str, int] = {}
+        if "prev" in u:
+            textures["prev"] = prev.texture.id
+        inp = self.inp
+        if "spectrum" in u:
+            self.spec_tex = self.service.upload_1d(inp["spectrum"], self.spec_tex)
+            textures["spectrum"] = self.spec_tex[0]
+        if "waveform" in u:
+            block = inp["waveform"]
+            samples = block.mono if block is not None and block.mono is not None else (
+                block.data.mean(axis=1) if block is not None else np.zeros(1, np.float32))
+            self.wave_tex = self.service.upload_1d(samples, self.wave_tex)
+            textures["waveform"] = self.wave_tex[0]
+        for name, typ in self.wired.items():
+            if name in self.inputs or name not in u:
+                continue
+            value = inp[name]
+            if typ == PortType.EVENT:
+                prog[name] = self.pulses.get(name, 0.0)
+            elif typ == PortType.IMAGE:
+                tex = self.texture_of(name, value)
+                if tex is not None:
+                    textures[name] = tex[0]
+            elif typ == PortType.NUMBER:
+                prog[name] = float(value)
+            elif typ == PortType.VECTOR:
+                _set_vector(prog, u[name], name, value)
+        bind_textures(prog, textures)
+
+    def close(self) -> None:
+        for t in getattr(self, "targets", []):
+            t.delete()
+        self.targets = []
+        super().close()
+
+
+def _set_vector(prog, uniform, name: str, value) -> None:
+    v = np.asarray(value, dtype=np.float32).ravel()
+    n = int(uniform["length"]) * int(uniform["size"])
+    v = np.resize(v, n) if len(v) else np.zeros(n, np.float32)
+    prog[name] = tuple(float(x) for x in v) if n > 1 else float(v[0])

@@ -1,0 +1,156 @@
+"""gl.window: the output window the audience sees, or an offscreen frame when headless.
+
+The ``image`` input (a texture from a gl node, or a numpy image such as ml.gan's) is
+drawn scaled to fit with its aspect kept, black bars around.  In ``--headless`` runs
+(and ``tonegraph render``) nothing opens: the frame is drawn offscreen through EGL at
+``size``, and is what a render records.  A window that cannot open (no display, and
+the run is not headless) is reported once; the frame is then drawn offscreen and the
+rest of the patch runs on.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from engine import params as P
+from engine import ports
+from engine.node import Tick
+
+from .base import CANVAS, SIZE, GLNode
+
+log = logging.getLogger("tonegraph.gl")
+
+
+class Window(GLNode):
+    type_name = "gl.window"
+    description = "The output window (pyglet), or an offscreen frame in headless runs and renders."
+    params = {
+        "size": SIZE,
+        "fullscreen": P.boolean(False, "Fill the screen.", restart=True),
+        "screen": P.integer(0, "Which screen (0: the first).", min=0, restart=True),
+        "vsync": P.boolean(False, "Wait for the display's refresh on each frame (the engine's clock "
+                                  "paces frames either way).", restart=True),
+        "title": P.text("tonegraph", "Window title."),
+        "cursor": P.boolean(False, "Show the mouse cursor over the window.", restart=True),
+        "close_stops": P.boolean(False, "Closing the window stops the engine (else it keeps "
+                                        "running, without the window)."),
+    }
+    inputs = {"image": ports.image("What to show (a texture or a numpy image).", required=True)}
+    outputs = {}
+    #: Called with each offscreen frame's pixels (uint8 H x W x 3); `tonegraph render` sets it.
+    sink = None
+
+    def setup(self) -> None:
+        CANVAS.setdefault(id(self.ctx), (int(self.p.size[0]), int(self.p.size[1])))
+        self.window = None
+        self.closed = False
+        self.target = None
+
+    def start(self) -> None:
+        self.copy = self.service.quad_program
+        if not self.ctx.headless and self.sink is None:
+            if self.service.headless:
+                log.error("gl.window '%s': cannot open a window: no display (DISPLAY is not set); "
+                          "drawing offscreen. Run with --headless to mean it, or set DISPLAY",
+                          self.id)
+            else:
+                self._open()
+        if self.window is None:
+            w, h = (int(v) for v in self.p.size)
+            self.target = self.service.target(w, h)
+
+    def _open(self) -> None:
+        pyglet = self.service.pyglet
+        gl = self.service.gl
+        p = self.p
+        try:
+            screens = pyglet.display.get_display().get_screens()
+            screen = screens[min(p.screen, len(screens) - 1)]
+            config = gl.Config(red_size=8, green_size=8, blue_size=8, alpha_size=8, double_buffer=True,
+                               major_version=3, minor_version=3, forward_compatible=True)
+            w, h = (int(v) for v in p.size)
+            self.window = pyglet.window.Window(w, h, caption=p.title, fullscreen=p.fullscreen,
+                                               screen=screen, vsync=p.vsync, config=config)
+        except Exception as exc:  # noqa: BLE001 - pyglet raises several types here
+            log.error("gl.window '%s': cannot open a window (%s); drawing offscreen", self.id, exc)
+            self.window = None
+            self.service.make_current()
+            return
+        self.window.set_mouse_visible(p.cursor)
+
+        @self.window.event
+        def on_close():
+            self.closed = True
+            if self.p.close_stops:
+                log.info("gl.window '%s' closed: stopping", self.id)
+                self.ctx.stop.set()
+            else:
+                log.info("gl.window '%s' closed; the engine keeps running (close_stops: false)", self.id)
+            self.window.set_visible(False)
+            return True
+        self.service.make_current()
+
+    def draw(self, tick: Tick) -> None:
+        img = self.texture_of("image", self.inp["image"])
+        if self.window is not None and not self.closed:
+            self._show(img)
+        if self.target is None:
+            return
+        fit = self._fit(img, self.target.width, self.target.height)
+        # Drawn upside down, so that reading it back gives the top row first.
+        self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
+        if self.sink is not None:
+            self.sink(self.service.read(self.target))
+
+    def _fit(self, img, w: int, h: int) -> tuple[float, float]:
+        if img is None:
+            return 1.0, 1.0
+        ia, wa = img[1] / img[2], w / h
+        return (1.0, wa / ia) if ia > wa else (ia / wa, 1.0)
+
+    def _bind(self, prog, img, fit, flip: float = 0.0) -> None:
+        from .context import bind_textures
+
+        prog["scale"] = fit
+        prog["flip"] = flip
+        if img is not None:
+            bind_textures(prog, {"image": img[0]})
+
+    def _show(self, img) -> None:
+        gl = self.service.gl
+        win = self.window
+        win.switch_to()
+        win.dispatch_events()
+        if self.p.title != win.caption:
+            win.set_caption(self.p.title)
+        fw, fh = win.get_framebuffer_size()
+        gl.glBindFramebuffer(gl.GL_FRAMEBUFFER, 0)
+        gl.glViewport(0, 0, fw, fh)
+        gl.glClearColor(0.0, 0.0, 0.0, 1.0)
+        gl.glClear(gl.GL_COLOR_BUFFER_BIT)
+        if img is not None:
+            prog = self.copy
+            prog.use()
+            self._bind(prog, img, self._fit(img, fw, fh))
+            self.service.quad(prog).draw(gl.GL_TRIANGLE_STRIP)
+            prog.stop()
+        win.flip()
+        self.service.make_current()
+
+    def pixels(self) -> np.ndarray | None:
+        """The offscreen frame's pixels (uint8 H x W x 3), for tests and recorders."""
+        return self.service.read(self.target) if self.target is not None and self.service else None
+
+    def close(self) -> None:
+        if getattr(self, "window", None) is not None:
+            try:
+                self.window.close()
+            except Exception:  # noqa: BLE001 - the display may be gone already
+                pass
+            self.window = None
+        if getattr(self, "target", None) is not None:
+            self.target.delete()
+            self.target = None
+        super().close()
