@@ -1,0 +1,328 @@
+"""gl nodes for real: Mesa's EGL offscreen (llvmpipe), a real window under Xvfb, and
+rendered MP4 files read back with ffmpeg."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.runtime import Runtime
+
+from ..conftest import ROOT, load_ok, tonegraph, wait_for
+
+
+def frames_of(path, registry, duration=0.2, node="win", **kw):
+    """Run a patch offline (headless, EGL) and return every frame gl.window ``node`` drew
+    (with ``node=None``: a dict of every window's frames)."""
+    rt = Runtime(load_ok(path, registry), registry, offline=True, duration=duration, **kw)
+    frames: dict[str, list] = {}
+    for nid, n in rt.executor.nodes.items():
+        if n.type_name == "gl.window":
+            n.sink = lambda px, nid=nid: frames.setdefault(nid, []).append(px.copy())
+    rt.report = rt.run()
+    return (frames if node is None else frames[node]), rt
+
+
+def patch(write_patch, nodes: str, size=(64, 32), fps=30, name="patch.yaml"):
+    return write_patch(f"patch: {{fps: {fps}}}\nnodes:\n{nodes}"
+                       f"  win: {{type: gl.window, params: {{size: [{size[0]}, {size[1]}]}}, in: {{image: sh}}}}\n",
+                       name=name)
+
+
+GRADIENT = ('"void mainImage(out vec4 c, in vec2 f) '
+            '{ c = vec4(f.x / iResolution.x, 0.25, 0.75, 1.0); }"')
+
+
+def test_headless_shader_pixels_read_back_through_egl(registry, write_patch):
+    path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {GRADIENT}}}}}\n")
+    frames, rt = frames_of(path, registry)
+    img = frames[-1]
+    assert img.shape == (32, 64, 3) and img.dtype == np.uint8 and rt.report.faults == 0
+    # Pixel centres: x = (i + 0.5) / 64 of full scale, 8 bits per channel.
+    expected = (np.arange(64) + 0.5) / 64 * 255
+    assert np.abs(img[10, :, 0].astype(float) - expected).max() <= 1.01
+    assert np.all(np.abs(img[:, :, 1].astype(int) - 64) <= 1)
+    assert np.all(np.abs(img[:, :, 2].astype(int) - 191) <= 1)
+
+
+def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write_patch):
+    src = ('"uniform float gain; uniform vec3 tint; uniform float hit; '
+           'void mainImage(out vec4 c, in vec2 f) { c = vec4(abs(tint) * 0.2 * gain, hit); '
+           'if (f.x < 8.0) c = vec4(fract(iTime), float(iFrame) / 255.0, 0.0, 1.0); }"')
+    path = patch(write_patch, f"""\
+  k:   {{type: control.constant, params: {{value: 0.5}}}}
+  t:   {{type: ml.latent, params: {{dim: 3, speed: 0, idle: 0, smooth: 0}}}}
+  tr:  {{type: control.trigger, params: {{threshold: 0.5}}, in: {{value: sq}}}}
+  sq:  {{type: control.lfo, params: {{shape: square, frequency: 1}}}}
+  sh:  {{type: gl.shader, params: {{source: {src}, pulse_decay: 0.1}}, in: {{gain: k, tint: t, hit: tr}}}}
+""", fps=30)
+    frames, rt = frames_of(path, registry, duration=1.0)
+    assert rt.report.faults == 0
+    px = frames[3][16, 32].astype(int)
+    tint = np.abs(rt.executor.nodes["t"].out["out"]) * 0.2 * 0.5
+    assert np.abs(px - np.clip(tint, 0, 1) * 255).max() <= 1.01
+    # Frame k shows time k / fps and frame number k.
+    for k in (1, 7, 20):
+        assert abs(int(frames[k][16, 2, 0]) - round((k / 30) % 1 * 255)) <= 1
+        assert abs(int(frames[k][16, 2, 1]) - k) <= 1
+
+
+def test_event_pulse_jumps_and_decays(registry, write_patch):
+    src = '"uniform float hit; void mainImage(out vec4 c, in vec2 f) { c = vec4(hit, 0.0, 0.0, 1.0); }"'
+    path = patch(write_patch, f"""\
+  sq:  {{type: control.lfo, params: {{shape: square, frequency: 0.5, phase: 0.5}}}}
+  tr:  {{type: control.trigger, params: {{threshold: 0.0}}, in: {{value: sq}}}}
+  sh:  {{type: gl.shader, params: {{source: {src}, pulse_decay: 0.1}}, in: {{hit: tr}}}}
+""", fps=30)
+    frames, _ = frames_of(path, registry, duration=3.0)
+    red = np.array([f[16, 32, 0] for f in frames], dtype=float)
+    k = int(np.argmax(red))
+    assert k + 15 < len(red), red
+    assert red[k] >= 250                                          # the jump to 1
+    assert abs(red[k + 3] - 255 * np.exp(-3 / 30 / 0.1)) <= 3   # e^-1 after 0.1 s
+    assert red[k + 15] < 5
+
+
+def test_feedback_reads_the_previous_frame(registry, write_patch):
+    src = ('"uniform sampler2D prev; void mainImage(out vec4 c, in vec2 f) '
+           '{ c = texture(prev, f / iResolution.xy) + vec4(4.0 / 255.0, 0.0, 0.0, 1.0); }"')
+    path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {src}}}}}\n")
+    frames, _ = frames_of(path, registry, duration=0.5)
+    red = [int(f[5, 5, 0]) for f in frames]
+    assert red[:5] == [4, 8, 12, 16, 20]
+
+
+def test_images_as_textures_blend_and_transform(registry, write_patch, tmp_path):
+    from PIL import Image
+
+    pic = tmp_path / "half.png"
+    a = np.zeros((32, 64, 3), np.uint8)
+    a[:, :32] = (255, 0, 0)                                       # left half red
+    Image.fromarray(a).save(pic)
+    blue = '"void mainImage(out vec4 c, in vec2 f) { c = vec4(0.0, 0.0, 1.0, 1.0); }"'
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  img:  {{type: gl.image, params: {{path: "{pic}"}}}}
+  b:    {{type: gl.shader, params: {{source: {blue}, size: [64, 32]}}}}
+  add:  {{type: gl.blend, params: {{mode: add, amount: 1.0}}, in: {{a: img, b: b}}}}
+  mix:  {{type: gl.blend, params: {{mode: mix, amount: 0.5}}, in: {{a: img, b: b}}}}
+  mul:  {{type: gl.blend, params: {{mode: multiply, amount: 1.0}}, in: {{a: img, b: b}}}}
+  turn: {{type: gl.transform, params: {{rotate: 180}}, in: {{image: img}}}}
+  sh:   {{type: gl.blend, params: {{mode: screen, amount: 1.0}}, in: {{a: img, b: b}}}}
+  w1:   {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: add}}}}
+  w2:   {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: mix}}}}
+  w3:   {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: mul}}}}
+  w4:   {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: turn}}}}
+  win:  {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: sh}}}}
+""")
+    frames, rt = frames_of(path, registry, duration=0.1, node=None)
+    got = {w: f[-1] for w, f in frames.items()}
+    assert tuple(got["w1"][16, 10]) == (255, 0, 255) and tuple(got["w1"][16, 50]) == (0, 0, 255)
+    assert np.allclose(got["w2"][16, 10], (128, 0, 128), atol=1)
+    assert tuple(got["w3"][16, 10]) == (0, 0, 0)
+    assert tuple(got["w4"][16, 10]) == (0, 0, 0) and tuple(got["w4"][16, 50]) == (255, 0, 0)
+    assert tuple(got["win"][16, 10]) == (255, 0, 255)
+
+
+def test_numpy_image_input_is_uploaded_once_per_new_array(registry, write_patch, monkeypatch):
+    from nodes.gl import context
+
+    uploads = []
+    real = context.GL.upload
+    monkeypatch.setattr(context.GL, "upload", lambda self, image, tex=None: uploads.append(1) or real(self, image, tex))
+    path = write_patch("""
+patch: {fps: 30}
+nodes:
+  z:   {type: ml.latent, params: {dim: 64, speed: 0}}
+  gan: {type: ml.gan, in: {value: z}}
+  sh:  {type: gl.image, in: {image: gan}}
+  win: {type: gl.window, params: {size: [64, 64]}, in: {image: sh}}
+""")
+    frames, rt = frames_of(path, registry, duration=0.3)
+    img = rt.executor.nodes["gan"].out["out"]
+    expected = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
+    assert np.abs(frames[-1].astype(int) - expected).max() <= 1    # upright, same pixels
+    assert len(frames) == 9 and len(uploads) == 1                  # the latent held still
+
+
+def test_shader_errors_keep_the_last_good_one_and_name_the_line(registry, write_patch, tmp_path, caplog):
+    frag = tmp_path / "live.frag"
+    frag.write_text("void mainImage(out vec4 c, in vec2 f) { c = vec4(1.0, 0.0, 0.0, 1.0); }\n")
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  sh:  {{type: gl.shader, params: {{path: "{frag}", size: [32, 16]}}}}
+  win: {{type: gl.window, params: {{size: [32, 16]}}, in: {{image: sh}}}}
+  lfo: {{type: control.lfo}}
+""")
+    rt = Runtime(load_ok(path, registry), registry, duration=60, watch=True)
+    last = {}
+    rt.executor.nodes["win"].sink = lambda px: last.update(px=px)  # GL is read on its own thread
+    th = threading.Thread(target=rt.run, daemon=True)
+    th.start()
+    try:
+        centre = lambda: tuple(last["px"][8, 16]) if "px" in last else None   # noqa: E731
+        assert wait_for(lambda: rt.frames > 5, 20)
+        assert centre() == (255, 0, 0)
+        time.sleep(0.05)
+        frag.write_text("// a comment\nvoid mainImage(out vec4 c, in vec2 f) {\n  c = vec4(0.0, 1.0 0.0, 1.0);\n}\n")
+        assert wait_for(lambda: "live.frag: line 3:" in caplog.text, 10), caplog.text
+        frames = rt.frames
+        assert wait_for(lambda: rt.frames > frames + 5, 10)
+        assert centre() == (255, 0, 0)                              # the last good one runs on
+        assert "the last good shader keeps running" in caplog.text
+        frag.write_text("void mainImage(out vec4 c, in vec2 f) { c = vec4(0.0, 0.0, 1.0, 1.0); }\n")
+        assert wait_for(lambda: centre() == (0, 0, 255), 10)
+        assert rt.executor.nodes["lfo"].out["out"] is not None and rt.executor.fault_count() == 0
+    finally:
+        rt.request_stop()
+        th.join(10)
+
+
+def test_missing_image_and_shader_files_are_patch_errors_with_their_place(write_patch):
+    path = write_patch("""
+nodes:
+  img: {type: gl.image, params: {path: nowhere.png}}
+  sh:  {type: gl.shader, params: {path: nowhere.frag}}
+  win: {type: gl.window, in: {image: img}}
+""")
+    res = tonegraph("validate", str(path))
+    assert res.returncode == 1
+    lines = res.stderr.strip().splitlines()
+    assert any(f"{path}:2:" in l and "no such image file" in l for l in lines), res.stderr
+    assert any(f"{path}:3:" in l and "no such shader file" in l for l in lines), res.stderr
+
+
+def test_no_display_and_not_headless_reports_once_and_the_show_goes_on(write_patch, tmp_path):
+    out = tmp_path / "v.jsonl"
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  sh:  {{type: gl.shader, params: {{source: {GRADIENT}, size: [32, 16]}}}}
+  win: {{type: gl.window, params: {{size: [32, 16]}}, in: {{image: sh}}}}
+  lfo: {{type: control.lfo}}
+  rec: {{type: io.record, params: {{path: "{out}"}}, in: {{x: lfo}}}}
+""")
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    res = tonegraph("run", str(path), "--offline", "--duration", "1", env=env)
+    assert res.returncode == 0, res.stderr
+    assert res.stderr.count("cannot open a window: no display") == 1
+    assert "Traceback" not in res.stderr and len(out.read_text().splitlines()) >= 25
+
+
+# -- a real window under Xvfb -------------------------------------------------------------
+
+
+@pytest.fixture
+def xvfb():
+    exe = shutil.which("Xvfb")
+    if exe is None:
+        pytest.fail("Xvfb is not installed: `make test` installs it (apt package xvfb)")
+    for n in range(90, 140):
+        if not os.path.exists(f"/tmp/.X11-unix/X{n}") and not os.path.exists(f"/tmp/.X{n}-lock"):
+            break
+    display = f":{n}"
+    proc = subprocess.Popen([exe, display, "-screen", "0", "640x480x24", "-nolisten", "tcp"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert wait_for(lambda: os.path.exists(f"/tmp/.X11-unix/X{n}"), 10), "Xvfb did not start"
+    yield display
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_window_under_xvfb_shows_the_image_with_its_aspect_kept(write_patch, xvfb):
+    from PIL import ImageGrab
+
+    # A 2:1 image (left red, right blue) in a 200x200 window: bars above and below.
+    src = ('"void mainImage(out vec4 c, in vec2 f) { c = f.x < iResolution.x * 0.5 ? '
+           'vec4(1.0, 0.0, 0.0, 1.0) : vec4(0.0, 0.0, 1.0, 1.0); }"')
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  sh:  {{type: gl.shader, params: {{source: {src}, size: [128, 64]}}}}
+  win: {{type: gl.window, params: {{size: [200, 200], title: xvfb test}}, in: {{image: sh}}}}
+""")
+    env = dict(os.environ, DISPLAY=xvfb)
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "run", str(path),
+                             "--no-osc", "--duration", "20"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def shot():
+            return np.asarray(ImageGrab.grab(xdisplay=xvfb).convert("RGB"))
+
+        assert wait_for(lambda: (shot() == (255, 0, 0)).all(axis=2).sum() > 1000, 20), "no window seen"
+        img = shot()
+        red = (img == (255, 0, 0)).all(axis=2)
+        blue = (img == (0, 0, 255)).all(axis=2)
+        ys, xs = np.nonzero(red | blue)
+        assert xs.max() - xs.min() + 1 == 200 and ys.max() - ys.min() + 1 == 100   # 2:1, fitted
+        assert xs[red[ys, xs]].max() < xs[blue[ys, xs]].min()                        # red left of blue
+        top = ys.min()
+        left = xs.min()
+        assert (img[top - 50:top, left:left + 200] == 0).all()                        # black bar above
+    finally:
+        proc.terminate()
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+# -- offline render to MP4 ----------------------------------------------------------------
+
+
+def probe(path):
+    import imageio_ffmpeg
+
+    res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+                         capture_output=True, text=True)
+    return res.stderr
+
+
+def test_render_writes_a_video_with_audio_frame_accurate_and_deterministic(tmp_path):
+    import imageio_ffmpeg
+    from PIL import Image
+
+    song = ROOT / "graphs" / "media" / "groove.flac"
+    out = tmp_path / "tunnel.mp4"
+    res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(song), "-o", str(out),
+                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "10",
+                    "--frames", str(tmp_path / "a"), "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    n, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert n == 60 and abs(secs - 4.0) < 0.05
+    info = probe(out)
+    assert "Video: h264" in info and "160x90" in info and "Audio: aac" in info
+    reader = imageio_ffmpeg.read_frames(str(out))
+    meta = next(reader)
+    assert tuple(meta["size"]) == (160, 90) and meta["fps"] == 15
+    reader.close()
+    pngs = sorted((tmp_path / "a").glob("*.png"))
+    assert len(pngs) == 60
+    # The groove turns loud at 8 s: frames after it are brighter (the walls follow the bass).
+    light = [np.asarray(Image.open(p)).mean() for p in pngs]
+    quiet, loud = np.mean(light[5:28]), np.mean(light[33:58])
+    assert loud > 1.3 * quiet, (quiet, loud)
+    # Same input, same frames.
+    res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(song), "-o", str(tmp_path / "b.mp4"),
+                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "7",
+                    "--frames", str(tmp_path / "b"), "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    for p in sorted((tmp_path / "b").glob("*.png")):
+        assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(tmp_path / "a" / p.name)))
+
+
+def test_render_errors_are_one_line(tmp_path, write_patch):
+    res = tonegraph("render", "graphs/demo.yaml", "-o", str(tmp_path / "x.mp4"), "--end", "1")
+    assert res.returncode == 1 and "has no gl.window node" in res.stderr
+    res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(tmp_path / "none.flac"),
+                    "-o", str(tmp_path / "x.mp4"))
+    assert res.returncode == 1 and "Traceback" not in res.stderr
+    res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "x.mp4"), "--size", "161x90")
+    assert res.returncode == 1 and "must be even" in res.stderr
