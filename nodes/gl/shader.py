@@ -205,9 +205,7 @@ class Shader(GLNode):
                 tex = self.texture_of(name, value)
                 if tex is not None:
                     textures[name] = tex[0]
-            elif typ == PortType.NUMBER:
-                prog[name] = float(value)
-            elif typ == PortType.VECTOR:
+            elif typ in (PortType.NUMBER, PortType.VECTOR):   # a number fills every component
                 _set_vector(prog, u[name], name, value)
         bind_textures(prog, textures)
 
