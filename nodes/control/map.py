@@ -4,6 +4,7 @@ This is seed 002's mapping file (min/max/step/FPS per visual parameter) plus the
 separate rise and fall smoothing of TouchDesigner's Lag CHOP.  Per tick:
 
 1. normalise: ``x = (value - in_lo) / (in_hi - in_lo)``; ``invert`` makes it ``1 - x``
+   (the value is the ``value`` input, or element ``index`` of the ``vector`` input)
 2. ``clamp`` limits ``x`` to 0..1 (non-linear curves always work on 0..1)
 3. ``curve`` shapes ``x``; the result is scaled to ``out_range``
 4. ``rise`` / ``fall`` smooth upward / downward moves with those time constants [s]
@@ -36,10 +37,15 @@ class Map(Node):
         "step": P.number(0.0, "Quantise to out_lo + k * step; 0 is off.", min=0.0),
         "fps": P.number(0.0, "Most updates per second (0.1 = once every 10 s); 0 is every frame.",
                         unit="Hz", min=0.0, max=1000.0),
+        "index": P.integer(0, "Which element of the 'vector' input to map.", min=0),
         "rise": P.number(0.0, "Time constant for rising values; 0 follows at once.", unit="s", min=0.0),
         "fall": P.number(0.0, "Time constant for falling values; 0 follows at once.", unit="s", min=0.0),
     }
-    inputs = {"value": ports.number("The value to map.")}
+    inputs = {
+        "value": ports.number("The value to map."),
+        "vector": ports.vector("A vector whose element 'index' is mapped (e.g. one dimension of "
+                               "ml.autoencoder's code), instead of 'value'."),
+    }
     outputs = {"out": ports.number("The mapped value.")}
 
     @classmethod
@@ -48,12 +54,21 @@ class Map(Node):
         lo, hi = params["in_range"]
         if lo == hi:
             problems.append(("in_range", f"in_range [{lo:g}, {hi:g}] is empty: its ends must differ"))
+        if "value" in wired and "vector" in wired:
+            problems.append(("", "wire 'value' or 'vector', not both"))
         return problems
+
+    def _input(self) -> float:
+        if "vector" in self.wired:
+            v = self.inp["vector"]
+            i = self.p.index
+            return float(v[i]) if i < len(v) else 0.0
+        return self.inp["value"]
 
     def configure(self) -> None:
         self.level: float | None = None  # smoothed value
         self.next_update = -math.inf
-        self.out["out"] = self._target(self.inp["value"])
+        self.out["out"] = self._target(self._input())
 
     def _target(self, v: float) -> float:
         p = self.p
@@ -70,7 +85,7 @@ class Map(Node):
 
     def process(self, tick: Tick) -> None:
         p = self.p
-        y = self._target(self.inp["value"])
+        y = self._target(self._input())
         if p.rise > 0.0 or p.fall > 0.0:
             level = self.level
             if level is None:

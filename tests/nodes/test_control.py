@@ -250,3 +250,15 @@ def test_math_checks_at_load_time(write_patch, registry):
     assert "patch.yaml:3:52: error: unknown name 'nope' (inputs: c) (at character 5" in text
     assert "patch.yaml:4:54: error: weights has 2 values for 1 inputs (c)" in text
     assert "patch.yaml:5:3: error: control.math with op add needs at least one input" in text
+
+
+def test_map_takes_one_element_of_a_vector():
+    import numpy as np
+
+    from engine.ports import PortType
+    from nodes.control.map import Map
+
+    d = NodeDriver(Map, {"index": 2, "out_range": [0, 10], "step": 2.5},
+                   wired={"vector": PortType.VECTOR})
+    assert d.tick(vector=np.array([0.9, 0.1, 0.52, 0.3], np.float32))["out"] == 5.0
+    assert d.tick(vector=np.array([0.9], np.float32))["out"] == 0.0       # too short: reads 0
