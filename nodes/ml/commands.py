@@ -1,5 +1,6 @@
-"""The command line of the ml family: ``tonegraph train autoencoder|gan`` and
-``tonegraph draw``.  torch is imported only when a command runs."""
+"""The command line of the ml family: ``tonegraph train autoencoder|gan``,
+``tonegraph analyze`` and ``tonegraph draw``.  torch is imported only when a command
+runs."""
 
 from __future__ import annotations
 
@@ -64,6 +65,13 @@ def add_parsers(sub) -> None:
                    help="an 8x8 sheet of generated images (default: the output's name with .samples.png)")
     g.set_defaults(func=cmd_train)
 
+    m = sub.add_parser("analyze", help="cut a song at its onsets and map the chunks by similarity (seed 003)")
+    m.add_argument("audio", type=Path, metavar="AUDIO")
+    m.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
+                   help="writes OUT.json (chunks, features, 2-D and 3-D positions) and OUT.png")
+    m.add_argument("--seed", type=int, default=0)
+    m.set_defaults(func=cmd_analyze)
+
     d = sub.add_parser("draw", help="draw squiggle images to train a GAN on")
     d.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
     d.add_argument("--count", type=int, default=2000)
@@ -109,6 +117,31 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"{report.output}: trained on {report.items} {what} in {report.seconds:.0f} s, "
           f"final loss {report.final_loss:.4f}; loss plot {report.plot}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from .chunks import analyse, plot
+
+    out = args.output
+    if out.suffix.lower() in (".json", ".png"):
+        out = out.with_suffix("")
+    try:
+        doc = analyse(args.audio, args.seed)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        print(f"error: {args.audio}: cannot read it as sound ({exc})", file=sys.stderr)
+        return 1
+    json_path, png_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".png")
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    json_path.write_text(json.dumps(doc, indent=1))
+    plot(doc, png_path)
+    print(f"{args.audio}: {len(doc['chunks'])} chunks mapped by {doc['method']}; "
+          f"wrote {json_path} and {png_path}")
     return 0
 
 

@@ -1,0 +1,88 @@
+"""ml.chunkmap: each new chunk of live sound placed in a map made by ``tonegraph analyze``.
+
+Seed 003 live: the sound is cut at its onsets and each chunk described exactly as the
+analysed song's chunks were (nodes/ml/chunks.py); when a chunk ends, its position is
+the inverse-distance mean of the positions of its ``k`` nearest analysed chunks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from engine import params as P
+from engine import ports
+from engine.errors import NodeError, display_path
+from engine.node import Node, Tick
+from engine.ports import Event
+from nodes.audio.dsp import mono
+
+
+class ChunkMap(Node):
+    type_name = "ml.chunkmap"
+    description = "Place each new chunk of sound (cut at onsets) in a map made by 'tonegraph analyze'."
+    domain = "audio"
+    params = {
+        "map": P.path(None, "The JSON map from 'tonegraph analyze' (relative to the patch)."),
+        "k": P.integer(5, "Nearest analysed chunks to average.", min=1, max=64),
+    }
+    inputs = {"audio": ports.audio("The sound (mixed to mono).", required=True)}
+    outputs = {
+        "xy": ports.vector("Position of the last chunk in the 2-D map (about -1..1)."),
+        "xyz": ports.vector("Position of the last chunk in the 3-D map."),
+        "chunk": ports.event("Each chunk as it ends; value: the nearest analysed chunk's index."),
+        "nearest": ports.number("Start [s] in the analysed song of the nearest chunk."),
+    }
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        if not params.get("map"):
+            return [("map", "give the JSON map written by 'tonegraph analyze SONG -o MAP'")]
+        path = ctx.resolve_input(params["map"])
+        if not path.is_file():
+            return [("map", f"no such map file: {display_path(path)} (make one with 'tonegraph analyze')")]
+        return []
+
+    def configure(self) -> None:
+        from .chunks import Chunker, load_map
+
+        path = self.ctx.resolve_input(self.p.map)
+        try:
+            self.doc = load_map(path)
+        except (ValueError, KeyError, OSError) as exc:
+            raise NodeError(self.id, f"{display_path(path)}: {exc}") from None
+        rate = int(self.doc["samplerate"])
+        self.chunker = Chunker(rate)
+        self.resampler = None
+        if self.ctx.samplerate != rate:
+            import soxr
+
+            self.resampler = soxr.ResampleStream(self.ctx.samplerate, rate, 1, dtype="float32")
+        self.t0: float | None = None
+        self.out["xy"] = np.zeros(2, np.float32)
+        self.out["xyz"] = np.zeros(3, np.float32)
+
+    def process(self, tick: Tick) -> None:
+        from .chunks import place
+
+        if self.t0 is None:
+            self.t0 = tick.t
+        x = mono(self.inp["audio"], self.ctx.hop)
+        if self.resampler is not None:
+            x = self.resampler.resample_chunk(x)
+        events = []
+        for chunk in self.chunker.push(x):
+            xy, xyz, nearest = place(self.doc, chunk.features, self.p.k)
+            self.out["xy"] = xy.astype(np.float32)
+            self.out["xyz"] = xyz.astype(np.float32)
+            self.out["nearest"] = float(self.doc["chunks"][nearest]["start"])
+            events.append(Event(self.t0 + chunk.end, nearest))
+        if events:
+            self.out["chunk"] = tuple(events)
+
+    def files(self) -> list[Path]:
+        return [self.ctx.resolve_input(self.p.map)] if self.p.map else []
+
+    def close(self) -> None:
+        self.resampler = None
