@@ -1,0 +1,179 @@
+"""The five seed pipelines, as the patches in graphs/ run them, on audio the project makes.
+
+The built-in groove (graphs/media/groove.flac, 120 BPM) alternates quiet and loud
+sections every 4 bars: quiet 0-8 s, loud 8-16 s, and so on."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from engine.runtime import OscOptions, Runtime
+
+from .conftest import ROOT, load_ok, tonegraph, wait_for
+
+GRAPHS = ROOT / "graphs"
+
+
+def run_patch(name, registry, duration, sets=(), size=(160, 90), **kw):
+    """Run a seed patch offline, its window at a small size; returns (frames, runtime)."""
+    from engine.graph import load_graph
+
+    graph, errors = load_graph(GRAPHS / name, registry, [f"out.size=[{size[0]}, {size[1]}]", *sets])
+    assert not errors, errors
+    rt = Runtime(graph, registry, offline=True, duration=duration, **kw)
+    frames = []
+    rt.executor.nodes["out"].sink = lambda px: frames.append(px.copy())
+    rt.report = rt.run()
+    assert rt.report.faults == 0, rt.executor.faults
+    return np.array(frames, dtype=np.float32), rt
+
+
+def motion(frames):
+    return np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2, 3))
+
+
+def test_seed_002_code_drives_the_preset_and_is_exported(registry, tmp_path):
+    code = tmp_path / "code.jsonl"
+    frames, rt = run_patch("seed-002-deep-visualisation.yaml", registry, 16.0,
+                           [f"export.path={json.dumps(str(code))}"])
+    rows = [json.loads(line) for line in code.read_text().splitlines()]
+    codes = np.array([r["value"] for r in rows if r["name"] == "code"])
+    t = np.array([r["t"] for r in rows if r["name"] == "code"])
+    assert codes.shape[1] == 10 and len(codes) > 400 and codes.min() >= 0 and codes.max() <= 1
+    quiet, loud = codes[(t > 1) & (t < 7.5)].mean(axis=0), codes[(t > 9) & (t < 15.5)].mean(axis=0)
+    assert np.abs(loud - quiet).max() > 0.05
+    # The seed's mapping: swirl in steps of 0.5 within 0..3, hue at most once per 10 s,
+    # and the parameters move with the code.
+    series = lambda name: [(r["t"], r["value"]) for r in rows if r["name"] == name]   # noqa: E731
+    swirl = [v for _, v in series("swirl")]
+    assert len(set(swirl)) >= 2 and all(v in np.arange(0, 3.01, 0.5) for v in swirl)
+    hue_times = [t for t, _ in series("hue")]
+    assert 1 <= len(hue_times) <= 2 and all(b - a >= 10 - 1e-6 for a, b in zip(hue_times, hue_times[1:]))
+    size = series("size")
+    assert len(size) > 100
+    assert motion(frames).mean() > 0.1                               # the particles move
+
+
+def test_seed_001_louder_music_moves_the_image_more(registry):
+    frames, _ = run_patch("seed-001-audio-to-image.yaml", registry, 16.0, size=(96, 96))
+    m = motion(frames)
+    n = len(m)
+    quiet, loud = m[n // 16:n * 7 // 16].mean(), m[n * 9 // 16:n * 15 // 16].mean()
+    assert loud > 1.3 * quiet, (quiet, loud)
+    assert frames.std() > 10                                          # a picture, not a flat field
+
+
+def test_seed_004_renders_a_beat_synced_video_coloured_by_the_chords(tmp_path):
+    import imageio_ffmpeg
+    from PIL import Image
+
+    out = tmp_path / "video.mp4"
+    res = tonegraph("render", "graphs/seed-004-beat-sync.yaml", "--audio",
+                    str(GRAPHS / "media" / "groove.flac"), "-o", str(out), "--size", "128x72",
+                    "--fps", "15", "--end", "16", "--frames", str(tmp_path / "f"), "-q", timeout=600)
+    assert res.returncode == 0, res.stderr
+    n, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
+    assert n == 240 and abs(secs - 16.0) < 0.1
+    frames = np.array([np.asarray(Image.open(p), dtype=np.float32)
+                       for p in sorted((tmp_path / "f").glob("*.png"))])
+    m = motion(frames)
+    # Keyframes slerp with the beat phase: motion is smooth (no frame jumps far more than
+    # the typical one), and it never stops for long.
+    assert np.percentile(m, 99) < 8 * np.median(m) and np.median(m) > 0.05
+    # The chord changes every bar (2 s): the mean colour follows it.
+    hue = frames[:, :, :, 0].mean(axis=(1, 2)) - frames[:, :, :, 2].mean(axis=(1, 2))
+    per_bar = [hue[i * 30:(i + 1) * 30].mean() for i in range(8)]
+    assert np.std(per_bar) > 2.0, per_bar
+
+
+def test_seed_003_analyze_maps_the_song_and_live_chunks_land_near_themselves(registry, tmp_path):
+    res = tonegraph("analyze", str(GRAPHS / "media" / "groove.flac"), "-o", str(tmp_path / "map"))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads((tmp_path / "map.json").read_text())
+    from PIL import Image
+
+    assert Image.open(tmp_path / "map.png").size[0] > 500
+    chunks = doc["chunks"]
+    assert len(chunks) > 60 and len(chunks[0]["features"]) == 34
+    assert all(len(c["xy"]) == 2 and len(c["xyz"]) == 3 for c in chunks)
+    starts = np.array([c["start"] for c in chunks])
+    assert np.all(np.diff(starts) > 0)
+    # The shipped map is what the command makes.
+    shipped = json.loads((GRAPHS / "media" / "groove-map.json").read_text())
+    assert [c["start"] for c in shipped["chunks"]] == [c["start"] for c in chunks]
+    assert np.allclose([c["xy"] for c in shipped["chunks"]], [c["xy"] for c in chunks], atol=1e-3)
+    # Live, the same song: each chunk's nearest analysed chunk is mostly itself.
+    log = tmp_path / "chunks.jsonl"
+    _, rt = run_patch("seed-003-machines-see-music.yaml", registry, 30.0,
+                      [f"map.map={json.dumps(str(tmp_path / 'map.json'))}", f"log.path={json.dumps(str(log))}"])
+    node = rt.executor.nodes["map"]
+    assert node.out["nearest"] > 20                                  # it followed the song to the end
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    events = [r for r in rows if r["name"] == "chunk"]
+    assert len(events) > 50
+
+
+def test_seed_003_live_placement_matches_the_analysis(tmp_path):
+    from nodes.ml.chunks import Chunker, load_map, place, read_mono
+
+    doc = load_map(GRAPHS / "media" / "groove-map.json")
+    x = read_mono(GRAPHS / "media" / "groove.flac")
+    chunker = Chunker()
+    hits = total = 0
+    for i in range(0, len(x), 512):                                   # hop by hop, as live
+        for chunk in chunker.push(x[i:i + 512]):
+            _, _, nearest = place(doc, chunk.features)
+            hits += abs(doc["chunks"][nearest]["start"] - chunk.start) < 0.02
+            total += 1
+    assert total > 60 and hits / total > 0.9, (hits, total)
+
+
+def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry, tmp_path, monkeypatch):
+    """Live for real: a JACK dummy server with jack_metro clicks as the input, liblo's
+    oscdump as the lighting desk, and liblo's oscsend as the pose tracker."""
+    from .jack import JackServer
+    from .osc_peers import OscDump
+
+    jack = JackServer()
+    jack.start()
+    desk = OscDump()
+    for k, v in jack.env.items():
+        monkeypatch.setenv(k, v)
+    from engine.graph import load_graph
+
+    graph, errors = load_graph(GRAPHS / "seed-000-live-world.yaml", registry,
+                               ["out.size=[160, 90]", "mic.device=system", f"desk.port={desk.port}"])
+    assert not errors, errors
+    rt = Runtime(graph, registry, duration=60, headless=True, osc=OscOptions(port=0, query_port=0))
+    frames: list = []
+    rt.executor.nodes["out"].sink = lambda px: frames.append(px.copy())
+    th = threading.Thread(target=rt.run, daemon=True)
+    th.start()
+    try:
+        jack.wait_for_port("PortAudio:in_0")
+        jack.connect(jack.metro(120), "PortAudio:in_0")
+        assert wait_for(lambda: rt.server is not None and len(frames) > 60, 20)
+        flashes = lambda: [m for m in desk.messages if m[1] == "/dmx/universe/0/2"]   # noqa: E731
+        assert wait_for(lambda: any(float(m[3][0]) > 100 for m in flashes()), 15), desk.raw[-5:]
+        before = np.array(frames[-30:], dtype=np.float32).mean(axis=0)
+        # A hand at (0.75, 0.5): the world bends toward it and glows there.
+        subprocess.run(["oscsend", "localhost", str(rt.server.port), "/pose/left_wrist", "ff",
+                        "0.75", "0.5"], check=True)
+        n = len(frames)
+        assert wait_for(lambda: len(frames) > n + 30, 10)
+        after = np.array(frames[-30:], dtype=np.float32).mean(axis=0)
+        spot = (slice(40, 50), slice(115, 125))                     # around x 0.75, y 0.5
+        assert after[spot].mean() > before[spot].mean() + 20
+        assert rt.executor.fault_count() == 0
+    finally:
+        rt.request_stop()
+        th.join(15)
+        desk.stop()
+        jack.stop()
