@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import ClassVar
 
 from engine import params as P
@@ -70,7 +71,6 @@ class _Fixed(GLNode):
     """A built-in shader drawn at the size of the first image input."""
 
     FRAGMENT: ClassVar[str] = ""
-    SOURCE: ClassVar[str] = ""
 
     def start(self) -> None:
         self.program = self.service.program(self.FRAGMENT)
@@ -156,8 +156,6 @@ class Transform(_Fixed):
 
         def bind(prog) -> None:
             from .context import bind_textures
-
-            import math
 
             prog["scale"] = max(scale, 1e-4)
             prog["angle"] = math.radians(angle)

@@ -75,7 +75,6 @@ class GL:
         log.info("OpenGL %s on %s%s", self.version, self.renderer, " (headless, EGL)" if headless else "")
         self.quad_program = self.program(FULLSCREEN_COPY)
         self._quads: dict[int, object] = {}
-        self.frame = 0          # bumped once per frame by the first node that draws
 
     def make_current(self) -> None:
         if self.gl.current_context is not self.context:
@@ -83,9 +82,9 @@ class GL:
 
     # -- programs -----------------------------------------------------------------
 
-    def program(self, fragment: str, first_line: int = 1):
+    def program(self, fragment: str):
         """Compile a full-screen fragment shader. Raises GLError with the compiler's first
-        message, its line counted from ``first_line``'s origin."""
+        error as 'line N: message'."""
         from pyglet.graphics.shader import Shader, ShaderException, ShaderProgram
 
         try:

@@ -61,12 +61,12 @@ void main() { color = vec4(0.0, 0.0, 0.0, 1.0); }
 """
 
 
-def assemble(source: str) -> tuple[str, int]:
-    """The full fragment shader, and how many lines come before the user's first line."""
+def assemble(source: str) -> str:
+    """The full fragment shader: a whole shader as it is, a ShaderToy-style one wrapped."""
     if source.lstrip().startswith("#version"):
-        return source, 0
+        return source
     # '#line 1' makes the compiler count the user's lines from 1.
-    return PRELUDE + "#line 1\n" + source + MAIN, 0
+    return PRELUDE + "#line 1\n" + source + MAIN
 
 
 class Shader(GLNode):
@@ -129,7 +129,7 @@ class Shader(GLNode):
 
         where = display_path(self.path) if self.path else f"node '{self.id}'"
         try:
-            program = self.service.program(assemble(source)[0])
+            program = self.service.program(assemble(source))
         except GLError as exc:
             if source != self.failed_source:
                 keep = "the last good shader keeps running" if self.program else "drawing black until it compiles"

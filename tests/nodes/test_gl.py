@@ -326,3 +326,76 @@ def test_render_errors_are_one_line(tmp_path, write_patch):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "x.mp4"), "--size", "161x90")
     assert res.returncode == 1 and "must be even" in res.stderr
+
+
+def close_window(display: str, title: str) -> bool:
+    """Ask the window called ``title`` to close, as a window manager does: a
+    WM_DELETE_WINDOW client message (bare Xvfb has no window manager to send it)."""
+    import ctypes
+
+    from pyglet.libs.x11 import xlib
+
+    dpy = xlib.XOpenDisplay(display.encode())
+    try:
+        root = xlib.XDefaultRootWindow(dpy)
+
+        def find(win):
+            name = ctypes.c_char_p()
+            if xlib.XFetchName(dpy, win, ctypes.byref(name)) and name.value == title.encode():
+                return win
+            r, p, children, n = xlib.Window(), xlib.Window(), ctypes.POINTER(xlib.Window)(), ctypes.c_uint()
+            if xlib.XQueryTree(dpy, win, ctypes.byref(r), ctypes.byref(p), ctypes.byref(children),
+                               ctypes.byref(n)):
+                for i in range(n.value):
+                    found = find(children[i])
+                    if found:
+                        return found
+            return None
+
+        win = find(root)
+        if not win:
+            return False
+        ev = xlib.XEvent()
+        ev.xclient.type = xlib.ClientMessage
+        ev.xclient.window = win
+        ev.xclient.message_type = xlib.XInternAtom(dpy, b"WM_PROTOCOLS", False)
+        ev.xclient.format = 32
+        ev.xclient.data.l[0] = xlib.XInternAtom(dpy, b"WM_DELETE_WINDOW", False)
+        xlib.XSendEvent(dpy, win, False, 0, ctypes.byref(ev))
+        xlib.XFlush(dpy)
+        return True
+    finally:
+        xlib.XCloseDisplay(dpy)
+
+
+@pytest.mark.parametrize("close_stops", [True, False])
+def test_closing_the_window_stops_the_engine_only_if_configured(write_patch, xvfb, tmp_path, close_stops):
+    out = tmp_path / "v.jsonl"
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  sh:  {{type: gl.shader, params: {{source: {GRADIENT}, size: [64, 32]}}}}
+  win: {{type: gl.window, params: {{size: [160, 90], title: closing, close_stops: {str(close_stops).lower()}}},
+         in: {{image: sh}}}}
+  lfo: {{type: control.lfo}}
+  rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{x: lfo}}}}
+""")
+    env = dict(os.environ, DISPLAY=xvfb)
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "run", str(path),
+                             "--no-osc", "--duration", "30"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: close_window(xvfb, "closing"), 20), "the window never appeared"
+        if close_stops:
+            proc.wait(timeout=10)                                    # it stops by itself
+        else:
+            time.sleep(1.0)
+            n = len(out.read_text().splitlines())
+            assert wait_for(lambda: len(out.read_text().splitlines()) > n + 10, 10)   # still running
+            assert proc.poll() is None
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+        _, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert ("closed: stopping" in err) == close_stops and "Traceback" not in err
