@@ -58,6 +58,8 @@ class Context:
     osc: "Transports" = field(default_factory=lambda: _transports())
     #: Unix time at media time 0, for OSC timetags that line cues up with the audio.
     clock_origin: float = 0.0
+    #: The output frame's size (set by the patch's gl.window), for nodes that draw at it.
+    canvas: tuple[int, int] | None = None
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""

@@ -15,14 +15,13 @@ SIZE = P.numbers([1280, 720], "Width and height of what the node draws.", length
 CANVAS_SIZE = P.Param("floats", None, "Width and height to draw at; none: the size of the "
                       "patch's gl.window (what a render draws).", "px", 1, 16384, length=2,
                       restart=True, nullable=True)
-#: The size each run's gl.window draws at (by id of the run's Context), for CANVAS_SIZE.
-CANVAS: dict[int, tuple[int, int]] = {}
 
 
 def canvas(node: Node) -> tuple[int, int]:
+    """The size a node with CANVAS_SIZE draws at."""
     if node.p.size:
         return int(node.p.size[0]), int(node.p.size[1])
-    return CANVAS.get(id(node.ctx), (1280, 720))
+    return node.ctx.canvas or (1280, 720)
 
 
 class GLNode(Node):

@@ -87,6 +87,10 @@ class _Fixed(GLNode):
         if getattr(self, "target", None) is not None:
             self.target.delete()
             self.target = None
+        if getattr(self, "program", None) is not None:
+            self.service.forget(self.program)
+            self.program.delete()
+            self.program = None
         super().close()
 
 

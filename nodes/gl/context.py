@@ -165,6 +165,12 @@ class GL:
                                v.ctypes.data_as(ctypes.POINTER(gl.GLfloat)))
         return tex
 
+    def delete_textures(self, names: list[int]) -> None:
+        """Free textures made by :meth:`upload_1d`."""
+        if names:
+            arr = (self.gl.GLuint * len(names))(*names)
+            self.gl.glDeleteTextures(len(names), arr)
+
     def read(self, target: "Target") -> np.ndarray:
         """A target's pixels as uint8 H x W x 3 in memory order: GL's bottom row first, so
         a target drawn upside down (gl.window's offscreen frame) reads top row first with

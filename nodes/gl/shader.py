@@ -36,6 +36,7 @@ from engine import ports
 from engine.errors import display_path
 from engine.node import Tick
 from engine.ports import PortType
+from nodes.audio.dsp import mono
 
 from .base import CANVAS_SIZE, GLNode, canvas
 
@@ -101,12 +102,12 @@ class Shader(GLNode):
         self.stamp: int | None = None
         self.source = self._read() if self.path else self.p.source
         self.program = None
+        self.black = None
         self.failed_source: str | None = None
         self.pulses: dict[str, float] = {}
         self.targets: list = []
         self.spec_tex = None
         self.wave_tex = None
-        self.t0: float | None = None
 
     def _read(self) -> str:
         st = os.stat(self.path)
@@ -117,12 +118,21 @@ class Shader(GLNode):
         return [self.path] if getattr(self, "path", None) else []
 
     def start(self) -> None:
-        w, h = canvas(self)
-        self.targets = [self.service.target(w, h), self.service.target(w, h)]
         self.black = self.service.program(BLACK)
+        self._size_targets()
+        self._compile(self.source)
+
+    def _size_targets(self) -> None:
+        """Two targets (this frame and the previous) at the node's size, made again when
+        it changes (a resized gl.window, for a shader drawing at the window's size)."""
+        w, h = canvas(self)
+        if self.targets and (self.targets[0].width, self.targets[0].height) == (w, h):
+            return
+        for t in self.targets:
+            t.delete()
+        self.targets = [self.service.target(w, h), self.service.target(w, h)]
         for t in self.targets:
             t.draw(self.black, lambda prog: None)
-        self._compile(self.source)
 
     def _compile(self, source: str) -> None:
         from .context import GLError
@@ -159,6 +169,7 @@ class Shader(GLNode):
     def draw(self, tick: Tick) -> None:
         if self.path is not None:
             self._poll_file()
+        self._size_targets()
         inp = self.inp
         decay = math.exp(-tick.dt / self.p.pulse_decay) if tick.dt > 0 else 1.0
         for name, typ in self.wired.items():
@@ -190,10 +201,7 @@ class Shader(GLNode):
             self.spec_tex = self.service.upload_1d(inp["spectrum"], self.spec_tex)
             textures["spectrum"] = self.spec_tex[0]
         if "waveform" in u:
-            block = inp["waveform"]
-            samples = block.mono if block is not None and block.mono is not None else (
-                block.data.mean(axis=1) if block is not None else np.zeros(1, np.float32))
-            self.wave_tex = self.service.upload_1d(samples, self.wave_tex)
+            self.wave_tex = self.service.upload_1d(mono(inp["waveform"], self.ctx.hop), self.wave_tex)
             textures["waveform"] = self.wave_tex[0]
         for name, typ in self.wired.items():
             if name in self.inputs or name not in u:
@@ -210,9 +218,16 @@ class Shader(GLNode):
         bind_textures(prog, textures)
 
     def close(self) -> None:
+        if getattr(self, "service", None) is not None:
+            for program in (self.program, self.black):
+                if program is not None:
+                    self.service.forget(program)
+                    program.delete()
+            self.service.delete_textures([t[0] for t in (self.spec_tex, self.wave_tex) if t])
         for t in getattr(self, "targets", []):
             t.delete()
         self.targets = []
+        self.program = None
         super().close()
 
 

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
 from engine import params as P
 from engine import ports
 from engine.node import Tick
 
-from .base import CANVAS, SIZE, GLNode
+from .base import SIZE, GLNode
 
 log = logging.getLogger("tonegraph.gl")
 
@@ -43,7 +41,7 @@ class Window(GLNode):
     sink = None
 
     def setup(self) -> None:
-        CANVAS.setdefault(id(self.ctx), (int(self.p.size[0]), int(self.p.size[1])))
+        self.ctx.canvas = (int(self.p.size[0]), int(self.p.size[1]))
         self.window = None
         self.closed = False
         self.target = None
@@ -138,10 +136,6 @@ class Window(GLNode):
             prog.stop()
         win.flip()
         self.service.make_current()
-
-    def pixels(self) -> np.ndarray | None:
-        """The offscreen frame's pixels (uint8 H x W x 3), for tests and recorders."""
-        return self.service.read(self.target) if self.target is not None and self.service else None
 
     def close(self) -> None:
         if getattr(self, "window", None) is not None:
