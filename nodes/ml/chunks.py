@@ -9,8 +9,9 @@ deviation of 13 MFCCs (the seed's 26 features) and the mean log energy of 8 mel 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import aubio
 import numpy as np
@@ -35,18 +36,16 @@ class Chunk:
     features: np.ndarray
 
 
-@dataclass
 class Chunker:
-    """Push mono samples at ``SAMPLERATE``; get each chunk as the onset after it arrives."""
+    """Push mono samples at ``samplerate``; get each chunk as the onset after it arrives."""
 
-    samplerate: int = SAMPLERATE
-    frames: list = field(default_factory=list)
-
-    def __post_init__(self) -> None:
+    def __init__(self, samplerate: int = SAMPLERATE) -> None:
+        self.samplerate = samplerate
+        self.frames: list[tuple[np.ndarray, np.ndarray]] = []   # (MFCC, log mel) per hop
         # The onset detector is audio.onset with its tuned defaults.
-        defaults = {n: d.default for n, d in Onset.params.items()}
-        self.onset = aubio.onset(defaults["method"], WINDOW, HOP, self.samplerate)
-        apply_onset_params(self.onset, _Namespace(defaults))
+        defaults = SimpleNamespace(**{n: d.default for n, d in Onset.params.items()})
+        self.onset = aubio.onset(defaults.method, WINDOW, HOP, self.samplerate)
+        apply_onset_params(self.onset, defaults)
         self.pv = aubio.pvoc(WINDOW, HOP)
         self.mfcc = aubio.mfcc(WINDOW, N_MEL, N_MFCC, self.samplerate)
         self.fb = aubio.filterbank(N_MEL, WINDOW)
@@ -89,11 +88,6 @@ class Chunker:
         self.start = t
         self.frames = []
         return chunk
-
-
-class _Namespace:
-    def __init__(self, values: dict) -> None:
-        self.__dict__.update(values)
 
 
 def read_mono(path: Path, samplerate: int = SAMPLERATE) -> np.ndarray:

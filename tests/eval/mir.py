@@ -21,6 +21,7 @@ import soundfile as sf
 from engine.graph import load_graph
 from engine.registry import default_registry
 from engine.runtime import Runtime
+from nodes.audio.onset import apply_onset_params
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
 AUDIO = (".wav", ".flac", ".ogg")
@@ -86,11 +87,7 @@ def aubio_onsets(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
         det = aubio.onset("default", 1024, HOP, sr)
     else:
         det = aubio.onset(params["method"], params.get("buf_size", 1024), HOP, sr)
-        det.set_threshold(params["threshold"])
-        det.set_silence(params["silence"])
-        det.set_minioi_s(params["minioi"])
-        det.set_awhitening(1 if params["whitening"] else 0)
-        det.set_compression(params["compression"])
+        apply_onset_params(det, as_params(params))
     return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
 
 
