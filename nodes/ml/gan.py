@@ -51,12 +51,10 @@ class Gan(ModelNode):
 
     def requests(self, tick: Tick) -> list[np.ndarray]:
         inp = self.inp
-        if self.walking:
+        if self.walking or not len(inp["value"]):   # with nothing wired: the idle drift
             z = self.walk.step(inp, tick.dt)
-        elif len(inp["value"]):
-            z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
         else:
-            z = self.walk.step(inp, tick.dt)   # nothing wired: the idle drift
+            z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
         if self.rendered is not None and np.array_equal(z, self.rendered):
             return []
         self.pending = z
