@@ -159,8 +159,8 @@ def load(path: Path, kind: str) -> tuple[nn.Module, dict]:
 
 def leave_a_core() -> None:
     """For real-time runs on the CPU: torch uses one core fewer than the machine has, so
-    the audio thread always finds one free (unless OMP_NUM_THREADS says otherwise).  On
-    2 cores this took the frame work's p99 of graphs/learned.yaml from 23 to 12 ms."""
+    the audio thread always finds one free (unless OMP_NUM_THREADS says otherwise).
+    ``make bench`` compares graphs/learned.yaml in real time with and without it."""
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
 
