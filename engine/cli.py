@@ -17,7 +17,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .errors import NodeError, TonegraphError, display_path
+from .errors import NodeError, TonegraphError, describe, display_path
 from .graph import load_graph, to_dot
 from .reference import node_markdown, reference_markdown
 from .registry import Registry, default_registry
@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # the last guard: one line, never a traceback
+        log.debug("internal error", exc_info=True)
+        return _fail(f"error: internal error: {describe(exc)} (--log-level debug shows where)")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ and compiled to a tree of closures over a whitelist: numbers, named inputs, ``+ 
 ``a if cond else b``, and the functions in :data:`FUNCTIONS`.  Nothing reaches
 Python's ``eval``: attribute access, subscripts, lambdas and every other construct are
 rejected when the patch loads, with the column of the offending part.
+
+Sizes are bounded (:data:`MAX_CHARS`, :data:`MAX_DEPTH`, :data:`MAX_PARTS`, finite
+literals), so a patch or an OSC message cannot make compiling or evaluating overflow the
+stack or the float range: what is too big is an :class:`ExprError` like any other.
 """
 
 from __future__ import annotations
@@ -71,6 +75,12 @@ _BINOPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
 _CMPOPS = {ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt,
            ast.GtE: operator.ge, ast.Eq: operator.eq, ast.NotEq: operator.ne}
 
+#: Longest expression [characters], deepest nesting and most parts (names, numbers,
+#: operators, calls) an expression may have.  Evaluation recurses once per level.
+MAX_CHARS = 2000
+MAX_DEPTH = 100
+MAX_PARTS = 500
+
 Env = dict[str, float]
 Compiled = Callable[[Env], float]
 
@@ -80,13 +90,36 @@ def compile_expr(text: str, names: set[str] | None = None) -> tuple[Compiled, se
 
     With ``names`` given, a name outside it (and outside :data:`CONSTANTS`) is an error.
     """
+    text = text.strip()
+    if len(text) > MAX_CHARS:
+        raise ExprError(f"expression too long ({len(text)} characters; at most {MAX_CHARS})")
     try:
-        tree = ast.parse(text.strip(), mode="eval")
+        tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
         raise ExprError(f"expression syntax: {exc.msg}", exc.offset or 1) from exc
+    except (RecursionError, MemoryError) as exc:
+        raise ExprError(f"expression too deeply nested (at most {MAX_DEPTH} levels)") from exc
+    _check_size(tree.body)
     used: set[str] = set()
     fn = _compile(tree.body, names, used)
     return fn, used
+
+
+def _check_size(root: ast.AST) -> None:
+    """Refuse trees deeper than MAX_DEPTH or with more than MAX_PARTS parts (iteratively:
+    the point is not to recurse into what is too deep)."""
+    parts = 0
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ExprError(f"expression too deeply nested (at most {MAX_DEPTH} levels)",
+                            getattr(node, "col_offset", 0) + 1)
+        if not isinstance(node, (ast.expr_context, ast.operator, ast.unaryop, ast.cmpop, ast.boolop)):
+            parts += 1
+        if parts > MAX_PARTS:
+            raise ExprError(f"expression has too many parts (at most {MAX_PARTS})")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
 
 
 def _compile(node: ast.AST, names: set[str] | None, used: set[str]) -> Compiled:
@@ -94,7 +127,12 @@ def _compile(node: ast.AST, names: set[str] | None, used: set[str]) -> Compiled:
     if isinstance(node, ast.Constant):
         if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
             raise ExprError(f"only numbers are allowed, not {node.value!r}", col)
-        value = float(node.value)
+        try:
+            value = float(node.value)
+        except OverflowError:
+            value = math.inf
+        if not math.isfinite(value):
+            raise ExprError("number too large (at most about 1.8e308)", col)
         return lambda env: value
     if isinstance(node, ast.Name):
         name = node.id

@@ -14,7 +14,7 @@ from typing import Any
 
 import networkx as nx
 
-from .errors import ParamError, PatchError
+from .errors import Loc, ParamError, PatchError, describe, display_path
 from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
 from .ports import PortType, compatible
 from .registry import Registry
@@ -132,7 +132,11 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
     for gn in nodes.values():
         cls = registry[gn.type]
         full = {n: d.default for n, d in cls.params.items()} | gn.params
-        for pname, msg in cls.check(full, gn.wired, ctx):
+        try:
+            problems = cls.check(full, gn.wired, ctx)
+        except Exception as exc:  # a node type's own bug is its error, not the loader's
+            problems = [("", f"{gn.type} could not check its params: {describe(exc)}")]
+        for pname, msg in problems:
             loc = gn.spec.param_locs.get(pname, gn.spec.loc)
             err(msg, loc)
 
@@ -168,8 +172,18 @@ def load_graph(path: str | Path, registry: Registry,
                sets: list[str] | None = None) -> tuple[Graph | None, list[PatchError]]:
     """Read, check and build a patch file (with optional ``node.param=value`` overrides).
 
-    Returns the graph, or None and every problem found, sorted by position.
+    Returns the graph, or None and every problem found, sorted by position.  Never
+    raises: whatever goes wrong while loading is a problem with a position.
     """
+    try:
+        return _load_graph(path, registry, sets)
+    except Exception as exc:  # the last guard: no file may stop the caller (a running show)
+        return None, [PatchError(f"cannot load the patch: {describe(exc)}",
+                                 Loc(display_path(Path(path)), 1, 1))]
+
+
+def _load_graph(path: str | Path, registry: Registry,
+                sets: list[str] | None) -> tuple[Graph | None, list[PatchError]]:
     spec, errors = read_patch(path)
     errors += apply_overrides(spec, sets or [])
     graph = None

@@ -15,6 +15,9 @@ from typing import Any
 
 from .errors import ParamError
 
+#: Largest integer a param takes (beyond it, floats lose whole numbers).
+MAX_INT = 2 ** 53
+
 KINDS = ("float", "int", "bool", "choice", "str", "floats", "path", "outpath", "expr", "mapping",
          "strings")
 
@@ -63,12 +66,14 @@ class Param:
                 if isinstance(value, float) and value.is_integer():
                     value = int(value)
                 else:
-                    raise ParamError(f"param '{name}' must be an integer, got {value!r}")
+                    raise ParamError(f"param '{name}' must be an integer, got {shown(value)}")
+            if abs(value) > MAX_INT:
+                raise ParamError(f"param '{name}' = {shown(value)} is too large")
             self._check_range(name, value)
             return int(value)
         if kind == "bool":
             if not isinstance(value, bool):
-                raise ParamError(f"param '{name}' must be true or false, got {value!r}")
+                raise ParamError(f"param '{name}' must be true or false, got {shown(value)}")
             return value
         if kind == "choice":
             if not isinstance(value, str) or value not in self.choices:
@@ -77,30 +82,30 @@ class Param:
                     close = difflib.get_close_matches(value, self.choices, n=1)
                     hint = f" (did you mean '{close[0]}'?)" if close else ""
                 raise ParamError(
-                    f"param '{name}' must be one of {', '.join(self.choices)}; got {value!r}{hint}"
+                    f"param '{name}' must be one of {', '.join(self.choices)}; got {shown(value)}{hint}"
                 )
             return value
         if kind in ("str", "path", "outpath", "expr"):
             if not isinstance(value, str):
-                raise ParamError(f"param '{name}' must be a string, got {value!r}")
+                raise ParamError(f"param '{name}' must be a string, got {shown(value)}")
             if kind in ("path", "outpath", "expr") and not value.strip():
                 raise ParamError(f"param '{name}' must not be empty")
             return value
         if kind == "mapping":
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                raise ParamError(f"param '{name}' must be a mapping of names to settings, got {value!r}")
+                raise ParamError(f"param '{name}' must be a mapping of names to settings, got {shown(value)}")
             return value
         if kind == "strings":
             if isinstance(value, str):
                 value = [value]
             if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ParamError(f"param '{name}' must be a list of strings, got {value!r}")
+                raise ParamError(f"param '{name}' must be a list of strings, got {shown(value)}")
             return list(value)
         if kind == "floats":
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 value = [value]
             if not isinstance(value, (list, tuple)):
-                raise ParamError(f"param '{name}' must be a list of numbers, got {value!r}")
+                raise ParamError(f"param '{name}' must be a list of numbers, got {shown(value)}")
             if self.length is not None and len(value) != self.length:
                 raise ParamError(
                     f"param '{name}' must be a list of {self.length} numbers, got {len(value)}"
@@ -128,15 +133,27 @@ class Param:
 
 def _as_float(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ParamError(f"param '{name}' must be a number, got {value!r}")
-    value = float(value)
+        raise ParamError(f"param '{name}' must be a number, got {shown(value)}")
+    try:
+        value = float(value)
+    except OverflowError:
+        raise ParamError(f"param '{name}' = {shown(value)} is too large") from None
     if not math.isfinite(value):
-        raise ParamError(f"param '{name}' must be a finite number, got {value!r}")
+        raise ParamError(f"param '{name}' must be a finite number, got {shown(value)}")
     return value
 
 
 def _fmt(x: float) -> str:
     return f"{x:g}"
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """A value as an error message quotes it: its repr, cut short (a fuzzer's megabyte
+    string or a 400-digit number must not become a megabyte of log)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"a {len(str(abs(value)))}-digit number"
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 # Constructors that read like the declaration they make.

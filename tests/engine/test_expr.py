@@ -53,3 +53,26 @@ def test_runtime_math_errors_surface_as_python_errors():
     with pytest.raises(ZeroDivisionError):
         fn({"a": 0.0})
     assert math.isclose(fn({"a": 4.0}), 0.25)
+
+
+@pytest.mark.parametrize("text,fragment", [
+    ("1" * 400, "number too large"),                       # OverflowError in float()
+    ("1e999 * a", "number too large"),                     # an infinite literal
+    ("+".join(["a"] * 3000), "expression too long"),       # RecursionError in ast
+    ("-" * 900 + "a", "too deeply nested"),
+    ("sin(" * 150 + "a" + ")" * 150, "too deeply nested"),
+    ("max(" + ", ".join(["a + b - a * b / 2"] * 60) + ")", "too many parts"),
+])
+def test_refuses_what_is_too_big_to_compile(text, fragment):
+    """Sizes are refused with an ExprError, never an OverflowError or RecursionError
+    that would escape the callers (a patch check, an OSC param change)."""
+    with pytest.raises(ExprError) as err:
+        compile_expr(text, {"a", "b"})
+    assert fragment in str(err.value)
+
+
+def test_long_but_reasonable_expressions_compile():
+    fn, _ = compile_expr("+".join(["a"] * 80), {"a"})
+    assert fn({"a": 1.0}) == 80.0
+    fn, _ = compile_expr("(" * 20 + "a" + ")" * 20 + " * 1e300", {"a"})
+    assert fn({"a": 1.0}) == 1e300

@@ -233,3 +233,63 @@ def test_names_are_taken_as_written_not_as_yaml_booleans(write_patch, registry):
     graph, errors = load_graph(path, registry)
     assert not errors, errors
     assert set(graph.nodes) == {"on", "no"}
+
+
+def test_empty_patch_and_patch_without_nodes_are_errors(write_patch, registry):
+    for text, fragment in [("", "the patch is empty"), ("# only a comment\n", "the patch is empty"),
+                           ("patch: {name: x}\n", "the patch has no nodes"),
+                           ("nodes: {}\n", "the patch has no nodes")]:
+        path = write_patch(text)
+        errors = errors_of(path, registry)
+        assert len(errors) == 1 and f"{path.name}:1:1: error: {fragment}" in errors[0], errors
+    res = tonegraph("validate", str(write_patch("")))
+    assert res.returncode == 1 and "the patch is empty" in res.stderr
+
+
+def test_alias_bombs_and_recursion_are_errors_with_positions(write_patch, registry):
+    # The "billion laughs": nine levels of ten aliases each (657 bytes, 10^9 values).
+    levels = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 10):
+        levels.append(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]")
+    bomb = write_patch("nodes:\n  c: {type: control.constant}\njunk:\n" +
+                       "".join(f"  {line}\n" for line in levels), name="bomb.yaml")
+    errors = errors_of(bomb, registry)
+    assert any("bomb.yaml:" in e and "aliases expand to more than" in e for e in errors), errors
+    loop = write_patch("nodes:\n  c: {type: control.constant, params: {value: &v [1, *v]}}\n",
+                       name="loop.yaml")
+    errors = errors_of(loop, registry)
+    assert any("loop.yaml:2:54: error: alias 'v' refers to itself" in e for e in errors), errors
+
+
+def test_nesting_depth_is_bounded(write_patch, registry):
+    deep = write_patch("nodes:\n  c: {type: control.constant, params: {value: " + "[" * 5000 +
+                       "]" * 5000 + "}}\n", name="deep.yaml")
+    errors = errors_of(deep, registry)
+    assert len(errors) == 1 and "deep.yaml:2:" in errors[0] and "nested deeper than" in errors[0]
+
+
+def test_huge_numbers_are_errors_not_crashes(write_patch, registry):
+    path = write_patch(f"""
+        nodes:
+          a: {{type: control.constant, params: {{value: {"9" * 400}}}}}
+          m: {{type: control.math, params: {{op: expr, expr: "x * {"1" * 400}"}}, in: {{x: a}}}}
+        """)
+    errors = errors_of(path, registry)
+    assert any(":2:" in e and "param 'value'" in e and "too large" in e for e in errors), errors
+    assert any(":3:" in e and "number too large" in e for e in errors), errors
+
+
+def test_cli_validate_never_prints_a_traceback(write_patch):
+    files = [write_patch("", name="empty.yaml"),
+             write_patch("nodes:\n  c: {type: control.constant, params: {value: &v [1, *v]}}\n",
+                         name="loop.yaml"),
+             write_patch("nodes: {c: {type: control.constant, params: {value: " + "[" * 3000 +
+                         "]" * 3000 + "}}}\n", name="deep.yaml"),
+             write_patch("nodes:\n  a: {type: control.constant}\n  m: {type: control.math, params: "
+                         "{op: expr, expr: '" + "+".join(["a"] * 3000) + "'}, in: {a: a}}\n",
+                         name="long.yaml")]
+    res = tonegraph("validate", *map(str, files))
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 4 and all(": error: " in line for line in lines), res.stderr
