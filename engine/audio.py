@@ -3,12 +3,20 @@
 A source that owns a hardware clock (a live input) paces the hops: the driver blocks
 in its ``wait_hop`` until PortAudio has delivered the next hop of samples, then runs
 every audio node at once, so an onset reaches downstream nodes (and OSC) as soon as its
-hop is processed, never at the next frame.  With no such source, or while a device is
-lost, the driver paces hops by the wall clock on absolute deadlines, so media time keeps
-moving and the rest of the graph hears silence instead of stopping.
+hop is processed, never at the next control tick.  With no such source, or while a
+device is lost, the driver paces hops by the clock on absolute deadlines, so media time
+keeps moving and the rest of the graph hears silence instead of stopping.
 
-Only this thread runs audio-domain nodes; frame-domain nodes read their latest values
-and receive their events through the executor's queues.
+Media time is the control clock's: a hop's time is when its samples were heard, so an
+onset lands in the control tick that is running when it is found.  Sound and clock
+part ways after any gap (the process was stopped, the device was lost and came back,
+the machine stalled) and slowly through clock drift: a gap re-anchors media time at
+once, drift is taken up a little every hop.
+
+Only this thread runs audio-domain nodes; control and render nodes read their latest
+values and receive their events through the runner's queues.  The driver reads the
+runtime's current runner before every hop, so a reload is taken over between two hops,
+and a changed samplerate or hop size applies from the next one.
 """
 
 from __future__ import annotations
@@ -16,43 +24,43 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
-from collections.abc import Callable
 
-from .executor import Executor
-from .node import Context, Tick
+from .node import Tick
+from .plan import AUDIO
 
 log = logging.getLogger("tonegraph.audio")
 
 # Python hands the GIL to a waiting thread only every switch interval (5 ms by default):
-# the audio thread would wait that long behind a busy frame thread.
+# the audio thread would wait that long behind a busy control or render thread.
 SWITCH_INTERVAL = 0.0005  # [s]
 WAIT_SLICE = 0.05  # [s] longest block in wait_hop, so a stop request is seen quickly
-CATCH_UP_LIMIT = 0.5  # [s] behind the wall clock beyond which hops are not run in a burst
+#: [s] sound this far from the clock (either way) is a gap: media time re-anchors at once.
+REANCHOR = 0.25
+#: Share of the remaining difference taken up per hop when within REANCHOR (drift).
+SLEW = 0.02
 
 
 class AudioDriver:
-    """Runs ``executor.audio_hop`` on its own thread in real time."""
+    """Runs the current runner's ``audio_hop`` on its own thread in real time."""
 
-    def __init__(self, executor: Executor, ctx: Context,
-                 time_fn: Callable[[], float] = time.perf_counter,
-                 sleep_fn: Callable[[float], None] = time.sleep) -> None:
-        self.executor = executor
-        self.ctx = ctx
-        self.hop_period = ctx.hop / ctx.samplerate
-        self.time_fn = time_fn
-        self.sleep_fn = sleep_fn
-        self.sources = [n for n in executor.nodes.values() if n.is_source and n.domain == "audio"]
+    def __init__(self, runtime) -> None:
+        self.rt = runtime
+        self.clock = runtime.clock
         self.hops = 0
         self.skipped_hops = 0
-        #: Held while a hop runs; a hot reload takes it to swap executors between hops.
-        self.lock = threading.Lock()
+        self.reanchors = 0
+        #: Media time of the next hop [s].
+        self.next_t = 0.0
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
+        self._entered = None
+        self._sources: list = []
+        self._hp = 0.0
 
     def start(self) -> None:
         self._old_switch = sys.getswitchinterval()
         sys.setswitchinterval(SWITCH_INTERVAL)
+        self.next_t = self.media_now()
         self._thread = threading.Thread(target=self._loop, name="tonegraph-audio", daemon=True)
         self._thread.start()
 
@@ -62,50 +70,67 @@ class AudioDriver:
             self._thread.join(timeout=5)
             sys.setswitchinterval(self._old_switch)
 
-    def _paced_by_device(self) -> bool | None:
-        """Wait on the first source with a live clock: True when a hop is ready, False
-        on time-out, None when no source has a live clock."""
-        for src in self.sources:
-            ready = src.wait_hop(WAIT_SLICE)
-            if ready is not None:
-                return ready
-        return None
+    def media_now(self) -> float:
+        return self.clock.now() - self.rt.t0
 
     def _loop(self) -> None:
-        hp = self.hop_period
-        anchor = self.time_fn()  # wall time at which hop 0 began
-        while not (self._stop.is_set() or self.ctx.stop.is_set()):
-            n = self.hops
-            ready = self._paced_by_device()
-            if ready is False:
-                continue
-            if ready is None:
-                deadline = anchor + (n + 1) * hp
-                now = self.time_fn()
-                if now < deadline:
-                    self.sleep_fn(deadline - now)
-                elif now - deadline > CATCH_UP_LIMIT:
-                    # Far behind (the machine stalled): drop the backlog rather than burst.
-                    skipped = int((now - deadline) / hp)
-                    self.skipped_hops += skipped
-                    log.warning("audio thread stalled for %.2f s: %d hops skipped (%d so far)",
-                                now - deadline, skipped, self.skipped_hops)
-                    anchor = now - (n + 1) * hp
-            else:
-                # Keep the wall-clock schedule aligned with the device, so that falling
-                # back to it after a device loss continues without a jump.
-                anchor = self.time_fn() - (n + 1) * hp
-            with self.lock:
-                ex = self.executor
-                if ex.audio_tasks:
-                    ex.run_audio_tasks()
-                try:
-                    ex.audio_hop(Tick(n * hp, hp, n))
-                except Exception:  # the executor isolates nodes; this is a last guard
-                    log.exception("audio hop %d failed", n)
-            self.hops = n + 1
+        while not (self._stop.is_set() or self.rt.ctx.stop.is_set()):
+            try:
+                self.step()
+            except Exception:  # the runner isolates nodes; this is the last guard
+                log.exception("audio hop %d failed", self.hops)
 
-    def use(self, executor: Executor) -> None:
-        """Run ``executor`` from the next hop on (the caller holds ``lock``)."""
-        self.executor = executor
-        self.sources = [n for n in executor.nodes.values() if n.is_source and n.domain == "audio"]
+    def step(self) -> bool:
+        """Wait for and run one hop; False when there was none to run (a device that
+        timed out, no audio nodes).  The loop calls this; tests may too."""
+        run = self.rt.current
+        if run is not self._entered:
+            run.enter(AUDIO)
+            self._entered = run
+            self._sources = [n for n in run.nodes.values() if n.is_source and n.domain == AUDIO]
+            self._hp = run.ctx.hop / run.ctx.samplerate
+        if not run.has_audio:
+            self.clock.wait(self._stop, WAIT_SLICE)
+            self.next_t = self.media_now()
+            return False
+        hp = self._hp
+        ready = None
+        for src in self._sources:
+            ready = src.wait_hop(WAIT_SLICE)
+            if ready is not None:
+                break
+        if ready is False:
+            return False
+        now = self.media_now()
+        end = self.next_t + hp            # media time at which this hop's last sample is due
+        if ready is None:
+            if now < end:
+                self.clock.sleep(end - now)
+            elif now - end > REANCHOR:
+                # Far behind (the machine stalled): drop the backlog rather than burst.
+                skipped = int((now - end) / hp)
+                self.skipped_hops += skipped
+                self._reanchor(now - end, f"{skipped} hops skipped")
+                self.next_t = now - hp
+        else:
+            behind = now - end
+            if abs(behind) > REANCHOR:
+                self._reanchor(behind, "")
+                self.next_t = now - hp
+            else:
+                self.next_t += behind * SLEW
+        tasks = self.rt.tasks[AUDIO]
+        if tasks:
+            from .runtime import run_tasks
+
+            run_tasks(tasks)
+        run.audio_hop(Tick(self.next_t, hp, self.hops))
+        self.next_t += hp
+        self.hops += 1
+        return True
+
+    def _reanchor(self, behind: float, extra: str) -> None:
+        self.reanchors += 1
+        log.warning("audio was %.2f s %s the clock (a stall, or a device that came back): "
+                    "media time re-anchored%s", abs(behind), "behind" if behind > 0 else "ahead of",
+                    f", {extra}" if extra else "")

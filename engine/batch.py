@@ -7,13 +7,13 @@ Per tick the node says what it wants computed (:meth:`Batched.requests`: zero or
 input rows, e.g. one latent, or every audio hop that queued up since the last tick) and
 takes the results back (:meth:`Batched.deliver`).
 
-The executor puts batched nodes that do not depend on each other (same depth in the
-graph) into one :class:`BatchGroup` step.  Per tick the group collects every member's
+The plan (engine/plan.py) puts batched nodes of one domain that do not depend on each
+other (same depth in the graph) into one :class:`BatchGroup` step.  Per tick the group collects every member's
 requests, runs one forward pass per shared model, and hands each member its rows.  The
 model each member uses is looked up when the tick runs, so a member that reloads other
 weights (a changed ``model`` param) simply lands in another bucket.
 
-With batching off (``Executor(batching=False)``), each node's own ``process`` runs its
+With batching off (``make_plan(..., batching=False)``), each node's own ``process`` runs its
 requests one forward pass at a time: the baseline the benchmarks compare against.
 """
 
@@ -51,7 +51,7 @@ class Batched(Node):
 
 
 class BatchGroup:
-    """One executor step running several independent :class:`Batched` nodes."""
+    """One runner step running several independent :class:`Batched` nodes."""
 
     def __init__(self, members: list[Batched], fault: Callable[[Node, Exception], None]) -> None:
         self.members = members

@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
                       duration=args.duration, fps=args.fps, osc=osc,
                       watch=not (args.offline or args.no_watch), sets=args.set)
-    runtime.executor.restart_after = args.restart_failing
+    runtime.policy.restart_after = args.restart_failing
     if args.offline and args.duration is None and not runtime.sources:
         return _fail(f"{display_path(Path(args.patch))}: error: an offline run of a patch without "
                      f"file sources never ends by itself; give --duration SECONDS")
@@ -149,6 +149,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     graph, errors = load_graph(args.patch, registry)
     if errors:
         return _fail([str(e) for e in errors])
+    if args.plan:
+        from .plan import make_plan
+
+        return _emit(make_plan(graph, registry).describe(), args.output)
     dot = to_dot(graph)
     out = Path(args.output) if args.output else None
     if out is None:
@@ -263,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
     p.add_argument("patch", metavar="PATCH")
     p.add_argument("-o", "--output", metavar="FILE", help=".dot, .svg, .png or .pdf (default: DOT on stdout)")
+    p.add_argument("--plan", action="store_true",
+                   help="print the run plan instead: each domain's schedule, and how every input is fed")
     p.set_defaults(func=cmd_graph)
     return ap
 

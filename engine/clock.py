@@ -1,9 +1,15 @@
-"""Clocks. Time is injected: every clock takes its time source, so tests step a fake one.
+"""Time. One source of it is injected everywhere; tick clocks pace the domains on it.
 
-:class:`FrameClock` paces frames in real time on absolute deadlines: frame ``k`` is due at
-``t0 + k / fps`` whatever happened before, so the rate never drifts.  A frame that is
+Every part of the engine that needs the time or waits for it (the control and render
+loops, the audio driver, the reloader's debounce, the fault policy, OSC rate limits)
+asks one :class:`Clock` object: ``now()``, ``sleep(seconds)`` and ``wait(event,
+timeout)``.  A real run uses :data:`SYSTEM`; a test hands in a :class:`FakeClock` and
+decides when time moves, so nothing it checks depends on how busy the machine is.
+
+:class:`TickClock` paces one domain on absolute deadlines: tick ``k`` is due at
+``t0 + k / fps`` whatever happened before, so the rate never drifts.  A tick that is
 late by less than one period runs at once; when a whole period or more has passed, the
-frames in between are skipped (counted in ``skipped``), never queued up to run in a
+ticks in between are skipped (counted in ``skipped``), never queued up to run in a
 burst, because a light cue or a picture that is already out of date has no value.
 
 Offline runs need no clock object: frame ``k`` is at ``k / fps`` and nothing sleeps
@@ -14,59 +20,129 @@ allows and the same input gives the same output.
 from __future__ import annotations
 
 import math
+import threading
 import time
-from collections.abc import Callable
 
 from .node import Tick
 
 
-class FrameClock:
-    """Real-time frame pacing on absolute deadlines."""
+class Clock:
+    """The system's monotonic clock."""
 
-    def __init__(self, fps: float, time_fn: Callable[[], float] = time.perf_counter,
-                 sleep_fn: Callable[[float], None] = time.sleep) -> None:
-        if fps <= 0:
-            raise ValueError("fps must be positive")
+    def now(self) -> float:
+        """Seconds on a monotonic clock (only differences mean anything)."""
+        return time.perf_counter()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        """Block until ``event`` is set (True) or ``timeout`` seconds pass (False)."""
+        return event.wait(timeout)
+
+
+SYSTEM = Clock()
+
+
+class FakeClock(Clock):
+    """Time that moves only when told: by :meth:`advance`, or by whoever sleeps or waits
+    (a sleep moves time on by its length, plus ``oversleep`` as real sleeps overshoot).
+    For tests; safe to share between threads."""
+
+    def __init__(self, start: float = 100.0) -> None:
+        self.t = start
+        self.sleeps: list[float] = []
+        self.oversleep = 0.0
+        self._lock = threading.Lock()
+
+    def now(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self.t += seconds
+
+    def sleep(self, seconds: float) -> None:
+        with self._lock:
+            self.sleeps.append(seconds)
+            self.t += max(0.0, seconds) + self.oversleep
+
+    def wait(self, event: threading.Event, timeout: float | None) -> bool:
+        if not event.is_set() and timeout:
+            self.sleep(timeout)
+        return event.is_set()
+
+
+class TickClock:
+    """Real-time pacing of one domain on absolute deadlines (see the module docstring).
+
+    ``retime(fps)`` changes the rate without a jump: the ticks after it continue from
+    the media time the next tick was due at, at the new period."""
+
+    def __init__(self, fps: float, clock: Clock = SYSTEM) -> None:
+        if not (fps > 0 and math.isfinite(fps)):
+            raise ValueError("fps must be a positive number")
         self.period = 1.0 / fps
-        self.time_fn = time_fn
-        self.sleep_fn = sleep_fn
+        self.clock = clock
         self.t0 = 0.0
         self.index = -1
+        self.last_t = 0.0
+        #: Media time of tick ``base_k``: where the current period's schedule starts.
+        self.base_t = 0.0
+        self.base_k = 0
         self.skipped = 0
         self.late_frames = 0
         self.last_lateness = 0.0
-        #: When a list, every frame's lateness [s] is appended (for benchmarks).
+        #: When a list, every tick's lateness [s] is appended (for benchmarks).
         self.record: list[float] | None = None
 
-    def start(self) -> None:
-        """Frame 0 is due now."""
-        self.t0 = self.time_fn()
+    @property
+    def fps(self) -> float:
+        return 1.0 / self.period
+
+    def start(self, t0: float | None = None) -> None:
+        """Tick 0 is due at ``t0`` (default: now)."""
+        self.t0 = self.clock.now() if t0 is None else t0
         self.index = -1
+        self.last_t = 0.0
+        self.base_t, self.base_k = 0.0, 0
         self.skipped = 0
         self.late_frames = 0
 
-    def next(self) -> Tick:
-        """Sleep until the next frame's deadline and return its tick.
+    def media_time(self, k: int) -> float:
+        return self.base_t + (k - self.base_k) * self.period
 
-        ``last_lateness`` is how far past its deadline [s] the frame was released.
+    def retime(self, fps: float) -> None:
+        if not (fps > 0 and math.isfinite(fps)) or 1.0 / fps == self.period:
+            return
+        k = self.index + 1
+        self.base_t, self.base_k = self.media_time(k), k
+        self.period = 1.0 / fps
+
+    def next(self) -> Tick:
+        """Sleep until the next tick's deadline and return it.
+
+        ``last_lateness`` is how far past its deadline [s] the tick was released.
         """
         k = self.index + 1
-        deadline = self.t0 + k * self.period
-        now = self.time_fn()
+        deadline = self.t0 + self.media_time(k)
+        now = self.clock.now()
         if now >= deadline + self.period:
-            # One or more whole frames were missed: jump to the newest due slot.
-            newest = int(math.floor((now - self.t0) / self.period))
+            # One or more whole ticks were missed: jump to the newest due slot.
+            newest = self.base_k + int(math.floor((now - self.t0 - self.base_t) / self.period))
             self.skipped += newest - k
             self.late_frames += 1
             k = newest
-            deadline = self.t0 + k * self.period
+            deadline = self.t0 + self.media_time(k)
         elif now < deadline:
-            self.sleep_fn(deadline - now)
-            now = self.time_fn()
-        # The first frame has no predecessor: nothing has elapsed yet.
-        dt = (k - self.index) * self.period if self.index >= 0 else 0.0
-        self.index = k
+            self.clock.sleep(deadline - now)
+            now = self.clock.now()
+        # The first tick has no predecessor: nothing has elapsed yet.
+        t = self.media_time(k)
+        dt = t - self.last_t if self.index >= 0 else 0.0
+        self.index, self.last_t = k, t
         self.last_lateness = max(0.0, now - deadline)
         if self.record is not None:
             self.record.append(self.last_lateness)
-        return Tick(k * self.period, dt, k)
+        return Tick(t, dt, k)

@@ -1,64 +1,97 @@
 """Live control over OSC: the ``/tonegraph/<node>/<param>`` namespace and ``osc.in`` nodes.
 
-Messages reach the engine thread between two ticks (see :mod:`engine.osc.server`).  A
+Messages reach the control thread between two ticks (see :mod:`engine.osc.server`).  A
 param value is checked exactly like the patch's own (type, range, choices, the node's
-cross-param checks); a rejected value is logged, answered to its sender at
-``/tonegraph/error`` and never applied.  A message with no arguments asks for the
+cross-param checks) and is applied where the node runs, in place; a value that needs
+set-up (a model, an FFT size) goes to the reloader, which builds the node anew off the
+hot path and swaps it in, as a save would.  A message with no arguments asks for the
 current value, which is answered at the same address.
+
+What OSC may not do: set an output file (``io.record``'s ``path``: only the patch and
+the command line name where data is written), or point an input file (sound, image,
+model, shader, map) outside the patch's folder.  A rejected message is answered to its
+sender at ``/tonegraph/error`` and logged at most once per address every
+``REJECT_LOG_INTERVAL`` seconds, its value cut short; nothing is applied.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-from .errors import ParamError
-from .executor import Executor
+from .errors import ParamError, describe
 from .osc import encode
 from .osc.server import Incoming, OscServer
+from .params import shown
 
 log = logging.getLogger("tonegraph.control")
 
 PREFIX = "/tonegraph/"
+REJECT_LOG_INTERVAL = 5.0   # [s] between two log lines about rejections at one address
+REJECT_ADDRESSES = 256      # addresses remembered for that; beyond, one line for all
+REPLY_CHARS = 300           # longest reason sent back
 
 
 class Control:
-    def __init__(self, executor: Executor, server: OscServer) -> None:
-        self.executor = executor
+    def __init__(self, runtime, server: OscServer) -> None:
+        self.rt = runtime
         self.server = server
-        self.receivers = [n for n in executor.nodes.values() if hasattr(n, "receive_osc")]
-
-    def use(self, executor: Executor) -> None:
-        """After a hot reload: route to the new graph's nodes."""
-        self.executor = executor
-        self.receivers = [n for n in executor.nodes.values() if hasattr(n, "receive_osc")]
+        self._runner = None
+        self.receivers: list = []
+        #: address -> (clock time of the last log line, rejections since)
+        self._rejected: dict[str, list] = {}
+        self.rejections = 0
 
     def apply(self) -> None:
-        """Route everything that arrived since the last tick (engine thread only)."""
+        """Route everything that arrived since the last tick (control thread only)."""
+        run = self.rt.current
+        if run is not self._runner:
+            self._runner = run
+            self.receivers = [n for n in run.nodes.values() if hasattr(n, "receive_osc")]
         for msg in self.server.drain():
-            if msg.address.startswith(PREFIX):
-                parts = msg.address[len(PREFIX):].split("/")
-                if len(parts) == 2 and all(parts):
-                    self._param(msg, parts[0], parts[1])
-            for node in self.receivers:
-                node.receive_osc(msg.address, msg.args)
+            try:
+                if msg.address.startswith(PREFIX):
+                    parts = msg.address[len(PREFIX):].split("/")
+                    if len(parts) == 2 and all(parts):
+                        self._param(msg, run, parts[0], parts[1])
+                for node in self.receivers:
+                    node.receive_osc(msg.address, msg.args)
+            except Exception as exc:  # no message may stop the control thread
+                self._reject(msg, f"cannot apply it: {describe(exc)}")
 
     def _reject(self, msg: Incoming, reason: str) -> None:
-        host, port = msg.sender[0], msg.sender[1]
-        log.warning("OSC %s from %s:%s rejected: %s", msg.address, host, port, reason)
-        self.server.reply(msg.sender, encode.message("/tonegraph/error",
-                                                     [("s", f"{msg.address}: {reason}")]))
+        self.rejections += 1
+        self.server.reply(msg.sender, encode.message(
+            "/tonegraph/error", [("s", f"{_cut(msg.address, 80)}: {reason}"[:REPLY_CHARS])]))
+        now = self.rt.clock.now()
+        seen = self._rejected.get(msg.address)
+        if seen is None:
+            if len(self._rejected) >= REJECT_ADDRESSES:
+                self._rejected.clear()
+            seen = self._rejected[msg.address] = [-1e9, 0]
+        if now - seen[0] < REJECT_LOG_INTERVAL:
+            seen[1] += 1
+            return
+        more = f" (and {seen[1]} more here since the last report)" if seen[1] else ""
+        seen[0], seen[1] = now, 0
+        log.warning("OSC %s from %s:%s rejected: %s%s", _cut(msg.address, 80),
+                    msg.sender[0], msg.sender[1], reason[:REPLY_CHARS], more)
 
-    def _param(self, msg: Incoming, node_id: str, name: str) -> None:
-        node = self.executor.nodes.get(node_id)
+    def _param(self, msg: Incoming, run, node_id: str, name: str) -> None:
+        node = run.nodes.get(node_id)
         if node is None:
-            self._reject(msg, f"no node '{node_id}' in the running patch")
+            self._reject(msg, f"no node {shown(node_id, 40)} in the running patch")
+            return
+        decl = node.params.get(name)
+        if decl is None:
+            self._reject(msg, f"{node.type_name} has no param {shown(name, 40)}")
             return
         if not msg.args:
-            value = getattr(node.p, name, None)
-            if name not in node.params:
-                self._reject(msg, f"{node.type_name} has no param '{name}'")
-            else:
-                self.server.reply(msg.sender, encode.message(msg.address, _args_of(value)))
+            self.server.reply(msg.sender, encode.message(msg.address, _args_of(getattr(node.p, name))))
+            return
+        if decl.kind == "outpath":
+            self._reject(msg, f"'{name}' is an output file: only the patch or the command line "
+                              f"set where data is written, never OSC")
             return
         value = msg.args[0] if len(msg.args) == 1 else list(msg.args)
         try:
@@ -66,12 +99,24 @@ class Control:
         except ParamError as exc:
             self._reject(msg, str(exc))
             return
+        new = coerced[name]
+        if decl.kind == "path" and new is not None and new != getattr(node.p, name):
+            folder = node.ctx.patch_dir.resolve()
+            if not Path(node.ctx.resolve_input(new)).resolve().is_relative_to(folder):
+                self._reject(msg, f"{shown(new)} is outside the patch's folder; OSC may only "
+                                  f"name files inside it")
+                return
+        if new == getattr(node.p, name):
+            return
+        outputs = type(node).outputs_for(vars(node.p) | coerced)
+        if decl.restart or list(outputs) != list(node.out):
+            self.rt.reloader.request_params(node_id, coerced)
+            return
+        self.rt.in_domain(node_id, lambda: node.apply_params(coerced))
 
-        def apply() -> None:
-            if node.apply_params(coerced):
-                node.restart()
 
-        self.executor.in_domain(node, apply)
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 def _args_of(value) -> list[encode.Arg]:

@@ -9,9 +9,11 @@ A node type is a subclass of :class:`Node` that declares, as class attributes:
 ``outputs``      name -> :class:`engine.ports.Port`; ``out`` is the default output
 ``variadic``     a Port type for inputs named freely by the patch (recorders, OSC
                  senders), or ``None``
-``domain``       ``"frame"`` (runs once per frame), ``"audio"`` (once per audio hop),
-                 or ``"both"``: ``process`` runs per frame and ``process_audio`` per
-                 hop with the node's event inputs that come from the audio domain, so
+``domain``       ``"control"`` (once per control tick, at the patch's fps: numbers,
+                 events, lights), ``"render"`` (once per drawn frame: GL and image
+                 nodes, as fast as drawing allows), ``"audio"`` (once per audio hop),
+                 or ``"both"``: ``process`` runs per control tick and ``process_audio``
+                 per hop with the node's inputs that come from the audio domain, so
                  such events are handled as soon as their hop is (OSC cues)
 
 and implements the life cycle:
@@ -26,9 +28,13 @@ and implements the life cycle:
 ``files()``            files the node reads, for the file watcher
 
 Inputs and outputs live in two plain dicts, ``self.inp`` and ``self.out``, that the
-executor fills and reads directly; this keeps dispatch close to a hand-written loop.
-An event output holds the events of the current tick only: the executor empties it
+runner fills and reads directly; this keeps dispatch close to a hand-written loop.
+An event output holds the events of the current tick only: the runner empties it
 before each ``process`` call, so a node writes it only when something fires.
+
+``configure`` may be slow (it runs off the hot path on a reload: a model loads, a device
+opens); ``process``, ``params_changed`` and ``restore`` run on the node's domain thread
+or between its ticks and must stay cheap.
 """
 
 from __future__ import annotations
@@ -104,7 +110,7 @@ class Node:
     inputs: ClassVar[dict[str, Port]] = {}
     outputs: ClassVar[dict[str, Port]] = {}
     variadic: ClassVar[Port | None] = None
-    domain: ClassVar[str] = "frame"
+    domain: ClassVar[str] = "control"
     default_output: ClassVar[str] = "out"
     #: Reads media from outside (a file, a device): an offline run ends when every
     #: source reports ``finished``.
@@ -129,7 +135,7 @@ class Node:
                 self.inp[name] = Port(typ).initial()
         self.out: dict[str, Any] = {n: port.initial()
                                     for n, port in self.outputs_for(full).items()}
-        #: For ``domain = "both"``: the inputs the executor fills on the audio thread.
+        #: For ``domain = "both"``: the inputs the runner fills on the audio thread.
         self.audio_inputs: set[str] = set()
 
     # -- life cycle ---------------------------------------------------------------
@@ -216,13 +222,6 @@ class Node:
         value is invalid.
         """
         return self.apply_params(self.validate_params(values))
-
-    def restart(self) -> None:
-        """Configure again after a restart param changed, keeping the running state."""
-        state = self.state()
-        self.close()
-        self.configure()
-        self.restore(state)
 
     @classmethod
     def check(cls, params: dict[str, Any], wired: dict[str, PortType],

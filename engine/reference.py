@@ -21,10 +21,20 @@ def _allowed(p: Param) -> str:
     return p.unit or ""
 
 
+def _domain_text(cls: type[Node]) -> str:
+    from .plan import node_domain
+
+    domain, audio_side = node_domain(cls)
+    text = {"audio": "the audio domain, once per hop",
+            "control": "the control domain, once per control tick (the patch's fps)",
+            "render": "the render domain, once per drawn frame"}[domain]
+    return text + (", and once per hop for its inputs from the audio domain" if audio_side else "")
+
+
 def node_markdown(cls: type[Node], level: int = 2) -> str:
     h = "#" * level
     lines = [f"{h} `{cls.type_name}`", "", cls.description, "",
-             f"Rate domain: {cls.domain}.", ""]
+             f"Runs in: {_domain_text(cls)}.", ""]
     if cls.params:
         lines += ["| param | kind | default | allowed | description |",
                   "| --- | --- | --- | --- | --- |"]

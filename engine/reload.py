@@ -1,4 +1,4 @@
-"""Hot reload: watch the running patch and the files it uses; swap in changes live.
+"""Hot reload: watch the running patch and the files it uses; build changes off the hot path.
 
 The watcher (watchdog) sees saves to the patch, to every file it includes and to every
 file its nodes read (``Node.files()``: sound files, shaders, models).  Editors save in
@@ -6,51 +6,59 @@ odd ways (a temp file renamed over the original, several writes in a burst, the 
 missing for a moment), so a change is acted on only after ``DEBOUNCE`` seconds of
 quiet; a patch that is missing at that point gets up to ``MISSING_GRACE`` more.
 
-On its own thread, the reloader reads and checks the new patch and configures the nodes
-that are new (a model loads here, not on the hot path).  The engine then swaps it in
-between two ticks (:meth:`engine.runtime.Runtime.swap`).  A patch that fails to load
-changes nothing: its errors are logged as ``FILE:LINE:COL: error: ...`` (and so reach
-``/tonegraph/error``), and fixing the file applies it.
+One thread does every change to the running graph, in order: a saved patch (or
+SIGHUP), a param set over OSC that needs set-up, a failing node the fault policy
+restarts.  Each is planned from the running plan (engine/plan.py), and every node that
+is new, replaced or restarted is created and configured here, on this thread, as a new
+object with its predecessor's state (a model loads here, not on the hot path).  Only
+then is the new runner installed (:meth:`engine.runtime.Runtime.install`).  A change
+that fails anywhere changes nothing: its errors are logged as ``FILE:LINE:COL: error:
+...`` (and so reach ``/tonegraph/error``), and fixing the file applies it.  Nothing
+that goes wrong here stops this thread.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
+from collections import deque
 from pathlib import Path
 
-from .errors import NodeError, TonegraphError
-from .executor import Executor
+from .clock import Clock
+from .errors import NodeError, describe, display_path
 from .graph import load_graph
+from .plan import make_plan
 from .registry import Registry
+from .runner import Runner, build, stamp
 
 log = logging.getLogger("tonegraph.reload")
 
 DEBOUNCE = 0.03       # [s] of quiet after the last file event before reloading
 MISSING_GRACE = 1.0   # [s] a patch may be missing mid-save before that is an error
+POLL = 0.2            # [s] the longest the thread sleeps before looking at its stop flag
 
 
 class Reloader:
-    """Builds the next executor off the hot path; the engine picks it up with ``take``."""
+    """Builds the next runner off the hot path and installs it (see the module doc)."""
 
-    def __init__(self, patch: Path, registry: Registry, current: Callable[[], Executor],
-                 sets: list[str] | None = None) -> None:
+    def __init__(self, runtime, patch: Path, registry: Registry, sets: list[str] | None,
+                 clock: Clock) -> None:
+        self.rt = runtime
         self.patch = Path(patch)
         self.registry = registry
-        self.current = current
         self.sets = sets or []
-        self.requested = threading.Event()
-        self.ready: Executor | None = None
+        self.clock = clock
         self.failures = 0
-        self._lock = threading.Lock()
+        self.last_event = 0.0
+        self._file = False                 # a reload of the patch file was asked for
+        self._jobs: deque = deque()        # ("params", id, values) / ("fresh", id)
+        self._wake = threading.Event()
         self._stop = threading.Event()
         self._observer = None
+        self._handler = None
         self._watched: set[Path] = set()
         self._dirs: set[Path] = set()
         self._thread = threading.Thread(target=self._loop, name="tonegraph-reload", daemon=True)
-        self.last_event = 0.0
 
     # -- watching -----------------------------------------------------------------------
 
@@ -67,22 +75,23 @@ class Reloader:
                         return
                     paths = [getattr(event, "src_path", ""), getattr(event, "dest_path", "")]
                     if any(p and Path(p).resolve() in reloader._watched for p in paths):
-                        reloader.last_event = time.monotonic()
-                        reloader.requested.set()
+                        reloader.last_event = reloader.clock.now()
+                        reloader._file = True
+                        reloader._wake.set()
 
             self._handler = Handler()
             self._observer = Observer()
             self._observer.daemon = True
-            self.watch_files(self.current())
+            self.watch_files(self.rt.current)
             self._observer.start()
         self._thread.start()
 
-    def watch_files(self, executor: Executor) -> None:
+    def watch_files(self, runner: Runner) -> None:
         """Watch the patch, its includes and the files its nodes read (their folders,
         so that a file replaced by a rename is seen)."""
-        files = {Path(f).resolve() for f in executor.graph.spec.files}
+        files = {Path(f).resolve() for f in runner.plan.graph.spec.files}
         files.add(self.patch.resolve())
-        for node in executor.nodes.values():
+        for node in runner.nodes.values():
             try:
                 files.update(Path(f).resolve() for f in node.files())
             except Exception:  # a node that cannot name its files is simply not watched
@@ -92,75 +101,125 @@ class Reloader:
             return
         for d in {f.parent for f in files} - self._dirs:
             if d.is_dir():
-                self._observer.schedule(self._handler, str(d), recursive=False)
+                try:
+                    self._observer.schedule(self._handler, str(d), recursive=False)
+                except OSError as exc:  # out of inotify watches: the patch still reloads on SIGHUP
+                    log.warning("cannot watch %s: %s", display_path(d), exc.strerror or exc)
                 self._dirs.add(d)
 
+    # -- requests (any thread) ------------------------------------------------------------
+
     def request(self) -> None:
-        """Reload now (SIGHUP, or a test)."""
+        """Reload the patch now (SIGHUP, or a test)."""
         self.last_event = 0.0
-        self.requested.set()
+        self._file = True
+        self._wake.set()
+
+    def request_params(self, node_id: str, values: dict) -> None:
+        """Set checked param values that need set-up (OSC control): a new object for the
+        node is built here and swapped in."""
+        self._jobs.append(("params", node_id, dict(values)))
+        self._wake.set()
+
+    def request_fresh(self, node_id: str) -> None:
+        """Start a failing node afresh, without its state (the fault policy)."""
+        self._jobs.append(("fresh", node_id))
+        self._wake.set()
 
     # -- building -----------------------------------------------------------------------
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            if not self.requested.wait(0.2):
+            if not self.clock.wait(self._wake, POLL):
                 continue
-            # Debounce: wait for DEBOUNCE seconds without a new file event.
-            while time.monotonic() - self.last_event < DEBOUNCE and not self._stop.is_set():
-                time.sleep(DEBOUNCE / 3)
-            self.requested.clear()
-            grace = time.monotonic() + MISSING_GRACE
-            while not self.patch.exists() and time.monotonic() < grace:
-                time.sleep(0.02)
-            self._build()
+            self._wake.clear()
+            try:
+                self.work()
+            except Exception as exc:  # the last guard: this thread must outlive any save
+                self.failures += 1
+                log.error("reload failed: %s; the running patch keeps running", describe(exc))
 
-    def _build(self) -> None:
-        try:
-            graph, errors = load_graph(self.patch, self.registry, self.sets)
-        except TonegraphError as exc:
-            graph, errors = None, [exc]
+    def work(self) -> None:
+        """Do what was asked for (on the reload thread, or a test's)."""
+        if self._file:
+            # Debounce: wait for DEBOUNCE seconds without a new file event.
+            while self.clock.now() - self.last_event < DEBOUNCE and not self._stop.is_set():
+                self.clock.sleep(DEBOUNCE / 3)
+            self._file = False
+            grace = self.clock.now() + MISSING_GRACE
+            while not self.patch.exists() and self.clock.now() < grace and not self._stop.is_set():
+                self.clock.sleep(0.02)
+            self.reload_file()
+        while self._jobs and not self._stop.is_set():
+            job = self._jobs.popleft()
+            if job[0] == "params":
+                self.set_params(job[1], job[2])
+            else:
+                self.restart_fresh(job[1])
+
+    def reload_file(self) -> bool:
+        """Load, check, plan and build the saved patch, and install it."""
+        started = self.last_event or None
+        graph, errors = load_graph(self.patch, self.registry, self.sets)
         if errors:
             self.failures += 1
             for e in errors:
                 log.error("%s", e)
-            log.error("reload of %s failed: the running patch keeps running", self.patch)
-            return
-        with self._lock:
-            # Always from the running executor: a prepared one that was never swapped in
-            # (a newer save arrived first) is discarded below.
-            previous = self.current()
-            ex = Executor(graph, self.registry, previous.ctx, previous=previous)
-            try:
-                ex.prepare()
-            except NodeError as exc:
-                self.failures += 1
-                log.error("reload of %s failed: %s; the running patch keeps running", self.patch, exc)
-                return
-            if self.ready is not None:
-                _discard(self.ready)
-            self.ready = ex
+            log.error("reload of %s failed: the running patch keeps running", display_path(self.patch))
+            return False
+        current = self.rt.current
+        plan = make_plan(graph, self.registry, current.plan, fps=self.rt.pinned_fps,
+                         stale=stale(current))
+        return self._install(plan, f"reload of {display_path(self.patch)}",
+                             f"reloaded {self.patch.name}", started)
 
-    def take(self) -> Executor | None:
-        """The engine thread: the prepared executor, if a reload is waiting."""
-        if self.ready is None:
-            return None
-        with self._lock:
-            ex, self.ready = self.ready, None
-        return ex
+    def set_params(self, node_id: str, values: dict) -> bool:
+        current = self.rt.current
+        if node_id not in current.nodes:
+            log.error("OSC: node '%s' is gone; its params were not set", node_id)
+            return False
+        overrides = {k: dict(v) for k, v in current.plan.overrides.items()}
+        overrides.setdefault(node_id, {}).update(values)
+        plan = make_plan(current.plan.graph, self.registry, current.plan, fps=self.rt.pinned_fps,
+                         overrides=overrides)
+        names = ", ".join(f"{node_id}.{k}" for k in values)
+        return self._install(plan, f"setting {names}", f"set {names}")
+
+    def restart_fresh(self, node_id: str) -> bool:
+        current = self.rt.current
+        if node_id not in current.nodes:
+            return False
+        plan = make_plan(current.plan.graph, self.registry, current.plan, fps=self.rt.pinned_fps,
+                         overrides=current.plan.overrides, fresh={node_id})
+        return self._install(plan, f"restart of node '{node_id}'", f"restarted '{node_id}' afresh")
+
+    def _install(self, plan, what: str, done: str, started: float | None = None) -> bool:
+        from .runtime import rebuild_context
+
+        current = self.rt.current
+        try:
+            new = build(plan, self.registry, rebuild_context(current.ctx, plan), current,
+                        faults=self.rt.policy)
+        except NodeError as exc:
+            self.failures += 1
+            log.error("%s failed: %s; the running patch keeps running", what, exc)
+            return False
+        self.rt.install(new, done, started)
+        self.watch_files(new)
+        return True
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         if self._observer is not None:
             self._observer.stop()
-        if self.ready is not None:
-            _discard(self.ready)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
 
 
-def _discard(ex: Executor) -> None:
-    """Close the nodes a prepared executor created (it never ran)."""
-    for nid in ex.fresh:
-        try:
-            ex.nodes[nid].close()
-        except Exception:
-            pass
+def stale(runner: Runner) -> set[str]:
+    """Nodes whose files changed on disk since they were set up (a model saved anew);
+    nodes that follow their own files (a shader keeping its last good program) never
+    are."""
+    return {nid for nid, node in runner.nodes.items()
+            if not node.follows_files and stamp(node) != runner.stamps.get(nid, {})}

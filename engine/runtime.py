@@ -1,28 +1,49 @@
-"""Running a graph: the frame loop on a real-time or virtual clock, and the audio domain.
+"""Running a plan: three clocks on one source of time, and one handle to swap.
 
-Offline, frame ``k`` (at ``k / fps``) runs after every audio hop that ended by then, so
-identical input gives identical output.  In real time the frame clock paces the frame
-loop on this thread while :class:`engine.audio.AudioDriver` runs the audio hops on its
-own, paced by the input device.
+In real time each domain runs on its own thread and its own clock:
+
+* **audio** (engine/audio.py): hop by hop, paced by the input device (or the wall clock
+  when there is none), so an onset leaves as soon as its hop is processed;
+* **control** (this thread): numbers, events, lights and OSC at the patch's ``fps`` on
+  absolute deadlines; it never waits on pictures, so a light cue keeps its rate when
+  drawing is slow;
+* **render**: GL and image nodes, as fast as drawing allows up to ``fps``, dropping
+  frames when late and reading the latest control values.
+
+All of them, the reloader and the fault policy take their time from one injected
+:class:`engine.clock.Clock`.  The running graph is one object, :attr:`Runtime.current`
+(a :class:`engine.runner.Runner`); a reload builds the next one whole, off the hot
+path, and :meth:`Runtime.install` swaps the handle.  Each domain takes the new runner
+over at its next tick; only when all have, the nodes it no longer runs are closed, off
+the hot path (GL nodes on the render thread, where their context lives).
+
+Offline, frame ``k`` (at ``k / fps``) runs after every audio hop that ended by then,
+then its control tick, then its render tick, so identical input gives identical output.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
+from typing import Callable
 
-from .audio import AudioDriver
-from .clock import FrameClock
-from .control import Control
-from .systemd import Watchdog, notify
-from .executor import Executor
+from .clock import SYSTEM, Clock, TickClock
+from .errors import describe
 from .graph import Graph
-from .node import Context, Tick
+from .node import Context, Node, Tick
+from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, make_plan
 from .registry import Registry
+from .runner import FaultPolicy, Runner, build, close_quietly, retired
+from .systemd import Watchdog, notify
 
 log = logging.getLogger("tonegraph.runtime")
+
+#: [s] a swap waits at most this long for every running domain to take the new runner
+#: over before it closes the nodes that are gone.
+ENTER_TIMEOUT = 10.0
 
 
 @dataclass
@@ -46,55 +67,86 @@ class RunReport:
     media_time: float
     wall_time: float
     reason: str
+    renders: int = 0
+    skipped_renders: int = 0
 
     def summary(self) -> str:
-        return (f"stopped ({self.reason}): {self.frames} frames, {self.hops} audio hops, "
-                f"{self.media_time:.2f} s media time in {self.wall_time:.2f} s, "
-                f"{self.skipped_frames} skipped frames, {self.faults} node faults")
+        drawn = f", {self.renders} frames drawn" if self.renders else ""
+        return (f"stopped ({self.reason}): {self.frames} control ticks{drawn}, {self.hops} audio "
+                f"hops, {self.media_time:.2f} s media time in {self.wall_time:.2f} s, "
+                f"{self.skipped_frames} skipped ticks, {self.faults} node faults")
 
 
 class Runtime:
-    """Owns an executor and a clock and runs them until told to stop."""
+    """Owns the running plan and the threads that run it, until told to stop."""
 
     def __init__(self, graph: Graph, registry: Registry, *, offline: bool = False,
                  headless: bool = True, duration: float | None = None, fps: float | None = None,
-                 time_fn: Callable[[], float] = time.perf_counter,
-                 sleep_fn: Callable[[float], None] = time.sleep,
-                 osc: OscOptions | None = None, watch: bool = False,
-                 sets: list[str] | None = None) -> None:
-        spec = graph.spec
+                 clock: Clock = SYSTEM, osc: OscOptions | None = None, watch: bool = False,
+                 sets: list[str] | None = None, batching: bool = True) -> None:
         self.osc = osc
         self.watch = watch
         self.sets = sets or []
         self.registry = registry
+        self.clock = clock
+        self.offline = offline
+        self.duration = duration
+        #: ``run --fps``: pins the control rate whatever the patch's header says.
+        self.pinned_fps = fps
+        plan = make_plan(graph, registry, fps=fps, batching=batching)
+        self.ctx = graph.spec.context(offline=offline, headless=headless)
+        self.ctx.fps = plan.header.fps
+        self.policy = FaultPolicy(clock)
+        #: The one handle every domain, OSC control, OSCQuery and the watcher read.
+        self.current: Runner = build(plan, registry, self.ctx, faults=self.policy, configure=False)
+        self.control_clock = TickClock(plan.header.fps, clock)
+        #: Work for a domain's thread, run before its next tick (params of its nodes).
+        self.tasks: dict[str, deque] = {d: deque() for d in DOMAINS}
         self.reloader = None
         self.reloads = 0
         self.swap_times: list[float] = []   # [s] from the file event to the new graph running
-        #: When a list, each real-time tick's work time [s] is appended (benchmarks).
+        #: When a list, each real-time control tick's work time [s] is appended (benchmarks).
         self.tick_record: list[float] | None = None
-        #: perf_counter when the last swap completed (benchmarks).
+        #: Clock time when the last swap happened (benchmarks).
         self.swapped_at = 0.0
-        self.fps = float(fps or spec.fps)
-        self.ctx = spec.context(offline=offline, headless=headless)
-        self.ctx.fps = self.fps
-        self.graph = graph
-        self.executor = Executor(graph, registry, self.ctx)
-        self.duration = duration
-        self.offline = offline
-        self.clock = FrameClock(self.fps, time_fn, sleep_fn)
-        self._time_fn = time_fn
-        self.hop_period = spec.hop / spec.samplerate
+        self.t0 = 0.0
         self.hops = 0
         self.frames = 0
-        self.driver: AudioDriver | None = None
-        self.control: Control | None = None
+        self.renders = 0
+        self.driver = None
+        self.render_clock: TickClock | None = None
+        self._render_thread: threading.Thread | None = None
+        self._render_stop = threading.Event()
+        self._render_retire: deque[Node] = deque()
+        self._install_lock = threading.Lock()
+        self.control = None
         self.server = None
         self.query = None
         self.reporter = None
 
     @property
+    def runner(self) -> Runner:
+        return self.current
+
+    @property
+    def plan(self) -> Plan:
+        return self.current.plan
+
+    @property
+    def graph(self) -> Graph:
+        return self.current.plan.graph
+
+    @property
+    def fps(self) -> float:
+        return self.current.plan.header.fps
+
+    @property
+    def hop_period(self) -> float:
+        return self.current.ctx.hop / self.current.ctx.samplerate
+
+    @property
     def sources(self) -> list:
-        return [n for n in self.executor.nodes.values() if n.is_source]
+        return self.current.sources
 
     def request_reload(self) -> None:
         """Reload the patch from disk (SIGHUP); safe from signal handlers."""
@@ -102,39 +154,44 @@ class Runtime:
             self.reloader.request()
 
     def request_stop(self) -> None:
-        """Ask the loop to stop after the current tick (safe from signal handlers)."""
+        """Ask the loops to stop after their current tick (safe from signal handlers)."""
         self.ctx.stop.set()
 
+    # -- real time ------------------------------------------------------------------------
+
     def run(self) -> RunReport:
-        ex = self.executor
+        runner = self.current
         self.ctx.clock_origin = time.time()  # media time 0, for OSC timetags
-        if not ex.configured:
-            ex.configure()
+        if not runner.configured:
+            runner.configure()
         if self.offline:
             return self._run_offline()
-        sources = self.sources
-        wall0 = self._time_fn()
-        driver = None
-        if ex.has_audio and not self.offline:
-            driver = AudioDriver(ex, self.ctx, self._time_fn)
-            self.driver = driver
-        self._start_osc()
         from .reload import Reloader
 
-        self.reloader = Reloader(self.graph.spec.path, self.registry, lambda: self.executor,
-                                 self.sets)
+        wall0 = self.clock.now()
+        self.t0 = wall0
+        self.control_clock.start(self.t0)
+        self._start_osc()
+        self.reloader = Reloader(self, self.graph.spec.path, self.registry, self.sets, self.clock)
+        self.policy.on_restart = self.reloader.request_fresh
         self.reloader.start(watch=self.watch)
-        self.clock.start()
-        if driver:
-            driver.start()
+        self._start_domains(runner)
         reason = "stop requested"
         t = 0.0
-        control, reporter = self.control, self.reporter
+        reporter = self.reporter
         watchdog = Watchdog()
+        cc = self.control_clock
+        entered = None
+        sources: list = []
         notify(f"READY=1\nSTATUS=running {self.graph.name}")
         try:
             while not self.ctx.stop.is_set():
-                tick = self.clock.next()
+                tick = cc.next()
+                run = self.current
+                if run is not entered:
+                    run.enter(CONTROL)
+                    entered, sources = run, run.sources
+                    cc.retime(run.plan.header.fps)
                 t = tick.t
                 if self.duration is not None and t >= self.duration - 1e-9:
                     reason = "duration reached"
@@ -142,68 +199,134 @@ class Runtime:
                 if sources and all(s.finished for s in sources):
                     reason = "sources ended"
                     break
-                work0 = time.perf_counter()
-                if self.reloader.ready is not None:
-                    self.swap()
-                    ex = self.executor
-                if control is not None:
-                    control.apply()
-                ex.frame(tick)
+                work0 = self.clock.now()
+                if self.control is not None:
+                    self.control.apply()
+                if self.tasks[CONTROL]:
+                    run_tasks(self.tasks[CONTROL])
+                run.control(tick)
                 self.frames += 1
                 if self.tick_record is not None:
-                    self.tick_record.append(time.perf_counter() - work0)
+                    self.tick_record.append(self.clock.now() - work0)
                 if reporter is not None:
                     reporter.beat()
                 watchdog.ping()
         finally:
             notify("STOPPING=1")
+            self.ctx.stop.set()
             self.reloader.stop()
-            if driver:
-                driver.stop()
-                self.hops = driver.hops
+            self._stop_render()
+            if self.driver is not None:
+                self.driver.stop()
+                self.hops = self.driver.hops
             self._stop_osc()
-            self.executor.close()
-        return RunReport(self.frames, self.hops, self.clock.skipped, self.clock.late_frames,
-                         ex.fault_count(), t, self._time_fn() - wall0, reason)
+            self.current.close((AUDIO, CONTROL) if self._render_thread else DOMAINS)
+        rc = self.render_clock
+        return RunReport(self.frames, self.hops, cc.skipped, cc.late_frames,
+                         self.current.fault_count(), t, self.clock.now() - wall0, reason,
+                         self.renders, rc.skipped if rc else 0)
 
-    def swap(self) -> None:
-        """Between two ticks: put the reloader's prepared executor in charge."""
-        new = self.reloader.take()
-        if new is None:
-            return
-        t0 = time.perf_counter()
-        notify("RELOADING=1")
-        old = self.executor
-        driver = self.driver
-        if driver is not None:
-            with driver.lock:  # the audio thread waits at most for this swap
-                restarted = new.adopt()
-                driver.use(new)
+    def _start_domains(self, runner: Runner) -> None:
+        """Start the audio and render threads a runner needs that are not running yet
+        (a reload may add the first audio or GL node to a running patch)."""
+        if runner.has_audio and self.driver is None:
+            from .audio import AudioDriver
+
+            self.driver = AudioDriver(self)
+            self.driver.start()
+        if runner.has_render and self._render_thread is None:
+            self.render_clock = TickClock(runner.plan.header.fps, self.clock)
+            self._render_thread = threading.Thread(target=self._render_loop, name="tonegraph-render",
+                                                   daemon=True)
+            self._render_thread.start()
+
+    def _render_loop(self) -> None:
+        rc = self.render_clock
+        assert rc is not None
+        rc.start(self.t0)
+        entered = None
+        try:
+            while not (self._render_stop.is_set() or self.ctx.stop.is_set()):
+                run = self.current
+                if run is not entered:
+                    run.enter(RENDER)
+                    entered = run
+                    rc.retime(run.plan.header.fps)
+                while self._render_retire:
+                    close_quietly(self._render_retire.popleft())
+                if not run.has_render:
+                    self.clock.wait(self._render_stop, 0.05)
+                    continue
+                tick = rc.next()
+                if self.tasks[RENDER]:
+                    run_tasks(self.tasks[RENDER])
+                run.render(tick)
+                self.renders += 1
+        finally:
+            # GL objects belong to this thread's context: they are freed here.
+            while self._render_retire:
+                close_quietly(self._render_retire.popleft())
+            self.current.close((RENDER,))
+
+    def _stop_render(self) -> None:
+        self._render_stop.set()
+        if self._render_thread is not None:
+            self._render_thread.join(timeout=10)
+
+    def in_domain(self, node_id: str, fn: Callable[[], None]) -> None:
+        """Run ``fn`` where node ``node_id`` runs: now when that is this thread (the
+        control domain) or a domain with no thread, else before that domain's next tick."""
+        domain = self.current.domain_of(node_id)
+        running = {AUDIO: self.driver is not None, RENDER: self._render_thread is not None}
+        if domain != CONTROL and running.get(domain):
+            self.tasks[domain].append(fn)
         else:
-            restarted = new.adopt()
-        self.executor = new
-        if self.control is not None:
-            self.control.use(new)
-        if self.query is not None:
-            self.query.nodes = new.nodes
-        self.reloader.watch_files(new)
-        done = time.perf_counter()
-        self.swapped_at = done
-        if self.reloader.last_event:
-            self.swap_times.append(time.monotonic() - self.reloader.last_event)
-        self.reloads += 1
-        notify(f"READY=1\nSTATUS=running {new.graph.name}")
-        new.restart_after = old.restart_after
-        kept = len(set(new.nodes) - new.fresh)
-        removed = len(set(old.nodes) - set(new.nodes))
-        log.info("reloaded %s in %.1f ms: %d nodes kept, %d new, %d removed%s",
-                 self.graph.spec.path.name, (done - t0) * 1e3, kept, len(new.fresh), removed,
-                 f", restarted {', '.join(restarted)}" if restarted else "")
-        self.graph = new.graph
+            fn()
+
+    # -- swapping -------------------------------------------------------------------------
+
+    def install(self, new: Runner, why: str, started: float | None = None) -> None:
+        """Put ``new`` in charge (the reload thread calls this; ``new`` is built and set
+        up).  The swap is one assignment: each domain takes ``new`` over at its next
+        tick.  Once all have, the nodes ``new`` no longer runs are closed here, off the
+        hot path, or on the render thread for GL nodes."""
+        with self._install_lock:
+            t0 = self.clock.now()
+            old = self.current
+            notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+            self.current = new                       # the swap
+            self.swapped_at = self.clock.now()
+            if started is not None:
+                self.swap_times.append(self.swapped_at - started)
+            self._start_domains(new)
+            running = [CONTROL]
+            if self.driver is not None:
+                running.append(AUDIO)
+            if self._render_thread is not None:
+                running.append(RENDER)
+            deadline = self.clock.now() + ENTER_TIMEOUT
+            for domain in running:
+                while not new.entered[domain].is_set() and not self.ctx.stop.is_set():
+                    if self.clock.wait(new.entered[domain], 0.05):
+                        break
+                    if self.clock.now() > deadline:
+                        log.warning("the %s domain did not take the new patch over within %g s",
+                                    domain, ENTER_TIMEOUT)
+                        break
+            for node in retired(old, new):
+                if old.domain_of(node.id) == RENDER and self._render_thread is not None:
+                    self._render_retire.append(node)
+                else:
+                    close_quietly(node)
+            self.reloads += 1
+            notify(f"READY=1\nSTATUS=running {new.plan.name}")
+            log.info("%s in %.1f ms: %s", why, (self.clock.now() - t0) * 1e3,
+                     new.plan.diff.summary())
 
     # -- OSC: listener, OSCQuery, status ------------------------------------------------
 
     def _start_osc(self) -> None:
+        from .control import Control
         from .osc.query import OscQueryServer
         from .osc.server import OscServer
         from .osc.status import StatusReporter
@@ -221,11 +344,11 @@ class Runtime:
                             opts.host, opts.port, exc.strerror or exc)
             else:
                 self.server = server
-                self.control = Control(self.executor, server)
+                self.control = Control(self, server)
                 qport = opts.query_port if opts.query_port is not None else (
                     server.port + 1 if opts.port else 0)
-                query = OscQueryServer(self.executor.nodes, self.graph.name, opts.host, server.port,
-                                       opts.host, qport)
+                query = OscQueryServer(lambda: self.current.nodes, self.graph.name, opts.host,
+                                       server.port, opts.host, qport)
                 try:
                     query.start()
                     self.query = query
@@ -238,22 +361,23 @@ class Runtime:
             host, port = parse_destination(opts.status_to)
             dest = self.ctx.osc.acquire(host, port)
             self._status_dest = dest
-            self._started = time.monotonic()
+            self._started = self.clock.now()
             self._beat_frames = (self._started, 0)
-            self.reporter = StatusReporter(dest, opts.status_interval, self._status)
+            self.reporter = StatusReporter(dest, opts.status_interval, self._status, self.clock)
             logging.getLogger("tonegraph").addHandler(self.reporter)
 
     def _status(self) -> list:
-        now = time.monotonic()
+        now = self.clock.now()
         t0, f0 = self._beat_frames
         fps = (self.frames - f0) / (now - t0) if now > t0 else 0.0
         self._beat_frames = (now, self.frames)
-        ex = self.executor
-        overflows = sum(getattr(n, "overflows", 0) for n in ex.nodes.values())
+        run = self.current
+        overflows = sum(getattr(n, "overflows", 0) for n in run.nodes.values())
         dropped = (self.server.malformed + self.server.oversized) if self.server else 0
-        return [("f", now - self._started), ("f", fps), ("i", self.clock.late_frames),
-                ("i", self.clock.skipped), ("i", overflows), ("i", len(ex.faults)),
-                ("i", ex.fault_count()), ("i", dropped)]
+        cc = self.control_clock
+        return [("f", now - self._started), ("f", fps), ("i", cc.late_frames),
+                ("i", cc.skipped), ("i", overflows), ("i", len(run.faults)),
+                ("i", run.fault_count()), ("i", dropped)]
 
     def _stop_osc(self) -> None:
         if self.reporter is not None:
@@ -264,23 +388,26 @@ class Runtime:
         if self.server is not None:
             self.server.stop()
 
+    # -- offline --------------------------------------------------------------------------
+
     def _run_offline(self) -> RunReport:
         """The virtual clock, inlined: offline runs are how files are analysed and
         videos rendered, so the loop itself must cost next to nothing per frame.  One
         Tick per domain is reused (nodes read a tick only during the call)."""
-        ex = self.executor
-        frame, hop = ex.frame, ex.audio_hop
+        run = self.current
+        frame, hop = run.frame, run.audio_hop
         sources = self.sources
         stop = self.ctx.stop
         period, hp = 1.0 / self.fps, self.hop_period
         end = self.duration - 1e-9 if self.duration is not None else float("inf")
-        has_audio = ex.has_audio
+        has_audio = run.has_audio
+        tasks = self.tasks
         ftick, htick = Tick(0.0, 0.0, 0), Tick(0.0, hp, 0)
         n = self.hops
         k = 0
         t = 0.0
         reason = "stop requested"
-        wall0 = self._time_fn()
+        wall0 = self.clock.now()
         try:
             while True:
                 if not k & 63 and stop.is_set():
@@ -291,8 +418,8 @@ class Runtime:
                     break
                 if has_audio and (n + 1) * hp <= t + 1e-9:
                     # Frame k sees every hop that ended by its time.
-                    if ex.audio_tasks:
-                        ex.run_audio_tasks()
+                    if tasks[AUDIO]:
+                        run_tasks(tasks[AUDIO])
                     while (n + 1) * hp <= t + 1e-9:
                         htick.t, htick.index = n * hp, n
                         hop(htick)
@@ -300,6 +427,9 @@ class Runtime:
                     if sources and all([s.finished for s in sources]):
                         reason = "sources ended"
                         break
+                if tasks[CONTROL] or tasks[RENDER]:
+                    run_tasks(tasks[CONTROL])
+                    run_tasks(tasks[RENDER])
                 ftick.t, ftick.index = t, k
                 frame(ftick)
                 if k == 0:
@@ -307,6 +437,25 @@ class Runtime:
                 k += 1
         finally:
             self.hops, self.frames = n, k
-            ex.close()
-        return RunReport(k, n, 0, 0, ex.fault_count(), t, self._time_fn() - wall0, reason)
+            run.close()
+        return RunReport(k, n, 0, 0, run.fault_count(), t, self.clock.now() - wall0, reason,
+                         k if run.has_render else 0)
 
+
+def run_tasks(tasks: deque) -> None:
+    """Run queued work for a domain, between two of its ticks."""
+    while tasks:
+        task = tasks.popleft()
+        try:
+            task()
+        except Exception as exc:  # a task must never stop a domain's thread
+            log.error("a live change failed: %s", describe(exc))
+
+
+def rebuild_context(ctx: Context, plan: Plan) -> Context:
+    """The context a plan runs with: ``ctx`` itself when the rates are the same, else a
+    copy with the new ones (sharing the stop flag, OSC destinations and canvas)."""
+    h = plan.header
+    if (ctx.fps, ctx.samplerate, ctx.hop) == (h.fps, h.samplerate, h.hop):
+        return ctx
+    return replace(ctx, fps=h.fps, samplerate=h.samplerate, hop=h.hop)

@@ -42,6 +42,15 @@ def load_ok(path: Path, registry: Registry):
     return graph
 
 
+def make_runner(graph, registry: Registry, batching: bool = True):
+    """A graph's runner, configured on an offline context, for a test to tick by hand."""
+    from engine.plan import make_plan
+    from engine.runner import build
+
+    return build(make_plan(graph, registry, batching=batching), registry,
+                 graph.spec.context(offline=True))
+
+
 def run_offline(path: Path, registry: Registry, duration: float, **kw) -> Runtime:
     graph = load_ok(path, registry)
     rt = Runtime(graph, registry, offline=True, duration=duration, **kw)

@@ -21,5 +21,5 @@ def test_one_example_per_profile():
 def test_example_runs_with_no_receiver(path: Path, registry):
     rt = run_offline(path, registry, duration=2.0)
     assert rt.report.faults == 0
-    outs = [n for n in rt.executor.nodes.values() if n.type_name == "osc.out"]
+    outs = [n for n in rt.runner.nodes.values() if n.type_name == "osc.out"]
     assert outs and all(n.sent > 0 for n in outs)

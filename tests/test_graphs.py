@@ -20,7 +20,7 @@ def test_graph_runs_offline(path: Path, registry, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)   # recorders write relative to the working directory
     rt = run_offline(path, registry, duration=3.0)
     assert rt.report.frames == int(3.0 * rt.fps)
-    assert rt.report.faults == 0, rt.executor.faults
+    assert rt.report.faults == 0, rt.runner.faults
 
 
 def test_demo_hears_the_groove_and_prints_cues(registry, tmp_path, monkeypatch, capsys):

@@ -29,9 +29,9 @@ def run_patch(name, registry, duration, sets=(), size=(160, 90), **kw):
     assert not errors, errors
     rt = Runtime(graph, registry, offline=True, duration=duration, **kw)
     frames = []
-    rt.executor.nodes["out"].sink = lambda px: frames.append(px.copy())
+    rt.runner.nodes["out"].sink = lambda px: frames.append(px.copy())
     rt.report = rt.run()
-    assert rt.report.faults == 0, rt.executor.faults
+    assert rt.report.faults == 0, rt.runner.faults
     return np.array(frames, dtype=np.float32), rt
 
 
@@ -113,7 +113,7 @@ def test_seed_003_analyze_maps_the_song_and_live_chunks_land_near_themselves(reg
     log = tmp_path / "chunks.jsonl"
     _, rt = run_patch("seed-003-machines-see-music.yaml", registry, 30.0,
                       [f"map.map={json.dumps(str(tmp_path / 'map.json'))}", f"log.path={json.dumps(str(log))}"])
-    node = rt.executor.nodes["map"]
+    node = rt.runner.nodes["map"]
     assert node.out["nearest"] > 20                                  # it followed the song to the end
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     events = [r for r in rows if r["name"] == "chunk"]
@@ -153,7 +153,7 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
     assert not errors, errors
     rt = Runtime(graph, registry, duration=60, headless=True, osc=OscOptions(port=0, query_port=0))
     frames: list = []
-    rt.executor.nodes["out"].sink = lambda px: frames.append(px.copy())
+    rt.runner.nodes["out"].sink = lambda px: frames.append(px.copy())
     th = threading.Thread(target=rt.run, daemon=True)
     th.start()
     try:
@@ -171,7 +171,7 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
         after = np.array(frames[-30:], dtype=np.float32).mean(axis=0)
         spot = (slice(40, 50), slice(115, 125))                     # around x 0.75, y 0.5
         assert after[spot].mean() > before[spot].mean() + 20
-        assert rt.executor.fault_count() == 0
+        assert rt.runner.fault_count() == 0
     finally:
         rt.request_stop()
         th.join(15)

@@ -68,7 +68,7 @@ def run_soak(tmp_path, write_patch, seconds: float, offline: bool):
     every = max(1.0, seconds / 50)
     path = write_patch(full_patch(tmp_path, sink.getsockname()[1], every))
     rt = Runtime(load_ok(path, reg), reg, offline=offline, duration=seconds)
-    probe = rt.executor.nodes["probe"]
+    probe = rt.runner.nodes["probe"]
     report = rt.run()
     sink.close()
     return report, probe.samples

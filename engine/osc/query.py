@@ -3,6 +3,12 @@
 TouchOSC, Chataigne and ossia score discover every param under
 ``/tonegraph/<node>/<param>`` with its TYPE, VALUE, RANGE, DESCRIPTION and ACCESS, and
 then set them over OSC at the engine's UDP port.  ``?HOST_INFO`` tells them that port.
+Output files are listed read-only (ACCESS 1): OSC never sets them.
+
+The server answers each client on a thread of its own, at most ``MAX_CLIENTS`` at once
+(more are turned away at once), and gives up on a client that sends nothing for
+``READ_TIMEOUT`` seconds, so half-open connections cannot pile threads up; a client
+that goes away mid-answer is not an error.
 """
 
 from __future__ import annotations
@@ -10,12 +16,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 from ..params import Param
 
 log = logging.getLogger("tonegraph.oscquery")
+
+MAX_CLIENTS = 16     # connections served at once
+READ_TIMEOUT = 5.0   # [s] a client may stay silent before it is dropped
 
 TYPES = {"float": "f", "int": "i", "bool": "T", "choice": "s", "str": "s", "path": "s",
          "outpath": "s", "expr": "s"}
@@ -29,7 +39,7 @@ def _leaf(path: str, p: Param, value) -> dict | None:
         typ, vals = TYPES[p.kind], [value]
     else:
         return None  # mappings and lists are set in the patch, not over OSC
-    node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 3,
+    node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 1 if p.kind == "outpath" else 3,
             "DESCRIPTION": p.description + (f" [{p.unit}]" if p.unit else "")}
     if p.kind == "choice":
         node["RANGE"] = [{"VALS": list(p.choices)}]
@@ -65,9 +75,39 @@ def find(root: dict, path: str) -> dict | None:
     return node
 
 
+class _Server(ThreadingHTTPServer):
+    """A thread per client, at most MAX_CLIENTS of them; quiet about clients that leave."""
+
+    daemon_threads = True
+
+    def __init__(self, *args, **kw) -> None:
+        super().__init__(*args, **kw)
+        self.slots = threading.BoundedSemaphore(MAX_CLIENTS)
+
+    def process_request(self, request, client_address) -> None:
+        if not self.slots.acquire(blocking=False):
+            self.shutdown_request(request)     # busy: this client may try again
+            return
+        try:
+            super().process_request(request, client_address)
+        except Exception:
+            self.slots.release()
+            raise
+
+    def process_request_thread(self, request, client_address) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self.slots.release()
+
+    def handle_error(self, request, client_address) -> None:
+        log.debug("OSCQuery client %s:%s: connection ended early", *client_address[:2])
+
+
 class OscQueryServer:
-    def __init__(self, nodes: dict, name: str, osc_host: str, osc_port: int,
+    def __init__(self, nodes: Callable[[], dict], name: str, osc_host: str, osc_port: int,
                  host: str = "127.0.0.1", port: int = 0) -> None:
+        """``nodes`` gives the running graph's nodes (id -> node) when asked."""
         self.nodes, self.name, self.osc_host, self.osc_port = nodes, name, osc_host, osc_port
         self.host, self.requested_port, self.port = host, port, 0
         self._httpd: ThreadingHTTPServer | None = None
@@ -82,11 +122,13 @@ class OscQueryServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            timeout = READ_TIMEOUT
+
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 url = urlparse(self.path)
                 if url.query == "HOST_INFO":
                     return self._json(server.host_info())
-                node = find(tree(server.nodes), url.path)
+                node = find(tree(server.nodes()), url.path)
                 if node is None:
                     return self._json({"error": f"no such path {url.path}"}, 404)
                 if url.query and url.query in node:
@@ -104,7 +146,7 @@ class OscQueryServer:
             def log_message(self, fmt, *args) -> None:  # quiet: no line per request
                 pass
 
-        self._httpd = ThreadingHTTPServer((self.host, self.requested_port), Handler)
+        self._httpd = _Server((self.host, self.requested_port), Handler)
         self.port = self._httpd.server_address[1]
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="oscquery").start()
 

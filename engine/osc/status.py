@@ -10,9 +10,9 @@ as one string (at most 20 a second, so a storm cannot flood the receiver).
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 
+from ..clock import SYSTEM, Clock
 from . import encode
 from .transport import Destination
 
@@ -20,22 +20,23 @@ ERRORS_PER_SECOND = 20
 
 
 class StatusReporter(logging.Handler):
-    def __init__(self, dest: Destination, interval: float, stats: Callable[[], list]) -> None:
+    def __init__(self, dest: Destination, interval: float, stats: Callable[[], list],
+                 clock: Clock = SYSTEM) -> None:
         super().__init__(level=logging.WARNING)
-        self.dest, self.interval, self.stats = dest, interval, stats
+        self.dest, self.interval, self.stats, self.clock = dest, interval, stats, clock
         self.next_beat = 0.0
         self.window_start = 0.0
         self.errors_in_window = 0
 
     def beat(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
+        now = self.clock.now() if now is None else now
         if now < self.next_beat:
             return
         self.next_beat = now + self.interval
         self.dest.send(encode.message("/tonegraph/status", self.stats()))
 
     def emit(self, record: logging.LogRecord) -> None:  # logging.Handler
-        now = time.monotonic()
+        now = self.clock.now()
         if now - self.window_start >= 1.0:
             self.window_start, self.errors_in_window = now, 0
         if self.errors_in_window >= ERRORS_PER_SECOND:

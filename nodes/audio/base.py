@@ -15,8 +15,9 @@ from .dsp import mono
 class Analyzer(Node):
     """An audio-domain node that reads one ``audio`` input, mixed to mono, per hop.
 
-    ``self.t_start`` is the media time at which the node was configured: aubio objects
-    count samples from their creation, so event times are ``t_start + samples / rate``.
+    aubio objects count samples from their creation; :meth:`time_of` turns such a
+    count into media time relative to the current hop, so events keep their place when
+    media time re-anchors (after a stall, see engine/audio.py).
     """
 
     domain: ClassVar[str] = "audio"
@@ -33,14 +34,18 @@ class Analyzer(Node):
         return []
 
     def configure(self) -> None:
-        self.t_start: float | None = None
+        #: Samples fed to the analysis before the current hop.
+        self.fed = 0
         self.setup()
 
     def setup(self) -> None:
         """Create the analysis objects (aubio, buffers) from ``self.p`` and ``self.ctx``."""
 
     def samples(self, tick: Tick) -> np.ndarray:
-        if self.t_start is None:
-            self.t_start = tick.t
         return mono(self.inp["audio"], self.ctx.hop)
+
+    def time_of(self, tick: Tick, sample: float) -> float:
+        """Media time of ``sample`` (counted from the analysis' start), given that the
+        current hop (at ``tick.t``) begins at sample ``self.fed``."""
+        return tick.t + (sample - self.fed) / self.ctx.samplerate
 

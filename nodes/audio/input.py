@@ -5,6 +5,11 @@ callback only copies each block into a pipe.  The engine's audio thread blocks i
 :meth:`AudioInput.wait_hop` until a hop of samples has arrived, then runs the audio
 nodes, so the device's clock paces the audio domain.
 
+Sound that piles up while the engine cannot take it (the process was stopped, the
+machine stalled) is stale for a live show: beyond ``BACKLOG`` seconds of it, the oldest
+is dropped, reported once per episode, and the engine plays on from the newest hop
+(media time re-anchors, see engine/audio.py).
+
 A device that is missing, busy, refuses the samplerate, or stops delivering (unplugged,
 JACK server gone) is reported once; the node then outputs silence and starts a new
 device host every ``retry`` seconds, matching the device by name, and resumes on its
@@ -34,6 +39,7 @@ log = logging.getLogger("tonegraph.audio.input")
 
 START_WAIT = 5.0  # [s] configure waits this long for the first device report
 REPORT_EVERY = 10.0  # [s] between two reports of a growing overflow count
+BACKLOG = 0.2  # [s] of received sound beyond which the oldest is dropped as stale
 
 
 class AudioInput(Node):
@@ -85,6 +91,10 @@ class AudioInput(Node):
         self.arrival = 0.0       # perf_counter at which the newest block was handed over
         self.overflows_reported = 0
         self.next_overflow_report = 0.0
+        hop = self.ctx.hop
+        self.backlog = max(4 * hop, 2 * (self.p.blocksize or hop), int(BACKLOG * self.ctx.samplerate))
+        self.stale_frames = 0
+        self.next_stale_report = 0.0
         if self.ctx.offline:
             log.warning("node '%s': audio.input hears nothing on the offline clock; use "
                         "audio.file to analyse a recording", self.id)
@@ -184,6 +194,21 @@ class AudioInput(Node):
             elif kind == devhost.ERROR:
                 self._down(f"unavailable: {payload.decode()}")
                 return
+        if self.pending_frames > self.backlog:
+            self._drop_stale()
+
+    def _drop_stale(self) -> None:
+        """Keep the newest hop of a backlog that built up while the engine stood still."""
+        data = np.concatenate(self.pending)
+        keep = self.ctx.hop
+        dropped = len(data) - keep
+        self.pending, self.pending_frames = [data[-keep:]], keep
+        self.stale_frames += dropped
+        now = time.monotonic()
+        if now >= self.next_stale_report:
+            log.warning("node '%s': %.2f s of sound arrived while the engine was stalled and was "
+                        "dropped as stale; playing on from now", self.id, dropped / self.ctx.samplerate)
+            self.next_stale_report = now + REPORT_EVERY
 
     # -- engine side ----------------------------------------------------------------
 

@@ -48,13 +48,14 @@ class Onset(Analyzer):
 
         self._descriptor = self.det.get_descriptor
         self._rate = float(self.ctx.samplerate)
+        self._hop = self.ctx.hop
 
     def params_changed(self, changed: set[str]) -> None:
         apply_onset_params(self.det, self.p)
 
     def process(self, tick: Tick) -> None:
         block = self.inp["audio"]
-        if self.t_start is not None and block is not None and block.mono is not None:
+        if block is not None and block.mono is not None and len(block.mono) == self._hop:
             x = block.mono  # the common case, inlined: this runs every hop
         else:
             x = self.samples(tick)
@@ -62,8 +63,9 @@ class Onset(Analyzer):
         strength = self._descriptor()
         self.out["strength"] = strength
         if fired:
-            t = self.t_start + self.det.get_last() / self._rate
+            t = tick.t + (self.det.get_last() - self.fed) / self._rate
             self.out["onset"] = (Event(t, strength),)
+        self.fed += self._hop
 
 
 def make_onset(method: str, buf_size: int, hop: int, samplerate: int) -> "aubio.onset":

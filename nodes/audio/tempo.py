@@ -99,7 +99,7 @@ class Tempo(Analyzer):
             out["confidence"] = 1.0
         else:
             if detected:
-                t = self.t_start + self.det.get_last() / sr
+                t = self.time_of(tick, self.det.get_last())
                 self.last_beat = t
                 out["beat"] = (Event(t, float(self.det.get_confidence())),)
             period = self.det.get_period_s()
@@ -109,6 +109,7 @@ class Tempo(Analyzer):
         out["bpm"] = 60.0 / self.period if self.period > 0 else 0.0
         if self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
+        self.fed += self.ctx.hop
 
     def state(self) -> dict:
         return {"last_beat": self.last_beat, "period": self.period, "taps": list(self.taps)}

@@ -1,8 +1,10 @@
 """control.envelope: attack-decay-sustain-release, triggered by events.
 
-The envelope is computed from the media time of each trigger event, not from the frame
-that first sees it, so a pulse looks the same at any frame rate and lines up with the
-onset that caused it.  Without a ``gate`` input, the sustain stage lasts ``hold``
+The envelope is computed from the media time of each trigger event, not from the tick
+that first sees it, so a pulse looks the same at any rate and lines up with the onset
+that caused it.  A peak reached between two ticks is what the tick after it outputs:
+an 80 ms strobe sampled at 60 Hz still reaches the desk at full level, whatever the
+phase of the sampling.  Without a ``gate`` input, the sustain stage lasts ``hold``
 seconds; with one, it lasts while the gate is above 0.5.
 """
 
@@ -35,7 +37,8 @@ class Envelope(Node):
         "gate": ports.number("Optional: sustain while above 0.5, release when it falls."),
     }
     outputs = {
-        "out": ports.number("Envelope level, 0..peak."),
+        "out": ports.number("Envelope level, 0..peak; the peak itself for the tick after a peak "
+                            "that fell between two ticks."),
         "done": ports.event("Fires when the release reaches zero."),
     }
 
@@ -49,6 +52,7 @@ class Envelope(Node):
         self.level0 = 0.0   # level when the current stage started
         self.peak = 1.0
         self.level = 0.0
+        self.peaked = False  # the attack ended since the last tick
 
     def _trigger(self, t: float, strength: float) -> None:
         if self.stage != IDLE and self.p.retrigger == "ignore":
@@ -59,10 +63,10 @@ class Envelope(Node):
         self.level0 = start if self.p.retrigger == "legato" else 0.0
 
     def _level_at(self, t: float) -> float:
-        saved = (self.stage, self.t0, self.level0, self.level)
+        saved = (self.stage, self.t0, self.level0, self.level, self.peaked)
         self._advance(t, gate=True, fire=False)
         level = self.level
-        self.stage, self.t0, self.level0, self.level = saved
+        self.stage, self.t0, self.level0, self.level, self.peaked = saved
         return level
 
     def _advance(self, t: float, gate: bool, fire: bool = True) -> None:
@@ -75,6 +79,7 @@ class Envelope(Node):
                     self.level = self.level0 + (self.peak - self.level0) * (e / p.attack)
                     return
                 self.stage, self.t0, self.level0 = DECAY, self.t0 + p.attack, self.peak
+                self.peaked = self.peaked or fire
             elif self.stage == DECAY:
                 floor = self.peak * p.sustain
                 if e < p.decay:
@@ -105,11 +110,17 @@ class Envelope(Node):
 
     def process(self, tick: Tick) -> None:
         gate = (not self.gated) or self.inp["gate"] > 0.5
+        self.peaked = False
+        peak = 0.0
         for ev in self.inp["trigger"]:
             self._advance(ev.t, gate)
+            if self.peaked:      # an earlier trigger of this tick peaked already
+                peak, self.peaked = max(peak, self.peak), False
             self._trigger(ev.t, ev.value)
         self._advance(tick.t, gate)
-        self.out["out"] = self.level
+        if self.peaked:
+            peak = max(peak, self.peak)
+        self.out["out"] = max(self.level, peak)
 
     def state(self) -> dict:
         return {"stage": self.stage, "t0": self.t0, "level0": self.level0,

@@ -1,4 +1,4 @@
-"""What the gl nodes share: the GL service made on the frame thread, inputs as textures."""
+"""What the gl nodes share: the GL service made on the render thread, inputs as textures."""
 
 from __future__ import annotations
 
@@ -25,8 +25,11 @@ def canvas(node: Node) -> tuple[int, int]:
 
 
 class GLNode(Node):
-    """A frame node that draws with OpenGL.  GL objects are made on the first frame, on
-    the thread that runs frames (never on the reload thread that configures new nodes)."""
+    """A render node that draws with OpenGL.  GL objects are made on the first frame, on
+    the thread that renders (never on the reload thread that configures new nodes), and
+    freed there too."""
+
+    domain = "render"
 
     def configure(self) -> None:
         self.service: Any = None

@@ -97,7 +97,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         writer = _writer(output, w, h, rate, track, crf, preset)
         sink = _Sink(writer, frames_dir, n_frames, quiet)
         for nid in windows[:1]:
-            rt.executor.nodes[nid].sink = sink
+            rt.runner.nodes[nid].sink = sink
         t0 = time.perf_counter()
         try:
             with sink:

@@ -4,13 +4,22 @@ Each row is ``{"t": <media time [s]>, "name": "<input>", "value": <number | list
 numbers and vectors are written when they change, events each time they fire (with the
 event's own media time), text when it changes.  This is how features leave tonegraph for
 other tools, as seed 002 exported its features to JSON for a web player.
+
+A recording is never lost to the engine: the file is opened for appending (a restart
+after a reload, a format change, or the next run add rows after the ones there), rows
+go out in whole-row writes (one ``write`` per flush; a write the disk cut short is
+taken back, so no torn row is left), and a full disk is reported once, as is its
+recovery, with the rows of the meantime kept in memory (up to ``MAX_PENDING``) and
+written when space returns.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
+import os
 import time
 from typing import Any
 
@@ -25,16 +34,19 @@ from .values import plain
 
 log = logging.getLogger("tonegraph.record")
 
-RETRY = 5.0  # [s] between attempts to write again after a write failed (a full disk)
+RETRY = 5.0           # [s] between attempts to write again after a write failed (a full disk)
+MAX_PENDING = 50_000  # rows kept in memory while writing fails; beyond, the oldest are dropped
+FLUSH_ROWS = 2_000    # rows that make a flush even before ``flush`` seconds
 
 RECORDABLE = (PortType.NUMBER, PortType.VECTOR, PortType.EVENT, PortType.TEXT, PortType.ANY)
 
 
 class Record(Node):
     type_name = "io.record"
-    description = "Record named inputs to JSON Lines or CSV, one row per change or event."
+    description = "Record named inputs to JSON Lines or CSV, one row per change or event (appends)."
     params = {
-        "path": P.outpath("record.jsonl", "Output file (relative to the working directory)."),
+        "path": P.outpath("record.jsonl", "Output file (relative to the working directory); "
+                                          "rows are added after what it holds."),
         "format": P.choice("jsonl", ("jsonl", "csv"), "File format.", restart=True),
         "flush": P.number(1.0, "Longest time rows wait in memory before being written.",
                           unit="s", min=0.0),
@@ -49,70 +61,81 @@ class Record(Node):
 
     def configure(self) -> None:
         self.path = path = self.ctx.resolve_output(self.p.path)
+        if path.is_dir():
+            raise OSError(f"{path} is a folder, not a file")
         path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = open(path, "w", encoding="utf-8", newline="")
-        self.csv = csv.writer(self.file) if self.p.format == "csv" else None
+        self.fd: int | None = None
+        self._open()
+        self.csv = self.p.format == "csv"
+        if self.csv and os.fstat(self.fd).st_size == 0:
+            self.pending: list[str] = [_csv_line(["t", "name", "value"])]
+        else:
+            self.pending = []
         self.failing: str = ""     # why writing fails (a full disk), or ""
         self.retry_at = 0.0
         self.dropped = 0
-        if self.csv:
-            self.csv.writerow(["t", "name", "value"])
         self.events = [n for n, t in self.wired.items() if t == PortType.EVENT]
         self.values = [n for n, t in self.wired.items() if t != PortType.EVENT]
         self.last: dict[str, Any] = {}
         self.next_flush = 0.0
         self.rows = 0
 
-    def _write(self, t: float, name: str, value: Any) -> None:
-        if self.failing:
-            self.dropped += 1
-            return
-        try:
-            if self.csv:
-                v = " ".join(repr(x) for x in value) if isinstance(value, list) else value
-                self.csv.writerow([repr(t), name, "true" if v is True else v])
-            else:
-                self.file.write(json.dumps({"t": t, "name": name, "value": value}) + "\n")
-        except OSError as exc:
-            self._failed(exc)
-            return
+    def _open(self) -> None:
+        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def _row(self, t: float, name: str, value: Any) -> None:
+        if self.csv:
+            v = " ".join(repr(x) for x in value) if isinstance(value, list) else value
+            line = _csv_line([repr(t), name, "true" if v is True else v])
+        else:
+            line = json.dumps({"t": t, "name": name, "value": value}) + "\n"
+        self.pending.append(line)
         self.rows += 1
+        if len(self.pending) > MAX_PENDING:
+            del self.pending[0]
+            self.dropped += 1
 
-    def _failed(self, exc: OSError) -> None:
-        self.dropped += 1
-        if not self.failing:
-            self.failing = exc.strerror or str(exc)
-            log.warning("node '%s': cannot write %s (%s); dropping rows and trying again every "
-                        "%g s", self.id, self.path, self.failing, RETRY)
-        self.retry_at = time.monotonic() + RETRY
-
-    def _recover(self) -> None:
-        """Reopen for appending; rows resume when the cause (a full disk) has gone."""
+    def _flush(self) -> None:
+        """Write every pending row in one go; on failure keep them and say so once."""
+        if not self.pending or self.fd is None:
+            return
+        data = "".join(self.pending).encode("utf-8")
         try:
-            self.file.close()
+            size = os.fstat(self.fd).st_size
+            written = os.write(self.fd, data)
+            if written < len(data):          # the disk filled up mid-write: take it back
+                os.ftruncate(self.fd, size)
+                raise OSError(28, os.strerror(28))
+        except OSError as exc:
+            self.retry_at = time.monotonic() + RETRY
+            if not self.failing:
+                self.failing = exc.strerror or str(exc)
+                log.warning("node '%s': cannot write %s (%s); keeping rows in memory and trying "
+                            "again every %g s", self.id, self.path, self.failing, RETRY)
+            return
+        self.pending = []
+        if self.failing:
+            log.warning("node '%s': writing %s again%s", self.id, self.path,
+                        f" ({self.dropped} rows were dropped)" if self.dropped else "")
+            self.failing = ""
+
+    def _retry(self) -> None:
+        """Reopen (the file may have been moved or its disk remounted) and write."""
+        try:
+            fd, self.fd = self.fd, None
+            if fd is not None:
+                os.close(fd)
         except OSError:
             pass
         try:
-            self.file = open(self.path, "a", encoding="utf-8", newline="")
-            self.csv = csv.writer(self.file) if self.p.format == "csv" else None
-        except OSError as exc:
-            self.failing = ""
-            self._failed(exc)
+            self._open()
+        except OSError:
+            self.retry_at = time.monotonic() + RETRY
             return
-        log.warning("node '%s': writing %s again (%d rows were dropped)", self.id, self.path,
-                    self.dropped)
-        self.failing = ""
+        self._flush()
 
     def process(self, tick: Tick) -> None:
         inp = self.inp
-        if self.failing and time.monotonic() >= self.retry_at:
-            self._recover()
-        if tick.t >= self.next_flush and not self.failing:
-            try:
-                self.file.flush()
-            except OSError as exc:
-                self._failed(exc)
-            self.next_flush = tick.t + self.p.flush
         for name in self.values:
             v = inp[name]
             last = self.last.get(name)
@@ -124,17 +147,33 @@ class Record(Node):
                 if name in self.last and last == v:
                     continue
                 self.last[name] = v
-            self._write(tick.t, name, plain(v))
+            self._row(tick.t, name, plain(v))
         for name in self.events:
             if inp[name]:
                 for ev in inp[name]:
-                    self._write(float(ev.t), name, True)
+                    self._row(float(ev.t), name, True)
+        if self.failing:
+            if time.monotonic() >= self.retry_at:
+                self._retry()
+        elif tick.t >= self.next_flush or len(self.pending) >= FLUSH_ROWS:
+            self._flush()
+            self.next_flush = tick.t + self.p.flush
 
     def close(self) -> None:
-        f = getattr(self, "file", None)
-        if f is not None and not f.closed:
-            try:
-                f.close()
-            except OSError as exc:  # the last rows could not be written (a full disk)
-                log.warning("node '%s': closing %s: %s", self.id, getattr(self, "path", "?"),
-                            exc.strerror or exc)
+        if getattr(self, "fd", None) is None:
+            return
+        self._flush()
+        if self.pending:
+            log.warning("node '%s': %d rows could not be written to %s (%s)", self.id,
+                        len(self.pending), self.path, self.failing)
+        try:
+            os.close(self.fd)
+        except OSError:
+            pass
+        self.fd = None
+
+
+def _csv_line(fields: list) -> str:
+    buf = io.StringIO()
+    csv.writer(buf).writerow(fields)
+    return buf.getvalue()

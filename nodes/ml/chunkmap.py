@@ -59,15 +59,13 @@ class ChunkMap(Node):
             import soxr
 
             self.resampler = soxr.ResampleStream(self.ctx.samplerate, rate, 1, dtype="float32")
-        self.t0: float | None = None
+        self.fed = 0.0   # [s] of sound fed to the chunker before the current hop
         self.out["xy"] = np.zeros(2, np.float32)
         self.out["xyz"] = np.zeros(3, np.float32)
 
     def process(self, tick: Tick) -> None:
         from .chunks import place
 
-        if self.t0 is None:
-            self.t0 = tick.t
         x = mono(self.inp["audio"], self.ctx.hop)
         if self.resampler is not None:
             x = self.resampler.resample_chunk(x)
@@ -77,7 +75,10 @@ class ChunkMap(Node):
             self.out["xy"] = xy.astype(np.float32)
             self.out["xyz"] = xyz.astype(np.float32)
             self.out["nearest"] = float(self.doc["chunks"][nearest]["start"])
-            events.append(Event(self.t0 + chunk.end, nearest))
+            # Chunk times count from the chunker's start; placed relative to this hop,
+            # they keep their place when media time re-anchors.
+            events.append(Event(tick.t + chunk.end - self.fed, nearest))
+        self.fed += self.ctx.hop / self.ctx.samplerate
         if events:
             self.out["chunk"] = tuple(events)
 

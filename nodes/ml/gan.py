@@ -9,8 +9,10 @@ it is when its length is the generator's, else through a fixed random projection
 0..1 code from ``ml.autoencoder`` then spans the latent space).
 
 ``out`` is a float32 array of shape (size, size, 3), RGB in 0..1, row 0 at the top.
-Nodes that share a weights file and device render in one batch per frame; a frame
-whose latent did not change renders nothing and keeps the last image.
+The node runs in the render domain, once per drawn frame (a picture is only worth
+computing when it is drawn).  Nodes that share a weights file and device render in one
+batch per frame; a frame whose latent did not change renders nothing and keeps the last
+image.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class Gan(ModelNode):
     description = "DCGAN generator: a latent (given, or walked with the music) to an RGB image, batched."
     kind = "gan"
     shipped = "gan.pt"
+    domain = "render"
     params = {**MODEL_PARAMS, **WALK_PARAMS}
     inputs = WALK_INPUTS
     outputs = {

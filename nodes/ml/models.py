@@ -7,7 +7,7 @@ front end's settings).  They are read with ``torch.load(weights_only=True)``, wh
 never runs pickled code.
 
 Nodes that load the same file on the same device share one :class:`Runner`, so the
-executor can run their requests in one forward pass (engine/batch.py).
+engine can run their requests in one forward pass (engine/batch.py).
 """
 
 from __future__ import annotations

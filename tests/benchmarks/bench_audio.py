@@ -143,9 +143,9 @@ nodes:
             assert not errors, errors
             seconds = 10 if quick() else 30
             rt = Runtime(graph, reg, duration=seconds)
-            rt.executor.configure()
-            probe = rt.executor.nodes["probe"]
-            probe.source = rt.executor.nodes["mic"]
+            rt.runner.configure()
+            probe = rt.runner.nodes["probe"]
+            probe.source = rt.runner.nodes["mic"]
             server.wait_for_port("PortAudio:in_0")
             server.connect(server.metro(600), "PortAudio:in_0")
             rt.run()

@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.executor import Executor
+from engine.plan import make_plan
+from engine.runner import Runner, build
 from engine.graph import load_graph
 from engine.node import Tick
 from engine.registry import default_registry
@@ -76,15 +77,13 @@ def raw(module: torch.nn.Module, inputs: torch.Tensor, device) -> dict:
     return {"raw singles": singles, "raw batch": batch}
 
 
-def _executor(text: str, folder: Path, batching: bool) -> Executor:
+def _runner(text: str, folder: Path, batching: bool) -> Runner:
     reg = default_registry(plugins=False)
     path = folder / f"bench-{batching}.yaml"
     path.write_text(text)
     graph, errors = load_graph(path, reg)
     assert not errors, errors
-    ex = Executor(graph, reg, graph.spec.context(offline=True), batching=batching)
-    ex.configure()
-    return ex
+    return build(make_plan(graph, reg, batching=batching), reg, graph.spec.context(offline=True))
 
 
 def gan(folder: Path, rounds: int, device) -> list[str]:
@@ -102,7 +101,7 @@ def gan(folder: Path, rounds: int, device) -> list[str]:
     fns = raw(g, torch.randn(N, 128), device)
     exs = {}
     for batching in (False, True):
-        ex = exs[batching] = _executor(text, folder, batching)
+        ex = exs[batching] = _runner(text, folder, batching)
         tick = Tick(0.0, 1 / 30, 0)
 
         def frame(ex=ex, tick=tick) -> None:        # every frame has 8 new latents
@@ -137,7 +136,7 @@ def autoencoder(folder: Path, rounds: int, device) -> list[str]:
     fns = raw(net, torch.randn(N, config["input"]), device)
     exs = {}
     for batching in (False, True):
-        ex = exs[batching] = _executor(text, folder, batching)
+        ex = exs[batching] = _runner(text, folder, batching)
         hop = Tick(0.0, FRONT["hop"] / FRONT["samplerate"], 0)
         frame = Tick(0.0, 1 / 30, 0)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from engine.clock import FrameClock
+from engine.clock import TickClock
 
 from .common import busy_core, percentile, quick, table
 
@@ -27,7 +27,7 @@ def bare_sleep(seconds: float) -> list[float]:
 
 
 def frame_clock(seconds: float) -> list[float]:
-    clock = FrameClock(FPS)
+    clock = TickClock(FPS)
     clock.start()
     clock.next()
     late = []
@@ -47,7 +47,7 @@ def run() -> dict:
             with busy_core():
                 base, ours = bare_sleep(seconds), frame_clock(seconds)
         target = 1.0 if load == "idle" else 2.0
-        for name, late in (("bare sleep", base), ("FrameClock", ours)):
+        for name, late in (("bare sleep", base), ("TickClock", ours)):
             p50, p99, mx = (percentile(late, 50) * 1e3, percentile(late, 99) * 1e3, max(late) * 1e3)
             verdict = "" if name == "bare sleep" else ("PASS" if p99 <= target else "FAIL")
             rows.append([load, name, f"{p50:.3f}", f"{p99:.3f}", f"{mx:.3f}", verdict])

@@ -1,4 +1,4 @@
-"""Executor dispatch overhead: a 1,000-node LFO -> map graph, run by the executor and by a
+"""Runner dispatch overhead: a 1,000-node LFO -> map graph, run by the runner and by a
 hand-written loop calling the same nodes' process methods. Target: ratio <= 1.3."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def run() -> dict:
         path.write_text(patch_text(PAIRS))
         graph, errors = load_graph(path, reg)
         assert not errors, errors
-    ex = Runtime(graph, reg, offline=True).executor
+    ex = Runtime(graph, reg, offline=True).runner
     ex.configure()
 
     # The same node types, instantiated and wired by hand.
@@ -69,10 +69,10 @@ def run() -> dict:
         t_engine = min(t_engine, best_of(engine_loop, 1))
     ratio = t_engine / t_hand
     n = frames * 2 * PAIRS
-    table("Executor dispatch, 1,000-node LFO -> map graph (target ratio <= 1.3)",
+    table("Runner dispatch, 1,000-node LFO -> map graph (target ratio <= 1.3)",
           ["loop", "per node call", "per frame"],
           [["hand-written", f"{t_hand / n * 1e6:.2f} us", f"{t_hand / frames * 1e3:.2f} ms"],
-           ["executor", f"{t_engine / n * 1e6:.2f} us", f"{t_engine / frames * 1e3:.2f} ms"],
+           ["runner", f"{t_engine / n * 1e6:.2f} us", f"{t_engine / frames * 1e3:.2f} ms"],
            ["ratio", f"{ratio:.3f}", "PASS" if ratio <= 1.3 else "FAIL"]])
     return {"dispatch_ratio": ratio}
 

@@ -73,7 +73,7 @@ def _run(patch_text: str, seconds: float, reg) -> Runtime:
         graph, errors = load_graph(path, reg)
         assert not errors, errors
         rt = Runtime(graph, reg, duration=seconds)
-        rt.clock.record = []
+        rt.control_clock.record = []
         rt.run()
     return rt
 
@@ -99,7 +99,7 @@ nodes:
         rt = _run(patch, seconds, reg)
         time.sleep(0.3)
         stop.set()
-        stamps = rt.executor.nodes["pulse"].stamps
+        stamps = rt.runner.nodes["pulse"].stamps
         lat = [(arrivals[k] - stamps[k]) * 1e3 for k in stamps if k in arrivals]
         lost = len(stamps) - len(lat)
         rows.append([name, len(lat), lost, f"{percentile(lat, 50):.3f}", f"{percentile(lat, 99):.3f}",
@@ -154,10 +154,10 @@ def throughput() -> dict:
                        ("10k msg/s", base + f"  out: {{type: osc.out, params: {{port: {port}, bundle: false, "
                                               f"policy: every-frame}}, in: {{{', '.join(wires)}}}}}\n")):
         rt = _run(text, seconds, reg)
-        ms = [x * 1e3 for x in rt.clock.record]
+        ms = [x * 1e3 for x in rt.control_clock.record]
         late[name] = percentile(ms, 99)
         rows.append([name, rt.frames, f"{percentile(ms, 50):.3f}", f"{late[name]:.3f}",
-                     f"{max(ms):.3f}", rt.clock.skipped])
+                     f"{max(ms):.3f}", rt.control_clock.skipped])
     n, span = recv.stdout.readline().split()
     recv.wait(timeout=10)
     rate = int(n) / float(span) if float(span) else 0.0

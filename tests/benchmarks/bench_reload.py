@@ -52,7 +52,7 @@ def _reloads(text: str, n: int, edit, reg, settle: float = 0.05):
             lat.append(rt.swapped_at - t0)
             time.sleep(settle)
         busy = list(rt.tick_record)
-        node = rt.executor.nodes.get("mic")
+        node = rt.runner.nodes.get("mic")
         rt.request_stop()
         th.join(timeout=10)
     return lat, quiet, busy, node, rt

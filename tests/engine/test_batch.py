@@ -1,4 +1,4 @@
-"""Batch groups in the executor, with stand-in models (no torch): which nodes share a
+"""Batch groups in the runner, with stand-in models (no torch): which nodes share a
 forward pass, and that every schedule keeps each node after what feeds it."""
 
 from __future__ import annotations
@@ -9,11 +9,10 @@ import pytest
 from engine import params as P
 from engine import ports
 from engine.batch import Batched
-from engine.executor import Executor
 from engine.node import Tick
 from engine.registry import default_registry
 
-from ..conftest import load_ok
+from ..conftest import load_ok, make_runner
 
 
 class Scale:
@@ -63,8 +62,7 @@ def reg():
 
 
 def run_frame(path, reg, batching=True):
-    ex = Executor(graph := load_ok(path, reg), reg, graph.spec.context(offline=True), batching=batching)
-    ex.configure()
+    ex = make_runner(load_ok(path, reg), reg, batching)
     ex.frame(Tick(0.0, 0.0, 0))
     assert ex.fault_count() == 0
     return ex
@@ -90,7 +88,7 @@ def test_independent_nodes_on_one_model_share_a_pass_and_others_do_not(write_pat
 
 def test_types_feeding_each_other_crosswise_still_run_in_order(write_patch, reg):
     """a1 -> b1 and b2 -> a2: grouping by type alone would need a before b and b before
-    a; the executor then counts levels over both types, and every node still sees its
+    a; the plan then counts levels over both types, and every node still sees its
     input of the same frame."""
     path = write_patch("""
         nodes:

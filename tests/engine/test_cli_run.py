@@ -33,7 +33,7 @@ def test_offline_run_is_bit_for_bit_repeatable(write_patch, tmp_path):
         path = write_patch(RECORDED.replace("OUT", str(out)), name=f"p{i}.yaml")
         res = tonegraph("run", str(path), "--offline", "--duration", "5")
         assert res.returncode == 0, res.stderr
-        assert "stopped (duration reached): 250 frames" in res.stderr
+        assert "stopped (duration reached): 250 control ticks" in res.stderr
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] and len(outs[0]) > 1000
     rows = [json.loads(l) for l in outs[0].decode().splitlines()]

@@ -79,16 +79,16 @@ def test_edit_applies_live_and_keeps_state(write_patch, registry, tmp_path):
     out = tmp_path / "rec.jsonl"
     path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
     run = Running(path, registry)
-    lfo = run.rt.executor.nodes["lfo"]
+    lfo = run.rt.runner.nodes["lfo"]
     try:
         save(path, BASE.format(out=out, top=100, extra_in=", c: c",
                                extra="  c: {type: control.constant, params: {value: 3}}\n"))
         assert wait_for(lambda: run.rt.reloads == 1)
         assert wait_for(lambda: any(r["name"] == "c" for r in rows(out)))
-        ex = run.rt.executor
+        ex = run.rt.runner
         assert ex.nodes["lfo"] is lfo                        # same instance, same phase
         assert ex.nodes["m"].p.out_range == [0.0, 100.0]
-        assert "c" in ex.fresh
+        assert ex.plan.diff.new == ("c",)
         time.sleep(1.0)
     finally:
         run.stop()
@@ -105,18 +105,18 @@ def test_broken_save_changes_nothing_and_fix_applies(write_patch, registry, tmp_
     path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
     run = Running(path, registry)
     try:
-        before = run.rt.executor
+        before = run.rt.runner
         save(path, "nodes:\n  lfo: {type: control.lfo, params: {frequency: fast}}\n")
         assert wait_for(lambda: run.rt.reloader.failures == 1)
         time.sleep(0.1)
-        assert run.rt.executor is before and run.rt.reloads == 0
+        assert run.rt.runner is before and run.rt.reloads == 0
         assert any("patch.yaml:2:48: error: param 'frequency' must be a number, got 'fast'"
                    in r.getMessage() for r in caplog.records)
         save(path, "nodes: {lfo: {type: control.lfo}, x: {type: control.nope}}\n")
         assert wait_for(lambda: run.rt.reloader.failures == 2)
         save(path, BASE.format(out=out, top=7, extra="", extra_in=""))
         assert wait_for(lambda: run.rt.reloads == 1)
-        assert run.rt.executor.nodes["m"].p.out_range == [0.0, 7.0]
+        assert run.rt.runner.nodes["m"].p.out_range == [0.0, 7.0]
     finally:
         run.stop()
 
@@ -128,12 +128,12 @@ def test_burst_of_saves_and_a_missing_file(write_patch, registry, tmp_path):
     try:
         for top in range(2, 12):          # ten saves in a burst: one reload, the last wins
             path.write_text(BASE.format(out=out, top=top, extra="", extra_in=""))
-        assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range == [0.0, 11.0])
+        assert wait_for(lambda: run.rt.runner.nodes["m"].p.out_range == [0.0, 11.0])
         assert run.rt.reloads <= 3
         path.unlink()                     # missing for a moment, mid-save
         time.sleep(0.2)
         path.write_text(BASE.format(out=out, top=42, extra="", extra_in=""))
-        assert wait_for(lambda: run.rt.executor.nodes["m"].p.out_range == [0.0, 42.0])
+        assert wait_for(lambda: run.rt.runner.nodes["m"].p.out_range == [0.0, 42.0])
         assert run.rt.reloader.failures == 0
     finally:
         run.stop()
@@ -149,13 +149,15 @@ nodes:
     path = write_patch(text.replace("SIZE", "2048"))
     run = Running(path, registry)
     try:
-        nodes = dict(run.rt.executor.nodes)
+        nodes = dict(run.rt.runner.nodes)
         pos = nodes["groove"].pos
         save(path, text.replace("SIZE", "1024"))
         assert wait_for(lambda: run.rt.reloads == 1)
-        ex = run.rt.executor
-        assert all(ex.nodes[k] is v for k, v in nodes.items())
-        assert len(ex.nodes["spec"].prev) == 513          # reconfigured with the new size
+        ex = run.rt.runner
+        assert dict(ex.plan.diff.restarted) == {"spec": "size changed"}
+        assert all(ex.nodes[k] is v for k, v in nodes.items() if k != "spec")
+        assert ex.nodes["spec"] is not nodes["spec"]       # built anew, off the hot path
+        assert len(ex.nodes["spec"].prev) == 513          # with the new size
         assert ex.nodes["groove"].pos != pos               # the source played on
         assert not ex.faults
     finally:
@@ -227,14 +229,14 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
                 last_valid = i + 2
                 text = BASE.format(out=out, top=last_valid, extra=extra, extra_in="")
                 save(path, text)
-                assert wait_for(lambda: "m" in run.rt.executor.nodes and
-                                run.rt.executor.nodes["m"].p.out_range[1] == last_valid, 5)
+                assert wait_for(lambda: "m" in run.rt.runner.nodes and
+                                run.rt.runner.nodes["m"].p.out_range[1] == last_valid, 5)
             else:
                 save(path, rng.choice(CORRUPTIONS)(text, rng))
                 time.sleep(0.04)
             assert run.thread.is_alive()
         time.sleep(0.3)
-        assert run.rt.executor.nodes["m"].p.out_range == [0.0, float(last_valid)]
+        assert run.rt.runner.nodes["m"].p.out_range == [0.0, float(last_valid)]
     finally:
         report = run.stop()
         stop.set()
@@ -247,8 +249,9 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
 def test_osc_out_added_by_a_reload_sends_audio_events_once(write_patch, registry):
     """A node configured off the hot path must learn which inputs the audio thread
     feeds: an onset sent from both threads would reach the lighting desk twice."""
-    from engine.executor import Executor
     from engine.node import Tick
+    from engine.plan import make_plan
+    from engine.runner import build
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind(("127.0.0.1", 0))
@@ -264,11 +267,10 @@ def test_osc_out_added_by_a_reload_sends_audio_events_once(write_patch, registry
         """, name="b.yaml")
     g1, _ = load_graph(first, registry)
     g2, _ = load_graph(second, registry)
-    ex1 = Executor(g1, registry, g1.spec.context(offline=True))
-    ex1.configure()
-    ex2 = Executor(g2, registry, ex1.ctx, previous=ex1)
-    ex2.prepare()
-    ex2.adopt()
+    ex1 = build(make_plan(g1, registry), registry, g1.spec.context(offline=True))
+    ex2 = build(make_plan(g2, registry, ex1.plan), registry, ex1.ctx, ex1)
+    for domain in ("audio", "control"):
+        ex2.enter(domain)
     hp, onsets = 512 / 44100, 0
     for n in range(int(4 / hp)):
         ex2.audio_hop(Tick(n * hp, hp, n))

@@ -118,7 +118,7 @@ def test_tempo_pitch_mfcc_streaming_equal_whole_file(write_patch, reg, groove):
           m: {{type: audio.mfcc, in: {{audio: f}}}}
           c: {{type: test.collect, in: {{beat: t.beat, bpm: t.bpm, phase: t.phase, hz: p.hz, mfcc: m}}}}
         """)
-    rows = rt.executor.nodes["c"].rows
+    rows = rt.runner.nodes["c"].rows
     tempo = aubio.tempo("complex", 1024, HOP, SR)
     tempo.set_threshold(0.02)
     tempo.set_silence(-90)
@@ -157,9 +157,9 @@ def test_file_resamples_loops_and_starts(write_patch, reg, tmp_path):
           c: {{type: test.collect, in: {{a: f.audio, hz: p.hz}}}}
         """)
     assert rt.report.reason == "sources ended"
-    audio = np.concatenate([b.data[:, 0] for b in rt.executor.nodes["c"].rows["a"]])
+    audio = np.concatenate([b.data[:, 0] for b in rt.runner.nodes["c"].rows["a"]])
     assert 44100 <= len(audio) < 44100 + 2 * 512        # one second at the patch rate
-    assert np.median(rt.executor.nodes["c"].rows["hz"][10:70]) == pytest.approx(440, abs=2)
+    assert np.median(rt.runner.nodes["c"].rows["hz"][10:70]) == pytest.approx(440, abs=2)
     # loop + start: 0.25 s into a 1 s file, looping, for 2 s: never ends, never silent.
     rt = run_patch(write_patch, reg, f"""
         nodes:
@@ -167,7 +167,7 @@ def test_file_resamples_loops_and_starts(write_patch, reg, tmp_path):
           l: {{type: audio.level, in: {{audio: f}}}}
           c: {{type: test.collect, in: {{rms: l.rms, pos: f.position}}}}
         """, duration=2.0)
-    rows = rt.executor.nodes["c"].rows
+    rows = rt.runner.nodes["c"].rows
     assert rt.report.reason == "duration reached"
     assert min(rows["rms"][1:]) > 0.3                   # sine of amplitude 0.5: rms 0.35
     assert rows["pos"][0] == pytest.approx(0.25 + 512 / 44100)
@@ -184,7 +184,7 @@ def test_file_formats(write_patch, reg, tmp_path, fmt):
           l: {{type: audio.level, in: {{audio: f}}}}
           c: {{type: test.collect, in: {{rms: l.rms}}}}
         """)
-    assert max(rt.executor.nodes["c"].rows["rms"]) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
+    assert max(rt.runner.nodes["c"].rows["rms"]) == pytest.approx(0.5 / np.sqrt(2), rel=0.05)
 
 
 def test_bad_audio_input_is_a_load_error(write_patch, reg, tmp_path):
@@ -228,7 +228,7 @@ def test_spectrum_bands_split_centroid_agc(write_patch, reg, tmp_path):
               c: {{type: test.collect, in: {{bass: s.bass, mid: s.mid, high: s.high,
                    centroid: s.centroid, bands: s.bands, flux: s.flux}}}}
             """)
-        rows[agc] = rt.executor.nodes["c"].rows
+        rows[agc] = rt.runner.nodes["c"].rows
     raw = rows[False]
     sec = 44100 // 512
     mid_of = lambda name, k: float(np.median(raw[name][k * sec + 10:(k + 1) * sec - 10]))  # noqa
@@ -263,7 +263,7 @@ def test_level_chroma_pitch_on_known_tones(write_patch, reg, tmp_path):
           c: {{type: test.collect, in: {{rms: l.rms, db: l.db, peak: l.peak, cls: k.class,
                name: k.name, chroma: k, midi: p.midi}}}}
         """)
-    rows = rt.executor.nodes["c"].rows
+    rows = rt.runner.nodes["c"].rows
     assert rows["rms"][40] == pytest.approx(1 / np.sqrt(2), rel=5e-3)
     assert rows["db"][40] == pytest.approx(-3.01, abs=0.05)
     assert rows["peak"][40] == pytest.approx(1.0, abs=1e-3)
@@ -306,7 +306,7 @@ def test_synth_beats_are_sample_exact(write_patch, reg):
           s: {type: audio.synth, params: {bpm: 100, bars: 2}}
           c: {type: test.collect, in: {beat: s.beat}}
         """, duration=6.0)
-    beats = [e.t for evs in rt.executor.nodes["c"].rows["beat"] for e in evs]
+    beats = [e.t for evs in rt.runner.nodes["c"].rows["beat"] for e in evs]
     # 2 bars of 100 BPM = 4.8 s, then the loop starts again.
     assert beats[:9] == pytest.approx([0.6 * k for k in range(8)] + [4.8], abs=1 / 44100)
 
@@ -346,7 +346,7 @@ def test_file_picks_a_channel(write_patch, reg, tmp_path):
               l: {{type: audio.level, in: {{audio: f}}}}
               c: {{type: test.collect, in: {{rms: l.rms}}}}
             """)
-        levels[channel] = float(np.median(rt.executor.nodes["c"].rows["rms"][5:30]))
+        levels[channel] = float(np.median(rt.runner.nodes["c"].rows["rms"][5:30]))
     assert levels[0] == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
     assert levels[-1] == pytest.approx(levels[0] / 2, rel=0.02)
     assert levels[1] < 1e-6

@@ -22,7 +22,7 @@ def frames_of(path, registry, duration=0.2, node="win", **kw):
     (with ``node=None``: a dict of every window's frames)."""
     rt = Runtime(load_ok(path, registry), registry, offline=True, duration=duration, **kw)
     frames: dict[str, list] = {}
-    for nid, n in rt.executor.nodes.items():
+    for nid, n in rt.runner.nodes.items():
         if n.type_name == "gl.window":
             n.sink = lambda px, nid=nid: frames.setdefault(nid, []).append(px.copy())
     rt.report = rt.run()
@@ -65,7 +65,7 @@ def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write
     frames, rt = frames_of(path, registry, duration=1.0)
     assert rt.report.faults == 0
     px = frames[3][16, 32].astype(int)
-    tint = np.abs(rt.executor.nodes["t"].out["out"]) * 0.2 * 0.5
+    tint = np.abs(rt.runner.nodes["t"].out["out"]) * 0.2 * 0.5
     assert np.abs(px - np.clip(tint, 0, 1) * 255).max() <= 1.01
     # Frame k shows time k / fps and frame number k.
     for k in (1, 7, 20):
@@ -146,7 +146,7 @@ nodes:
   win: {type: gl.window, params: {size: [64, 64]}, in: {image: sh}}
 """)
     frames, rt = frames_of(path, registry, duration=0.3)
-    img = rt.executor.nodes["gan"].out["out"]
+    img = rt.runner.nodes["gan"].out["out"]
     expected = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     assert np.abs(frames[-1].astype(int) - expected).max() <= 1    # upright, same pixels
     assert len(frames) == 9 and len(uploads) == 1                  # the latent held still
@@ -164,7 +164,7 @@ nodes:
 """)
     rt = Runtime(load_ok(path, registry), registry, duration=60, watch=True)
     last = {}
-    rt.executor.nodes["win"].sink = lambda px: last.update(px=px)  # GL is read on its own thread
+    rt.runner.nodes["win"].sink = lambda px: last.update(px=px)  # GL is read on its own thread
     th = threading.Thread(target=rt.run, daemon=True)
     th.start()
     try:
@@ -180,7 +180,7 @@ nodes:
         assert "the last good shader keeps running" in caplog.text
         frag.write_text("void mainImage(out vec4 c, in vec2 f) { c = vec4(0.0, 0.0, 1.0, 1.0); }\n")
         assert wait_for(lambda: centre() == (0, 0, 255), 10)
-        assert rt.executor.nodes["lfo"].out["out"] is not None and rt.executor.fault_count() == 0
+        assert rt.runner.nodes["lfo"].out["out"] is not None and rt.runner.fault_count() == 0
     finally:
         rt.request_stop()
         th.join(10)

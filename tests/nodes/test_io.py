@@ -78,3 +78,41 @@ def test_print_is_rate_limited_and_counts_events():
     assert lines[0] == "[   0.000s] L: x=0.000  hit=*"
     assert lines[1] == "[   0.500s] L: x=0.500  hit=*"       # events at 0.3 (one since 0.0 line)
     assert lines[2] == "[   1.000s] L: x=1.000  hit=**"      # events at 0.6 and 0.9
+
+
+def test_record_appends_across_restarts_and_overlapping_writers(tmp_path):
+    """A reload builds the restarted recorder while the old one still runs: both append
+    whole rows to the same file, and nothing written before is lost."""
+    path = tmp_path / "f.jsonl"
+    old = NodeDriver(Record, {"path": str(path), "flush": 0.0}, wired={"x": PortType.NUMBER})
+    for k in range(261):
+        old.tick(x=float(k))
+    new = NodeDriver(Record, {"path": str(path), "flush": 0.0},
+                     wired={"x": PortType.NUMBER, "y": PortType.NUMBER})
+    new.tick(x=1000.0, y=1.0)            # the new one starts before the old one is closed
+    old.tick(x=261.0)
+    old.node.close()
+    new.tick(x=1001.0, y=1.0)
+    new.node.close()
+    rows = [json.loads(l) for l in path.read_text().splitlines()]
+    xs = [r["value"] for r in rows if r["name"] == "x"]
+    assert xs[:261] == [float(k) for k in range(261)] and sorted(xs[261:]) == [261.0, 1000.0, 1001.0]
+
+
+def test_record_csv_header_once_when_appending(tmp_path):
+    path = tmp_path / "f.csv"
+    for run in range(2):
+        r = NodeDriver(Record, {"path": str(path), "format": "csv"}, wired={"x": PortType.NUMBER})
+        r.tick(x=float(run))
+        r.node.close()
+    rows = list(csv.reader(path.open()))
+    assert rows == [["t", "name", "value"], ["0.0", "x", "0.0"], ["0.0", "x", "1.0"]]
+
+
+def test_record_path_that_is_a_folder_or_under_a_file_is_a_set_up_error(tmp_path):
+    import pytest
+
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    for bad in (tmp_path, tmp_path / "blocker" / "x.jsonl"):
+        with pytest.raises(OSError):
+            NodeDriver(Record, {"path": str(bad)}, wired={"x": PortType.NUMBER})

@@ -1,4 +1,4 @@
-"""The executor: wiring, delayed edges, cross-domain events and fault isolation."""
+"""The runner: wiring, delayed edges, cross-domain events and fault isolation."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from engine.node import Context, Node, Tick
 from engine.registry import Registry, default_registry
 from engine.runtime import Runtime
 
-from ..conftest import load_ok
+from ..conftest import load_ok, make_runner
 
 
 class Boom(Node):
@@ -83,10 +83,9 @@ def test_wiring_follows_topological_order(write_patch, registry):
           c: {type: control.constant, params: {value: 0.5}}
           s: {type: control.math, params: {op: expr, expr: "x * 2"}, in: {x: m}}
         """)
-    rt = Runtime(load_ok(path, registry), registry, offline=True, duration=1 / 60)
-    rt.executor.configure()
-    rt.executor.frame(Tick(0.0, 1 / 60, 0))
-    assert rt.executor.nodes["s"].out["out"] == 10.0
+    ex = make_runner(load_ok(path, registry), registry)
+    ex.frame(Tick(0.0, 1 / 60, 0))
+    assert ex.nodes["s"].out["out"] == 10.0
 
 
 def test_delayed_edge_reads_previous_tick(write_patch, registry):
@@ -97,9 +96,7 @@ def test_delayed_edge_reads_previous_tick(write_patch, registry):
           acc: {type: control.math, params: {op: add},
                 in: {a: one, b: {from: acc.out, delay: 1}}}
         """)
-    rt = Runtime(load_ok(path, registry), registry, offline=True)
-    ex = rt.executor
-    ex.configure()
+    ex = make_runner(load_ok(path, registry), registry)
     values = []
     for k in range(5):
         ex.frame(Tick(k / 60, 1 / 60, k))
@@ -116,12 +113,10 @@ def test_failing_node_is_isolated_and_holds_its_outputs(write_patch, caplog):
           after: {type: control.map, params: {out_range: [0, 100]}, in: {value: boom}}
           other: {type: control.map, in: {value: lfo}}
         """)
-    rt = Runtime(load_ok(path, reg), reg, offline=True, duration=2.0, fps=60)
-    ex = rt.executor
+    ex = make_runner(load_ok(path, reg), reg)
     ex.restart_after = 0    # isolation alone here; the restart policy has its own test
-    ex.configure()
     held, other = [], []
-    with caplog.at_level(logging.ERROR, logger="tonegraph.executor"):
+    with caplog.at_level(logging.ERROR, logger="tonegraph.runner"):
         for k in range(120):
             tick = Tick(k / 60, 1 / 60, k)
             ex.frame(tick)
@@ -150,7 +145,7 @@ def test_audio_events_reach_frame_nodes_once_with_media_time(write_patch):
         """)
     graph = load_ok(path, reg)
     rt = Runtime(graph, reg, offline=True)
-    sink = rt.executor.nodes["sink"]
+    sink = rt.runner.nodes["sink"]
     report = rt.run()
     assert report.reason == "sources ended"
     # 1000 hops of 10 ms: every 7th hop fired, each seen exactly once, in order.
