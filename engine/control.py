@@ -11,7 +11,8 @@ What OSC may not do: set an output file (``io.record``'s ``path``: only the patc
 the command line name where data is written), or point an input file (sound, image,
 model, shader, map) outside the patch's folder.  A rejected message is answered to its
 sender at ``/tonegraph/error`` and logged at most once per address every
-``REJECT_LOG_INTERVAL`` seconds, its value cut short; nothing is applied.
+``REJECT_LOG_INTERVAL`` seconds (and ``REJECT_LINES`` lines in all), its value cut
+short; nothing is applied.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ log = logging.getLogger("tonegraph.control")
 
 PREFIX = "/tonegraph/"
 REJECT_LOG_INTERVAL = 5.0   # [s] between two log lines about rejections at one address
-REJECT_ADDRESSES = 256      # addresses remembered for that; beyond, one line for all
+REJECT_ADDRESSES = 256      # addresses remembered for that
+REJECT_LINES = 10           # log lines about rejections per interval, all addresses together
 REPLY_CHARS = 300           # longest reason sent back
 
 
@@ -40,6 +42,8 @@ class Control:
         self.receivers: list = []
         #: address -> (clock time of the last log line, rejections since)
         self._rejected: dict[str, list] = {}
+        self._window = (-1e9, 0)   # (start of the current interval, lines logged in it)
+        self._unlogged = 0         # rejections not logged since the last line
         self.rejections = 0
 
     def apply(self) -> None:
@@ -68,12 +72,18 @@ class Control:
         if seen is None:
             if len(self._rejected) >= REJECT_ADDRESSES:
                 self._rejected.clear()
-            seen = self._rejected[msg.address] = [-1e9, 0]
-        if now - seen[0] < REJECT_LOG_INTERVAL:
-            seen[1] += 1
+            seen = self._rejected[msg.address] = [-1e9]
+        start, lines = self._window
+        if now - start >= REJECT_LOG_INTERVAL:
+            start, lines = now, 0
+        self._window = (start, lines)
+        if now - seen[0] < REJECT_LOG_INTERVAL or lines >= REJECT_LINES:
+            self._unlogged += 1
             return
-        more = f" (and {seen[1]} more here since the last report)" if seen[1] else ""
-        seen[0], seen[1] = now, 0
+        seen[0] = now
+        self._window = (start, lines + 1)
+        more = f" ({self._unlogged} more rejected since the last report)" if self._unlogged else ""
+        self._unlogged = 0
         log.warning("OSC %s from %s:%s rejected: %s%s", _cut(msg.address, 80),
                     msg.sender[0], msg.sender[1], reason[:REPLY_CHARS], more)
 

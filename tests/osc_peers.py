@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+ROOT = Path(__file__).resolve().parents[1]
 NTP_EPOCH = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
 
 # Every plugin of Debian's OLA build; all but OSC stay off (several would broadcast).
@@ -27,6 +30,12 @@ def free_port(kind: int = socket.SOCK_DGRAM) -> int:
     with socket.socket(socket.AF_INET, kind) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _wait(pred, timeout: float) -> bool:
+    from .conftest import wait_for
+
+    return wait_for(pred, timeout)
 
 
 def need(tool: str, package: str) -> None:
@@ -45,7 +54,23 @@ class OscDump:
         self.raw: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
-        time.sleep(0.3)
+        self._syncs = 0
+        self.sync()
+
+    def sync(self, timeout: float = 10.0) -> None:
+        """Return once oscdump has printed everything sent to it before this call: a
+        marker sent after it comes out last (loopback delivers in order)."""
+        self._syncs += 1
+        marker = f"/sync/{self._syncs}"
+        from engine.osc import encode
+
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            while time.monotonic() < deadline:   # until oscdump is up and has read it
+                s.sendto(encode.message(marker), ("127.0.0.1", self.port))
+                if _wait(lambda: any(marker in line for line in self.raw), 0.2):
+                    return
+        raise AssertionError("oscdump did not answer")
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -62,7 +87,8 @@ class OscDump:
             sec, frac = parts[0].split(".")
             t = int(sec, 16) - NTP_EPOCH + int(frac, 16) / 2**32
             types = parts[2] if len(parts) > 2 else ""
-            out.append((t, parts[1], types, parts[3:]))
+            if not parts[1].startswith("/sync/"):
+                out.append((t, parts[1], types, parts[3:]))
         return out
 
     def stop(self) -> None:
@@ -94,16 +120,18 @@ class Olad:
         if os.geteuid() == 0:
             cmd = ["runuser", "-u", "nobody", "--", *cmd]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
+        got: dict = {}
+
+        def up() -> bool:
             try:
-                plugins = self._get("/json/universe_plugin_list")["plugins"]
-                break
+                got["plugins"] = self._get("/json/universe_plugin_list")["plugins"]
+                return True
             except OSError:
-                time.sleep(0.2)
-        else:
+                return False
+        if not _wait(up, 15):
             self.stop()
             raise AssertionError("olad did not start its HTTP server")
+        plugins = got["plugins"]
         active = [p["name"] for p in plugins if p.get("active")]
         if active != ["OSC"]:
             self.stop()
@@ -123,3 +151,61 @@ class Olad:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Engine:
+    """tonegraph run in real time, listening for OSC on a free port."""
+
+    def __init__(self, patch, *extra: str, seconds: float = 30, env: dict | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "engine.cli", "run", str(patch), "--headless", "--duration",
+             str(seconds), "--osc-port", "0", "--oscquery-port", "0", *extra],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env={**os.environ, **(env or {})})
+        self.log: list[str] = []
+        self.port = self.query_port = 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            m = re.search(r"OSC control on [\d.]+:(\d+), OSCQuery on http://[\d.]+:(\d+)/", line)
+            if m:
+                self.port, self.query_port = int(m.group(1)), int(m.group(2))
+                break
+        assert self.port, "".join(self.log)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        for line in self.proc.stderr:
+            self.log.append(line)
+
+    def send(self, packet: bytes, sock: socket.socket | None = None) -> None:
+        s = sock or socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.sendto(packet, ("127.0.0.1", self.port))
+
+    def stop(self) -> str:
+        """Stop it (SIGTERM) and return everything it logged."""
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._reader.join(timeout=10)
+        return "".join(self.log)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def said(self, fragment: str) -> bool:
+        """Whether a line it logged so far holds ``fragment``."""
+        return any(fragment in line for line in list(self.log))
+
+    def ask(self, packet: bytes, timeout: float = 10.0) -> list:
+        """Send a packet from a socket of its own; the messages it gets back (OSC replies)."""
+        from engine.osc import encode
+
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(timeout)
+            self.send(packet, sock)
+            return [m for _, m in encode.decode(sock.recv(65536))]

@@ -45,10 +45,46 @@ def slip_frame(packet: bytes) -> bytes:
     return slip.encode(packet)
 
 
+#: Type tags python-osc reads; others it skips with a warning of its own on the root
+#: logger (past every rate limit), so such packets are refused here first.
+KNOWN_TAGS = frozenset("ifdsbrmtTFNh[]")
+MAX_NESTING = 8  # bundles within bundles
+
+
+def _check(packet: bytes, depth: int = 0) -> None:
+    """Raise ValueError for what python-osc would warn about instead of refusing:
+    unknown type tags, bundle elements that are neither message nor bundle."""
+    if packet.startswith(BUNDLE_HEAD):
+        if depth >= MAX_NESTING:
+            raise ValueError(f"bundles nested deeper than {MAX_NESTING}")
+        i = 16
+        while i < len(packet):
+            if i + 4 > len(packet):
+                raise ValueError("truncated bundle element")
+            (size,) = struct.unpack_from(">i", packet, i)
+            element = packet[i + 4:i + 4 + size]
+            if size < 0 or len(element) < size:
+                raise ValueError("truncated bundle element")
+            _check(element, depth + 1)
+            i += 4 + size
+        return
+    if not packet.startswith(b"/"):
+        raise ValueError("neither a message nor a bundle")
+    end = packet.find(b"\x00")
+    tags_at = (end // 4 + 1) * 4 if end >= 0 else len(packet)
+    if packet[tags_at:tags_at + 1] == b",":
+        tags_end = packet.find(b"\x00", tags_at)
+        tags = packet[tags_at + 1:tags_end if tags_end >= 0 else len(packet)]
+        unknown = set(tags.decode("latin-1")) - KNOWN_TAGS
+        if unknown:
+            raise ValueError(f"unknown type tag(s) {''.join(sorted(unknown))!r}")
+
+
 def decode(packet: bytes) -> list[tuple[float | None, OscMessage]]:
     """Messages in a datagram with the timetag (Unix time, 0 for immediately) of the
     bundle holding them, or None when not in a bundle, exactly as on the wire.
     Raises ``ValueError`` for anything that is not valid OSC."""
+    _check(packet)
     try:
         if packet.startswith(BUNDLE_HEAD):
             return _bundle_messages(OscBundle(packet))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
+from ..errors import describe
 from ..params import Param
 
 log = logging.getLogger("tonegraph.oscquery")
@@ -79,6 +80,7 @@ class _Server(ThreadingHTTPServer):
     """A thread per client, at most MAX_CLIENTS of them; quiet about clients that leave."""
 
     daemon_threads = True
+    request_queue_size = 128   # a burst of connections waits to be accepted, not refused
 
     def __init__(self, *args, **kw) -> None:
         super().__init__(*args, **kw)
@@ -125,12 +127,16 @@ class OscQueryServer:
             timeout = READ_TIMEOUT
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
-                url = urlparse(self.path)
-                if url.query == "HOST_INFO":
-                    return self._json(server.host_info())
-                node = find(tree(server.nodes()), url.path)
+                try:
+                    url = urlparse(self.path)
+                    if url.query == "HOST_INFO":
+                        return self._json(server.host_info())
+                    node = find(tree(server.nodes()), url.path)
+                except Exception as exc:  # a node that cannot describe itself: one line, a 500
+                    log.error("OSCQuery: cannot answer %s: %s", self.path[:200], describe(exc))
+                    return self._json({"error": "the namespace could not be read"}, 500)
                 if node is None:
-                    return self._json({"error": f"no such path {url.path}"}, 404)
+                    return self._json({"error": f"no such path {url.path[:200]}"}, 404)
                 if url.query and url.query in node:
                     return self._json({url.query: node[url.query]})
                 return self._json(node)
