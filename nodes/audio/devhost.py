@@ -7,6 +7,11 @@ device or server that crashes its host API (PortAudio's JACK host asserts when i
 server vanishes) takes down only this process; the engine starts a new one to reopen
 the device.
 
+The PortAudio callback never waits for the engine: when the pipe to it has no room
+for a block (the engine is stopped or stalled), the block is dropped and the next one
+is flagged as after an overflow, so a stalled engine never stalls the audio server and
+every other client on it.
+
 Each message is a header ``<BIId``: kind, length, channels, time.perf_counter() at the
 callback (the same monotonic clock in every process), followed by ``length`` bytes:
 
@@ -17,13 +22,17 @@ callback (the same monotonic clock in every process), followed by ``length`` byt
 
 from __future__ import annotations
 
+import array
+import fcntl
 import os
 import struct
 import sys
+import termios
 import time
 
 HEADER = struct.Struct("<BIId")
 DATA, DATA_OVERFLOW, READY, ERROR = 1, 2, 3, 4
+PIPE_SIZE = 1 << 20  # [bytes] asked of the kernel for the pipe to the engine (~5 s of audio)
 
 
 def input_devices(sd) -> list[str]:
@@ -50,6 +59,26 @@ def _send(kind: int, payload: bytes, channels: int = 0, stamp: float = 0.0) -> N
     os.write(1, HEADER.pack(kind, len(payload), channels, stamp) + payload)
 
 
+def _pipe_room():
+    """A function giving the free bytes in the pipe on stdout, or None when stdout is
+    not a pipe (then writes simply block)."""
+    try:
+        try:
+            fcntl.fcntl(1, fcntl.F_SETPIPE_SZ, PIPE_SIZE)
+        except OSError:  # above the system's limit: keep the default size
+            pass
+        size = fcntl.fcntl(1, fcntl.F_GETPIPE_SZ)
+        queued = array.array("i", [0])
+        fcntl.ioctl(1, termios.FIONREAD, queued)
+    except (OSError, AttributeError):
+        return None
+
+    def room() -> int:
+        fcntl.ioctl(1, termios.FIONREAD, queued)
+        return size - queued[0]
+    return room
+
+
 def main(argv: list[str]) -> int:
     device, channels, samplerate, blocksize, latency = (
         argv[0], int(argv[1]), int(argv[2]), int(argv[3]), argv[4])
@@ -57,10 +86,17 @@ def main(argv: list[str]) -> int:
         import sounddevice as sd
 
         index = find_device(sd, device)
+        room = _pipe_room()
+        dropped = [False]
 
         def callback(indata, frames, time_info, status) -> None:  # PortAudio thread
-            kind = DATA_OVERFLOW if status.input_overflow else DATA
-            _send(kind, indata.tobytes(), channels, time.perf_counter())
+            data = indata.tobytes()
+            if room is not None and room() < HEADER.size + len(data):
+                dropped[0] = True       # the engine is not reading: never wait for it here
+                return
+            kind = DATA_OVERFLOW if status.input_overflow or dropped[0] else DATA
+            dropped[0] = False
+            _send(kind, data, channels, time.perf_counter())
 
         stream = sd.InputStream(device=index, channels=channels, samplerate=samplerate,
                                 blocksize=blocksize, dtype="float32", latency=latency,

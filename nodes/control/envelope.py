@@ -73,7 +73,9 @@ class Envelope(Node):
         """Move through stages up to time ``t`` and set ``self.level``."""
         p = self.p
         while True:
-            e = t - self.t0
+            # A trigger a hair after the tick that sees it (sound and clock meet within
+            # a hop) counts as just now.
+            e = max(0.0, t - self.t0)
             if self.stage == ATTACK:
                 if e < p.attack:
                     self.level = self.level0 + (self.peak - self.level0) * (e / p.attack)

@@ -4,10 +4,12 @@ mid-run."""
 
 from __future__ import annotations
 
-import json
+import os
+import re
+import signal
 import subprocess
 import sys
-import time
+import threading
 
 import numpy as np
 import pytest
@@ -20,8 +22,23 @@ patch: {{name: live, fps: 30, samplerate: 48000, hop: 256}}
 nodes:
   mic: {{type: audio.input, params: {{device: system, retry: 0.3}}}}
   on:  {{type: audio.onset, params: {{buf_size: 512}}, in: {{audio: mic}}}}
-  rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{onset: on, live: mic.live}}}}
+  strobe: {{type: control.envelope, params: {{attack: 0, decay: 0.08}}, in: {{trigger: on}}}}
+  rec: {{type: io.record, params: {{path: "{out}", flush: 0}},
+         in: {{onset: on, live: mic.live, strobe: strobe}}}}
 """
+
+
+def flashes(r, after: float = -1.0) -> list[float]:
+    """Times of the control ticks at which the strobe was at full level."""
+    return [x["t"] for x in r if x["name"] == "strobe" and x["value"] > 0.99 and x["t"] > after]
+
+
+def aligned(r, after: float) -> bool:
+    """Every onset after ``after`` lies within one control tick (30 fps) before a tick at
+    which the strobe it triggered was at full level: onsets land in the current tick."""
+    peaks = flashes(r, after)
+    onsets = [x["t"] for x in r if x["name"] == "onset" and x["t"] > after]
+    return bool(onsets) and all(any(0 <= p - t < 1 / 30 + 0.02 for p in peaks) for t in onsets[:-1])
 
 
 @pytest.fixture
@@ -35,28 +52,31 @@ def jack():
 
 
 def wait_rows(path, pred, timeout: float) -> list:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        r = rows(path)
-        if pred(r):
-            return r
-        time.sleep(0.1)
-    raise AssertionError(f"timed out; rows so far: {rows(path)[-10:]}")
+    if not wait_for(lambda: pred(rows(path)), timeout):
+        raise AssertionError(f"timed out; rows so far: {rows(path)[-10:]}")
+    return rows(path)
+
+
+def listen_to_clicks(jack, patch) -> subprocess.Popen:
+    """The engine running ``patch`` on JACK, its input fed by jack_metro at 120 BPM."""
+    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+                               "--duration", "60"], cwd=ROOT, env=jack.env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    jack.wait_for_port("PortAudio:in_0")
+    jack.connect(jack.metro(120), "PortAudio:in_0")
+    return engine
 
 
 def test_live_input_survives_device_loss_and_return(jack, write_patch, tmp_path):
     out = tmp_path / "live.jsonl"
     patch = write_patch(PATCH.format(out=out))
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
-                               "--duration", "60"], cwd=ROOT, env=jack.env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    engine = listen_to_clicks(jack, patch)
     try:
-        jack.wait_for_port("PortAudio:in_0")
-        jack.connect(jack.metro(120), "PortAudio:in_0")
         onsets = lambda r: [x["t"] for x in r if x["name"] == "onset"]  # noqa: E731
         first = onsets(wait_rows(out, lambda r: len(onsets(r)) >= 4, 15))
         gaps = [b - a for a, b in zip(first, first[1:])]
         assert all(abs(g - 0.5) < 0.03 for g in gaps[1:]), gaps   # 120 BPM clicks
+        assert len(flashes(rows(out))) >= 3                         # each click flashes the strobe
 
         jack.stop()                                                  # the device vanishes
         wait_rows(out, lambda r: r and r[-1] == {**r[-1], "name": "live", "value": 0.0}, 10)
@@ -66,9 +86,12 @@ def test_live_input_survives_device_loss_and_return(jack, write_patch, tmp_path)
         jack.start()                                                 # ... and comes back
         jack.wait_for_port("PortAudio:in_0")
         jack.connect(jack.metro(120), "PortAudio:in_0")
+        back = rows(out)[-1]["t"]
         wait_rows(out, lambda r: len(onsets(r)) >= n_before + 4, 15)
         live = [x["value"] for x in rows(out) if x["name"] == "live"]
         assert live[-1] == 1.0 and 0.0 in live
+        # The lights follow the clicks again, on time: media time re-anchored.
+        wait_rows(out, lambda r: len(flashes(r, back)) >= 3 and aligned(r, back), 15)
     finally:
         engine.terminate()
         _, err = engine.communicate(timeout=20)
@@ -76,6 +99,30 @@ def test_live_input_survives_device_loss_and_return(jack, write_patch, tmp_path)
     assert "Traceback" not in err
     assert err.count("stopped delivering audio") == 1, err    # said once, not per block
     assert err.count("is back") == 1, err
+
+
+def test_onset_lights_fire_again_after_the_engine_was_stopped(jack, write_patch, tmp_path):
+    """SIGSTOP for 3 s (a machine that froze), then SIGCONT: the strobe flashes on the
+    clicks again, each onset landing in the control tick that is current, and the
+    stalled engine never stalled the JACK server (jack_metro's clicks went on)."""
+    out = tmp_path / "live.jsonl"
+    patch = write_patch(PATCH.format(out=out))
+    engine = listen_to_clicks(jack, patch)
+    try:
+        wait_rows(out, lambda r: len(flashes(r)) >= 3, 15)
+        os.kill(engine.pid, signal.SIGSTOP)
+        stalled = threading.Event()
+        stalled.wait(3.0)                      # the engine stands still for 3 s
+        os.kill(engine.pid, signal.SIGCONT)
+        resumed = rows(out)[-1]["t"] + 2.5     # media time went on while it stood still
+        wait_rows(out, lambda r: len(flashes(r, resumed)) >= 3 and aligned(r, resumed), 15)
+        assert "PortAudio:in_0" in jack.ports()
+    finally:
+        engine.terminate()
+        _, err = engine.communicate(timeout=20)
+    assert engine.returncode == 0, err
+    assert "Traceback" not in err
+    assert "media time re-anchored" in err, err
 
 
 def run_briefly(jack, write_patch, out, replace: tuple[str, str], seconds: float):
@@ -126,15 +173,15 @@ def test_file_plays_in_real_time_and_monitors_to_a_device(jack, write_patch, tmp
         heard = tmp_path / "heard.wav"
         subprocess.run(["jack_rec", "-f", str(heard), "-d", "2", "PortAudio:out_0"],
                        env=jack.env, timeout=30, capture_output=True)
-        t0 = time.monotonic()
-        first = rows(out)[-1]["value"]
-        time.sleep(1.0)
-        played = rows(out)[-1]["value"] - first
-        wall = time.monotonic() - t0
     finally:
         _, err = engine.communicate(timeout=30)
     assert engine.returncode == 0, err
-    assert abs(played - wall) < 0.25, (played, wall)          # real time, not as fast as possible
+    # Paced like a player: 6 s of media time took about 6 s (as fast as possible would
+    # have taken a fraction of a second).
+    media, wall = map(float, re.search(r"([\d.]+) s media time in ([\d.]+) s", err).groups())
+    assert media == pytest.approx(6.0, abs=0.1) and wall > 5.5, err
+    pos = [r["value"] for r in rows(out) if r["name"] == "pos"]
+    assert pos and 5.5 < pos[-1] <= 6.1
     data, rate = sf.read(heard)
     assert rate == 48000 and len(data) >= 48000
     assert np.abs(data).max() > 0.1                           # the groove reached the device

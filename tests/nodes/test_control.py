@@ -203,6 +203,26 @@ def test_envelope_velocity():
     assert e.tick(trigger=(Event(0.0, 0.3),))["out"] == pytest.approx(0.3)
 
 
+def test_a_short_strobe_reaches_full_level_at_every_sampling_phase():
+    """An 80 ms strobe sampled at 60 Hz: whatever the phase of the trigger between two
+    ticks, the tick after it carries the full peak (the desk never sees a dim flash)."""
+    import random
+
+    rng = random.Random(3)
+    peaks = []
+    e = NodeDriver(Envelope, {"attack": 0.0, "decay": 0.08}, fps=60)
+    for k in range(600):               # tick k is at k / 60; its trigger fell since tick k - 1
+        trig = (Event(k / 60 - rng.uniform(0, 1 / 60)),) if k % 15 == 1 else ()
+        out = e.tick(trigger=trig)["out"]
+        if trig:
+            peaks.append(out)
+    assert len(peaks) == 40 and min(peaks) == 1.0
+    # With an attack longer than a tick, the ramp is seen and the peak still is.
+    e = NodeDriver(Envelope, {"attack": 0.02, "decay": 0.08}, fps=60)
+    levels = [e.tick(trigger=(Event(0.004),) if k == 1 else ())["out"] for k in range(8)]
+    assert 0 < levels[1] < 1 and max(levels) == 1.0
+
+
 def test_trigger_hysteresis_holdoff_direction():
     t = NodeDriver(Trigger, {"threshold": 0.5, "hysteresis": 0.1}, fps=100)
     seq = [0.0, 0.6, 0.45, 0.55, 0.3, 0.7, 0.7]
