@@ -34,7 +34,7 @@ from typing import Any, Callable
 from .batch import BatchGroup
 from .clock import SYSTEM, Clock
 from .errors import NodeError, describe
-from .node import Context, Node, Tick
+from .node import Context, Node
 from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, Step
 from .ports import NO_EVENTS, PortType
 from .registry import Registry

@@ -94,6 +94,42 @@ class NodeDriver:
         return self.index * self.period
 
 
+class Watching:
+    """A real-time Runtime on a thread of its own, watching its patch."""
+
+    def __init__(self, path: Path, registry: Registry, seconds: float = 120.0, **kw: Any) -> None:
+        import threading
+
+        graph, errors = load_graph(path, registry)
+        assert not errors, errors
+        self.rt = Runtime(graph, registry, duration=seconds, watch=True, **kw)
+        self.error: Exception | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        assert wait_for(lambda: self.rt.reloader is not None and self.rt.frames > 5)
+
+    def _run(self) -> None:
+        try:
+            self.report = self.rt.run()
+        except Exception as exc:  # surfaced by stop()
+            self.error = exc
+
+    def stop(self):
+        self.rt.request_stop()
+        self.thread.join(timeout=20)
+        assert self.error is None, self.error
+        return self.report
+
+
+def save(path: Path, text: str) -> None:
+    """Save as editors do: write a temp file, then rename it over the patch."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.swp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def wait_for(pred, timeout: float = 10.0) -> bool:
     """Poll ``pred`` until it holds or ``timeout`` [s] passes (for tests of real processes)."""
     import time

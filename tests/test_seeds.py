@@ -6,17 +6,14 @@ sections every 4 bars: quiet 0-8 s, loud 8-16 s, and so on."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import threading
-import time
 
 import numpy as np
-import pytest
 
 from engine.runtime import OscOptions, Runtime
 
-from .conftest import ROOT, load_ok, tonegraph, wait_for
+from .conftest import ROOT, tonegraph, wait_for
 
 GRAPHS = ROOT / "graphs"
 

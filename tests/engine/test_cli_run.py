@@ -7,11 +7,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
-from ..conftest import ROOT, tonegraph
+from ..conftest import ROOT, tonegraph, wait_for
 
 RECORDED = """
 patch: {name: rec, fps: 50}
@@ -97,13 +96,13 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
         nodes:
           lfo: {{type: control.lfo}}
           rec: {{type: io.record, params: {{path: "{out}", flush: 100}}, in: {{x: lfo}}}}
+          seen: {{type: io.record, params: {{path: "{out}.now", flush: 0}}, in: {{x: lfo}}}}
         """)
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 30
-    while "running" not in (proc.stderr.readline() or "") and time.monotonic() < deadline:
-        pass
-    time.sleep(0.5)  # let it run real frames before the signal arrives
+    now = out.with_name(out.name + ".now")
+    # Real ticks have run (seen in a recorder that writes at once) before the signal.
+    assert wait_for(lambda: now.exists() and len(now.read_text().splitlines()) >= 20, 30)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err

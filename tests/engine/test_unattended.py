@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import socket
 import subprocess
 import sys
-import time
 
 from engine import ports
 from engine.node import Node, Tick

@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -171,7 +170,6 @@ nodes:
         centre = lambda: tuple(last["px"][8, 16]) if "px" in last else None   # noqa: E731
         assert wait_for(lambda: rt.frames > 5, 20)
         assert centre() == (255, 0, 0)
-        time.sleep(0.05)
         frag.write_text("// a comment\nvoid mainImage(out vec4 c, in vec2 f) {\n  c = vec4(0.0, 1.0 0.0, 1.0);\n}\n")
         assert wait_for(lambda: "live.frag: line 3:" in caplog.text, 10), caplog.text
         frames = rt.frames
@@ -384,18 +382,23 @@ nodes:
     proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "run", str(path),
                              "--no-osc", "--duration", "30"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(proc.stderr), daemon=True)
+    reader.start()
     try:
         assert wait_for(lambda: close_window(xvfb, "closing"), 20), "the window never appeared"
         if close_stops:
             proc.wait(timeout=10)                                    # it stops by itself
         else:
-            time.sleep(1.0)
+            assert wait_for(lambda: any("the engine keeps running" in l for l in lines), 10)
             n = len(out.read_text().splitlines())
             assert wait_for(lambda: len(out.read_text().splitlines()) > n + 10, 10)   # still running
             assert proc.poll() is None
     finally:
         if proc.poll() is None:
             proc.terminate()
-        _, err = proc.communicate(timeout=20)
+        proc.wait(timeout=20)
+        reader.join(10)
+    err = "".join(lines)
     assert proc.returncode == 0, err
     assert ("closed: stopping" in err) == close_stops and "Traceback" not in err

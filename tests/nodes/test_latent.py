@@ -8,7 +8,7 @@ import pytest
 from engine.ports import Event, PortType
 from nodes.ml.latent import Latent, slerp
 
-from ..conftest import ROOT, NodeDriver, run_offline
+from ..conftest import NodeDriver, run_offline
 
 WIRED = {"energy": PortType.NUMBER, "onset": PortType.EVENT, "beat": PortType.EVENT,
          "phase": PortType.NUMBER, "spectrum": PortType.VECTOR}
