@@ -69,6 +69,7 @@ nodes:
         counts = {}
 
         def engine() -> None:
+            (Path(d) / "o.jsonl").unlink(missing_ok=True)     # io.record appends
             Runtime(graph, reg, offline=True).run()
             counts["engine"] = sum(1 for _ in open(Path(d) / "o.jsonl"))
 

@@ -82,6 +82,31 @@ def test_restart_policy_restarts_a_node_that_keeps_failing(write_patch, caplog):
                for r in caplog.records)
 
 
+def test_in_real_time_a_failing_node_is_started_afresh_off_the_hot_path(write_patch, caplog):
+    """The policy's restart is a new plan: a new object, set up on the reload thread and
+    swapped in, without the state that may have caused the failures."""
+    import logging
+
+    from ..conftest import Watching, wait_for
+
+    caplog.set_level(logging.INFO, logger="tonegraph")
+    reg = default_registry(plugins=False)
+    reg.add(Flaky, __name__)
+    path = write_patch("nodes: {f: {type: test.flaky}, m: {type: control.map, in: {value: f}}}\n")
+    run = Watching(path, reg)
+    try:
+        run.rt.policy.restart_after = 20
+        first = run.rt.current.nodes["f"]
+        assert wait_for(lambda: run.rt.current.nodes["f"] is not first)
+        fresh = run.rt.current.nodes["f"]
+        assert fresh.configured == 1 and dict(run.rt.plan.diff.restarted) == {"f": "kept failing"}
+        assert run.rt.current.nodes["m"] is not None and run.rt.reloads == 1
+        assert wait_for(lambda: fresh.ticks > 0)
+    finally:
+        run.stop()
+    assert any("restarted 'f' afresh" in r.getMessage() for r in caplog.records)
+
+
 def test_full_disk_is_reported_once_survived_and_recovered_without_losing_rows(tmp_path, caplog):
     """A real full disk: /dev/full fails every write with ENOSPC.  Recovery is shown by
     pointing the recorder at a real file once the retry time has passed (a full disk
