@@ -27,13 +27,15 @@ nodes:
 {extra}"""
 
 
-def continuous(values, step: float, wrap: float) -> bool:
-    """A saw sampled every frame moves on by one step (or a few, if frames were
-    skipped under load) between samples, modulo its wrap: never back, never a jump."""
-    for a, b in zip(values, values[1:]):
-        d = (b - a) % wrap
-        k = round(d / step)
-        if not (1 <= k <= 4 and abs(d - k * step) < step * 0.4):
+def continuous(points, frequency: float) -> bool:
+    """A saw of ``frequency`` [Hz] sampled at media times ``t`` (the (t, value) pairs)
+    moves on by exactly frequency x the time between two samples, modulo 1: never back,
+    never a jump, whatever ticks were skipped under load."""
+    for (ta, a), (tb, b) in zip(points, points[1:]):
+        if tb <= ta:
+            return False
+        off = ((b - a) - frequency * (tb - ta)) % 1.0
+        if min(off, 1.0 - off) > 1e-4:
             return False
     return True
 
@@ -57,10 +59,10 @@ def test_edit_applies_live_and_keeps_state(write_patch, registry, tmp_path):
                         len(rows(out)) > n + 60)
     finally:
         run.stop()
-    lfo_vals = [r["value"] for r in rows(out) if r["name"] == "lfo"]
+    lfo_vals = [(r["t"], r["value"]) for r in rows(out) if r["name"] == "lfo"]
     assert len(lfo_vals) > 60
     # The LFO never jumped across the reload: 0.5 Hz saw, 0..1, one step per frame.
-    assert continuous(lfo_vals, 0.5 / 60, 1.0)
+    assert continuous(lfo_vals, 0.5)
     assert max(r["value"] for r in rows(out) if r["name"] == "m") > 1.0
     assert run.rt.swap_times and max(run.rt.swap_times) < 0.5
 
@@ -173,7 +175,8 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
     listener.settimeout(0.05)
     port = listener.getsockname()[1]
     out = tmp_path / "rec.jsonl"
-    extra = f"  osc: {{type: osc.out, params: {{port: {port}, policy: every-frame}}, in: {{/lfo: lfo, /m: m}}}}\n"
+    extra = (f"  osc: {{type: osc.out, params: {{port: {port}, policy: every-frame, bundle: true}}, "
+             f"in: {{/lfo: lfo, /m: m}}}}\n")
     path = write_patch(BASE.format(out=out, top=1, extra=extra, extra_in=""))
     received, bad = [], 0
     stop = threading.Event()
@@ -186,11 +189,12 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
             except socket.timeout:
                 continue
             try:
-                received.extend(m for _, m in encode.decode(data))
+                received.extend(encode.decode(data))
             except ValueError:
                 bad += 1
     threading.Thread(target=listen, daemon=True).start()
     run = Watching(path, registry, seconds=600)
+    lfo = run.rt.runner.nodes["lfo"]
     rng = random.Random(11)
     last_valid = 1
     try:
@@ -207,12 +211,15 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
                 assert wait_for(lambda: run.rt.reloader.failures > failures, 5)
             assert run.thread.is_alive()
         assert run.rt.runner.nodes["m"].p.out_range == [0.0, float(last_valid)]
+        assert run.rt.runner.nodes["lfo"] is lfo            # never rebuilt: its state kept
     finally:
         report = run.stop()
         stop.set()
     assert bad == 0
-    lfo_vals = [m.params[0] for m in received if m.address == "/lfo"]
-    assert len(lfo_vals) > 100 and continuous(lfo_vals, 0.5 / 60, 1.0)
+    # Timetags are the media time of each tick (plus the run's origin).
+    origin = run.rt.ctx.clock_origin
+    lfo_vals = [(tag - origin, m.params[0]) for tag, m in received if m.address == "/lfo"]
+    assert len(lfo_vals) > 100 and continuous(lfo_vals, 0.5)
     assert report.faults == 0
 
 
