@@ -153,14 +153,19 @@ class AudioInput(Node):
         ready, _, _ = select.select([fd], [], [], timeout)
         if not ready:
             return
-        try:
-            chunk = os.read(fd, 1 << 16)
-        except BlockingIOError:
-            return
-        if not chunk:
-            self._down("host process ended" if self.live else "could not be opened")
-            return
-        self.rx += chunk
+        # Read all that waits (after a stall, the whole backlog at once, so that only
+        # its newest hop is kept rather than one stale hop per read).
+        while True:
+            try:
+                chunk = os.read(fd, 1 << 16)
+            except BlockingIOError:
+                break
+            if not chunk:
+                self._down("host process ended" if self.live else "could not be opened")
+                return
+            self.rx += chunk
+            if len(chunk) < 1 << 16 or len(self.rx) > 1 << 23:
+                break
         self._parse()
 
     def _parse(self) -> None:
