@@ -24,6 +24,7 @@ then its control tick, then its render tick, so identical input gives identical 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -83,7 +84,8 @@ class Runtime:
     def __init__(self, graph: Graph, registry: Registry, *, offline: bool = False,
                  headless: bool = True, duration: float | None = None, fps: float | None = None,
                  clock: Clock = SYSTEM, osc: OscOptions | None = None, watch: bool = False,
-                 sets: list[str] | None = None, batching: bool = True) -> None:
+                 sets: list[str] | None = None, batching: bool = True,
+                 preroll: float = 0.0) -> None:
         self.osc = osc
         self.watch = watch
         self.sets = sets or []
@@ -91,6 +93,9 @@ class Runtime:
         self.clock = clock
         self.offline = offline
         self.duration = duration
+        #: Offline: media time [s] before which only audio and control run (a render's
+        #: pre-roll, for analysers to hear the music before the first frame is drawn).
+        self.preroll = preroll
         #: ``run --fps``: pins the control rate whatever the patch's header says.
         self.pinned_fps = fps
         plan = make_plan(graph, registry, fps=fps, batching=batching)
@@ -395,7 +400,8 @@ class Runtime:
         videos rendered, so the loop itself must cost next to nothing per frame.  One
         Tick per domain is reused (nodes read a tick only during the call)."""
         run = self.current
-        frame, hop = run.frame, run.audio_hop
+        frame, hop, control = run.frame, run.audio_hop, run.control
+        preroll = self.preroll - 1e-9
         sources = self.sources
         stop = self.ctx.stop
         period, hp = 1.0 / self.fps, self.hop_period
@@ -431,15 +437,18 @@ class Runtime:
                     run_tasks(tasks[CONTROL])
                     run_tasks(tasks[RENDER])
                 ftick.t, ftick.index = t, k
-                frame(ftick)
+                if t < preroll:
+                    control(ftick)
+                else:
+                    frame(ftick)
                 if k == 0:
                     ftick.dt = period
                 k += 1
         finally:
             self.hops, self.frames = n, k
             run.close()
-        return RunReport(k, n, 0, 0, run.fault_count(), t, self.clock.now() - wall0, reason,
-                         k if run.has_render else 0)
+        drawn = k - min(k, math.ceil(preroll * self.fps)) if run.has_render else 0
+        return RunReport(k, n, 0, 0, run.fault_count(), t, self.clock.now() - wall0, reason, drawn)
 
 
 def run_tasks(tasks: deque) -> None:

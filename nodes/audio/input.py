@@ -10,6 +10,10 @@ machine stalled) is stale for a live show: beyond ``BACKLOG`` seconds of it, the
 is dropped, reported once per episode, and the engine plays on from the newest hop
 (media time re-anchors, see engine/audio.py).
 
+With ``file`` set, the node plays that sound file instead of listening to a device, with
+the same outputs: a live patch rehearsed on a recording, or rendered to video over a
+song (``tonegraph render --audio`` sets it).
+
 A device that is missing, busy, refuses the samplerate, or stops delivering (unplugged,
 JACK server gone) is reported once; the node then outputs silence and starts a new
 device host every ``retry`` seconds, matching the device by name, and resumes on its
@@ -61,6 +65,10 @@ class AudioInput(Node):
                           min=0.05, max=60.0),
         "lost_after": P.number(0.5, "Silence from the device after which it counts as lost.",
                                unit="s", min=0.05, max=10.0),
+        "file": P.path(None, "Play this sound file instead of a device (rehearsing a live patch "
+                             "on a recording; 'tonegraph render --audio' sets it)."),
+        "start": P.number(0.0, "With 'file': where to start in it.", unit="s", min=0.0,
+                          restart=True),
     }
     outputs = {
         "audio": ports.audio("The input, one hop per tick (silence while the device is away)."),
@@ -70,12 +78,25 @@ class AudioInput(Node):
 
     @classmethod
     def check(cls, params, wired, ctx):
+        if params["file"]:
+            from .file import AudioFile
+
+            return AudioFile.check(_file_params(params), {}, ctx)
         if params["channel"] >= params["channels"]:
             return [("channel", f"channel {params['channel']} is not among the {params['channels']} "
                                 f"opened (0..{params['channels'] - 1}); raise 'channels'")]
         return []
 
     def configure(self) -> None:
+        self.player = None
+        if self.p.file:
+            from .file import AudioFile
+
+            self.player = AudioFile(self.id, _file_params(vars(self.p)), self.ctx)
+            self.player.configure()
+            self.overflows = 0
+            self.out["live"] = 1.0
+            return
         self.child: subprocess.Popen | None = None
         self.live = False
         self.rx = bytearray()
@@ -96,8 +117,8 @@ class AudioInput(Node):
         self.stale_frames = 0
         self.next_stale_report = 0.0
         if self.ctx.offline:
-            log.warning("node '%s': audio.input hears nothing on the offline clock; use "
-                        "audio.file to analyse a recording", self.id)
+            log.warning("node '%s': audio.input hears nothing on the offline clock; set its "
+                        "'file' (--set %s.file=song.flac) to run it on a recording", self.id, self.id)
             self.next_try = float("inf")
             return
         self._spawn()
@@ -217,8 +238,15 @@ class AudioInput(Node):
 
     # -- engine side ----------------------------------------------------------------
 
+    @property
+    def finished(self) -> bool:
+        return self.player is not None and self.player.finished
+
+    def files(self) -> list:
+        return self.player.files() if self.player is not None else []
+
     def wait_hop(self, timeout: float) -> bool | None:
-        if not self.live:
+        if self.player is not None or not self.live:
             return None
         hop = self.ctx.hop
         deadline = time.monotonic() + timeout
@@ -236,6 +264,10 @@ class AudioInput(Node):
         return True
 
     def process(self, tick: Tick) -> None:
+        if self.player is not None:
+            self.player.process(tick)
+            self.out["audio"] = self.player.out["audio"]
+            return
         hop = self.ctx.hop
         if self.live and self.pending_frames >= hop:
             data = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
@@ -262,8 +294,16 @@ class AudioInput(Node):
             self.next_overflow_report = time.monotonic() + REPORT_EVERY
 
     def close(self) -> None:
+        if getattr(self, "player", None) is not None:
+            self.player.close()
         if getattr(self, "child", None) is not None:
             self._kill()
+
+
+def _file_params(params: dict) -> dict:
+    """The params of the audio.file that plays an audio.input's ``file``."""
+    return {"path": params["file"], "start": params["start"], "channel": params["channel"],
+            "loop": False, "gain": 1.0, "monitor": False, "monitor_device": ""}
 
 
 def _package_root():

@@ -25,6 +25,8 @@ def add_parsers(sub, with_nodes_path) -> None:
     p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
     p.add_argument("--start", type=float, default=0.0, metavar="S", help="start in the song [s]")
     p.add_argument("--end", type=float, metavar="S", help="end in the song [s] (default: its end)")
+    p.add_argument("--preroll", type=float, default=8.0, metavar="S",
+                   help="let the analysers hear this much of the song before --start (default 8)")
     p.add_argument("--frames", type=Path, metavar="DIR", help="also write every frame as PNG here")
     p.add_argument("--crf", type=int, default=18, metavar="N", help="H.264 quality, 0-51, lower is better")
     p.add_argument("--preset", default="veryfast",
@@ -41,12 +43,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from .render import render
 
-    if args.start < 0 or (args.fps is not None and args.fps <= 0) or not 0 <= args.crf <= 51:
-        print("error: --start must be >= 0, --fps > 0 and --crf within 0..51", file=sys.stderr)
+    import math
+
+    if not (math.isfinite(args.start) and args.start >= 0) or not (
+            args.fps is None or (math.isfinite(args.fps) and args.fps > 0)) or not 0 <= args.crf <= 51 \
+            or not (math.isfinite(args.preroll) and args.preroll >= 0):
+        print("error: --start and --preroll must be >= 0, --fps > 0 and --crf within 0..51",
+              file=sys.stderr)
         return 1
     registry = default_registry([Path(p) for p in args.nodes_path or []])
     report = render(Path(args.patch), registry, args.audio, args.output, args.size, args.fps,
-                    args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset)
+                    args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset,
+                    args.preroll)
     w, h = report.size
     print(f"{report.output}: {report.frames} frames, {w}x{h} at {report.fps:g} fps, "
           f"{report.seconds:.2f} s in {report.wall:.1f} s ({report.seconds / report.wall:.2f}x real time)")

@@ -1,11 +1,13 @@
 """``tonegraph render``: a patch over a whole song, offline, to an H.264 video with the
 song's audio.
 
-``--audio`` becomes the source of every ``audio.file`` node (so one preset renders any
-song), every ``gl.window`` draws offscreen at ``--size``, and the patch runs on the
-offline clock: frame k shows the graph at time k / fps, exactly, whatever the machine's
-speed, and the same input gives the same frames.  ffmpeg (shipped by imageio-ffmpeg)
-encodes the frames and muxes the audio of the rendered span.
+``--audio`` becomes the source of every ``audio.file`` node and the file of every
+``audio.input`` node (so one preset, or a live patch, renders any song), every
+``gl.window`` draws offscreen at ``--size``, and the patch runs on the offline clock:
+frame k shows the graph at time k / fps, exactly, whatever the machine's speed, and the
+same input gives the same frames.  The sound starts up to ``--preroll`` seconds before
+``--start``, so a beat tracker is locked at the first frame.  ffmpeg (shipped by
+imageio-ffmpeg) encodes the frames and muxes the audio of the rendered span.
 """
 
 from __future__ import annotations
@@ -39,29 +41,62 @@ class RenderReport:
     fps: float
 
 
-def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
-           size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
-           end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
-           sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast") -> RenderReport:
+PREROLL = 8.0  # [s] of the song the analysers hear before the first frame (--preroll)
+
+
+@dataclass
+class Prepared:
+    """A patch made ready to render a span of a song: the runtime, the window that is
+    recorded, the sound and the span [s] of it that the frames show."""
+
+    runtime: Runtime
+    window: str
+    sound: Path | None
+    start: float
+    end: float
+
+    @property
+    def frames(self) -> int:
+        return math.ceil((self.end - self.start) * self.runtime.fps - 1e-9)
+
+
+def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int, int],
+            fps: float | None = None, start: float = 0.0, end: float | None = None,
+            sets: list[str] | None = None, preroll: float = PREROLL) -> Prepared:
+    """Load ``patch`` to render ``audio`` (or the patch's own sound) from ``start`` to
+    ``end`` at ``size``: every ``audio.file`` plays the song, every ``audio.input``
+    reads it as its file, every ``gl.window`` draws offscreen at ``size``.  The sound
+    starts ``preroll`` seconds early (as much of it as the song has before ``start``),
+    so onset, tempo and other analysers have heard the music when the first frame is
+    drawn; the frames of the pre-roll are not drawn."""
     import soundfile as sf
 
     graph, errors = load_graph(patch, registry, sets)
     if errors:
         raise RenderError("\n".join(str(e) for e in errors))
     files = [nid for nid, n in graph.nodes.items() if n.type == "audio.file"]
+    inputs = [nid for nid, n in graph.nodes.items() if n.type == "audio.input"]
     windows = [nid for nid, n in graph.nodes.items() if n.type == "gl.window"]
     if not windows:
         raise RenderError(f"{display_path(Path(patch))} has no gl.window node: nothing to render")
-    if audio is not None and not files:
-        raise RenderError(f"{display_path(Path(patch))} has no audio.file node to play --audio")
+    if audio is None and inputs:
+        raise RenderError(f"{display_path(Path(patch))} listens to a live input "
+                          f"('{inputs[0]}'): give --audio FILE to render it over a song")
+    if audio is not None and not files + inputs:
+        raise RenderError(f"{display_path(Path(patch))} has no audio.file or audio.input node "
+                          f"to play --audio")
     w, h = size
     if w % 2 or h % 2 or w < 16 or h < 16:
         raise RenderError(f"--size {w}x{h}: width and height must be even and at least 16 (H.264)")
+    rate = float(fps or graph.spec.fps)
+    # A whole number of frames of pre-roll, no more than the song has before start.
+    pre = math.floor(min(max(preroll, 0.0), start) * rate + 1e-9) / rate
     overrides = list(sets or [])
     if audio is not None:
         audio = Path(audio).resolve()
         overrides += [f"{nid}.path={json.dumps(str(audio))}" for nid in files]
-    overrides += [f"{nid}.start={start}" for nid in files]
+        overrides += [f"{nid}.file={json.dumps(str(audio))}" for nid in inputs]
+    overrides += [f"{nid}.start={start - pre}" for nid in files + inputs]
     overrides += [f"{nid}.size=[{w}, {h}]" for nid in windows]
     graph, errors = load_graph(patch, registry, overrides)
     if errors:
@@ -79,11 +114,25 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         raise RenderError("the patch plays no audio.file: give --end to say how long to render")
     if end <= start:
         raise RenderError(f"nothing to render between --start {start:g} s and --end {end:g} s")
-    rt = Runtime(graph, registry, offline=True, headless=True, duration=end - start, fps=fps)
+    rt = Runtime(graph, registry, offline=True, headless=True, duration=end - start + pre, fps=fps,
+                 preroll=pre)
+    return Prepared(rt, windows[0], sound, start, end)
+
+
+def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
+           size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
+           end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
+           sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast",
+           preroll: float = PREROLL) -> RenderReport:
+    import soundfile as sf
+
+    job = prepare(patch, registry, audio, size, fps, start, end, sets, preroll)
+    rt, sound, start, end = job.runtime, job.sound, job.start, job.end
     rate = rt.fps
-    n_frames = math.ceil((end - start) * rate - 1e-9)
+    w, h = size
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    if not output.parent.is_dir():
+        raise RenderError(f"-o {output}: the folder {display_path(output.parent)} does not exist")
     if frames_dir is not None:
         Path(frames_dir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,9 +144,8 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
                 data = f.read(int(round((end - start) * f.samplerate)), dtype="float32", always_2d=True)
                 sf.write(track, data, f.samplerate, subtype="PCM_16")
         writer = _writer(output, w, h, rate, track, crf, preset)
-        sink = _Sink(writer, frames_dir, n_frames, quiet)
-        for nid in windows[:1]:
-            rt.runner.nodes[nid].sink = sink
+        sink = _Sink(writer, frames_dir, job.frames, quiet)
+        rt.runner.nodes[job.window].sink = sink
         t0 = time.perf_counter()
         try:
             with sink:

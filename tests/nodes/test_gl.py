@@ -290,7 +290,7 @@ def test_render_writes_a_video_with_audio_frame_accurate_and_deterministic(tmp_p
     song = ROOT / "graphs" / "media" / "groove.flac"
     out = tmp_path / "tunnel.mp4"
     res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(song), "-o", str(out),
-                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "10",
+                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "10", "--preroll", "0",
                     "--frames", str(tmp_path / "a"), "-q", timeout=300)
     assert res.returncode == 0, res.stderr
     n, secs = imageio_ffmpeg.count_frames_and_secs(str(out))
@@ -309,11 +309,53 @@ def test_render_writes_a_video_with_audio_frame_accurate_and_deterministic(tmp_p
     assert loud > 1.3 * quiet, (quiet, loud)
     # Same input, same frames.
     res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(song), "-o", str(tmp_path / "b.mp4"),
-                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "7",
+                    "--size", "160x90", "--fps", "15", "--start", "6", "--end", "7", "--preroll", "0",
                     "--frames", str(tmp_path / "b"), "-q", timeout=300)
     assert res.returncode == 0, res.stderr
     for p in sorted((tmp_path / "b").glob("*.png")):
         assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(tmp_path / "a" / p.name)))
+
+
+def test_render_pre_roll_has_the_beat_tracker_locked_at_the_first_frame(tmp_path, write_patch):
+    """From --start 10 s, the analysers heard the song from 2 s on: beats flash from
+    the first second; with --preroll 0 the tracker is still listening then."""
+    from PIL import Image
+
+    song = ROOT / "graphs" / "media" / "groove.flac"
+    patch = write_patch(f"""
+        patch: {{fps: 20}}
+        nodes:
+          song:  {{type: audio.file, params: {{path: "{song}"}}}}
+          tempo: {{type: audio.tempo, in: {{audio: song}}}}
+          look:  {{type: gl.shader, params: {{pulse_decay: 0.05, size: [16, 16],
+                   source: "uniform float beat; void mainImage(out vec4 c, in vec2 f) {{ c = vec4(vec3(beat), 1.0); }}"}},
+                   in: {{beat: tempo.beat}}}}
+          out:   {{type: gl.window, params: {{size: [16, 16]}}, in: {{image: look}}}}
+        """)
+    flashes = {}
+    for preroll in ("8", "0"):
+        frames = tmp_path / f"p{preroll}"
+        res = tonegraph("render", str(patch), "-o", str(tmp_path / f"p{preroll}.mp4"), "--start", "10",
+                        "--end", "11.5", "--size", "16x16", "--preroll", preroll, "--frames",
+                        str(frames), "-q", timeout=300)
+        assert res.returncode == 0, res.stderr
+        light = [np.asarray(Image.open(p)).mean() for p in sorted(frames.glob("*.png"))]
+        assert len(light) == 30
+        flashes[preroll] = sum(1 for a, b in zip(light, light[1:]) if b > a + 60)
+    assert flashes["8"] >= 2 and flashes["0"] == 0, flashes
+
+
+def test_render_plays_the_song_through_a_live_patch_input(tmp_path):
+    import imageio_ffmpeg
+
+    out = tmp_path / "live.mp4"
+    res = tonegraph("render", "graphs/seed-000-live-world.yaml", "--audio",
+                    str(ROOT / "graphs" / "media" / "groove.flac"), "-o", str(out), "--size", "64x36",
+                    "--fps", "10", "--start", "8", "--end", "10", "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 20
+    res = tonegraph("render", "graphs/seed-000-live-world.yaml", "-o", str(tmp_path / "x.mp4"))
+    assert res.returncode == 1 and "give --audio FILE" in res.stderr
 
 
 def test_render_errors_are_one_line(tmp_path, write_patch):
@@ -324,6 +366,8 @@ def test_render_errors_are_one_line(tmp_path, write_patch):
     assert res.returncode == 1 and "Traceback" not in res.stderr
     res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "x.mp4"), "--size", "161x90")
     assert res.returncode == 1 and "must be even" in res.stderr
+    res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "missing" / "x.mp4"), "--end", "1")
+    assert res.returncode == 1 and "does not exist" in res.stderr and not (tmp_path / "missing").exists()
 
 
 def close_window(display: str, title: str) -> bool:
