@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core \
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1
 
-.PHONY: demo test bench eval soak system-deps setup docs models clean
+.PHONY: demo test bench eval looks soak system-deps setup docs models clean
 
 demo: setup
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
@@ -29,6 +29,11 @@ soak: setup
 
 eval: setup
 	$(PY) -m tests.eval
+
+# Every patch with a window over real recordings: how well its pictures follow the music
+# (numbers, and contact sheets in docs/looks/).
+looks: setup
+	$(PY) -m tests.looks
 
 docs: setup
 	$(VENV)/bin/tonegraph docs -o docs/nodes.md

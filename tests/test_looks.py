@@ -1,0 +1,88 @@
+"""The look check: its measures on pictures made to order, and a short run over every
+shipped patch (the whole check is `make looks`)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .looks import metrics
+from .looks.__main__ import main
+
+FPS = 30.0
+
+
+def frames_of(n: int, draw) -> np.ndarray:
+    """n frames of 36 x 64, each drawn by ``draw(k, luma_image)``."""
+    out = np.zeros((n, 36, 64, 3), dtype=np.uint8)
+    for k in range(n):
+        y = np.full((36, 64), 40.0)
+        draw(k, y)
+        out[k] = np.clip(y, 0, 255).astype(np.uint8)[:, :, None]
+    return out
+
+
+def test_a_flash_on_each_beat_shows_the_beat_and_is_no_teleport():
+    beats = np.arange(0, 10, 0.5)
+    times = np.arange(300) / FPS
+
+    def flash(k, y):
+        y[8:28, 20:44] = 200
+        phase = (times[k] % 0.5) / 0.5
+        y *= 1.5 if phase < 0.15 else 1.0
+    f = frames_of(300, flash)
+    assert metrics.beat_contrast(metrics.brightness(f), times, beats) > 1.3
+    assert metrics.teleports(metrics.structural_change(f)) == 0.0
+    still = frames_of(300, lambda k, y: y.__setitem__((slice(8, 28), slice(20, 44)), 200))
+    assert abs(metrics.beat_contrast(metrics.brightness(still), times, beats) - 1.0) < 1e-6
+
+
+def test_a_shape_that_jumps_is_a_teleport_unless_an_onset_explains_it():
+    def walk(k, y):
+        x = (k % 40) + (15 if (k // 40) % 2 else 0)   # glides, and jumps every 40 frames
+        y[10:26, x:x + 8] = 220
+    f = frames_of(400, walk)
+    change = metrics.structural_change(f)
+    assert 0.015 < metrics.teleports(change) < 0.05
+    onsets = np.zeros(400)
+    onsets[::40] = 1.0                                 # the music hit each time it jumped
+    assert metrics.teleports(change, onsets) == 0.0
+
+
+def test_onset_correlation_finds_the_picture_a_frame_late():
+    rng = np.random.default_rng(0)
+    sound = rng.random(300)
+    picture = np.concatenate([[0.0], sound[:-1]]) * 0.5 + 0.2
+    assert metrics.lagged_r(picture, sound) > 0.99
+    assert abs(metrics.lagged_r(rng.random(300), sound)) < 0.2
+
+
+def test_blank_stretches_count_only_while_music_plays():
+    def draw(k, y):
+        y[:] = 0 if 30 <= k < 75 else 40
+        if not 30 <= k < 75:
+            y[10:20, 10:30] = 200
+    f = frames_of(90, draw)
+    audible = np.ones(90, dtype=bool)
+    share, run = metrics.blank(f, FPS, audible)
+    assert share == 0.5 and run == 1.5
+    audible[30:75] = False
+    assert metrics.blank(f, FPS, audible)[1] == 0.0
+
+
+def test_onset_strength_peaks_at_the_hits():
+    sr = 22050
+    x = np.zeros(sr * 2, dtype=np.float32)
+    for t in (0.5, 1.0, 1.5):
+        x[int(t * sr):int(t * sr) + 200] = np.random.default_rng(1).standard_normal(200)
+    times = np.arange(60) / FPS
+    s = metrics.onset_strength(x, sr, times)
+    assert {int(np.argmax(s[i:i + 10])) + i for i in (12, 27, 42)} <= {15, 16, 30, 31, 45, 46}
+
+
+def test_every_shipped_patch_renders_through_the_look_check(capsys):
+    assert main(["--quick"]) == 0
+    out = capsys.readouterr().out
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "built-in groove" in line]
+    names = {r.split("|")[1].strip() for r in rows}
+    assert {"tunnel", "spectrum-bars", "seed-000-live-world", "seed-004-beat-sync"} <= names
+    assert "renders meet the aims" in out
