@@ -1,7 +1,8 @@
 """gl.window: the output window the audience sees, or an offscreen frame when headless.
 
 The ``image`` input (a texture from a gl node, or a numpy image such as ml.gan's) is
-drawn scaled to fit with its aspect kept, black bars around.  In ``--headless`` runs
+drawn with its aspect kept, never stretched: whole with black bars around it (``fit:
+contain``), or filling the frame with what overflows cut off (``fit: cover``).  In ``--headless`` runs
 (and ``tonegraph render``) nothing opens: the frame is drawn offscreen through EGL at
 ``size``, and is what a render records.  A window that cannot open (no display, and
 the run is not headless) is reported once; the frame is then drawn offscreen and the
@@ -34,6 +35,8 @@ class Window(GLNode):
         "cursor": P.boolean(False, "Show the mouse cursor over the window.", restart=True),
         "close_stops": P.boolean(False, "Closing the window stops the engine (else it keeps "
                                         "running, without the window)."),
+        "fit": P.choice("contain", ("contain", "cover"), "An image of another shape: whole, with "
+                        "black bars (contain), or filling the frame, its overflow cut (cover)."),
     }
     inputs = {"image": ports.image("What to show (a texture or a numpy image).", required=True)}
     outputs = {}
@@ -106,7 +109,8 @@ class Window(GLNode):
         if img is None:
             return 1.0, 1.0
         ia, wa = img[1] / img[2], w / h
-        return (1.0, wa / ia) if ia > wa else (ia / wa, 1.0)
+        wider = ia > wa if self.p.fit == "contain" else ia < wa
+        return (1.0, wa / ia) if wider else (ia / wa, 1.0)
 
     def _bind(self, prog, img, fit, flip: float = 0.0) -> None:
         from .context import bind_textures

@@ -119,7 +119,9 @@ def look(patch: Path, song: Song, size: tuple[int, int], fps: float, registry) -
     result = Look(patch.stem, song.name, metrics.beat_contrast(b, times, beats),
                   metrics.beat_contrast(m, times, beats), metrics.lagged_r(b, onset),
                   metrics.lagged_r(m, onset), share, run,
-                  metrics.teleports(metrics.structural_change(f), onset), len(f))
+                  metrics.teleports(metrics.structural_change(f), onset,
+                                    metrics.near_beats(times, beats), window=round(fps / 4)),
+                  len(f))
     result.sheet = contact(f, times, beats, fps)
     return result
 

@@ -14,8 +14,8 @@ array.  Every figure compares what the picture does with what the music does:
   the median change with nothing in the music to cause it: jumps rather than motion.
   The change measured is of the picture's structure (one minus the correlation of two
   frames' normalised luminance), so a flash that brightens a picture without
-  rearranging it is not one; and a frame within two frames after an onset (strength
-  >= 0.3) is the picture answering the music, not a jump.
+  rearranging it is not one; and a frame within a quarter second after an onset
+  (strength >= 0.3) or a beat is the picture answering the music, not a jump.
 """
 
 from __future__ import annotations
@@ -123,19 +123,31 @@ def structural_change(frames: np.ndarray) -> np.ndarray:
     return out
 
 
-def teleports(change: np.ndarray, onset: np.ndarray | None = None, floor: float = 0.02) -> float:
+def teleports(change: np.ndarray, onset: np.ndarray | None = None,
+              beats_near: np.ndarray | None = None, floor: float = 0.02,
+              window: int = 8) -> float:
     """Share of frames whose change exceeds 2.5x the median change (and ``floor``: a
-    still picture's noise is not a jump) that no onset in the last three frames
-    explains."""
+    still picture's noise is not a jump) that nothing in the music explains: no onset
+    (strength >= 0.3) and no beat (``beats_near``) in the last ``window`` frames (a
+    quarter second at 30 fps: a ring that spreads after a hit is an answer to it)."""
     moving = change[1:]
     if len(moving) == 0:
         return 0.0
     med = float(np.median(moving))
     jumps = (moving > 2.5 * med) & (moving > floor)
-    if onset is not None:
-        recent = np.maximum.reduce([np.roll(onset, k) for k in range(3)])[1:]
-        jumps &= recent < 0.3
+    for cause in (onset, None if beats_near is None else beats_near.astype(float)):
+        if cause is not None:
+            recent = np.maximum.reduce([np.roll(cause, k) for k in range(window)])[1:]
+            jumps &= recent < 0.3
     return float(jumps.mean())
+
+
+def near_beats(times: np.ndarray, beats: np.ndarray) -> np.ndarray:
+    """Per frame: whether a beat fell since the previous frame."""
+    idx = np.searchsorted(times, beats)
+    out = np.zeros(len(times), dtype=bool)
+    out[idx[(idx >= 0) & (idx < len(times))]] = True
+    return out
 
 
 def audible(x: np.ndarray, sr: int, times: np.ndarray, threshold_db: float = -45.0) -> np.ndarray:

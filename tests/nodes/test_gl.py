@@ -50,6 +50,27 @@ def test_headless_shader_pixels_read_back_through_egl(registry, write_patch):
     assert np.all(np.abs(img[:, :, 2].astype(int) - 191) <= 1)
 
 
+def test_window_fits_an_image_of_another_shape_whole_or_filling_never_stretched(registry, write_patch):
+    # A 2:1 image: left half red, right half blue, into a square frame.
+    src = ('"void mainImage(out vec4 c, in vec2 f) { c = f.x < iResolution.x * 0.5 ? '
+           'vec4(1.0, 0.0, 0.0, 1.0) : vec4(0.0, 0.0, 1.0, 1.0); }"')
+    got = {}
+    for fit in ("contain", "cover"):
+        path = write_patch(f"""
+            patch: {{fps: 30}}
+            nodes:
+              sh:  {{type: gl.shader, params: {{source: {src}, size: [128, 64]}}}}
+              win: {{type: gl.window, params: {{size: [64, 64], fit: {fit}}}, in: {{image: sh}}}}
+            """, name=f"{fit}.yaml")
+        frames, _ = frames_of(path, registry)
+        got[fit] = frames[-1].astype(int)
+    contain, cover = got["contain"], got["cover"]
+    assert (contain[:14] == 0).all() and (contain[-14:] == 0).all()      # bars above and below
+    assert (contain[20:44, :30] == (255, 0, 0)).all()                    # the whole width shown
+    assert not (cover == 0).all(axis=2).any()                            # no bar anywhere
+    assert (cover[:, :30] == (255, 0, 0)).all() and (cover[:, 34:] == (0, 0, 255)).all()
+
+
 def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write_patch):
     src = ('"uniform float gain; uniform vec3 tint; uniform float hit; '
            'void mainImage(out vec4 c, in vec2 f) { c = vec4(abs(tint) * 0.2 * gain, hit); '
