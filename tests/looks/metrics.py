@@ -14,7 +14,7 @@ array.  Every figure compares what the picture does with what the music does:
   the median change with nothing in the music to cause it: jumps rather than motion.
   The change measured is of the picture's structure (one minus the correlation of two
   frames' normalised luminance), so a flash that brightens a picture without
-  rearranging it is not one; and a frame within a quarter second after an onset
+  rearranging it is not one; and a frame within a third of a second after an onset
   (strength >= 0.3) or a beat is the picture answering the music, not a jump.
 """
 
@@ -124,12 +124,13 @@ def structural_change(frames: np.ndarray) -> np.ndarray:
 
 
 def teleports(change: np.ndarray, onset: np.ndarray | None = None,
-              beats_near: np.ndarray | None = None, floor: float = 0.02,
-              window: int = 8) -> float:
+              beats_near: np.ndarray | None = None, floor: float = 0.05,
+              window: int = 10) -> float:
     """Share of frames whose change exceeds 2.5x the median change (and ``floor``: a
     still picture's noise is not a jump) that nothing in the music explains: no onset
     (strength >= 0.3) and no beat (``beats_near``) in the last ``window`` frames (a
-    quarter second at 30 fps: a ring that spreads after a hit is an answer to it)."""
+    third of a second at 30 fps: a ring that spreads after a hit, or a punch that
+    settles, answers it)."""
     moving = change[1:]
     if len(moving) == 0:
         return 0.0
