@@ -29,3 +29,14 @@ def one_pole_coeff(dt: float, tau: float) -> float:
     if tau <= 0.0:
         return 1.0
     return 1.0 - math.exp(-dt / tau)
+
+
+def quantise(y: float, lo: float, step: float, held: float | None = None,
+             hysteresis: float = 0.0) -> float:
+    """``y`` on the grid ``lo + k * step``.  With ``hysteresis`` h (a fraction of a step,
+    0..0.5) and the level ``held`` so far, the level changes only once ``y`` is more than
+    (0.5 + h) steps away from it: a value hovering at a boundary does not flicker."""
+    level = lo + round((y - lo) / step) * step
+    if held is None or hysteresis <= 0.0 or abs(y - held) > step * (0.5 + hysteresis):
+        return level
+    return held

@@ -8,7 +8,8 @@ separate rise and fall smoothing of TouchDesigner's Lag CHOP.  Per tick:
 2. ``clamp`` limits ``x`` to 0..1 (non-linear curves always work on 0..1)
 3. ``curve`` shapes ``x``; the result is scaled to ``out_range``
 4. ``rise`` / ``fall`` smooth upward / downward moves with those time constants [s]
-5. ``step`` quantises to ``out_lo + k * step`` (seed 002's resolution)
+5. ``step`` quantises to ``out_lo + k * step`` (seed 002's resolution), with
+   ``hysteresis`` so that a value at a step's edge does not flicker
 6. ``fps`` holds the output between updates, at most ``fps`` per second
 """
 
@@ -20,7 +21,7 @@ from engine import params as P
 from engine import ports
 from engine.node import Node, Tick
 
-from .curves import CURVES, one_pole_coeff, shape
+from .curves import CURVES, one_pole_coeff, quantise, shape
 
 
 class Map(Node):
@@ -35,6 +36,8 @@ class Map(Node):
         "amount": P.number(3.0, "How strongly exponential and logarithmic curves bend.",
                            min=0.01, max=50.0),
         "step": P.number(0.0, "Quantise to out_lo + k * step; 0 is off.", min=0.0),
+        "hysteresis": P.number(0.25, "How far past a step's midpoint, in steps, the value must go "
+                                     "before the step changes.", min=0.0, max=0.5),
         "fps": P.number(0.0, "Most updates per second (0.1 = once every 10 s); 0 is every frame.",
                         unit="Hz", min=0.0, max=1000.0),
         "index": P.integer(0, "Which element of the 'vector' input to map.", min=0),
@@ -67,6 +70,7 @@ class Map(Node):
 
     def configure(self) -> None:
         self.level: float | None = None  # smoothed value
+        self.held: float | None = None   # the step held (hysteresis)
         self.next_update = -math.inf
         self.out["out"] = self._target(self._input())
 
@@ -97,7 +101,7 @@ class Map(Node):
             y = level
         if p.step > 0.0:
             olo, ohi = p.out_range
-            y = olo + round((y - olo) / p.step) * p.step
+            y = self.held = quantise(y, olo, p.step, self.held, p.hysteresis)
             if p.clamp:
                 lo, hi = (olo, ohi) if olo <= ohi else (ohi, olo)
                 y = lo if y < lo else hi if y > hi else y
@@ -109,12 +113,15 @@ class Map(Node):
 
     def reset(self) -> None:
         self.level = None
+        self.held = None
         self.next_update = -math.inf
 
     def state(self) -> dict:
-        return {"level": self.level, "next_update": self.next_update, "out": self.out["out"]}
+        return {"level": self.level, "held": self.held, "next_update": self.next_update,
+                "out": self.out["out"]}
 
     def restore(self, state: dict) -> None:
         self.level = state.get("level")
+        self.held = state.get("held")
         self.next_update = state.get("next_update", -math.inf)
         self.out["out"] = state.get("out", self.out["out"])

@@ -7,12 +7,16 @@ the last ``context`` frames are queued as one model input.  Once per frame, ever
 queued since the previous frame runs through the encoder in one batch, together with
 those of other autoencoder nodes that share the weights (engine/batch.py).
 
-``out`` is the code of the newest hop, each dimension scaled by the range it took over
-the training data (1st to 99th percentile) to 0..1, so it maps with ``control.map``
-like any 0..1 signal.  ``error`` is how badly the newest hops were reconstructed,
-relative to the training data's median (1 is typical; sounds unlike the training
-data read higher): the largest over the hops since the previous frame, so a short
-novel sound is not missed.
+``raw`` is the code of the newest hop, each dimension scaled by the range it took over
+the training data (1st to 99th percentile) to 0..1.  ``out`` is the same code scaled
+against its own recent history instead (``normalize`` seconds: a running mean and
+spread per dimension, +-2 spreads mapped to about 0..1), so that a mapping spans its
+range on any music, not only music like the training data; ``normalize: 0`` makes
+``out`` the training-range code.  ``error`` is how badly the newest hops were
+reconstructed, the largest over the hops since the previous tick (so a short novel
+sound is not missed), relative to its own recent average (1 is usual; a sound new to
+the last ``normalize`` seconds reads higher), or with ``normalize: 0`` to the training
+data's median.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from collections import deque
 
 import numpy as np
 
+from engine import params as P
 from engine import ports
 from engine.node import Tick
 
@@ -39,12 +44,18 @@ class AutoEncoder(ModelNode):
     kind = "autoencoder"
     shipped = "autoencoder.pt"
     domain = "both"
-    params = dict(MODEL_PARAMS)
+    params = {
+        **MODEL_PARAMS,
+        "normalize": P.number(20.0, "Scale the code and the novelty against the last this many "
+                                    "seconds of the music (0: the training data's ranges).",
+                              unit="s", min=0.0, max=3600.0),
+    }
     inputs = {"audio": ports.audio("The sound (mixed to mono); analysed as the model was trained.",
                                    required=True)}
     outputs = {
-        "out": ports.vector("The code, one value per dimension in 0..1."),
-        "error": ports.number("Reconstruction error relative to the training median (novelty)."),
+        "out": ports.vector("The code, one value per dimension in 0..1 (scaled to its recent range)."),
+        "raw": ports.vector("The code scaled by the training data's ranges."),
+        "error": ports.number("Novelty: reconstruction error relative to its recent average."),
         "hops": ports.number("Inputs encoded this frame (0 when no audio arrived)."),
     }
 
@@ -56,6 +67,12 @@ class AutoEncoder(ModelNode):
         self.history: deque = deque(maxlen=self.context)
         self.queue: deque = deque(maxlen=MAX_QUEUED)
         self.out["out"] = np.full(m.code, 0.5, dtype=np.float32)
+        self.out["raw"] = self.out["out"].copy()
+        #: Seconds of sound per model input (one front-end hop).
+        self.hop_s = float(m.front["hop"]) / float(m.front["samplerate"])
+        self.mean: np.ndarray | None = None   # running mean and variance of the raw code
+        self.var: np.ndarray | None = None
+        self.err_mean = 1.0                   # running mean of the raw error
 
     def process_audio(self, tick: Tick) -> None:
         """Audio thread: analyse the hop and queue the model inputs it completes."""
@@ -77,9 +94,35 @@ class AutoEncoder(ModelNode):
         if rows is None:
             out["hops"] = 0
             return
-        out["out"] = rows[-1, :-1]
-        out["error"] = float(rows[:, -1].max())
+        codes, errors = rows[:, :-1].astype(np.float64), rows[:, -1].astype(np.float64)
+        out["raw"] = rows[-1, :-1]
         out["hops"] = len(rows)
+        if self.p.normalize <= 0:
+            out["out"] = rows[-1, :-1]
+            out["error"] = float(errors.max())
+            return
+        a = 1.0 - np.exp(-self.hop_s / self.p.normalize)
+        if self.mean is None:
+            self.mean, self.var = codes[0].copy(), np.full(len(codes[0]), 0.1 ** 2)
+        novelty = 0.0
+        for code, err in zip(codes, errors):
+            novelty = max(novelty, err / max(self.err_mean, 1e-6))
+            d = code - self.mean
+            self.mean += a * d
+            self.var += a * (d * d - self.var)
+            self.err_mean += a * (err - self.err_mean)
+        spread = np.sqrt(np.maximum(self.var, 1e-6))
+        out["out"] = (0.5 + 0.5 * np.tanh((codes[-1] - self.mean) / (2.0 * spread))).astype(np.float32)
+        out["error"] = float(novelty)
+
+    def state(self) -> dict:
+        return {"mean": self.mean, "var": self.var, "err_mean": self.err_mean}
+
+    def restore(self, state: dict) -> None:
+        mean = state.get("mean")
+        if mean is not None and len(mean) == len(self.out["out"]):
+            self.mean, self.var = mean, state["var"]
+            self.err_mean = state.get("err_mean", 1.0)
 
     def close(self) -> None:
         self.front = None          # soxr's stream must not outlive the run

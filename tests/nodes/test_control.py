@@ -106,6 +106,20 @@ def test_map_step_like_seed_002():
     assert seen == {0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0}
 
 
+def test_map_step_hysteresis_stops_flicker_at_a_boundary():
+    """A value wavering round a step's edge (1.25 on a 0.5 grid): with no hysteresis
+    the output flips at every wobble; with it, it holds until the value really moves."""
+    wobble = [1.25 / 3 + (0.004 if k % 2 else -0.004) for k in range(40)]   # 1.25 +- 0.012
+    flips = {}
+    for h in (0.0, 0.25):
+        m = NodeDriver(Map, {"out_range": [0, 3], "step": 0.5, "hysteresis": h})
+        outs = [m.tick(value=v)["out"] for v in wobble]
+        flips[h] = sum(a != b for a, b in zip(outs, outs[1:]))
+        moved = m.tick(value=2.0 / 3)["out"]                    # a real move: 2.0 at once
+        assert moved == 2.0
+    assert flips[0.0] >= 30 and flips[0.25] == 0
+
+
 def test_map_fps_limits_update_rate():
     # fps 0.1: at most once every 10 s (seed 002's colorRandomness).
     m = NodeDriver(Map, {"fps": 0.1}, fps=10)

@@ -11,6 +11,7 @@ import soundfile as sf
 import torch
 
 from engine.node import Tick
+from engine.ports import PortType
 from nodes.audio.synth import render_groove
 from nodes.ml import models, train
 from nodes.ml.base import MODELS_DIR
@@ -310,7 +311,7 @@ def test_autoencoder_at_another_samplerate_is_resampled_to_the_models(registry, 
             nodes:
               song: {{type: audio.file, params: {{path: "{song}"}}}}
               ae: {{type: ml.autoencoder, in: {{audio: song}}}}
-              rec: {{type: io.record, params: {{path: "{out}"}}, in: {{code: ae}}}}
+              rec: {{type: io.record, params: {{path: "{out}"}}, in: {{code: ae.raw}}}}
             """, name=f"p{sr}.yaml")
         run_offline(path, registry, duration=4.0)
         codes[sr] = series(out, "code")[1][15:]
@@ -400,3 +401,41 @@ def test_a_missing_model_file_is_a_patch_error_with_its_place(write_patch, tmp_p
     res = tonegraph("validate", str(path))
     assert res.returncode == 1
     assert f"{path}:2:" in res.stderr and "no such model file" in res.stderr
+
+
+def test_autoencoder_code_spans_its_range_on_any_sound_and_novelty_is_relative_to_the_recent_past():
+    """Sound unlike the training data (a steady hum, then a chirp): the training-range
+    code barely moves, the normalised one uses its 0..1; novelty flares when the chirp
+    starts and settles while it goes on."""
+    from engine.node import Context
+    from engine.ports import AudioBlock
+    from nodes.ml.autoencoder import AutoEncoder
+
+    sr, hop = 22050, 512
+    t = np.arange(sr * 30) / sr
+    hum = 0.3 * np.sin(2 * np.pi * 110 * t) * (1 + 0.5 * np.sin(2 * np.pi * 0.25 * t))
+    chirp = 0.3 * np.sin(2 * np.pi * (400 + 300 * (t - 20)) * (t - 20))
+    x = np.where(t < 20, hum, chirp).astype(np.float32)
+    ctx = Context(samplerate=sr, hop=hop, offline=True)
+    node = AutoEncoder("ae", {"normalize": 10.0}, ctx, {"audio": PortType.AUDIO})
+    node.configure()
+    raw, out, novelty = [], [], []
+    for k in range(len(x) // hop):
+        tk = Tick(k * hop / sr, hop / sr, k)
+        block = x[k * hop:(k + 1) * hop]
+        node.inp["audio"] = AudioBlock(block[:, None], tk.t, sr, block)
+        node.process_audio(tk)
+        if k % 3 == 0:
+            node.process(tk)
+            raw.append(node.out["raw"].copy())
+            out.append(node.out["out"].copy())
+            novelty.append((tk.t, node.out["error"]))
+    raw, out = np.array(raw[100:]), np.array(out[100:])
+    span = lambda a: np.percentile(a, 95, axis=0) - np.percentile(a, 5, axis=0)  # noqa: E731
+    moving = span(raw) > 0.01
+    assert np.median(span(out)[moving]) > 0.35                # the dimensions that move span
+    assert np.abs(np.median(raw, axis=0) - 0.5).max() > 0.3   # the raw code sits at an end ...
+    assert np.abs(np.median(out, axis=0) - 0.5).max() < 0.25  # ... the scaled one near the middle
+    at = lambda a, b: [n for t_, n in novelty if a <= t_ < b]  # noqa: E731
+    assert max(at(20.0, 21.0)) > 1.5 * np.median(at(15.0, 20.0))      # the chirp is news ...
+    assert np.median(at(28.0, 30.0)) < 0.8 * max(at(20.0, 21.0))       # ... and then it is not
