@@ -46,16 +46,53 @@ def test_seed_002_code_drives_the_preset_and_is_exported(registry, tmp_path):
     assert codes.shape[1] == 10 and len(codes) > 400 and codes.min() >= 0 and codes.max() <= 1
     quiet, loud = codes[(t > 1) & (t < 7.5)].mean(axis=0), codes[(t > 9) & (t < 15.5)].mean(axis=0)
     assert np.abs(loud - quiet).max() > 0.05
-    # The seed's mapping: swirl in steps of 0.5 within 0..3, hue at most once per 10 s,
-    # and the parameters move with the code.
-    series = lambda name: [(r["t"], r["value"]) for r in rows if r["name"] == name]   # noqa: E731
-    swirl = [v for _, v in series("swirl")]
+    # The seed's parameters file: swirl in steps of 0.5 within 0..3, hue at most once per
+    # 10 s, and the parameters move with the code.
+    drawn = [r for r in rows if r["name"] == "parameters" and any(r["value"])]  # after frame 0
+    t_par = np.array([r["t"] for r in drawn])
+    par = np.array([r["value"] for r in drawn])
+    swirl, size, hue, spread = par.T
     assert len(set(swirl)) >= 2 and all(v in np.arange(0, 3.01, 0.5) for v in swirl)
-    hue_times = [t for t, _ in series("hue")]
-    assert 1 <= len(hue_times) <= 2 and all(b - a >= 10 - 1e-6 for a, b in zip(hue_times, hue_times[1:]))
-    size = series("size")
-    assert len(size) > 100
+    assert all(v in np.round(np.arange(0.3, 1.01, 0.1), 6) for v in np.round(spread, 6))
+    hue_changes = t_par[1:][np.diff(hue) != 0]
+    assert len(hue_changes) <= 2 and all(b - a >= 10 - 1e-6 for a, b in zip(hue_changes, hue_changes[1:]))
+    assert len(set(np.round(size, 6))) > 50
     assert motion(frames).mean() > 0.1                               # the particles move
+    # Steps held with hysteresis on a smoothed code: swirl changes step rarely, and the
+    # particles turn by its integral, so the picture never jumps (what changes much from
+    # one frame to the next does so on a beat or an onset).
+    assert np.count_nonzero(np.diff(swirl)) < 40
+    import soundfile as sf
+
+    from nodes.audio.synth import render_groove
+    from tests.looks import metrics
+
+    x, sr = sf.read(str(GRAPHS / "media" / "groove.flac"), dtype="float32")
+    times = np.arange(len(frames)) / rt.fps
+    beats = np.asarray(render_groove(22050, 120.0, 16, 1)[2])
+    change = metrics.structural_change(frames.astype(np.uint8))
+    onset = metrics.onset_strength(x, sr, times)
+    assert metrics.teleports(change, onset, metrics.near_beats(times, beats), window=20) <= 0.01
+
+
+def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registry, tmp_path):
+    import shutil
+
+    for name in ("particles", "rings", "waves"):
+        frames, _ = run_patch("seed-002-deep-visualisation.yaml", registry, 3.0,
+                              [f"preset.path=presets/{name}.json",
+                               f"export.path={json.dumps(str(tmp_path / (name + '.jsonl')))}"])
+        assert frames[-30:].std() > 5, name                          # a picture, not black
+    folder = tmp_path / "show"
+    shutil.copytree(GRAPHS / "presets", folder / "presets")
+    from engine.graph import load_graph
+
+    patch = folder / "p.yaml"
+    patch.write_text("nodes:\n  p: {type: gl.preset, params: {path: presets/rings.json}}\n"
+                     "  out: {type: gl.window, params: {size: [32, 32]}, in: {image: p}}\n")
+    (folder / "presets" / "rings.json").write_text('{"shader": "rings.frag", "update": [{"name": 5}]}')
+    graph, errors = load_graph(patch, registry)
+    assert graph is None and "update[0] needs a 'name' that is a uniform name" in str(errors[0])
 
 
 def test_seed_001_louder_music_moves_the_image_more(registry):

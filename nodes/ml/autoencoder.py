@@ -49,6 +49,8 @@ class AutoEncoder(ModelNode):
         "normalize": P.number(20.0, "Scale the code and the novelty against the last this many "
                                     "seconds of the music (0: the training data's ranges).",
                               unit="s", min=0.0, max=3600.0),
+        "smooth": P.number(0.25, "Time constant smoothing the scaled code (0: every hop as it is).",
+                           unit="s", min=0.0, max=60.0),
     }
     inputs = {"audio": ports.audio("The sound (mixed to mono); analysed as the model was trained.",
                                    required=True)}
@@ -73,6 +75,7 @@ class AutoEncoder(ModelNode):
         self.mean: np.ndarray | None = None   # running mean and variance of the raw code
         self.var: np.ndarray | None = None
         self.err_mean = 1.0                   # running mean of the raw error
+        self.smoothed: np.ndarray | None = None
 
     def process_audio(self, tick: Tick) -> None:
         """Audio thread: analyse the hop and queue the model inputs it completes."""
@@ -111,8 +114,14 @@ class AutoEncoder(ModelNode):
             self.mean += a * d
             self.var += a * (d * d - self.var)
             self.err_mean += a * (err - self.err_mean)
-        spread = np.sqrt(np.maximum(self.var, 1e-6))
-        out["out"] = (0.5 + 0.5 * np.tanh((codes[-1] - self.mean) / (2.0 * spread))).astype(np.float32)
+            spread = np.sqrt(np.maximum(self.var, 1e-6))
+            scaled = 0.5 + 0.5 * np.tanh((code - self.mean) / (2.0 * spread))
+            if self.smoothed is None or self.p.smooth <= 0:
+                self.smoothed = scaled
+            else:
+                self.smoothed = self.smoothed + (scaled - self.smoothed) * (
+                    1.0 - np.exp(-self.hop_s / self.p.smooth))
+        out["out"] = self.smoothed.astype(np.float32)
         out["error"] = float(novelty)
 
     def state(self) -> dict:
