@@ -13,7 +13,7 @@ import numpy as np
 
 from engine.runtime import OscOptions, Runtime
 
-from .conftest import ROOT, tonegraph, wait_for
+from .conftest import ROOT, load_ok, tonegraph, wait_for
 
 GRAPHS = ROOT / "graphs"
 
@@ -30,6 +30,14 @@ def run_patch(name, registry, duration, sets=(), size=(160, 90), **kw):
     rt.report = rt.run()
     assert rt.report.faults == 0, rt.runner.faults
     return np.array(frames, dtype=np.float32), rt
+
+
+def run_patch_file(path, registry, duration=0.2):
+    rt = Runtime(load_ok(path, registry), registry, offline=True, duration=duration)
+    frames = []
+    rt.runner.nodes["out"].sink = lambda px: frames.append(px.copy())
+    rt.run()
+    return np.array(frames), rt
 
 
 def motion(frames):
@@ -95,13 +103,47 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
     assert graph is None and "update[0] needs a 'name' that is a uniform name" in str(errors[0])
 
 
-def test_seed_001_louder_music_moves_the_image_more(registry):
-    frames, _ = run_patch("seed-001-audio-to-image.yaml", registry, 16.0, size=(96, 96))
+def test_seed_001_louder_music_moves_the_image_more_and_every_beat_kicks_it(registry):
+    from nodes.audio.synth import render_groove
+    from tests.looks import metrics
+
+    frames, rt = run_patch("seed-001-audio-to-image.yaml", registry, 16.0, size=(96, 54))
     m = motion(frames)
     n = len(m)
     quiet, loud = m[n // 16:n * 7 // 16].mean(), m[n * 9 // 16:n * 15 // 16].mean()
     assert loud > 1.3 * quiet, (quiet, loud)
     assert frames.std() > 10                                          # a picture, not a flat field
+    assert not (frames[:, :, :2] < 3).all()                           # filled: no pillarbox bars
+    times = np.arange(len(frames)) / rt.fps
+    beats = np.asarray(render_groove(22050, 120.0, 16, 1)[2])
+    late = times > 3.0                                                # the tracker has locked
+    contrast = metrics.beat_contrast(metrics.brightness(frames.astype(np.uint8))[late],
+                                     times[late], beats)
+    assert contrast > 1.3, contrast
+
+
+def test_seed_001_harsh_sound_turns_the_picture_cold_and_spiky(registry, write_patch):
+    """The kick shader on the same image, a mellow and a harsh sound."""
+    got = {}
+    for harsh in (0.0, 1.0):
+        path = write_patch(f"""
+            patch: {{fps: 30}}
+            nodes:
+              img:  {{type: gl.shader, params: {{size: [64, 64], source: "void mainImage(out vec4 c, in vec2 f)
+                      {{ float s = step(0.5, fract(f.x / 8.0)) * step(0.5, fract(f.y / 8.0));
+                         c = vec4(0.6 * s + 0.2, 0.5 * s + 0.2, 0.4 * s + 0.2, 1.0); }}"}}}}
+              h:    {{type: control.constant, params: {{value: {harsh}}}}}
+              kick: {{type: gl.shader, params: {{path: "{GRAPHS / 'shaders' / 'kick.frag'}"}},
+                      in: {{image: img, harsh: h}}}}
+              out:  {{type: gl.window, params: {{size: [64, 64]}}, in: {{image: kick}}}}
+            """, name=f"h{harsh}.yaml")
+        frames, _ = run_patch_file(path, registry)
+        got[harsh] = frames[-1][16:48, 16:48].astype(np.float32)
+    mellow, harsh = got[0.0], got[1.0]
+    ratio = lambda a: a[:, :, 2].mean() / a[:, :, 0].mean()  # noqa: E731  blue over red
+    assert ratio(harsh) > 1.2 and ratio(mellow) < 0.9
+    edges = lambda a: np.abs(np.diff(a.mean(axis=2), axis=1)).mean()  # noqa: E731
+    assert edges(harsh) > 1.3 * edges(mellow)
 
 
 def test_seed_004_renders_a_beat_synced_video_coloured_by_the_chords(tmp_path):

@@ -1,0 +1,37 @@
+// A generated image played like an instrument (seed 001): each beat kicks it (a punch
+// of zoom and light), and the harsher the sound (a bright, noisy spectrum), the colder
+// and spikier it gets: its colour turns toward ice blue and its edges are sharpened
+// into spikes; a mellow sound leaves it warm and soft.
+uniform sampler2D image;
+uniform float beat;     // 1 on a beat, fading
+uniform float onset;    // 1 on an onset, fading
+uniform float harsh;    // 0 (mellow) .. 1 (harsh)
+uniform float level;    // loudness 0..1
+
+vec3 sample_at(vec2 p) {
+    return texture(image, clamp(p, 0.0, 1.0)).rgb;
+}
+
+void mainImage(out vec4 fragColor, in vec2 fragCoord) {
+    vec2 uv = fragCoord / iResolution.xy;
+    // The punch: zoom in on the beat, a little shake on onsets.
+    vec2 c = uv - 0.5;
+    c /= 1.0 + 0.14 * beat + 0.04 * level;
+    c += 0.004 * onset * vec2(sin(iTime * 91.0), cos(iTime * 77.0));
+    vec2 p = c + 0.5;
+    vec3 col = sample_at(p);
+    // Spikes: an unsharp mask that grows with harshness.
+    vec2 px = 1.5 / iResolution.xy;
+    vec3 blur = 0.25 * (sample_at(p + vec2(px.x, 0.0)) + sample_at(p - vec2(px.x, 0.0)) +
+                        sample_at(p + vec2(0.0, px.y)) + sample_at(p - vec2(0.0, px.y)));
+    col += (col - blur) * (0.2 + 4.0 * harsh);
+    // Cold when harsh, warm when mellow.
+    float luma = dot(col, vec3(0.299, 0.587, 0.114));
+    vec3 cold = vec3(0.55, 0.8, 1.25) * luma * 1.3;
+    vec3 warm = col * vec3(1.12, 1.0, 0.86);
+    col = mix(warm, cold, smoothstep(0.3, 0.9, harsh));
+    // Light on the beat, and a vignette that opens with the loudness.
+    col *= 0.8 + 0.55 * beat + 0.2 * level;
+    col *= 1.0 - 0.55 * smoothstep(0.35, 0.85, length(c) * (1.3 - 0.4 * level));
+    fragColor = vec4(max(col, 0.0), 1.0);
+}
