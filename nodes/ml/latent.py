@@ -5,9 +5,13 @@ Two ways to move, as the best-known audio-reactive GAN tools do:
 ``walk``       a drift whose speed follows ``energy`` (loudness), along a direction
                that changes on every ``beat``; the point stays on the shell where a
                Gaussian latent lives (norm sqrt(dim)).
-``keyframes``  seed 004's beat-synced interpolation: ``keyframes`` fixed latents, one
-               every ``beats_per_keyframe`` beats, slerped with a smoothstep in time
-               with the beat ``phase``.
+``keyframes``  seed 004's beat-synced interpolation: a keyframe every
+               ``beats_per_keyframe`` beats, slerped with a smoothstep in time with the
+               beat ``phase``.  With ``features`` wired (chroma, spectrum bands: what
+               the music sounds like), each keyframe is made from the sound of the
+               phrase before it, so every song walks its own way and a new section
+               brings a new picture; otherwise ``keyframes`` fixed latents from
+               ``seed`` are cycled.
 
 On each ``onset`` a pulse pushes the point toward the current ``spectrum`` (projected
 into the latent space by a fixed random matrix) and decays over ``pulse_decay``.  The
@@ -62,6 +66,8 @@ WALK_INPUTS = {
     "phase": ports.number("Beat phase 0..1 (audio.tempo.phase), for keyframes."),
     "spectrum": ports.vector("Band energies (audio.spectrum.bands) that onsets pulse toward."),
     "value": ports.vector("An external latent (e.g. ml.autoencoder's code) to blend in."),
+    "features": ports.vector("Keyframes: what the music sounds like (e.g. audio.chroma's "
+                             "vector); each keyframe is made from the phrase before it."),
 }
 
 
@@ -98,6 +104,10 @@ class Walk:
         self.beats = 0
         self.smoothed: np.ndarray | None = None
         self.travelled = 0.0
+        self.span = 0                            # the keyframe span being played
+        self.heard: np.ndarray | None = None     # features summed over the span
+        self.heard_n = 0
+        self.song_keys: dict[int, np.ndarray] = {}
 
     def _new_direction(self) -> np.ndarray:
         d = self.rng.standard_normal(self.dim)
@@ -115,6 +125,34 @@ class Walk:
         v = self.projection @ (spec - spec.mean())
         n = np.linalg.norm(v)
         return v / n if n > 1e-12 else None
+
+    def key(self, i: int) -> np.ndarray:
+        """Keyframe ``i``: made from the music when it has been, else a seeded one."""
+        made = self.song_keys.get(i)
+        return made if made is not None else self.keys[i % len(self.keys)]
+
+    def _hear(self, features, span: int) -> None:
+        """Sum the features of this span; at a new span, make the next keyframe from
+        the phrase just heard: its features projected into the latent space (a fixed
+        projection, so a sound always lands at the same place), mixed with a seeded key
+        for variety, on the shell."""
+        f = np.asarray(features, dtype=np.float64)
+        if span != self.span:
+            if self.heard is not None and self.heard_n:
+                mean = self.heard / self.heard_n
+                proj = self.fitted.get(("features", mean.size))
+                if proj is None:
+                    proj = self.fitted[("features", mean.size)] = np.random.default_rng(
+                        self.p.seed + 3).standard_normal((self.dim, mean.size))
+                v = proj @ ((mean - mean.mean()) / (mean.std() + 1e-9))
+                v = v / (np.linalg.norm(v) + 1e-12) * self.radius
+                k = 0.75 * v + 0.45 * self.keys[(span + 1) % len(self.keys)]
+                self.song_keys[span + 1] = k * (self.radius / np.linalg.norm(k))
+                self.song_keys.pop(span - 2, None)
+            self.span, self.heard, self.heard_n = span, None, 0
+        if f.size:
+            self.heard = f.copy() if self.heard is None or self.heard.size != f.size else self.heard + f
+            self.heard_n += 1
 
     def step(self, inp: dict, dt: float) -> np.ndarray:
         """Advance by ``dt`` [s] with the inputs in ``inp``; returns the latent (float32)."""
@@ -144,8 +182,9 @@ class Walk:
             i = int(math.floor(pos))
             f = pos - i
             f = f * f * (3 - 2 * f)
-            k = len(self.keys)
-            base = slerp(self.keys[i % k], self.keys[(i + 1) % k], f)
+            if len(inp.get("features", ())):
+                self._hear(inp["features"], i)
+            base = slerp(self.key(i), self.key(i + 1), f)
         if self.pulse_level > 0:
             self.pulse_level *= math.exp(-dt / p.pulse_decay) if dt > 0 else 1.0
             if self.pulse_level < 1e-3:
@@ -164,12 +203,15 @@ class Walk:
 
     def state(self) -> dict:
         return {"z": self.z.copy(), "direction": self.direction.copy(), "beats": self.beats,
-                "smoothed": None if self.smoothed is None else self.smoothed.copy()}
+                "smoothed": None if self.smoothed is None else self.smoothed.copy(),
+                "span": self.span, "song_keys": dict(self.song_keys)}
 
     def restore(self, state: dict) -> None:
         if "z" in state and len(state["z"]) == self.dim:
             self.z, self.direction = state["z"], state["direction"]
             self.beats, self.smoothed = state["beats"], state["smoothed"]
+            self.span = state.get("span", 0)
+            self.song_keys = dict(state.get("song_keys", {}))
 
 
 class Latent(Node):

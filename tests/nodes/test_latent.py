@@ -110,3 +110,26 @@ def test_a_patch_moves_further_in_the_grooves_loud_sections(registry, tmp_path, 
     quiet = moves[(t[1:] > 1) & (t[1:] < 7.5)].sum()
     loud = moves[(t[1:] > 9) & (t[1:] < 15.5)].sum()
     assert loud > 2 * quiet
+
+
+def test_keyframes_made_from_the_music_differ_by_song_and_repeat_per_song():
+    """Two 'songs' with different chroma: the keyframes after the first phrase differ
+    between them, and the same song gives the same keyframes every time."""
+    def play(chroma: np.ndarray) -> np.ndarray:
+        d = NodeDriver(Latent, {"dim": 16, "mode": "keyframes", "beats_per_keyframe": 4, "smooth": 0},
+                       wired={**WIRED, "features": PortType.VECTOR}, fps=60)
+        outs = []
+        for k in range(60 * 12):                          # 12 s at 120 BPM: 24 beats, 6 phrases
+            beat = (Event(k / 60),) if k % 30 == 0 and k else ()
+            outs.append(d.tick(beat=beat, phase=(k % 30) / 30, energy=0.5, onset=(),
+                               spectrum=np.zeros(0, np.float32), features=chroma)["out"].copy())
+        return np.array(outs)
+
+    a = np.array([1, 0, 0, 0, 1, 0, 0, 1, 0, 0, 0, 0], np.float32)    # C major's notes
+    b = np.array([0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 0, 0], np.float32)    # D major's
+    song_a, song_b, again = play(a), play(b), play(a)
+    assert np.array_equal(song_a, again)
+    assert np.allclose(song_a[:110], song_b[:110])                   # before a phrase was heard
+    assert np.abs(song_a[-120:] - song_b[-120:]).max() > 0.5          # after: their own pictures
+    norms = np.linalg.norm(song_a, axis=1)
+    assert np.allclose(norms, 0.8 * 4.0, rtol=0.05)                   # still on the shell
