@@ -178,9 +178,15 @@ def test_seed_003_analyze_maps_the_song_and_live_chunks_land_near_themselves(reg
     assert Image.open(tmp_path / "map.png").size[0] > 500
     chunks = doc["chunks"]
     assert len(chunks) > 60 and len(chunks[0]["features"]) == 34
-    assert all(len(c["xy"]) == 2 and len(c["xyz"]) == 3 for c in chunks)
+    assert all(len(c["xy"]) == 2 and "xyz" not in c for c in chunks)   # 2-D unless asked
     starts = np.array([c["start"] for c in chunks])
     assert np.all(np.diff(starts) > 0)
+    # The groove changes between quiet and loud every 8 s: those are its sections.
+    assert sum(any(abs(s - b) < 0.6 for s in doc["sections"]) for b in (8.0, 16.0, 24.0)) >= 2
+    res3 = tonegraph("analyze", str(GRAPHS / "media" / "groove.flac"), "-o", str(tmp_path / "m3"),
+                     "--dims", "3", "-q")
+    assert res3.returncode == 0, res3.stderr
+    assert all(len(c["xyz"]) == 3 for c in json.loads((tmp_path / "m3.json").read_text())["chunks"])
     # The shipped map is what the command makes.
     shipped = json.loads((GRAPHS / "media" / "groove-map.json").read_text())
     assert [c["start"] for c in shipped["chunks"]] == [c["start"] for c in chunks]
@@ -194,6 +200,9 @@ def test_seed_003_analyze_maps_the_song_and_live_chunks_land_near_themselves(reg
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     events = [r for r in rows if r["name"] == "chunk"]
     assert len(events) > 50
+    # The live picture: the whole map, not a black screen with one dot.
+    picture = node.out["picture"]
+    assert picture.shape == (270, 480, 3) and (picture.max(axis=2) > 0.2).mean() > 0.02
 
 
 def test_seed_003_live_placement_matches_the_analysis(tmp_path):

@@ -1,5 +1,6 @@
 """Seed 003, "what if machines can see music": a song cut at its onsets into chunks,
-each described by MFCC and mel statistics, laid out in 2-D and 3-D by similarity.
+each described by MFCC and mel statistics, laid out in 2-D (and, asked, 3-D) by
+similarity, with the song's sections found where its sound changes.
 
 :class:`Chunker` does the cutting and the features, hop by hop, for both
 ``tonegraph analyze`` (a whole file) and the live ``ml.chunkmap`` node, so a live chunk
@@ -99,13 +100,18 @@ def read_mono(path: Path, samplerate: int = SAMPLERATE) -> np.ndarray:
     return soxr.resample(x, rate, samplerate).astype(np.float32) if rate != samplerate else x
 
 
-def analyse(path: Path, seed: int = 0) -> dict:
-    """Cut, describe and embed a song: the JSON document ``tonegraph analyze`` writes."""
+def analyse(path: Path, seed: int = 0, dims: int = 2, progress=None) -> dict:
+    """Cut, describe and embed a song: the JSON document ``tonegraph analyze`` writes.
+    ``dims`` 3 adds a 3-D layout (slower); ``progress(done, total, what)`` is told how
+    far the work is."""
     x = read_mono(path)
     chunker = Chunker()
     chunks = []
-    for i in range(0, len(x), 65536):
-        chunks += chunker.push(x[i:i + 65536])
+    step = 65536
+    for i in range(0, len(x), step):
+        chunks += chunker.push(x[i:i + step])
+        if progress:
+            progress(min(i + step, len(x)), len(x), "cutting at onsets")
     chunks += chunker.finish()
     if len(chunks) < 3:
         raise ValueError(f"{path}: only {len(chunks)} chunks found; it needs at least 3 onsets")
@@ -113,15 +119,43 @@ def analyse(path: Path, seed: int = 0) -> dict:
     mean, std = feats.mean(axis=0), feats.std(axis=0)
     std[std < 1e-9] = 1.0
     z = (feats - mean) / std
+    if progress:
+        progress(0, 1, "laying out by similarity")
     xy, method = embed(z, 2, seed)
-    xyz, _ = embed(z, 3, seed)
-    return {"tonegraph": "chunkmap", "version": 1, "audio": Path(path).name, "samplerate": SAMPLERATE,
-            "method": method, "features": FEATURES,
-            "mean": mean.tolist(), "std": std.tolist(),
-            "chunks": [{"start": round(c.start, 4), "end": round(c.end, 4),
-                        "features": [round(float(v), 5) for v in c.features],
-                        "xy": [round(float(v), 4) for v in xy[i]],
-                        "xyz": [round(float(v), 4) for v in xyz[i]]} for i, c in enumerate(chunks)]}
+    xyz = embed(z, 3, seed)[0] if dims == 3 else None
+    if progress:
+        progress(1, 1, "laying out by similarity")
+    starts = np.array([c.start for c in chunks])
+    doc = {"tonegraph": "chunkmap", "version": 2, "audio": Path(path).name, "samplerate": SAMPLERATE,
+           "method": method, "features": FEATURES, "duration": round(len(x) / SAMPLERATE, 4),
+           "mean": mean.tolist(), "std": std.tolist(),
+           "sections": [round(float(starts[i]), 4) for i in sections(z)],
+           "chunks": [{"start": round(c.start, 4), "end": round(c.end, 4),
+                       "features": [round(float(v), 5) for v in c.features],
+                       "xy": [round(float(v), 4) for v in xy[i]]} for i, c in enumerate(chunks)]}
+    if xyz is not None:
+        for c, p in zip(doc["chunks"], xyz):
+            c["xyz"] = [round(float(v), 4) for v in p]
+    return doc
+
+
+def sections(z: np.ndarray, width: int = 8) -> list[int]:
+    """Indexes of chunks where a new section starts: peaks of a novelty curve (the
+    distance between the mean features of the ``width`` chunks before and after each
+    chunk) that stand out (above its mean plus one spread) and lie ``width`` apart."""
+    n = len(z)
+    if n < 2 * width + 1:
+        return []
+    nov = np.zeros(n)
+    for i in range(width, n - width):
+        nov[i] = np.linalg.norm(z[i - width:i].mean(axis=0) - z[i:i + width].mean(axis=0))
+    cut = nov[width:n - width].mean() + nov[width:n - width].std()
+    out: list[int] = []
+    for i in range(width, n - width):
+        if nov[i] > cut and nov[i] == nov[max(0, i - width):i + width + 1].max():
+            if not out or i - out[-1] >= width:
+                out.append(i)
+    return out
 
 
 def embed(z: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, str]:
@@ -145,28 +179,56 @@ def embed(z: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, str]:
 
 
 def plot(doc: dict, path: Path) -> None:
-    """The 2-D map: one dot per chunk, sized by its length, coloured first (red) to last
-    (purple), as the seed drew it; beside it, the 3-D layout."""
+    """The map, as a projector would show it: one dot per chunk, sized by its length
+    and coloured by its time in the song (the colour bar is the legend), the chunks
+    joined in time order (the song's track through its own map); under it, a time bar
+    of the chunks with the section boundaries; beside it, the 3-D layout when there is
+    one."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
+    from matplotlib.colors import Normalize
 
     chunks = doc["chunks"]
     n = len(chunks)
-    colours = plt.cm.rainbow_r(np.linspace(0.0, 1.0, n)) if n else []
+    duration = float(doc.get("duration") or (chunks[-1]["end"] if n else 1.0))
+    starts = np.array([c["start"] for c in chunks])
+    ends = np.array([c["end"] for c in chunks])
+    norm = Normalize(0.0, duration)
+    cmap = plt.cm.turbo
+    colours = cmap(norm(starts))
     xy = np.array([c["xy"] for c in chunks])
-    xyz = np.array([c["xyz"] for c in chunks])
-    sizes = np.array([10 + 200 * min(1.0, c["end"] - c["start"]) for c in chunks])
-    fig = plt.figure(figsize=(11, 5), dpi=100)
-    ax = fig.add_subplot(1, 2, 1)
-    ax.scatter(xy[:, 0], xy[:, 1], s=sizes, c=colours, alpha=0.8, edgecolors="none")
-    ax.set_title(f"{doc['audio']}: {n} chunks, {doc['method']} 2-D")
+    sizes = 12 + 160 * np.minimum(1.0, ends - starts)
+    three = all("xyz" in c for c in chunks) and n > 0
+    fig = plt.figure(figsize=(13 if three else 9, 7.5), dpi=100)
+    grid = fig.add_gridspec(2, 2 if three else 1, height_ratios=[6, 1])
+    ax = fig.add_subplot(grid[0, 0])
+    ax.plot(xy[:, 0], xy[:, 1], color=(0.5, 0.5, 0.5, 0.35), linewidth=0.7, zorder=1)
+    ax.scatter(xy[:, 0], xy[:, 1], s=sizes, c=colours, alpha=0.9, edgecolors="none", zorder=2)
+    for t in doc.get("sections", []):
+        i = int(np.searchsorted(starts, t))
+        if i < n:
+            ax.scatter([xy[i, 0]], [xy[i, 1]], s=220, facecolors="none", edgecolors="black",
+                       linewidths=1.5, zorder=3)
+    ax.set_title(f"{doc['audio']}: {n} chunks by {doc['method']}; the line follows the song, "
+                 f"rings mark sections")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax3 = fig.add_subplot(1, 2, 2, projection="3d")
-    ax3.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], s=sizes * 0.5, c=colours, alpha=0.8)
-    ax3.set_title("3-D")
+    bar = fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, fraction=0.04, pad=0.01)
+    bar.set_label("time in the song [s]")
+    tb = fig.add_subplot(grid[1, 0])
+    tb.broken_barh([(s0, e0 - s0) for s0, e0 in zip(starts, ends)], (0, 1), facecolors=colours)
+    for t in doc.get("sections", []):
+        tb.axvline(t, color="black", linewidth=1.5)
+    tb.set_xlim(0, duration)
+    tb.set_yticks([])
+    tb.set_xlabel("time [s]: chunks, and section boundaries")
+    if three:
+        xyz = np.array([c["xyz"] for c in chunks])
+        ax3 = fig.add_subplot(grid[:, 1], projection="3d")
+        ax3.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], s=sizes * 0.5, c=colours, alpha=0.8)
+        ax3.set_title("3-D")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -196,5 +258,5 @@ def load_map(path: Path) -> dict:
     doc["_mean"], doc["_std"] = np.array(doc["mean"]), np.array(doc["std"])
     doc["_z"] = (feats - doc["_mean"]) / doc["_std"]
     doc["_xy"] = np.array([c["xy"] for c in doc["chunks"]])
-    doc["_xyz"] = np.array([c["xyz"] for c in doc["chunks"]])
+    doc["_xyz"] = np.array([c.get("xyz", c["xy"] + [0.0]) for c in doc["chunks"]])
     return doc

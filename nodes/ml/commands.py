@@ -68,8 +68,11 @@ def add_parsers(sub) -> None:
     m = sub.add_parser("analyze", help="cut a song at its onsets and map the chunks by similarity (seed 003)")
     m.add_argument("audio", type=Path, metavar="AUDIO")
     m.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
-                   help="writes OUT.json (chunks, features, 2-D and 3-D positions) and OUT.png")
+                   help="writes OUT.json (chunks, features, positions, sections) and OUT.png")
+    m.add_argument("--dims", type=int, choices=(2, 3), default=2,
+                   help="3 also lays the chunks out in 3-D (slower; drawn beside the map)")
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=cmd_analyze)
 
     d = sub.add_parser("draw", help="draw squiggle images to train a GAN on")
@@ -128,8 +131,17 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = args.output
     if out.suffix.lower() in (".json", ".png"):
         out = out.with_suffix("")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]analyze[/] {task.description}"), BarColumn(),
+                        TimeElapsedColumn(), disable=args.quiet)
+    task = progress.add_task("", total=1)
+
+    def tell(done: int, total: int, what: str) -> None:
+        progress.update(task, completed=done, total=total, description=what)
     try:
-        doc = analyse(args.audio, args.seed)
+        with progress:
+            doc = analyse(args.audio, args.seed, args.dims, tell)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -140,8 +152,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     json_path.write_text(json.dumps(doc, indent=1))
     plot(doc, png_path)
-    print(f"{args.audio}: {len(doc['chunks'])} chunks mapped by {doc['method']}; "
-          f"wrote {json_path} and {png_path}")
+    print(f"{args.audio}: {len(doc['chunks'])} chunks mapped by {doc['method']}, "
+          f"{len(doc['sections']) + 1} sections; wrote {json_path} and {png_path}")
     return 0
 
 
