@@ -234,7 +234,8 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
     from engine.graph import load_graph
 
     graph, errors = load_graph(GRAPHS / "seed-000-live-world.yaml", registry,
-                               ["out.size=[160, 90]", "mic.device=system", f"desk.port={desk.port}"])
+                               ["out.size=[160, 90]", "mic.device=system", f"desk.port={desk.port}",
+                                "crowd.timeout=60"])
     assert not errors, errors
     rt = Runtime(graph, registry, duration=60, headless=True, osc=OscOptions(port=0, query_port=0))
     frames: list = []
@@ -248,8 +249,8 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
         flashes = lambda: [m for m in desk.messages if m[1] == "/dmx/universe/0/2"]   # noqa: E731
         assert wait_for(lambda: any(float(m[3][0]) > 100 for m in flashes()), 15), desk.raw[-5:]
         before = np.array(frames[-30:], dtype=np.float32).mean(axis=0)
-        # A hand at (0.75, 0.5): the world bends toward it and glows there.
-        subprocess.run(["oscsend", "localhost", str(rt.server.port), "/pose/left_wrist", "ff",
+        # A person's hand at (0.75, 0.5): the land rises under it and glows there.
+        subprocess.run(["oscsend", "localhost", str(rt.server.port), "/pose/ana/left_wrist", "ff",
                         "0.75", "0.5"], check=True)
         n = len(frames)
         assert wait_for(lambda: len(frames) > n + 30, 10)

@@ -232,7 +232,16 @@ class Shader(GLNode):
 
 
 def _set_vector(prog, uniform, name: str, value) -> None:
+    """A number or vector into a float uniform of any shape: ``float``, ``vecN``,
+    ``float x[N]`` or ``vecN x[M]`` (filled in order; a vector too short repeats)."""
     v = np.asarray(value, dtype=np.float32).ravel()
-    n = int(uniform["length"]) * int(uniform["size"])
+    # pyglet's terms: 'length' is the components of one element, 'size' the elements.
+    parts, count = int(uniform["length"]), int(uniform["size"])
+    n = parts * count
     v = np.resize(v, n) if len(v) else np.zeros(n, np.float32)
-    prog[name] = tuple(float(x) for x in v) if n > 1 else float(v[0])
+    if n == 1:
+        prog[name] = float(v[0])
+    elif parts > 1 and count > 1:          # an array of vectors: one tuple per element
+        prog[name] = tuple(tuple(float(x) for x in v[i * parts:(i + 1) * parts]) for i in range(count))
+    else:
+        prog[name] = tuple(float(x) for x in v)

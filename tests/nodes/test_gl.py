@@ -93,6 +93,30 @@ def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write
         assert abs(int(frames[k][16, 2, 1]) - k) <= 1
 
 
+def test_a_vector_fills_an_array_of_vectors_uniform(write_patch):
+    """Eight numbers into 'uniform vec2 pts[4]': four points, in order."""
+    from engine import ports
+    from engine.node import Node
+    from engine.registry import default_registry
+
+    class Points(Node):
+        type_name = "test.points"
+        outputs = {"out": ports.vector()}
+
+        def process(self, tick):
+            self.out["out"] = np.array([0.25, 0, 0, 0.5, 0, 0, 0.75, 0], np.float32)
+
+    reg = default_registry(plugins=False)
+    reg.add(Points, __name__)
+    path = patch(write_patch, "  pts: {type: test.points}\n"
+                 "  sh: {type: gl.shader, params: {source: \"uniform vec2 pts[4]; void mainImage("
+                 "out vec4 c, in vec2 f) { c = vec4(pts[0].x, pts[1].y, pts[3].x, 1.0); }\"}, "
+                 "in: {pts: pts}}\n", size=(8, 8))
+    frames, rt = frames_of(path, reg)
+    assert rt.report.faults == 0
+    assert np.abs(frames[-1][4, 4].astype(int) - [64, 128, 191]).max() <= 1
+
+
 def test_event_pulse_jumps_and_decays(registry, write_patch):
     src = '"uniform float hit; void mainImage(out vec4 c, in vec2 f) { c = vec4(hit, 0.0, 0.0, 1.0); }"'
     path = patch(write_patch, f"""\
