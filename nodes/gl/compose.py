@@ -1,4 +1,7 @@
-"""gl.blend and gl.transform: fixed shaders over textures, drawn at their input's size."""
+"""gl.blend and gl.transform: fixed shaders over textures, drawn at their input's size.
+
+An image is never stretched to another's shape: gl.blend places ``b`` over ``a`` whole
+or filling it (``fit``), and gl.transform draws at its own input's size."""
 
 from __future__ import annotations
 
@@ -18,9 +21,15 @@ uniform sampler2D a;
 uniform sampler2D b;
 uniform float amount;
 uniform int mode;
+uniform vec2 bscale;   // b's placement: its aspect kept, whole (contain) or filling (cover)
 void main() {
     vec4 x = texture(a, uv);
-    vec4 y = texture(b, uv);
+    vec2 q = (uv - 0.5) / bscale + 0.5;
+    if (any(lessThan(q, vec2(0.0))) || any(greaterThan(q, vec2(1.0)))) {
+        color = vec4(x.rgb, 1.0);          // beside a letterboxed b: a alone
+        return;
+    }
+    vec4 y = texture(b, q);
     vec3 m;
     if (mode == 0) m = y.rgb;                                  // mix
     else if (mode == 1) m = x.rgb + y.rgb;                     // add
@@ -67,6 +76,13 @@ void main() {
 """
 
 
+def fit_scale(image_aspect: float, frame_aspect: float, fit: str) -> tuple[float, float]:
+    """How much of the frame an image of another aspect covers on each axis, its aspect
+    kept: whole (contain: one axis under 1) or filling (cover: one axis over 1)."""
+    wider = image_aspect > frame_aspect if fit == "contain" else image_aspect < frame_aspect
+    return (1.0, frame_aspect / image_aspect) if wider else (image_aspect / frame_aspect, 1.0)
+
+
 class _Fixed(GLNode):
     """A built-in shader drawn at the size of the first image input."""
 
@@ -102,6 +118,9 @@ class Blend(_Fixed):
     params = {
         "mode": P.choice("mix", MODES, "How b goes onto a."),
         "amount": P.number(0.5, "How much of the blend (0: a alone, 1: fully blended).", min=0.0, max=1.0),
+        "fit": P.choice("contain", ("contain", "cover"), "b of another shape than a: whole, with a "
+                        "alone beside it (contain), or filling a, its overflow cut (cover); never "
+                        "stretched."),
     }
     inputs = {
         "a": ports.image("The base image (its size is the output's).", required=True),
@@ -123,6 +142,7 @@ class Blend(_Fixed):
 
             prog["amount"] = min(1.0, max(0.0, amount))
             prog["mode"] = mode
+            prog["bscale"] = fit_scale(b[1] / b[2], a[1] / a[2], self.p.fit)
             bind_textures(prog, {"a": a[0], "b": b[0]})
 
         target = self._target(a[1], a[2])

@@ -106,11 +106,9 @@ class Window(GLNode):
             self.sink(self.service.read(self.target))
 
     def _fit(self, img, w: int, h: int) -> tuple[float, float]:
-        if img is None:
-            return 1.0, 1.0
-        ia, wa = img[1] / img[2], w / h
-        wider = ia > wa if self.p.fit == "contain" else ia < wa
-        return (1.0, wa / ia) if wider else (ia / wa, 1.0)
+        from .compose import fit_scale
+
+        return (1.0, 1.0) if img is None else fit_scale(img[1] / img[2], w / h, self.p.fit)
 
     def _bind(self, prog, img, fit, flip: float = 0.0) -> None:
         from .context import bind_textures

@@ -71,6 +71,29 @@ def test_window_fits_an_image_of_another_shape_whole_or_filling_never_stretched(
     assert (cover[:, :30] == (255, 0, 0)).all() and (cover[:, 34:] == (0, 0, 255)).all()
 
 
+def test_blend_places_an_image_of_another_shape_whole_or_filling_never_stretched(registry, write_patch):
+    black = '"void mainImage(out vec4 c, in vec2 f) { c = vec4(0.0, 0.0, 0.0, 1.0); }"'
+    white = ('"void mainImage(out vec4 c, in vec2 f) { c = vec4(vec3(length(f / iResolution.xy - 0.5) < 0.5 '
+             '? 1.0 : 0.5), 1.0); }"')
+    got = {}
+    for fit in ("contain", "cover"):
+        path = write_patch(f"""
+            patch: {{fps: 30}}
+            nodes:
+              a:   {{type: gl.shader, params: {{source: {black}, size: [64, 32]}}}}
+              b:   {{type: gl.shader, params: {{source: {white}, size: [32, 32]}}}}
+              sh:  {{type: gl.blend, params: {{mode: mix, amount: 1.0, fit: {fit}}}, in: {{a: a, b: b}}}}
+              win: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: sh}}}}
+            """, name=f"b{fit}.yaml")
+        frames, _ = frames_of(path, registry)
+        got[fit] = frames[-1].astype(int)
+    contain, cover = got["contain"], got["cover"]
+    assert (contain[:, :14] == 0).all() and (contain[:, -14:] == 0).all()   # a beside b
+    assert contain[16, 32].min() == 255 and abs(contain[1, 20].max() - 128) <= 1  # b whole, round
+    assert (cover[:, :4] > 100).all()                                       # b fills the width
+    assert cover[16, 2].max() == 255                                        # its circle, cut: wider than tall
+
+
 def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write_patch):
     src = ('"uniform float gain; uniform vec3 tint; uniform float hit; '
            'void mainImage(out vec4 c, in vec2 f) { c = vec4(abs(tint) * 0.2 * gain, hit); '
