@@ -40,12 +40,12 @@ docs: setup
 	$(VENV)/bin/tonegraph schema -o docs/patch.schema.json
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
-# itself: the built-in groove at four tempi, and drawn squiggles.
+# itself: synthetic sounds of many kinds, and drawn squiggles.
 models: setup
-	for i in 1 2 3 4; do $(VENV)/bin/tonegraph synth -o build/music/groove-$$i.flac \
-	  --bpm $$((84 + 14 * i)) --bars 16 --seed $$i --samplerate 22050 || exit 1; done
-	$(VENV)/bin/tonegraph train autoencoder --audio build/music -o nodes/ml/models/autoencoder.pt \
+	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0
+	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
 	  --seed 0 --checkpoint build/autoencoder.ckpt --plot docs/models/autoencoder-loss.png
+	$(PY) -m tests.looks.codes
 	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0
 	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
 	  --seed 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \

@@ -8,6 +8,8 @@ alternating every four bars.  It is rendered once, deterministically, and looped
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from engine import params as P
@@ -22,13 +24,40 @@ def _hz(midi: float) -> float:
     return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
 
 
+@dataclass(frozen=True)
+class Timbre:
+    """How the groove sounds; the defaults are audio.synth's own sound.  Training sets
+    (``tonegraph sounds``) vary these to cover more kinds of music than one groove."""
+
+    kick_hz: float = 45.0          #: the kick's resting pitch
+    kick_decay: float = 9.0        #: per second
+    snare_hz: float = 185.0
+    hat_gain: float = 0.35
+    pad_gain: float = 0.08
+    pad_wave: str = "sine"         #: sine, saw or square
+    bass_gain: float = 0.25
+    transpose: int = 0             #: semitones
+    drive: float = 0.0             #: tanh saturation, 0 for none
+    lowpass_hz: float = 0.0        #: a one-pole low-pass over the mix, 0 for none
+    quiet_level: float = 0.25      #: level of the quiet sections (the loud ones are 1)
+
+
+def _wave(kind: str, hz: float, t: np.ndarray) -> np.ndarray:
+    if kind == "saw":
+        return 2.0 * ((hz * t) % 1.0) - 1.0
+    if kind == "square":
+        return np.sign(np.sin(2 * np.pi * hz * t))
+    return np.sin(2 * np.pi * hz * t)
+
+
 def render_groove(samplerate: int = 44100, bpm: float = 120.0, bars: int = 16,
-                  seed: int = 1) -> tuple[np.ndarray, list[float], list[float]]:
+                  seed: int = 1, timbre: Timbre | None = None) -> tuple[np.ndarray, list[float], list[float]]:
     """Render the groove. Returns (mono float32 samples, hit times [s], beat times [s]).
 
     Sections of four bars alternate quiet (level 0.25) and loud (level 1.0), starting
     quiet, so loudness-driven behaviour can be checked against known passages.
     """
+    tb_ = timbre or Timbre()
     rng = np.random.default_rng(seed)
     beat = 60.0 / bpm
     n = int(round(bars * 4 * beat * samplerate))
@@ -40,21 +69,22 @@ def render_groove(samplerate: int = 44100, bpm: float = 120.0, bars: int = 16,
         j = min(n, i + len(sound))
         out[i:j] += gain * sound[: j - i]
 
-    kick = np.sin(2 * np.pi * np.cumsum(45 + 90 * np.exp(-t_env * 30)) / samplerate) * np.exp(-t_env * 9)
+    kick = (np.sin(2 * np.pi * np.cumsum(tb_.kick_hz + 90 * np.exp(-t_env * 30)) / samplerate)
+            * np.exp(-t_env * tb_.kick_decay))
     noise = rng.standard_normal(len(t_env))
-    snare = (0.6 * noise + 0.5 * np.sin(2 * np.pi * 185 * t_env)) * np.exp(-t_env * 22)
+    snare = (0.6 * noise + 0.5 * np.sin(2 * np.pi * tb_.snare_hz * t_env)) * np.exp(-t_env * 22)
     hat = np.diff(rng.standard_normal(len(t_env) + 1)) * np.exp(-t_env * 70) * 0.5
     hits: list[float] = []
     beats: list[float] = []
     for bar in range(bars):
-        level = 0.25 if (bar // 4) % 2 == 0 else 1.0
-        chord = CHORDS[bar % 4]
+        level = tb_.quiet_level if (bar // 4) % 2 == 0 else 1.0
+        chord = tuple(m + tb_.transpose for m in CHORDS[bar % 4])
         t_bar = bar * 4 * beat
         pad_len = int(4 * beat * samplerate)
         tp = np.arange(pad_len) / samplerate
-        pad = sum(np.sin(2 * np.pi * _hz(m) * tp) for m in chord) / 3
+        pad = sum(_wave(tb_.pad_wave, _hz(m), tp) for m in chord) / 3
         pad *= np.minimum(1.0, tp / 0.05) * np.minimum(1.0, (4 * beat - tp) / 0.05)
-        add(t_bar, pad, 0.08 * level)
+        add(t_bar, pad, tb_.pad_gain * level)
         for b in range(4):
             tb = t_bar + b * beat
             beats.append(tb)
@@ -65,11 +95,16 @@ def render_groove(samplerate: int = 44100, bpm: float = 120.0, bars: int = 16,
             tbass = np.arange(int(beat * 0.9 * samplerate)) / samplerate
             f = _hz(chord[0] - 24)
             bass = (2 * ((f * tbass) % 1.0) - 1) * np.exp(-tbass * 4)
-            add(tb, bass, 0.25 * level)
+            add(tb, bass, tb_.bass_gain * level)
             for half in (0.0, 0.5):
-                add(tb + half * beat, hat, 0.35 * level)
+                add(tb + half * beat, hat, tb_.hat_gain * level)
                 if half:
                     hits.append(tb + half * beat)
+    if tb_.lowpass_hz > 0:          # first-order low-pass response, applied in the frequency domain
+        f = np.fft.rfftfreq(n, 1.0 / samplerate)
+        out = np.fft.irfft(np.fft.rfft(out) / (1.0 + 1j * f / tb_.lowpass_hz), n)
+    if tb_.drive > 0:
+        out = np.tanh(tb_.drive * out / (np.abs(out).max() or 1.0))
     peak = np.abs(out).max() or 1.0
     return (0.8 * out / peak).astype(np.float32), sorted(hits), beats
 

@@ -1,5 +1,5 @@
 """The command line of the ml family: ``tonegraph train autoencoder|gan``,
-``tonegraph analyze`` and ``tonegraph draw``.  torch is imported only when a command
+``tonegraph analyze``, ``tonegraph draw`` and ``tonegraph sounds``.  torch is imported only when a command
 runs."""
 
 from __future__ import annotations
@@ -49,15 +49,20 @@ def add_parsers(sub) -> None:
     a.add_argument("--lr", type=float, default=1e-3)
     a.set_defaults(func=cmd_train)
 
-    g = kinds.add_parser("gan", help="DCGAN generator from a folder of images")
+    g = kinds.add_parser("gan", help="GAN generator from a folder of images")
     g.add_argument("--images", required=True, type=Path, metavar="DIR",
                    help="every image under DIR is training data (cropped square, resized)")
     _common(g, "for ml.gan's model param")
-    g.add_argument("--size", type=int, default=64, help="image size, a power of two (default 64)")
+    g.add_argument("--size", type=int, default=128,
+                   help="image size, a power of two (default 128; 256 wants a GPU)")
     g.add_argument("--latent", type=int, default=64, help="latent size (default 64)")
     g.add_argument("--ngf", type=int, default=32, help="generator width (default 32)")
-    g.add_argument("--ndf", type=int, default=16, help="discriminator width (default 16)")
-    g.add_argument("--steps", type=int, default=1500)
+    g.add_argument("--ndf", type=int, default=32, help="discriminator width (default 32)")
+    g.add_argument("--arch", choices=("upsample", "dcgan"), default="upsample",
+                   help="upsample + convolution (default; clean edges) or transposed convolutions")
+    g.add_argument("--ema", type=float, default=0.999,
+                   help="save a moving average of the generator over the steps (0: the last step)")
+    g.add_argument("--steps", type=int, default=4000)
     g.add_argument("--batch", type=int, default=32)
     g.add_argument("--lr", type=float, default=2e-4)
     g.add_argument("--checkpoint-every", type=int, default=100, metavar="N")
@@ -78,9 +83,17 @@ def add_parsers(sub) -> None:
     d = sub.add_parser("draw", help="draw squiggle images to train a GAN on")
     d.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
     d.add_argument("--count", type=int, default=2000)
-    d.add_argument("--size", type=int, default=64)
+    d.add_argument("--size", type=int, default=128)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_draw)
+
+    s = sub.add_parser("sounds", help="make a broad set of synthetic sounds to train an autoencoder on")
+    s.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
+    s.add_argument("--count", type=int, default=80, help="clips to make (default 80)")
+    s.add_argument("--seconds", type=float, default=8.0, help="length of each clip (default 8)")
+    s.add_argument("--samplerate", type=int, default=22050)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_sounds)
 
 
 def _beside(output: Path, suffix: str) -> Path:
@@ -109,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                ngf=args.ngf, ndf=args.ndf, steps=args.steps, batch=args.batch,
                                lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                                plot=plot, samples=args.samples or _beside(args.output, ".samples.png"),
-                               checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet)
+                               checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
+                               arch=args.arch, ema=args.ema)
             what = "images"
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -120,6 +134,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"{report.output}: trained on {report.items} {what} in {report.seconds:.0f} s, "
           f"final loss {report.final_loss:.4f}; loss plot {report.plot}")
+    if report.likeness:
+        print("256 samples against the training images (1.0: alike): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in report.likeness.items()))
     return 0
 
 
@@ -165,4 +182,21 @@ def cmd_draw(args: argparse.Namespace) -> int:
         return 1
     n = draw_squiggles(args.output, args.count, args.size, args.seed)
     print(f"{args.output}: {n} squiggles of {args.size}x{args.size}")
+    return 0
+
+
+def cmd_sounds(args: argparse.Namespace) -> int:
+    from .sounds import make_sounds
+
+    if args.count < 1 or not 0.5 <= args.seconds <= 600 or not 8000 <= args.samplerate <= 192000:
+        print("error: --count must be at least 1, --seconds 0.5 to 600 and --samplerate "
+              "8000 to 192000", file=sys.stderr)
+        return 1
+    try:
+        made = make_sounds(args.output, args.count, args.seed, args.samplerate, args.seconds)
+    except OSError as exc:
+        print(f"error: cannot write under {args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {args.count} clips of {args.seconds:g} s (" +
+          ", ".join(f"{v} {k}" for k, v in made.items()) + ")")
     return 0

@@ -65,19 +65,26 @@ def _ups(size: int) -> int:
 
 
 class Generator(nn.Module):
-    """DCGAN generator: a latent vector to a ``size`` x ``size`` RGB image in -1..1."""
+    """A latent vector to a ``size`` x ``size`` RGB image in -1..1.
 
-    def __init__(self, latent: int, size: int, ngf: int) -> None:
+    ``arch`` ``dcgan``: transposed convolutions (the weights shipped before 0.3 use
+    it); ``upsample``: nearest-neighbour upsampling then a 3x3 convolution at each
+    scale, which draws clean edges where transposed convolutions leave a checkerboard."""
+
+    def __init__(self, latent: int, size: int, ngf: int, arch: str = "dcgan") -> None:
         super().__init__()
         n = _ups(size)
         ch = ngf * 2 ** (n - 1)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent, ch, 4, 1, 0, bias=False),
                                    nn.BatchNorm2d(ch), nn.ReLU(True)]
         for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += _up(ch, ch // 2, arch) + [nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
+        if arch == "upsample":
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, 1, 1, bias=False),
+                       nn.BatchNorm2d(ch), nn.ReLU(True), nn.Conv2d(ch, 3, 3, 1, 1), nn.Tanh()]
+        else:
+            layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.latent = latent
 
@@ -85,19 +92,31 @@ class Generator(nn.Module):
         return self.net(z[:, :, None, None])
 
 
-class Discriminator(nn.Module):
-    """DCGAN discriminator: an image to one logit (real or generated)."""
+def _up(cin: int, cout: int, arch: str) -> list[nn.Module]:
+    if arch == "upsample":
+        return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
+    if arch != "dcgan":
+        raise ValueError(f"unknown generator arch {arch!r}")
+    return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
 
-    def __init__(self, size: int, ndf: int) -> None:
+
+class Discriminator(nn.Module):
+    """An image to one logit (real or generated).  ``spectral``: spectral normalisation
+    on every layer instead of batch normalisation (steadier training, SN-GAN)."""
+
+    def __init__(self, size: int, ndf: int, spectral: bool = False) -> None:
         super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
         n = _ups(size)
-        layers: list[nn.Module] = [nn.Conv2d(3, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [sn(nn.Conv2d(3, ndf, 4, 2, 1, bias=False)), nn.LeakyReLU(0.2, True)]
         ch = ndf
         for _ in range(n - 1):
-            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
-                       nn.LeakyReLU(0.2, True)]
+            layers += [sn(nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False))]
+            if not spectral:
+                layers.append(nn.BatchNorm2d(ch * 2))
+            layers.append(nn.LeakyReLU(0.2, True))
             ch *= 2
-        layers.append(nn.Conv2d(ch, 1, 4, 1, 0, bias=False))
+        layers.append(sn(nn.Conv2d(ch, 1, 4, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -107,7 +126,8 @@ class Discriminator(nn.Module):
 def build(kind: str, config: dict) -> nn.Module:
     if kind == "autoencoder":
         return AutoEncoder(int(config["input"]), [int(h) for h in config["hidden"]], int(config["code"]))
-    return Generator(int(config["latent"]), int(config["size"]), int(config["ngf"]))
+    return Generator(int(config["latent"]), int(config["size"]), int(config["ngf"]),
+                     str(config.get("arch", "dcgan")))
 
 
 # -- files --------------------------------------------------------------------------
@@ -227,6 +247,8 @@ class GeneratorRunner(Runner):
         net = module.net
         with torch.no_grad():
             net[-2].weight.mul_(2.0)
+            if net[-2].bias is not None:
+                net[-2].bias.mul_(2.0)
         net[-1] = nn.Sigmoid()
         super().__init__(module, data, device, half)
         self.latent = int(self.config["latent"])

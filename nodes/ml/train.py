@@ -10,6 +10,7 @@ picks up where it stopped; the result equals one uninterrupted run.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from dataclasses import dataclass
@@ -37,6 +38,8 @@ class Report:
     seconds: float
     final_loss: float
     items: int
+    #: GANs: how like the training images 256 samples are (see :func:`compare`).
+    likeness: dict[str, float] | None = None
 
 
 # -- shared pieces ----------------------------------------------------------------------
@@ -227,10 +230,17 @@ def _grid(images: torch.Tensor, path: Path, cols: int = 8) -> None:
     Image.fromarray(sheet).save(path)
 
 
-def train_gan(images: Path, output: Path, *, size: int = 64, latent: int = 64, ngf: int = 32,
-              ndf: int = 16, steps: int = 1500, batch: int = 32, lr: float = 2e-4, seed: int = 0,
+def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, ngf: int = 32,
+              ndf: int = 32, steps: int = 4000, batch: int = 32, lr: float = 2e-4, seed: int = 0,
               checkpoint_every: int = 100, plot: Path | None = None, samples: Path | None = None,
-              checkpoint: Path | None = None, resume: bool = False, quiet: bool = False) -> Report:
+              checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
+              arch: str = "upsample", ema: float = 0.999) -> Report:
+    """Train ml.gan's generator.  The generator upsamples and convolves (``arch``
+    ``upsample``; ``dcgan`` for transposed convolutions), the discriminator has spectral
+    normalisation, every batch is flipped and turned at random (strokes have no
+    up or left), and the weights saved are an exponential moving average of the
+    generator's over the steps (``ema``; 0 saves the last step's), which draws cleaner
+    than any single step."""
     t0 = time.perf_counter()
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
     try:
@@ -239,11 +249,12 @@ def train_gan(images: Path, output: Path, *, size: int = 64, latent: int = 64, n
         raise TrainError(f"--size: {exc}") from None
     data = torch.from_numpy(image_data(images, size))
     gen = _seed_everything(seed)
-    config = {"latent": int(latent), "size": int(size), "ngf": int(ngf)}
-    g = models.Generator(latent, size, ngf)
-    d = models.Discriminator(size, ndf)
+    config = {"latent": int(latent), "size": int(size), "ngf": int(ngf), "arch": arch}
+    g = models.Generator(latent, size, ngf, arch)
+    d = models.Discriminator(size, ndf, spectral=True)
     _init_dcgan(g)
     _init_dcgan(d)
+    g_ema = copy.deepcopy(g).eval()
     opt_g = torch.optim.Adam(g.parameters(), lr=lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=lr, betas=(0.5, 0.999))
     fixed = torch.randn(64, latent, generator=gen)
@@ -254,21 +265,21 @@ def train_gan(images: Path, output: Path, *, size: int = 64, latent: int = 64, n
         if ck["config"] != config or ck["ndf"] != ndf:
             raise TrainError(f"--resume: {checkpoint} was made with other settings {ck['config']}")
         g.load_state_dict(ck["g"])
+        g_ema.load_state_dict(ck["g_ema"])
         d.load_state_dict(ck["d"])
         opt_g.load_state_dict(ck["opt_g"])
         opt_d.load_state_dict(ck["opt_d"])
         gen.set_state(ck["rng"])
         hist, start = {k: list(v) for k, v in ck["losses"].items()}, int(ck["step"])
-    bce = nn.functional.binary_cross_entropy_with_logits
+    softplus = nn.functional.softplus
     n = len(data)
-    real_label = torch.full((batch,), 0.9)     # one-sided label smoothing
-    fake_label = torch.zeros(batch)
 
     def save_checkpoint(step: int) -> None:
         _save_checkpoint(checkpoint, {"checkpoint": "gan", "config": config, "ndf": ndf,
-                                      "g": g.state_dict(), "d": d.state_dict(),
-                                      "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                                      "rng": gen.get_state(), "losses": hist, "step": step})
+                                      "g": g.state_dict(), "g_ema": g_ema.state_dict(),
+                                      "d": d.state_dict(), "opt_g": opt_g.state_dict(),
+                                      "opt_d": opt_d.state_dict(), "rng": gen.get_state(),
+                                      "losses": hist, "step": step})
 
     with _progress(max(steps - start, 0), "gan", quiet) as bar:
         task = bar.add_task("", total=max(steps - start, 0))
@@ -276,17 +287,19 @@ def train_gan(images: Path, output: Path, *, size: int = 64, latent: int = 64, n
         d.train()
         for step in range(start, steps):
             idx = torch.randint(0, n, (batch,), generator=gen)
-            real = data[idx].float().div_(127.5).sub_(1.0)
+            real = _augment(data[idx].float().div_(127.5).sub_(1.0), gen)
             z = torch.randn(batch, latent, generator=gen)
             fake = g(z)
-            loss_d = bce(d(real), real_label) + bce(d(fake.detach()), fake_label)
+            # The non-saturating loss (logistic), on a spectrally normalised critic.
+            loss_d = softplus(-d(real)).mean() + softplus(d(fake.detach())).mean()
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
-            loss_g = bce(d(fake), torch.ones(batch))
+            loss_g = softplus(-d(fake)).mean()
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            _ema_update(g_ema, g, ema)
             hist["discriminator"].append(loss_d.item())
             hist["generator"].append(loss_g.item())
             bar.update(task, advance=1, description=f"step {step + 1}/{steps} "
@@ -294,16 +307,43 @@ def train_gan(images: Path, output: Path, *, size: int = 64, latent: int = 64, n
             if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
                 save_checkpoint(step + 1)
     g.eval()
-    extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf)}}
-    models.save(output, "gan", config, g, extra)
+    final = g_ema if ema > 0 else g
+    extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf),
+                            "ema": float(ema)}}
+    models.save(output, "gan", config, final, extra)
     if plot is not None:
         smooth = {k: _running_mean(v, 25) for k, v in hist.items()}
-        _plot(plot, smooth, "step", f"DCGAN {size}x{size}, {n} images")
+        _plot(plot, smooth, "step", f"GAN {size}x{size} ({arch}), {n} images")
     if samples is not None:
         with torch.inference_mode():
-            _grid(g(fixed), samples)
-    final = hist["generator"][-1] if hist["generator"] else math.nan
-    return Report(output, plot, time.perf_counter() - t0, final, n)
+            _grid(final(fixed), samples)
+    with torch.inference_mode():
+        made = torch.cat([final(torch.randn(64, latent, generator=gen)) for _ in range(4)])
+    to_u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()  # noqa: E731
+    pick = torch.randperm(n, generator=gen)[:256]
+    likeness = compare(to_u8(made), data[pick].permute(0, 2, 3, 1).numpy())
+    last = hist["generator"][-1] if hist["generator"] else math.nan
+    return Report(output, plot, time.perf_counter() - t0, last, n, likeness)
+
+
+def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Each image flipped and turned by a multiple of 90 degrees at random."""
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    x = torch.rot90(x, k, dims=(2, 3))
+    flip = torch.rand(len(x), generator=gen) < 0.5
+    x[flip] = torch.flip(x[flip], dims=(3,))
+    return x
+
+
+def _ema_update(average: nn.Module, model: nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        if decay <= 0:
+            average.load_state_dict(model.state_dict())
+            return
+        for a, p in zip(average.parameters(), model.parameters()):
+            a.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        for a, b in zip(average.buffers(), model.buffers()):
+            a.copy_(b)
 
 
 def _running_mean(values: list[float], width: int) -> list[float]:
@@ -317,30 +357,87 @@ def _running_mean(values: list[float], width: int) -> list[float]:
 # -- procedural training images ------------------------------------------------------
 
 
-def draw_squiggles(folder: Path, count: int = 2000, size: int = 64, seed: int = 0) -> int:
-    """Draw ``count`` images of coloured squiggles (smooth random strokes on a dark
-    ground), the kind of hand-drawn material seed 001 trained its GAN on."""
+def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int = 0) -> int:
+    """Draw ``count`` images of hand-drawn-looking marks on a dark ground, the kind of
+    material seed 001 trained its GAN on: strokes of varied width (tapering as a brush
+    does), density and colour (a palette of neighbouring hues and an accent per image),
+    now and then a spiral, a ring or a spray of dots."""
     from PIL import Image, ImageDraw, ImageFilter
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     big = size * 4                      # drawn large, then shrunk, for smooth edges
     for i in range(count):
-        ground = tuple(int(v) for v in rng.integers(0, 40, 3))
-        im = Image.new("RGB", (big, big), ground)
+        a, b = rng.integers(0, 36, 3), rng.integers(0, 36, 3)
+        ramp = np.linspace(0.0, 1.0, big)[:, None, None]
+        ground = (a * (1 - ramp) + b * ramp).astype(np.uint8) * np.ones((1, big, 1), np.uint8)
+        im = Image.fromarray(ground, "RGB")
         draw = ImageDraw.Draw(im)
-        for _ in range(int(rng.integers(1, 4))):
-            hue = rng.random()
-            colour = _hsv(hue, 0.55 + 0.45 * rng.random(), 0.7 + 0.3 * rng.random())
-            width = int(big * (0.03 + 0.06 * rng.random()))
+        base = rng.random()
+        palette = [_hsv((base + rng.normal(0, 0.06)) % 1.0, 0.55 + 0.45 * rng.random(),
+                        0.7 + 0.3 * rng.random()) for _ in range(3)]
+        palette.append(_hsv((base + 0.5) % 1.0, 0.9, 1.0))          # the accent
+        for _ in range(int(rng.integers(1, 7))):
+            colour = palette[int(rng.integers(0, len(palette)))]
+            width = big * (0.008 + 0.09 * rng.random() ** 2)
             pts = _stroke(rng, big)
-            draw.line(pts, fill=colour, width=width, joint="curve")
-            r = width // 2
-            for x, y in (pts[0], pts[-1]):
-                draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
-        im = im.filter(ImageFilter.GaussianBlur(1.5)).resize((size, size), Image.LANCZOS)
+            _brush(draw, pts, colour, width, taper=rng.random() < 0.6)
+        extra = rng.random()
+        if extra < 0.2:                                             # a spiral
+            c, turns = rng.uniform(0.3 * big, 0.7 * big, 2), rng.uniform(1.5, 4.0)
+            t = np.linspace(0, 1, 200)
+            r = 0.05 * big + 0.3 * big * t
+            pts = [tuple(c + r_ * np.array([np.cos(6.28318 * turns * t_), np.sin(6.28318 * turns * t_)]))
+                   for r_, t_ in zip(r, t)]
+            _brush(draw, pts, palette[0], big * 0.015, taper=True)
+        elif extra < 0.35:                                          # a ring
+            c, r = rng.uniform(0.25 * big, 0.75 * big, 2), rng.uniform(0.08, 0.25) * big
+            draw.ellipse((c[0] - r, c[1] - r, c[0] + r, c[1] + r), outline=palette[1],
+                         width=int(big * 0.02))
+        elif extra < 0.5:                                           # a spray of dots
+            c = rng.uniform(0.2 * big, 0.8 * big, 2)
+            for p in c + rng.normal(0, 0.1 * big, (int(rng.integers(8, 30)), 2)):
+                r = big * 0.006 * (1 + 2 * rng.random())
+                draw.ellipse((p[0] - r, p[1] - r, p[0] + r, p[1] + r), fill=palette[2])
+        im = im.filter(ImageFilter.GaussianBlur(1.0)).resize((size, size), Image.LANCZOS)
         im.save(folder / f"squiggle-{i:05d}.png")
     return count
+
+
+def _brush(draw, pts: list, colour, width: float, taper: bool) -> None:
+    """A stroke through ``pts``: round-capped, thinning toward its ends when ``taper``."""
+    n = len(pts)
+    for j in range(n - 1):
+        f = math.sin(math.pi * (j + 0.5) / (n - 1)) ** 0.6 if taper else 1.0
+        w = max(1, int(width * (0.25 + 0.75 * f)))
+        draw.line([pts[j], pts[j + 1]], fill=colour, width=w)
+        x, y = pts[j + 1]
+        r = w / 2
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=colour)
+
+
+def compare(samples: np.ndarray, training: np.ndarray) -> dict[str, float]:
+    """How close generated images are to the training images (both uint8 N x H x W x 3):
+    per measure, the ratio of the smaller mean to the larger (1.0: the same).
+    ``sharpness``: mean gradient energy of the luminance (blur and mush lower it, noise
+    raises it); ``brightness``, ``saturation`` and ``colourfulness``: mean luminance,
+    mean HSV saturation and the spread of hues (the circular variance of the hue of
+    saturated pixels)."""
+    def stats(x: np.ndarray) -> dict[str, float]:
+        f = x.astype(np.float32) / 255.0
+        y = f @ np.array([0.299, 0.587, 0.114], np.float32)
+        gx, gy = np.diff(y, axis=2), np.diff(y, axis=1)
+        mx, mn = f.max(axis=3), f.min(axis=3)
+        sat = np.where(mx > 1e-3, (mx - mn) / np.maximum(mx, 1e-3), 0.0)
+        r, g, b = f[..., 0], f[..., 1], f[..., 2]
+        hue = np.arctan2(np.sqrt(3.0) * (g - b), 2 * r - g - b)
+        w = (sat > 0.3).astype(np.float32)
+        spread = 1.0 - np.hypot((np.cos(hue) * w).sum(), (np.sin(hue) * w).sum()) / max(w.sum(), 1.0)
+        return {"sharpness": float((gx ** 2).mean() + (gy ** 2).mean()), "brightness": float(y.mean()),
+                "saturation": float(sat.mean()), "colourfulness": float(spread)}
+
+    a, b = stats(samples), stats(training)
+    return {k: min(a[k], b[k]) / max(a[k], b[k]) if max(a[k], b[k]) > 0 else 1.0 for k in a}
 
 
 def _stroke(rng: np.random.Generator, big: int) -> list[tuple[float, float]]:

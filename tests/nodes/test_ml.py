@@ -111,6 +111,47 @@ def test_train_command_end_to_end(tmp_path, squiggles):
     assert "trained on 24 images" in res.stdout
 
 
+def test_sounds_makes_a_reproducible_set_of_every_kind(tmp_path):
+    from nodes.ml.sounds import KINDS, make_sounds
+
+    made = make_sounds(tmp_path / "a", count=40, seed=3, samplerate=8000, seconds=1.0)
+    make_sounds(tmp_path / "b", count=40, seed=3, samplerate=8000, seconds=1.0)
+    assert sum(made.values()) == 40 and set(made) == {k for k, _ in KINDS}
+    assert all(made[k] > 0 for k in ("groove", "mix", "quiet"))
+    files = sorted((tmp_path / "a").iterdir())
+    assert [f.name for f in files] == sorted(f.name for f in (tmp_path / "b").iterdir())
+    levels = {}
+    for f in files:
+        x, sr = sf.read(f)
+        assert sr == 8000 and len(x) == 8000 and np.abs(x).max() <= 1.0
+        assert np.array_equal(x, sf.read(tmp_path / "b" / f.name)[0])
+        levels.setdefault(f.name.split("-")[0], []).append(np.abs(x).max())
+    assert max(levels["quiet"]) < 0.01 and min(levels["groove"]) > 0.02      # -30..0 dB peaks
+    assert np.ptp(levels["groove"]) > 0.3                                     # and varied
+
+
+def test_sounds_command_and_its_bad_input(tmp_path):
+    res = tonegraph("sounds", "-o", str(tmp_path / "s"), "--count", "3", "--seconds", "1",
+                    "--samplerate", "8000")
+    assert res.returncode == 0, res.stderr
+    assert "3 clips of 1 s" in res.stdout and len(list((tmp_path / "s").iterdir())) == 3
+    res = tonegraph("sounds", "-o", str(tmp_path / "t"), "--count", "0")
+    assert res.returncode == 1 and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
+
+
+def test_groove_timbre_changes_the_sound_but_not_the_beats():
+    from nodes.audio.synth import Timbre
+
+    plain, hits, beats = render_groove(8000, 120.0, 2, 1)
+    dark, hits2, beats2 = render_groove(8000, 120.0, 2, 1, Timbre(pad_wave="saw", lowpass_hz=400.0,
+                                                                    drive=3.0, transpose=5))
+    assert hits == hits2 and beats == beats2 and plain.shape == dark.shape
+    spec = lambda x: np.abs(np.fft.rfft(x))   # noqa: E731
+    f = np.fft.rfftfreq(len(plain), 1 / 8000)
+    high = lambda x: spec(x)[f > 2000].sum() / spec(x).sum()   # noqa: E731
+    assert high(dark) < 0.5 * high(plain)                                     # the low-pass
+
+
 # -- the shipped models ------------------------------------------------------------------
 
 
@@ -125,7 +166,7 @@ def test_shipped_gan_makes_images_of_the_documented_shape_and_range():
     assert (MODELS_DIR / "gan.pt").stat().st_size < 8e6
 
 
-def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_noise():
+def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_an_unheard_sound():
     runner = models.shared("autoencoder", MODELS_DIR / "autoencoder.pt", "cpu")
     assert runner.code == 10 and runner.front["samplerate"] == FRONT["samplerate"]
     from nodes.ml.frontend import MelFrontEnd, windows
@@ -133,14 +174,20 @@ def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_noise():
     sr = runner.front["samplerate"]
     groove, _, _ = render_groove(sr, 117, 4, 9)                # unseen tempo and seed
     noise = np.random.default_rng(0).standard_normal(len(groove)).astype(np.float32) * 0.3
+    # A steady square wave at 3 kHz, aliased at 22,050 Hz: nothing in its training set
+    # (tonegraph sounds) sounds like it.
+    t = np.arange(len(groove)) / sr
+    buzz = (0.5 * np.sign(np.sin(2 * np.pi * 3000 * t))).astype(np.float32)
 
     def encode(x):
         return runner.forward(windows(np.stack(MelFrontEnd(runner.front, sr).push(x)), runner.context))
 
-    g, n = encode(groove), encode(noise)
+    g, n, b = encode(groove), encode(noise), encode(buzz)
     assert g.shape[1] == 11 and 0.0 <= g[:, :10].min() and g[:, :10].max() <= 1.0
     assert g[:, :10].std(axis=0).min() > 0.01                  # every dimension moves with the music
-    assert np.median(n[:, 10]) > 3 * np.median(g[:, 10])        # noise is novel to it
+    assert np.median(g[:, 10]) < 1.5 and np.median(n[:, 10]) < 3   # both like its training set
+    assert np.abs(g[:, :10].mean(axis=0) - n[:, :10].mean(axis=0)).max() > 0.1   # told apart
+    assert np.median(b[:, 10]) > 3 * max(np.median(g[:, 10]), np.median(n[:, 10]))  # novel to it
     assert (MODELS_DIR / "autoencoder.pt").stat().st_size < 8e6
 
 
