@@ -10,6 +10,7 @@ import subprocess
 import threading
 
 import numpy as np
+import pytest
 
 from engine.runtime import OscOptions, Runtime
 
@@ -101,6 +102,35 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
     (folder / "presets" / "rings.json").write_text('{"shader": "rings.frag", "update": [{"name": 5}]}')
     graph, errors = load_graph(patch, registry)
     assert graph is None and "update[0] needs a 'name' that is a uniform name" in str(errors[0])
+
+
+def test_seed_002_a_separate_parameters_file_replaces_the_presets_update(registry, tmp_path):
+    import shutil
+
+    from engine.graph import load_graph
+
+    folder = tmp_path / "show"
+    shutil.copytree(GRAPHS / "presets", folder / "presets")
+    mapping = folder / "calm.json"          # the seed's parameters file, on its own
+    mapping.write_text(json.dumps({"parameters": [
+        {"name": "rings", "feature": 0, "min": 5, "max": 5, "step": 1, "FPS": 60},
+        {"name": "turning", "feature": 1, "min": 0.25, "max": 0.75, "step": 0.25, "FPS": 60,
+         "phase": "turn"}]}))
+    patch = folder / "p.yaml"
+    patch.write_text("nodes:\n"              # no features wired: every feature reads 0.5
+                     "  p: {type: gl.preset, params: {path: presets/rings.json, mapping: calm.json}}\n"
+                     "  out: {type: gl.window, params: {size: [32, 32]}, in: {image: p}}\n")
+    frames, rt = run_patch_file(patch, registry, duration=0.5)
+    node = rt.runner.nodes["p"]
+    assert list(node.out["values"]) == [5.0, 0.5]           # the file's two, not the preset's four
+    assert node.phases["turn"] == pytest.approx(0.5 * 0.5, abs=0.05)
+    assert frames[-1].std() > 5
+    mapping.write_text('[{"name": "rings", "feature": 0, "min": 1, "max": 2, "FPS": 2000}]')
+    graph, errors = load_graph(patch, registry)
+    assert graph is None and "calm.json: parameters[0] (rings): 'FPS' must be a number in 0..1000" in str(errors[0])
+    (folder / "calm.json").unlink()
+    graph, errors = load_graph(patch, registry)
+    assert graph is None and "no such parameters file" in str(errors[0])
 
 
 def test_seed_001_louder_music_moves_the_image_more_and_every_beat_kicks_it(registry):

@@ -14,8 +14,9 @@ is saved (a broken save keeps the last good preset)::
     }
 
 ``init`` sets uniforms once (what the seed's ``init()`` set up: counts, palettes);
-``update`` is the seed's parameters file, one entry per animation parameter, applied
-every frame (the seed's ``update(timeDelta, parameters)``): element ``feature`` of the
+``update`` is the seed's parameters file (or, with ``mapping``, a separate JSON file
+holding that list, so one preset can be played by several mappings), one entry per
+animation parameter, applied every frame (the seed's ``update(timeDelta, parameters)``): element ``feature`` of the
 ``features`` input (0..1, e.g. ml.autoencoder's code) scaled to ``min``..``max``,
 quantised to ``step`` (0: continuous) with ``hysteresis`` (a fraction of a step,
 default 0.25) so it does not flicker at an edge, and updated at most ``FPS`` times a
@@ -57,12 +58,7 @@ class PresetError(ValueError):
 
 def read_preset(path: Path) -> dict:
     """The preset at ``path``, checked; raises PresetError naming what is wrong."""
-    try:
-        doc = json.loads(Path(path).read_text())
-    except OSError as exc:
-        raise PresetError(f"cannot read it: {exc.strerror or exc}") from None
-    except (ValueError, RecursionError) as exc:
-        raise PresetError(f"not JSON: {exc}") from None
+    doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("shader"), str):
         raise PresetError("a preset is an object with 'shader', 'init' and 'update'")
     init = doc.get("init", {})
@@ -70,12 +66,36 @@ def read_preset(path: Path) -> dict:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             for v in init.values()):
         raise PresetError("'init' maps uniform names to numbers")
-    update = doc.get("update", [])
+    return {"shader": doc["shader"], "init": dict(init), "update": check_entries(doc.get("update", []), "update")}
+
+
+def read_mapping(path: Path) -> list[dict]:
+    """A parameters file on its own (the ``mapping`` param): a JSON list of entries as
+    in a preset's ``update``, or an object holding that list under ``parameters``."""
+    doc = _read_json(path)
+    if isinstance(doc, dict) and "parameters" in doc:
+        doc = doc["parameters"]
+    if not isinstance(doc, list):
+        raise PresetError("a parameters file is a list of entries (name, feature, min, max, step, FPS)")
+    return check_entries(doc, "parameters")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(Path(path).read_text())
+    except OSError as exc:
+        raise PresetError(f"cannot read it: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise PresetError(f"not JSON: {exc}") from None
+
+
+def check_entries(update, label: str) -> list[dict]:
+    """The entries of a parameters list, checked; raises PresetError naming the entry."""
     if not isinstance(update, list):
-        raise PresetError("'update' is a list of parameters")
+        raise PresetError(f"'{label}' is a list of parameters")
     names = set()
     for i, e in enumerate(update):
-        where = f"update[{i}]"
+        where = f"{label}[{i}]"
         if not isinstance(e, dict) or not isinstance(e.get("name"), str) or not e["name"].isidentifier():
             raise PresetError(f"{where} needs a 'name' that is a uniform name")
         extra = set(e) - ENTRY_KEYS
@@ -96,7 +116,7 @@ def read_preset(path: Path) -> dict:
         if e["name"] in names:
             raise PresetError(f"{where}: '{e['name']}' is mapped twice")
         names.add(e["name"])
-    return {"shader": doc["shader"], "init": dict(init), "update": list(update)}
+    return list(update)
 
 
 class Preset(Shader):
@@ -104,6 +124,8 @@ class Preset(Shader):
     description = "A preset (seed 002): a shader and a parameters file mapping features to it."
     params = {
         "path": P.path(None, "The preset file (JSON: shader, init, update), relative to the patch."),
+        "mapping": P.path(None, "A parameters file (JSON list of name, feature, min, max, step, FPS) "
+                                "used instead of the preset's 'update'."),
         "size": Shader.params["size"],
         "pulse_decay": Shader.params["pulse_decay"],
     }
@@ -130,6 +152,14 @@ class Preset(Shader):
         shader = path.parent / doc["shader"]
         if not shader.is_file():
             return [("path", f"{display_path(path)}: no such shader file: {display_path(shader)}")]
+        if params.get("mapping"):
+            mapping = ctx.resolve_input(params["mapping"])
+            if not mapping.is_file():
+                return [("mapping", f"no such parameters file: {display_path(mapping)}")]
+            try:
+                read_mapping(mapping)
+            except PresetError as exc:
+                return [("mapping", f"{display_path(mapping)}: {exc}")]
         return []
 
     def setup(self) -> None:
@@ -137,6 +167,10 @@ class Preset(Shader):
         self.preset_path = self.ctx.resolve_input(self.p.path)
         self.preset_stamp = os.stat(self.preset_path).st_mtime_ns
         self.preset = read_preset(self.preset_path)
+        self.mapping_path = self.ctx.resolve_input(self.p.mapping) if self.p.mapping else None
+        if self.mapping_path is not None:
+            self.mapping_stamp = os.stat(self.mapping_path).st_mtime_ns
+            self.preset["update"] = read_mapping(self.mapping_path)
         self.mapped: dict[str, float] = {}       # the value of each parameter now
         self.next_update: dict[str, float] = {}
         self.phases: dict[str, float] = {}
@@ -149,7 +183,26 @@ class Preset(Shader):
         self.source = self._read()
 
     def files(self) -> list[Path]:
-        return [self.preset_path, self.path] if getattr(self, "path", None) else []
+        if not getattr(self, "path", None):
+            return []
+        return [self.preset_path, self.path] + ([self.mapping_path] if self.mapping_path else [])
+
+    def _poll_mapping(self) -> None:
+        try:
+            stamp = os.stat(self.mapping_path).st_mtime_ns
+        except OSError:
+            return
+        if stamp == self.mapping_stamp:
+            return
+        self.mapping_stamp = stamp
+        try:
+            update = read_mapping(self.mapping_path)
+        except PresetError as exc:
+            log.error("%s: %s; the last good parameters keep running", display_path(self.mapping_path), exc)
+            return
+        self.preset["update"] = update
+        self.out["values"] = np.zeros(len(update), dtype=np.float32)
+        log.info("%s: parameters reloaded", display_path(self.mapping_path))
 
     def _poll_preset(self) -> None:
         try:
@@ -165,6 +218,8 @@ class Preset(Shader):
             log.error("%s: %s; the last good preset keeps running", display_path(self.preset_path), exc)
             return
         shader_changed = doc["shader"] != self.preset["shader"]
+        if self.mapping_path is not None:
+            doc["update"] = self.preset["update"]
         self.preset = doc
         self.out["values"] = np.zeros(len(doc["update"]), dtype=np.float32)
         if shader_changed:
@@ -202,6 +257,8 @@ class Preset(Shader):
 
     def draw(self, tick: Tick) -> None:
         self._poll_preset()
+        if self.mapping_path is not None:
+            self._poll_mapping()
         self._update(tick)
         super().draw(tick)
 

@@ -1,4 +1,7 @@
-"""ml.gan: a latent vector in, an image out, from a DCGAN generator.
+"""ml.gan: a latent vector in, an image out, from a GAN generator.
+
+The generator upsamples and convolves (``tonegraph train gan``); weights of the older
+DCGAN kind (transposed convolutions) load too.
 
 The latent comes one of two ways.  With any of ``energy``, ``onset``, ``beat`` or
 ``phase`` wired, the node walks the generator's latent space itself, exactly as
@@ -31,7 +34,7 @@ DRIVERS = ("energy", "onset", "beat", "phase")
 
 class Gan(ModelNode):
     type_name = "ml.gan"
-    description = "DCGAN generator: a latent (given, or walked with the music) to an RGB image, batched."
+    description = "GAN generator: a latent (given, or walked with the music) to an RGB image, batched."
     kind = "gan"
     shipped = "gan.pt"
     domain = "render"
