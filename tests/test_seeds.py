@@ -152,6 +152,25 @@ def test_seed_001_louder_music_moves_the_image_more_and_every_beat_kicks_it(regi
     assert contrast > 1.3, contrast
 
 
+@pytest.mark.parametrize("shader", ["kick.frag", "tint.frag"])
+def test_a_square_image_fills_a_wide_frame_without_stretching(registry, write_patch, shader):
+    """seed 001's and 004's shaders on a 16:9 window: a disc stays round."""
+    path = write_patch(f"""
+        patch: {{fps: 30}}
+        nodes:
+          img:  {{type: gl.shader, params: {{size: [64, 64], source: "void mainImage(out vec4 c, in vec2 f)
+                  {{ c = vec4(vec3(step(length(f / 64.0 - 0.5), 0.3)), 1.0); }}"}}}}
+          fx:   {{type: gl.shader, params: {{path: "{GRAPHS / 'shaders' / shader}"}}, in: {{image: img}}}}
+          out:  {{type: gl.window, params: {{size: [160, 90]}}, in: {{image: fx}}}}
+        """, name="disc.yaml")
+    frames, _ = run_patch_file(path, registry)
+    lit = frames[-1].astype(float).mean(axis=2) > 0.5 * frames[-1].max()
+    rows, cols = np.nonzero(lit)
+    width, height = np.ptp(cols) + 1, np.ptp(rows) + 1
+    assert width == pytest.approx(height, rel=0.1), (width, height)
+    assert height > 0.8 * 0.6 * 160              # filled: the disc spans the frame's width, cropped
+
+
 def test_seed_001_harsh_sound_turns_the_picture_cold_and_spiky(registry, write_patch):
     """The kick shader on the same image, a mellow and a harsh sound."""
     got = {}

@@ -7,13 +7,23 @@ uniform float beat;     // 1 on a beat, fading
 uniform float onset;    // 1 on an onset, fading
 uniform float harsh;    // 0 (mellow) .. 1 (harsh)
 uniform float level;    // loudness 0..1
+uniform vec2 image_size;
+
+// The frame's uv to the image's, filling the frame with the image, aspect kept (the
+// overflow is cropped): a square image on a 16:9 screen loses its top and bottom.
+vec2 cover(vec2 uv, vec2 size) {
+    float frame = iResolution.x / iResolution.y;
+    float pic = size.y > 0.0 ? size.x / size.y : frame;
+    vec2 s = frame > pic ? vec2(1.0, pic / frame) : vec2(frame / pic, 1.0);
+    return (uv - 0.5) * s + 0.5;
+}
 
 vec3 sample_at(vec2 p) {
     return texture(image, clamp(p, 0.0, 1.0)).rgb;
 }
 
 void mainImage(out vec4 fragColor, in vec2 fragCoord) {
-    vec2 uv = fragCoord / iResolution.xy;
+    vec2 uv = cover(fragCoord / iResolution.xy, image_size);
     // The punch: zoom in on the beat, a little shake on onsets.
     vec2 c = uv - 0.5;
     c /= 1.0 + 0.14 * beat + 0.04 * level;
@@ -21,7 +31,7 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec2 p = c + 0.5;
     vec3 col = sample_at(p);
     // Spikes: an unsharp mask that grows with harshness.
-    vec2 px = 1.5 / iResolution.xy;
+    vec2 px = 0.75 / max(image_size, vec2(1.0));     // under one pixel of the image
     vec3 blur = 0.25 * (sample_at(p + vec2(px.x, 0.0)) + sample_at(p - vec2(px.x, 0.0)) +
                         sample_at(p + vec2(0.0, px.y)) + sample_at(p - vec2(0.0, px.y)));
     col += (col - blur) * (0.2 + 4.0 * harsh);

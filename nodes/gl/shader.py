@@ -16,7 +16,9 @@ for feedback), ``spectrum`` and ``waveform`` (sampler2D, 1 pixel high, value in 
 the ``spectrum`` input's vector and the ``waveform`` input's latest samples), and any
 wired input by its own name: a number as ``float``, a vector as ``vec2``/``vec3``/
 ``vec4`` (or ``float name[N]``), an event as a ``float`` pulse that jumps to 1 and
-decays over ``pulse_decay``, an image as a ``sampler2D``.
+decays over ``pulse_decay``, an image as a ``sampler2D`` (and its size in pixels as
+``vec2 <name>_size``, so a shader can keep the image's aspect: fill or fit the frame,
+never stretch it).
 
 A shader that fails to compile is reported with its file and line; the last good one
 keeps running (before any good one, the output is black).
@@ -213,6 +215,8 @@ class Shader(GLNode):
                 tex = self.texture_of(name, value)
                 if tex is not None:
                     textures[name] = tex[0]
+                    if name + "_size" in u:
+                        prog[name + "_size"] = (float(tex[1]), float(tex[2]))
             elif typ in (PortType.NUMBER, PortType.VECTOR):   # a number fills every component
                 _set_vector(prog, u[name], name, value)
         bind_textures(prog, textures)
