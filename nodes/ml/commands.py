@@ -62,6 +62,8 @@ def add_parsers(sub) -> None:
                    help="upsample + convolution (default; clean edges) or transposed convolutions")
     g.add_argument("--ema", type=float, default=0.999,
                    help="save a moving average of the generator over the steps (0: the last step)")
+    g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to train (default auto: a CUDA GPU when torch sees one)")
     g.add_argument("--steps", type=int, default=4000)
     g.add_argument("--batch", type=int, default=32)
     g.add_argument("--lr", type=float, default=2e-4)
@@ -123,7 +125,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                                plot=plot, samples=args.samples or _beside(args.output, ".samples.png"),
                                checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-                               arch=args.arch, ema=args.ema)
+                               arch=args.arch, ema=args.ema, device=args.device)
             what = "images"
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -102,6 +102,18 @@ def test_train_commands_report_bad_input_in_one_line(tmp_path, squiggles):
     assert res.returncode == 1 and "no checkpoint" in res.stderr
 
 
+def test_train_gan_on_cuda_where_there_is_one(tmp_path, squiggles):
+    """On a GPU machine this trains there; elsewhere asking for CUDA is one clear line."""
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "g.pt"), "--size", "16",
+                    "--latent", "8", "--ngf", "8", "--ndf", "8", "--steps", "2", "--batch", "4", "-q",
+                    "--device", "cuda")
+    if torch.cuda.is_available():
+        assert res.returncode == 0, res.stderr
+        assert models.shared("gan", tmp_path / "g.pt", "cpu").forward(np.zeros((1, 8), np.float32)).shape == (1, 16, 16, 3)
+    else:
+        assert res.returncode == 1 and "no CUDA GPU" in res.stderr and "Traceback" not in res.stderr
+
+
 def test_train_command_end_to_end(tmp_path, squiggles):
     out = tmp_path / "g.pt"
     res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(out), "--size", "16",
