@@ -17,6 +17,7 @@ from pathlib import Path
 
 
 from . import __version__
+from .args import add_mkdir, check_outputs, number, port, samplerate, seed, whole
 from .errors import NodeError, TonegraphError, describe, display_path
 from .graph import load_graph, to_dot
 from .reference import node_markdown, reference_markdown
@@ -212,11 +213,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--headless", action="store_true", help="open no window")
     p.add_argument("--offline", action="store_true",
                    help="virtual clock: as fast as possible, same input gives same output")
-    p.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of media time")
-    p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
+    p.add_argument("--duration", type=number(0, above=True), metavar="S",
+                   help="stop after S seconds of media time")
+    p.add_argument("--fps", type=number(0, 1000, above=True), metavar="N",
+                   help="frame rate (default: the patch's)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
-    p.add_argument("--restart-failing", type=int, default=50, metavar="N",
+    p.add_argument("--restart-failing", type=whole(0), default=50, metavar="N",
                    help="restart a node that failed N times within 10 s (0: never; default 50)")
     watch = p.add_mutually_exclusive_group()
     watch.add_argument("--watch", action="store_true",
@@ -225,46 +228,46 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--no-watch", action="store_true",
                        help="do not watch; SIGHUP still reloads")
     osc = p.add_argument_group("OSC (real-time runs)")
-    osc.add_argument("--osc-port", type=int, default=9000, metavar="N",
+    osc.add_argument("--osc-port", type=port, default=9000, metavar="N",
                      help="listen for OSC control here (0: any free port; default 9000)")
     osc.add_argument("--osc-host", default="127.0.0.1", metavar="ADDR",
                      help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     osc.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
-    osc.add_argument("--oscquery-port", type=int, metavar="N",
+    osc.add_argument("--oscquery-port", type=port, metavar="N",
                      help="OSCQuery HTTP port (default: the OSC port + 1)")
     osc.add_argument("--status", metavar="HOST:PORT",
                      help="send /tonegraph/status heartbeats and /tonegraph/error reports here")
-    osc.add_argument("--status-interval", type=float, default=1.0, metavar="S")
+    osc.add_argument("--status-interval", type=number(0.01, 3600), default=1.0, metavar="S")
     p.set_defaults(func=cmd_run)
 
     p = with_nodes_path(sub.add_parser("nodes", help="list node types, or show one"))
     p.add_argument("type", nargs="?", metavar="TYPE")
     p.set_defaults(func=cmd_nodes)
 
-    p = with_nodes_path(sub.add_parser("schema", help="JSON Schema of patch files, for editors"))
+    p = add_mkdir(with_nodes_path(sub.add_parser("schema", help="JSON Schema of patch files, for editors")))
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_schema)
 
-    p = with_nodes_path(sub.add_parser("docs", help="the node reference in Markdown"))
+    p = add_mkdir(with_nodes_path(sub.add_parser("docs", help="the node reference in Markdown")))
     p.add_argument("-o", "--output", metavar="FILE")
     p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("synth", help="render the built-in groove to a sound file")
+    p = add_mkdir(with_nodes_path(sub.add_parser("synth", help="render the built-in groove to a sound file")))
     p.add_argument("-o", "--output", required=True, metavar="FILE", help=".wav, .flac or .ogg")
-    p.add_argument("--bpm", type=float, default=120.0)
-    p.add_argument("--bars", type=int, default=16)
-    p.add_argument("--samplerate", type=int, default=44100)
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--bpm", type=number(40, 240), default=120.0, help="40..240 (default 120)")
+    p.add_argument("--bars", type=whole(1, 128), default=16, help="1..128 (default 16)")
+    p.add_argument("--samplerate", type=samplerate, default=44100)
+    p.add_argument("--seed", type=seed, default=1)
     p.set_defaults(func=cmd_synth)
 
     from nodes.ml.commands import add_parsers as add_ml_parsers
 
-    add_ml_parsers(sub)
+    add_ml_parsers(sub, with_nodes_path)
     from nodes.gl.commands import add_parsers as add_gl_parsers
 
     add_gl_parsers(sub, with_nodes_path)
 
-    p = with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz"))
+    p = add_mkdir(with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz")))
     p.add_argument("patch", metavar="PATCH")
     p.add_argument("-o", "--output", metavar="FILE", help=".dot, .svg, .png or .pdf (default: DOT on stdout)")
     p.add_argument("--plan", action="store_true",
@@ -274,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    check_outputs(parser, args)
     _setup_logging(args.log_level, args.log_json)
     try:
         return args.func(args)

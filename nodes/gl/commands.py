@@ -4,31 +4,38 @@ from __future__ import annotations
 
 import argparse
 import re
-import sys
 from pathlib import Path
+
+from engine.args import add_mkdir, number, whole
 
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
     if not m:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 1280x720, got {text!r}")
-    return int(m.group(1)), int(m.group(2))
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (16 <= w <= 16384 and 16 <= h <= 16384):
+        raise argparse.ArgumentTypeError(f"{text}: width and height must be 16..16384")
+    return w, h
 
 
 def add_parsers(sub, with_nodes_path) -> None:
-    p = with_nodes_path(sub.add_parser("render", help="render a patch over a song to an MP4 video"))
+    p = add_mkdir(with_nodes_path(sub.add_parser("render", help="render a patch over a song to an MP4 video")))
     p.add_argument("patch", metavar="PATCH")
     p.add_argument("--audio", type=Path, metavar="FILE",
                    help="the song: replaces the source of the patch's audio.file nodes")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="OUT.mp4")
     p.add_argument("--size", type=_size, default=(1280, 720), metavar="WxH", help="default 1280x720")
-    p.add_argument("--fps", type=float, metavar="N", help="frame rate (default: the patch's)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S", help="start in the song [s]")
-    p.add_argument("--end", type=float, metavar="S", help="end in the song [s] (default: its end)")
-    p.add_argument("--preroll", type=float, default=8.0, metavar="S",
+    p.add_argument("--fps", type=number(0, 1000, above=True), metavar="N",
+                   help="frame rate (default: the patch's)")
+    p.add_argument("--start", type=number(0), default=0.0, metavar="S", help="start in the song [s]")
+    p.add_argument("--end", type=number(0, above=True), metavar="S",
+                   help="end in the song [s] (default: its end)")
+    p.add_argument("--preroll", type=number(0, 3600), default=8.0, metavar="S",
                    help="let the analysers hear this much of the song before --start (default 8)")
     p.add_argument("--frames", type=Path, metavar="DIR", help="also write every frame as PNG here")
-    p.add_argument("--crf", type=int, default=18, metavar="N", help="H.264 quality, 0-51, lower is better")
+    p.add_argument("--crf", type=whole(0, 51), default=18, metavar="N",
+                   help="H.264 quality, 0-51, lower is better")
     p.add_argument("--preset", default="veryfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"],
                    help="x264 speed/size trade-off (default veryfast; slower makes smaller files)")
@@ -43,14 +50,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     from .render import render
 
-    import math
-
-    if not (math.isfinite(args.start) and args.start >= 0) or not (
-            args.fps is None or (math.isfinite(args.fps) and args.fps > 0)) or not 0 <= args.crf <= 51 \
-            or not (math.isfinite(args.preroll) and args.preroll >= 0):
-        print("error: --start and --preroll must be >= 0, --fps > 0 and --crf within 0..51",
-              file=sys.stderr)
-        return 1
     registry = default_registry([Path(p) for p in args.nodes_path or []])
     report = render(Path(args.patch), registry, args.audio, args.output, args.size, args.fps,
                     args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset,

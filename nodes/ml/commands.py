@@ -8,6 +8,10 @@ import argparse
 import sys
 from pathlib import Path
 
+from engine.args import add_mkdir, number, samplerate, seed, whole
+
+_POS = whole(1, 1_000_000)
+
 
 def _positive_ints(text: str) -> tuple[int, ...]:
     try:
@@ -22,7 +26,7 @@ def _positive_ints(text: str) -> tuple[int, ...]:
 def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
                    help=f"the weights file to write ({what})")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything random (default 0)")
+    p.add_argument("--seed", type=seed, default=0, help="seed of everything random (default 0)")
     p.add_argument("--plot", type=Path, metavar="PNG",
                    help="loss plot (default: the output's name with .loss.png)")
     p.add_argument("--checkpoint", type=Path, metavar="FILE",
@@ -32,69 +36,74 @@ def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
-def add_parsers(sub) -> None:
+def add_parsers(sub, with_nodes_path) -> None:
+    """The ml family's commands; ``with_nodes_path`` adds --nodes-path (which they accept
+    like every command, though they use no node types)."""
+    def command(parent, name: str, **kw) -> argparse.ArgumentParser:
+        return add_mkdir(with_nodes_path(parent.add_parser(name, **kw)))
+
     p = sub.add_parser("train", help="train the models of ml.autoencoder and ml.gan")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
 
-    a = kinds.add_parser("autoencoder", help="spectrogram autoencoder from a folder of sound files")
+    a = command(kinds, "autoencoder", help="spectrogram autoencoder from a folder of sound files")
     a.add_argument("--audio", required=True, type=Path, metavar="DIR",
                    help="every sound file under DIR is training data")
     _common(a, "for ml.autoencoder's model param")
-    a.add_argument("--code", type=int, default=10, help="code dimensions (default 10, as seed 002)")
+    a.add_argument("--code", type=whole(1, 4096), default=10, help="code dimensions (default 10, as seed 002)")
     a.add_argument("--hidden", type=_positive_ints, default=(512, 128), metavar="N,N",
                    help="hidden layer sizes, encoder side (default 512,128)")
-    a.add_argument("--context", type=int, default=4, help="frames per input (default 4)")
-    a.add_argument("--epochs", type=int, default=40)
-    a.add_argument("--batch", type=int, default=256)
-    a.add_argument("--lr", type=float, default=1e-3)
+    a.add_argument("--context", type=whole(1, 256), default=4, help="frames per input (default 4)")
+    a.add_argument("--epochs", type=_POS, default=40)
+    a.add_argument("--batch", type=_POS, default=256)
+    a.add_argument("--lr", type=number(0, 10, above=True), default=1e-3)
     a.set_defaults(func=cmd_train)
 
-    g = kinds.add_parser("gan", help="GAN generator from a folder of images")
+    g = command(kinds, "gan", help="GAN generator from a folder of images")
     g.add_argument("--images", required=True, type=Path, metavar="DIR",
                    help="every image under DIR is training data (cropped square, resized)")
     _common(g, "for ml.gan's model param")
-    g.add_argument("--size", type=int, default=128,
+    g.add_argument("--size", type=whole(8, 1024), default=128,
                    help="image size, a power of two (default 128; 256 wants a GPU)")
-    g.add_argument("--latent", type=int, default=64, help="latent size (default 64)")
-    g.add_argument("--ngf", type=int, default=32, help="generator width (default 32)")
-    g.add_argument("--ndf", type=int, default=32, help="discriminator width (default 32)")
+    g.add_argument("--latent", type=whole(1, 4096), default=64, help="latent size (default 64)")
+    g.add_argument("--ngf", type=whole(1, 1024), default=32, help="generator width (default 32)")
+    g.add_argument("--ndf", type=whole(1, 1024), default=32, help="discriminator width (default 32)")
     g.add_argument("--arch", choices=("upsample", "dcgan"), default="upsample",
                    help="upsample + convolution (default; clean edges) or transposed convolutions")
-    g.add_argument("--ema", type=float, default=0.999,
+    g.add_argument("--ema", type=number(0, 0.99999), default=0.999,
                    help="save a moving average of the generator over the steps (0: the last step)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to train (default auto: a CUDA GPU when torch sees one)")
-    g.add_argument("--steps", type=int, default=4000)
-    g.add_argument("--batch", type=int, default=32)
-    g.add_argument("--lr", type=float, default=2e-4)
-    g.add_argument("--checkpoint-every", type=int, default=100, metavar="N")
+    g.add_argument("--steps", type=_POS, default=4000)
+    g.add_argument("--batch", type=_POS, default=32)
+    g.add_argument("--lr", type=number(0, 10, above=True), default=2e-4)
+    g.add_argument("--checkpoint-every", type=_POS, default=100, metavar="N")
     g.add_argument("--samples", type=Path, metavar="PNG",
                    help="an 8x8 sheet of generated images (default: the output's name with .samples.png)")
     g.set_defaults(func=cmd_train)
 
-    m = sub.add_parser("analyze", help="cut a song at its onsets and map the chunks by similarity (seed 003)")
+    m = command(sub, "analyze", help="cut a song at its onsets and map the chunks by similarity (seed 003)")
     m.add_argument("audio", type=Path, metavar="AUDIO")
     m.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="writes OUT.json (chunks, features, positions, sections) and OUT.png")
     m.add_argument("--dims", type=int, choices=(2, 3), default=2,
                    help="3 also lays the chunks out in 3-D (slower; drawn beside the map)")
-    m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--seed", type=seed, default=0)
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=cmd_analyze)
 
-    d = sub.add_parser("draw", help="draw squiggle images to train a GAN on")
+    d = command(sub, "draw", help="draw squiggle images to train a GAN on")
     d.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
-    d.add_argument("--count", type=int, default=2000)
-    d.add_argument("--size", type=int, default=128)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--count", type=_POS, default=2000)
+    d.add_argument("--size", type=whole(8, 1024), default=128)
+    d.add_argument("--seed", type=seed, default=0)
     d.set_defaults(func=cmd_draw)
 
-    s = sub.add_parser("sounds", help="make a broad set of synthetic sounds to train an autoencoder on")
+    s = command(sub, "sounds", help="make a broad set of synthetic sounds to train an autoencoder on")
     s.add_argument("-o", "--output", required=True, type=Path, metavar="DIR")
-    s.add_argument("--count", type=int, default=80, help="clips to make (default 80)")
-    s.add_argument("--seconds", type=float, default=8.0, help="length of each clip (default 8)")
-    s.add_argument("--samplerate", type=int, default=22050)
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--count", type=whole(1, 100_000), default=80, help="clips to make (default 80)")
+    s.add_argument("--seconds", type=number(0.5, 600), default=8.0, help="length of each clip (default 8)")
+    s.add_argument("--samplerate", type=samplerate, default=22050)
+    s.add_argument("--seed", type=seed, default=0)
     s.set_defaults(func=cmd_sounds)
 
 
@@ -106,12 +115,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainError, train_autoencoder, train_gan
 
     plot = args.plot or _beside(args.output, ".loss.png")
-    for name in ("epochs", "steps", "batch", "code", "context", "latent", "ngf", "ndf",
-                 "checkpoint_every"):
-        value = getattr(args, name, None)
-        if value is not None and value < 1:
-            print(f"error: --{name.replace('_', '-')} must be at least 1", file=sys.stderr)
-            return 1
     try:
         if args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,
@@ -179,9 +182,6 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_draw(args: argparse.Namespace) -> int:
     from .train import draw_squiggles
 
-    if args.count < 1 or args.size < 8:
-        print("error: --count must be at least 1 and --size at least 8", file=sys.stderr)
-        return 1
     n = draw_squiggles(args.output, args.count, args.size, args.seed)
     print(f"{args.output}: {n} squiggles of {args.size}x{args.size}")
     return 0
@@ -190,10 +190,6 @@ def cmd_draw(args: argparse.Namespace) -> int:
 def cmd_sounds(args: argparse.Namespace) -> int:
     from .sounds import make_sounds
 
-    if args.count < 1 or not 0.5 <= args.seconds <= 600 or not 8000 <= args.samplerate <= 192000:
-        print("error: --count must be at least 1, --seconds 0.5 to 600 and --samplerate "
-              "8000 to 192000", file=sys.stderr)
-        return 1
     try:
         made = make_sounds(args.output, args.count, args.seed, args.samplerate, args.seconds)
     except OSError as exc:

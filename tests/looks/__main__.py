@@ -214,8 +214,13 @@ def main(argv: list[str]) -> int:
           f"{100 * AIM_TELEPORTS:g} %)")
     if not args.quick:
         args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "looks.json").write_text(json.dumps(
-            [{k: v for k, v in vars(lk).items() if k != "sheet"} for lk in looks], indent=1) + "\n")
+        path = args.out / "looks.json"
+        rows = [{k: v for k, v in vars(lk).items() if k != "sheet"} for lk in looks]
+        if args.patch and path.is_file():        # one patch again: keep the others' numbers
+            done = {r["patch"] for r in rows}
+            rows = sorted([r for r in json.loads(path.read_text()) if r["patch"] not in done] + rows,
+                          key=lambda r: r["patch"])
+        path.write_text(json.dumps(rows, indent=1) + "\n")
     return 0
 
 

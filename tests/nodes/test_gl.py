@@ -435,7 +435,7 @@ def test_render_errors_are_one_line(tmp_path, write_patch):
     res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "x.mp4"), "--size", "161x90")
     assert res.returncode == 1 and "must be even" in res.stderr
     res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "missing" / "x.mp4"), "--end", "1")
-    assert res.returncode == 1 and "does not exist" in res.stderr and not (tmp_path / "missing").exists()
+    assert res.returncode == 2 and "does not exist" in res.stderr and not (tmp_path / "missing").exists()
 
 
 def close_window(display: str, title: str) -> bool:

@@ -1,0 +1,107 @@
+"""Every command refuses bad arguments in one line (exit 2 from argparse, 1 from the
+command), never with a traceback and never by running on with a nonsense value."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from engine import cli
+
+from ..conftest import ROOT, tonegraph
+
+PATCH = str(ROOT / "graphs" / "demo.yaml")
+TUNNEL = str(ROOT / "graphs" / "tunnel.yaml")
+
+BAD = [
+    ["run", PATCH, "--fps", "-10"],
+    ["run", PATCH, "--fps", "0"],
+    ["run", PATCH, "--fps", "abc"],
+    ["run", PATCH, "--duration", "nan"],
+    ["run", PATCH, "--duration", "-5"],
+    ["run", PATCH, "--duration", "inf"],
+    ["run", PATCH, "--osc-port", "99999"],
+    ["run", PATCH, "--osc-port", "70000"],
+    ["run", PATCH, "--osc-port", "-1"],
+    ["run", PATCH, "--oscquery-port", "65536"],
+    ["run", PATCH, "--restart-failing", "-2"],
+    ["run", PATCH, "--status-interval", "0"],
+    ["synth", "-o", "{tmp}/x.wav", "--bars", "0"],
+    ["synth", "-o", "{tmp}/x.wav", "--bpm", "-5"],
+    ["synth", "-o", "{tmp}/x.wav", "--samplerate", "0"],
+    ["synth", "-o", "{tmp}/missing/x.wav"],
+    ["schema", "-o", "{tmp}/missing_dir/x.json"],
+    ["docs", "-o", "{tmp}/missing_dir/x.md"],
+    ["graph", PATCH, "-o", "{tmp}/missing_dir/x.dot"],
+    ["render", TUNNEL, "-o", "{tmp}/missing/x.mp4"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--size", "0x0"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--size", "big"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--fps", "-1"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--start", "-3"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--end", "nan"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--preroll", "-1"],
+    ["render", TUNNEL, "-o", "{tmp}/x.mp4", "--crf", "99"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--steps", "0"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--lr", "-1"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--ema", "1.5"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--size", "3"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/missing/g.pt"],
+    ["train", "autoencoder", "--audio", "{tmp}", "-o", "{tmp}/a.pt", "--epochs", "0"],
+    ["train", "autoencoder", "--audio", "{tmp}", "-o", "{tmp}/a.pt", "--seed", "-1"],
+    ["train", "autoencoder", "--audio", "{tmp}", "-o", "{tmp}/a.pt", "--hidden", "0,3"],
+    ["draw", "-o", "{tmp}/d", "--count", "0"],
+    ["draw", "-o", "{tmp}/d", "--size", "2"],
+    ["draw", "-o", "{tmp}/missing/d"],
+    ["sounds", "-o", "{tmp}/s", "--count", "0"],
+    ["sounds", "-o", "{tmp}/s", "--seconds", "1e9"],
+    ["analyze", str(ROOT / "graphs" / "media" / "groove.flac"), "-o", "{tmp}/missing/map"],
+    ["analyze", str(ROOT / "graphs" / "media" / "groove.flac"), "-o", "{tmp}/map", "--dims", "4"],
+]
+
+
+@pytest.mark.parametrize("argv", BAD, ids=[" ".join(a[:1] + a[2:] if a[0] in ("run", "render", "graph")
+                                                      else a).replace(str(ROOT), "") for a in BAD])
+def test_a_bad_argument_is_one_line(argv, tmp_path, capsys):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    errors = [line for line in err.splitlines() if "error:" in line]
+    assert code in (1, 2), (code, err)
+    assert len(errors) == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "missing").exists()             # nothing made unasked
+
+
+def test_the_real_command_line_says_so_without_a_traceback():
+    res = tonegraph("run", PATCH, "--duration", "nan")
+    assert res.returncode == 2 and "--duration: expected a finite number, got 'nan'" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_mkdir_makes_the_output_folder(tmp_path):
+    out = tmp_path / "new" / "deeper" / "groove.wav"
+    assert cli.main(["synth", "-o", str(out), "--bars", "1", "--samplerate", "8000", "--mkdir"]) == 0
+    assert out.is_file()
+
+
+def _commands(parser: argparse.ArgumentParser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, (*path, name))
+            return
+    yield path, parser
+
+
+def test_every_command_takes_nodes_path_and_every_number_is_checked():
+    commands = list(_commands(cli.build_parser()))
+    assert len(commands) >= 12
+    for path, parser in commands:
+        options = {s for a in parser._actions for s in a.option_strings}
+        assert "--nodes-path" in options, path
+        for action in parser._actions:
+            # No bare int/float: every number goes through a range-checked type (or choices).
+            assert action.type not in (int, float) or action.choices, (path, action.option_strings)
