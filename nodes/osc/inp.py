@@ -59,13 +59,13 @@ class OscIn(Node):
                 if extra:
                     problems.append(("addresses", f"unknown setting(s) {sorted(extra)} for '{name}' "
                                                   f"(settings: address, type)"))
-                if spec.get("type", "number") not in TYPES:
+                if not isinstance(spec.get("type", "number"), str) or spec.get("type", "number") not in TYPES:
                     problems.append(("addresses", f"type of '{name}' must be one of {', '.join(TYPES)}"))
             elif not isinstance(spec, str):
                 problems.append(("addresses", f"'{name}' needs an address pattern"))
                 continue
         for name, (addr, _) in _entries(params).items():
-            if not addr.startswith("/"):
+            if not isinstance(addr, str) or not addr.startswith("/"):
                 problems.append(("addresses", f"address of '{name}' must start with '/', got {addr!r}"))
                 continue
             try:

@@ -293,3 +293,13 @@ def test_cli_validate_never_prints_a_traceback(write_patch):
     assert "Traceback" not in res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 4 and all(": error: " in line for line in lines), res.stderr
+
+
+def test_osc_in_mappings_of_the_wrong_shape_are_named(write_patch, registry):
+    path = write_patch("nodes:\n  in: {type: osc.in, params: {addresses: "
+                       "{x: {address: 5}, y: {address: /y, type: [1]}, z: 7}}}\n")
+    errors = errors_of(path, registry)
+    assert any("address of 'x' must start with '/', got 5" in e for e in errors), errors
+    assert any("type of 'y' must be one of number, vector, event, text" in e for e in errors), errors
+    assert any("'z' needs an address pattern" in e for e in errors), errors
+    assert not any("could not check" in e for e in errors), errors
