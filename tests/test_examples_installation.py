@@ -23,3 +23,18 @@ def test_unit_is_notify_with_watchdog_restart_and_reload():
     assert args[0].endswith("/tonegraph")
     parsed = build_parser().parse_args(args[1:])     # the command line is one we accept
     assert parsed.headless and parsed.status == "127.0.0.1:9100"
+
+
+def test_unit_passes_systemd_analyze_verify(tmp_path):
+    """systemd's own checker, on the unit as shipped, its ExecStart pointed at this
+    checkout's command (verify also checks that the binary exists)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    exe = Path(sys.executable).parent / "tonegraph"
+    unit = tmp_path / "tonegraph.service"
+    unit.write_text(UNIT.read_text().replace("/opt/tonegraph/.venv/bin/tonegraph", str(exe)))
+    res = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 0 and not (res.stdout + res.stderr).strip(), res.stdout + res.stderr
