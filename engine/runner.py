@@ -236,10 +236,13 @@ class Runner:
         self.configured = True
 
     def close(self, domains: tuple[str, ...] = DOMAINS) -> None:
-        """Close the nodes that run in ``domains`` (GL nodes close on the render thread)."""
-        for nid in reversed(self.plan.order):
-            if self.plan.nodes[nid].domain in domains:
-                close_quietly(self.nodes[nid])
+        """Close the nodes that run in ``domains`` (GL nodes close on the render thread),
+        sinks first, except that nodes marked ``closes_last`` (a window, whose GL context
+        the others' objects live in) close after all the others."""
+        order = [nid for nid in reversed(self.plan.order) if self.plan.nodes[nid].domain in domains]
+        order.sort(key=lambda nid: bool(getattr(self.nodes[nid], "closes_last", False)))
+        for nid in order:
+            close_quietly(self.nodes[nid])
 
     @property
     def sources(self) -> list[Node]:

@@ -172,6 +172,7 @@ class AudioFile(Node):
             self.monitor.close()
         if getattr(self, "sf", None) is not None:
             self.sf.close()
+        self.resampler = None        # soxr's stream must not outlive the run (nanobind reports it)
 
 
 class _Monitor:

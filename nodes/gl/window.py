@@ -24,6 +24,8 @@ log = logging.getLogger("tonegraph.gl")
 
 class Window(GLNode):
     type_name = "gl.window"
+    #: Its GL context holds every other GL node's objects: it closes after them.
+    closes_last = True
     description = "The output window (pyglet), or an offscreen frame in headless runs and renders."
     params = {
         "size": SIZE,
