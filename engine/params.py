@@ -201,9 +201,12 @@ def expr(default: str, description: str = "", *, restart: bool = False) -> Param
     return Param("expr", default, description, restart=restart)
 
 
-def mapping(default: dict | None = None, description: str = "", *, restart: bool = False) -> Param:
-    """Free-form settings by name; the node's ``check`` validates their contents."""
-    return Param("mapping", dict(default or {}), description, restart=restart)
+def mapping(default: dict | None = None, description: str = "", *, restart: bool = False,
+            keys: dict | None = None, values: dict | None = None) -> Param:
+    """Settings by name; the node's ``check`` validates their contents.  ``keys`` and
+    ``values`` are JSON Schemas of the names and of each value, for editors."""
+    extra = {k: v for k, v in (("keys", keys), ("values", values)) if v is not None}
+    return Param("mapping", dict(default or {}), description, restart=restart, extra=extra)
 
 
 def strings(default: list[str] | None = None, description: str = "", *,

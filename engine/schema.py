@@ -37,6 +37,10 @@ def param_schema(p: Param) -> dict[str, Any]:
         s["enum"] = list(p.choices)
     elif p.kind == "mapping":
         s["type"] = "object"
+        if "keys" in p.extra:
+            s["propertyNames"] = p.extra["keys"]
+        if "values" in p.extra:
+            s["additionalProperties"] = p.extra["values"]
         return s
     elif p.kind == "strings":
         s["type"] = ["array", "string"]

@@ -39,7 +39,13 @@ class OscIn(Node):
     description = "Values, vectors, events and text from incoming OSC messages (by address pattern)."
     params = {
         "addresses": P.mapping({}, "Output name -> address pattern, or {address, type} with type "
-                                   "number, vector, event or text."),
+                                   "number, vector, event or text.",
+                               keys={"pattern": r"^[A-Za-z_][A-Za-z0-9_]*$"},
+                               values={"oneOf": [
+                                   {"type": "string", "pattern": "^/"},
+                                   {"type": "object", "additionalProperties": False, "required": ["address"],
+                                    "properties": {"address": {"type": "string", "pattern": "^/"},
+                                                   "type": {"enum": list(TYPES)}}}]}),
         "scale": P.number(1.0, "Multiplies numbers and vectors."),
     }
 

@@ -62,7 +62,11 @@ class OscOut(Node):
         "max_rate": P.number(0.0, "Most messages per second per address; 0 is unlimited.",
                              unit="Hz", min=0.0, max=10000.0),
         "vectors": P.choice("args", ("args", "blob"), "Vectors as several float arguments or a blob."),
-        "addresses": P.mapping({}, "Per-address overrides: {/addr: {policy, threshold, max_rate, type, vector}}."),
+        "addresses": P.mapping({}, "Per-address overrides: {/addr: {policy, threshold, max_rate, type, vector}}.",
+                               keys={"pattern": "^/"},
+                               values={"type": "object", "additionalProperties": False, "properties": {
+                                   k: {"enum": list(v)} if v else {"type": "number", "minimum": 0}
+                                   for k, v in OVERRIDE_KEYS.items()}}),
     }
     variadic = ports.any_port("Named by OSC address: numbers, vectors, events or text.")
 

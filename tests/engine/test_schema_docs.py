@@ -34,6 +34,22 @@ def test_schema_accepts_shipped_patches_and_rejects_bad_ones(registry):
     assert "is too short" in found
     assert "'control.nope' is not one of" in found
     assert "'valu' was unexpected" in found
+    # Mapping params have a shape too: osc.in's outputs, osc.out's per-address settings,
+    # and wires are 'node' or 'node.port'.
+    for node, fragment in [
+        ({"type": "osc.in", "params": {"addresses": {"x": {"address": 5}}}}, "is not valid under any"),
+        ({"type": "osc.in", "params": {"addresses": {"x": {"address": "/x", "type": "colour"}}}},
+         "is not valid under any"),
+        ({"type": "osc.in", "params": {"addresses": {"x": "no-slash"}}}, "is not valid under any"),
+        ({"type": "osc.out", "params": {"addresses": {"/a": {"polcy": "always"}}}}, "'polcy' was unexpected"),
+        ({"type": "osc.out", "params": {"addresses": {"/a": {"max_rate": -1}}}}, "less than the minimum"),
+        ({"type": "osc.out", "params": {"addresses": {"a": {}}}}, "does not match '^/'"),
+        ({"type": "control.map", "in": {"value": "a b"}}, "is not valid under any"),
+    ]:
+        msgs = " | ".join(e.message for e in validator.iter_errors({"nodes": {"n": node}}))
+        assert fragment in msgs, (node, msgs)
+    good = {"type": "osc.in", "params": {"addresses": {"x": "/fader/1", "y": {"address": "/xy", "type": "vector"}}}}
+    assert not list(validator.iter_errors({"nodes": {"n": good}}))
 
 
 def test_schema_command_prints_json():
@@ -61,3 +77,16 @@ def test_nodes_command_lists_and_shows(registry):
     assert "| in | `value` | number |" in one.stdout
     miss = tonegraph("nodes", "control.mapp")
     assert miss.returncode == 1 and "did you mean 'control.map'" in miss.stderr
+
+
+def test_every_shipped_patch_names_the_schema_for_editors():
+    schema = (ROOT / "docs" / "patch.schema.json").resolve()
+    patches = sorted(ROOT.glob("graphs/**/*.yaml")) + sorted(ROOT.glob("examples/**/*.yaml"))
+    assert len(patches) >= 15
+    for path in patches:
+        first = path.read_text().splitlines()[0]
+        prefix = "# yaml-language-server: $schema="
+        assert first.startswith(prefix), path
+        assert (path.parent / first[len(prefix):]).resolve() == schema, path
+    settings = json.loads((ROOT / ".vscode" / "settings.json").read_text())
+    assert set(settings["yaml.schemas"]["./docs/patch.schema.json"]) >= {"graphs/**/*.yaml", "examples/**/*.yaml"}
