@@ -186,6 +186,7 @@ def _load_graph(path: str | Path, registry: Registry,
                 sets: list[str] | None) -> tuple[Graph | None, list[PatchError]]:
     spec, errors = read_patch(path)
     errors += apply_overrides(spec, sets or [])
+    _paths_from_the_command_line(spec, registry)
     graph = None
     if spec.complete:
         graph, more = build_graph(spec, registry)
@@ -194,6 +195,23 @@ def _load_graph(path: str | Path, registry: Registry,
         errors.sort(key=lambda e: (e.loc.file, e.loc.line, e.loc.col) if e.loc else ("", 0, 0))
         return None, errors
     return graph, []
+
+
+def _paths_from_the_command_line(spec, registry: Registry) -> None:
+    """A file param set with ``--set`` names a file where the user typed it: relative
+    to the working directory, not to the patch's folder (where paths written in the
+    patch are)."""
+    cwd = Path.cwd()
+    for ns in spec.nodes.values():
+        cls = registry.get(ns.type)
+        if cls is None:
+            continue
+        for name, value in ns.params.items():
+            loc = ns.param_locs.get(name)
+            param = cls.params.get(name)
+            if (loc is not None and loc.file == "--set" and param is not None and param.kind == "path"
+                    and isinstance(value, str) and value and not Path(value).expanduser().is_absolute()):
+                ns.params[name] = str(cwd / value)
 
 
 def to_dot(graph: Graph) -> str:

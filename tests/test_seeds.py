@@ -89,7 +89,7 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
 
     for name in ("particles", "rings", "waves"):
         frames, _ = run_patch("seed-002-deep-visualisation.yaml", registry, 3.0,
-                              [f"preset.path=presets/{name}.json",
+                              [f"preset.path={GRAPHS / 'presets' / (name + '.json')}",
                                f"export.path={json.dumps(str(tmp_path / (name + '.jsonl')))}"])
         assert frames[-30:].std() > 5, name                          # a picture, not black
     folder = tmp_path / "show"

@@ -61,6 +61,28 @@ def test_set_overrides_a_param_and_is_validated(write_patch, tmp_path):
     assert bad.returncode == 1 and "no node 'zz'" in bad.stderr
 
 
+def test_a_file_given_with_set_is_where_the_user_typed_it(tmp_path):
+    """--set song.path=song.flac names ./song.flac; paths written in the patch stay
+    relative to the patch's folder."""
+    show, work = tmp_path / "show", tmp_path / "work"
+    show.mkdir()
+    work.mkdir()
+    groove = ROOT / "graphs" / "media" / "groove.flac"
+    shutil.copy(groove, show / "inside.flac")
+    shutil.copy(groove, work / "song.flac")
+    patch = show / "p.yaml"
+    patch.write_text("nodes:\n  song: {type: audio.file, params: {path: inside.flac}}\n"
+                     "  lvl: {type: audio.level, in: {audio: song}}\n")
+    ok = tonegraph("run", str(patch), "--offline", "--duration", "0.1", cwd=work)
+    assert ok.returncode == 0, ok.stderr                       # the patch's own path: its folder
+    ok = tonegraph("run", str(patch), "--offline", "--duration", "0.1", "--set", "song.path=song.flac",
+                   cwd=work)
+    assert ok.returncode == 0, ok.stderr                       # --set: the working directory
+    bad = tonegraph("run", str(patch), "--offline", "--duration", "0.1", "--set", "song.path=inside.flac",
+                    cwd=work)
+    assert bad.returncode == 1 and "inside.flac" in bad.stderr and str(work) in bad.stderr
+
+
 def test_offline_without_end_is_refused(write_patch):
     path = write_patch("nodes: {c: {type: control.constant}}\n")
     res = tonegraph("run", str(path), "--offline")
