@@ -105,3 +105,14 @@ def test_every_command_takes_nodes_path_and_every_number_is_checked():
         for action in parser._actions:
             # No bare int/float: every number goes through a range-checked type (or choices).
             assert action.type not in (int, float) or action.choices, (path, action.option_strings)
+
+
+def test_one_version_and_a_licence():
+    from importlib.metadata import metadata, version
+
+    import engine
+
+    assert version("tonegraph") == engine.__version__
+    assert "version" in (ROOT / "pyproject.toml").read_text().split("dynamic = ")[1].split("\n")[0]
+    assert metadata("tonegraph")["License-Expression"] == "MIT"
+    assert (ROOT / "LICENSE").read_text().startswith("MIT License")
