@@ -1,5 +1,8 @@
 """Live control over OSC: the ``/tonegraph/<node>/<param>`` namespace and ``osc.in`` nodes.
 
+Addresses may be OSC patterns (``/tonegraph/*/decay``, ``/tonegraph/{front,back}/gain``,
+``/tonegraph/lfo[12]/rate``): the value goes to every node param the pattern matches.
+
 Messages reach the control thread between two ticks (see :mod:`engine.osc.server`).  A
 param value is checked exactly like the patch's own (type, range, choices, the node's
 cross-param checks) and is applied where the node runs, in place; a value that needs
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from .errors import ParamError, describe
 from .osc import encode
+from .osc.pattern import compile_pattern
 from .osc.server import Incoming, OscServer
 from .params import shown
 
@@ -32,6 +36,7 @@ REJECT_LOG_INTERVAL = 5.0   # [s] between two log lines about rejections at one 
 REJECT_ADDRESSES = 256      # addresses remembered for that
 REJECT_LINES = 10           # log lines about rejections per interval, all addresses together
 REPLY_CHARS = 300           # longest reason sent back
+PATTERN_CHARS = "*?[{"      # an address with one of these is an OSC pattern
 
 
 class Control:
@@ -57,7 +62,10 @@ class Control:
                 if msg.address.startswith(PREFIX):
                     parts = msg.address[len(PREFIX):].split("/")
                     if len(parts) == 2 and all(parts):
-                        self._param(msg, run, parts[0], parts[1])
+                        if any(c in msg.address for c in PATTERN_CHARS):
+                            self._matching(msg, run, parts[0], parts[1])
+                        else:
+                            self._param(msg, run, parts[0], parts[1])
                 for node in self.receivers:
                     node.receive_osc(msg.address, msg.args)
             except Exception as exc:  # no message may stop the control thread
@@ -87,6 +95,22 @@ class Control:
         log.warning("OSC %s from %s:%s rejected: %s%s", _cut(msg.address, 80),
                     msg.sender[0], msg.sender[1], reason[:REPLY_CHARS], more)
 
+    def _matching(self, msg: Incoming, run, node_pattern: str, param_pattern: str) -> None:
+        """An OSC address pattern (``/tonegraph/*/decay``, ``/tonegraph/{a,b}/gain``):
+        every node param it matches, each as if addressed on its own."""
+        try:
+            nodes, params = compile_pattern(node_pattern), compile_pattern(param_pattern)
+        except ValueError as exc:
+            self._reject(msg, str(exc))
+            return
+        hits = [(nid, name) for nid, node in run.nodes.items() if nodes.match(nid)
+                for name in node.params if params.match(name)]
+        if not hits:
+            self._reject(msg, "the pattern matches no node param in the running patch")
+            return
+        for nid, name in hits:
+            self._param(msg, run, nid, name)
+
     def _param(self, msg: Incoming, run, node_id: str, name: str) -> None:
         node = run.nodes.get(node_id)
         if node is None:
@@ -97,7 +121,8 @@ class Control:
             self._reject(msg, f"{node.type_name} has no param {shown(name, 40)}")
             return
         if not msg.args:
-            self.server.reply(msg.sender, encode.message(msg.address, _args_of(getattr(node.p, name))))
+            self.server.reply(msg.sender, encode.message(f"{PREFIX}{node_id}/{name}",
+                                                         _args_of(getattr(node.p, name))))
             return
         if decl.kind == "outpath":
             self._reject(msg, f"'{name}' is an output file: only the patch or the command line "

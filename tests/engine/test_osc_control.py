@@ -269,6 +269,34 @@ def control_of(write_patch, registry):
     return Control(rt, server), server, clock, rt
 
 
+def test_control_addresses_may_be_osc_patterns(write_patch, registry, monkeypatch, tmp_path):
+    from engine.osc.server import Incoming
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = control_of(write_patch, registry)
+    nodes = rt.current.nodes
+
+    def send(address, *args):
+        server.replies.clear()
+        server.inbox.append(Incoming(address, list(args), ("127.0.0.1", 9), 0.0))
+        control.apply()
+        return [encode.decode(r)[0][1] for r in server.replies]
+
+    try:
+        assert send("/tonegraph/*/value", 7.0) == [] and nodes["c"].p.value == 7.0
+        assert send("/tonegraph/s?w/frequency", 3.0) == [] and nodes["saw"].p.frequency == 3.0
+        assert send("/tonegraph/{saw,dim}/invert", True) == [] and nodes["dim"].p.invert is True
+        [answer] = send("/tonegraph/[c]/val*")                     # a query, answered per match
+        assert answer.address == "/tonegraph/c/value" and answer.params == [7.0]
+        [reply] = send("/tonegraph/ghost*/value", 1.0)
+        assert reply.address == "/tonegraph/error" and "matches no node param" in reply.params[0]
+        [reply] = send("/tonegraph/[c/value", 1.0)
+        assert "unclosed '['" in reply.params[0]
+        assert nodes["c"].p.value == 7.0
+    finally:
+        rt.current.close()
+
+
 def test_rejections_are_logged_once_per_address_cut_short_and_bounded(write_patch, registry,
                                                                       caplog, monkeypatch, tmp_path):
     from engine.osc.server import Incoming
