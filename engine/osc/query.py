@@ -3,7 +3,13 @@
 TouchOSC, Chataigne and ossia score discover every param under
 ``/tonegraph/<node>/<param>`` with its TYPE, VALUE, RANGE, DESCRIPTION and ACCESS, and
 then set them over OSC at the engine's UDP port.  ``?HOST_INFO`` tells them that port.
-Output files are listed read-only (ACCESS 1): OSC never sets them.
+Output files are listed read-only (ACCESS 1): OSC never sets them.  Each node's current
+outputs (numbers, vectors, text) are listed read-only too, under
+``/tonegraph/<node>/outputs/<port>``.  Every leaf has a TYPE and a VALUE of that type (a
+param with no value yet reads as an empty string), as strict clients such as
+python-oscquery require; a list param that is empty is left out.  ``HOST_INFO``'s
+``OSC_IP`` is the address the client reached, when the OSC port listens on every
+interface.
 
 The server answers each client on a thread of its own, at most ``MAX_CLIENTS`` at once
 (more are turned away at once), and gives up on a client that sends nothing for
@@ -32,12 +38,23 @@ TYPES = {"float": "f", "int": "i", "bool": "T", "choice": "s", "str": "s", "path
          "outpath": "s", "expr": "s"}
 
 
+#: Longest vector output listed (a spectrum of a few hundred bands is fine).
+MAX_VECTOR = 1024
+
+
 def _leaf(path: str, p: Param, value) -> dict | None:
     if p.kind == "floats":
-        n = p.length or len(value or [])
-        typ, vals = "f" * n, list(value or [])
+        vals = [float(v) for v in (value or [])]
+        typ = "f" * len(vals)
+        if not vals:
+            return None      # an empty list has no OSC type to set it with
     elif p.kind in TYPES:
-        typ, vals = TYPES[p.kind], [value]
+        typ = TYPES[p.kind]
+        if value is None:
+            if typ != "s":
+                return None  # unset ('the default'): nothing to show
+            value = ""
+        vals = [value]
     else:
         return None  # mappings and lists are set in the patch, not over OSC
     node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 1 if p.kind == "outpath" else 3,
@@ -52,6 +69,24 @@ def _leaf(path: str, p: Param, value) -> dict | None:
     return node
 
 
+def _output(path: str, port, value) -> dict | None:
+    """A read-only leaf for an output's current value (numbers, vectors, text)."""
+    kind = port.type.value
+    try:
+        if kind == "number" and value is not None:
+            vals = [float(value)]
+        elif kind == "vector" and value is not None and len(value):
+            vals = [float(v) for v in list(value)[:MAX_VECTOR]]
+        elif kind == "text" and value is not None:
+            vals = [str(value)]
+        else:
+            return None
+    except (TypeError, ValueError):
+        return None
+    return {"FULL_PATH": path, "TYPE": ("s" if kind == "text" else "f" * len(vals)), "VALUE": vals,
+            "ACCESS": 1, "DESCRIPTION": f"output ({kind}): {port.description}"}
+
+
 def tree(nodes: dict) -> dict:
     """The namespace of a running graph: ``nodes`` maps id to node instance."""
     contents = {}
@@ -61,6 +96,14 @@ def tree(nodes: dict) -> dict:
             leaf = _leaf(f"/tonegraph/{nid}/{name}", decl, getattr(node.p, name))
             if leaf is not None:
                 params[name] = leaf
+        outputs = {}
+        for name, port in type(node).outputs_for(vars(node.p)).items():
+            leaf = _output(f"/tonegraph/{nid}/outputs/{name}", port, node.out.get(name))
+            if leaf is not None:
+                outputs[name] = leaf
+        if outputs and "outputs" not in params:
+            params["outputs"] = {"FULL_PATH": f"/tonegraph/{nid}/outputs", "ACCESS": 0,
+                                 "DESCRIPTION": "the node's current outputs", "CONTENTS": outputs}
         contents[nid] = {"FULL_PATH": f"/tonegraph/{nid}", "DESCRIPTION": node.type_name,
                          "ACCESS": 0, "CONTENTS": params}
     return {"FULL_PATH": "/", "ACCESS": 0, "CONTENTS": {
@@ -114,8 +157,14 @@ class OscQueryServer:
         self.host, self.requested_port, self.port = host, port, 0
         self._httpd: ThreadingHTTPServer | None = None
 
-    def host_info(self) -> dict:
-        return {"NAME": f"tonegraph {self.name}", "OSC_IP": self.osc_host, "OSC_PORT": self.osc_port,
+    def host_info(self, reached: str | None = None) -> dict:
+        """``reached``: the local address the asking client connected to, given as
+        OSC_IP when the OSC port listens on every interface (0.0.0.0 is no address
+        a client can send to)."""
+        ip = self.osc_host
+        if ip in ("0.0.0.0", "::", "") and reached:
+            ip = reached
+        return {"NAME": f"tonegraph {self.name}", "OSC_IP": ip, "OSC_PORT": self.osc_port,
                 "OSC_TRANSPORT": "UDP",
                 "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
                                "TYPE": True, "UNIT": True, "LISTEN": False, "PATH_CHANGED": False}}
@@ -130,7 +179,7 @@ class OscQueryServer:
                 try:
                     url = urlparse(self.path)
                     if url.query == "HOST_INFO":
-                        return self._json(server.host_info())
+                        return self._json(server.host_info(self.connection.getsockname()[0]))
                     node = find(tree(server.nodes()), url.path)
                 except Exception as exc:  # a node that cannot describe itself: one line, a 500
                     log.error("OSCQuery: cannot answer %s: %s", self.path[:200], describe(exc))

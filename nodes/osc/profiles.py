@@ -3,7 +3,7 @@
 ============  ======  =====  =======  ==========================  =============  ========
 profile       proto   port   bundles  numbers                     events         vectors
 ============  ======  =====  =======  ==========================  =============  ========
-generic       udp     9001   yes      float                       strength (f)   floats
+generic       udp     10000  yes      float                       strength (f)   floats
 ola           udp     7770   no       int 0-255 (rounded)         255 (i)        uint8 blob
 qlcplus       udp     7700   no       float clamped to 0-1        1.0 (f)        floats
 resolume      udp     7000   yes      float                       1 (i)          floats
@@ -34,7 +34,7 @@ class Profile:
 
 
 PROFILES = {p.name: p for p in (
-    Profile("generic", "udp", 9001, True, "float", "strength", "args",
+    Profile("generic", "udp", 10000, True, "float", "strength", "args",
             "Any OSC receiver: floats, events carry their strength."),
     Profile("ola", "udp", 7770, False, "int255", "full", "bytes",
             "Open Lighting Architecture's OSC plugin: DMX values 0-255."),

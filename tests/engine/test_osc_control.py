@@ -209,6 +209,53 @@ def test_oscquery_describes_and_follows_the_patch(write_patch, tmp_path):
         eng.stop()
 
 
+def test_python_oscquery_walks_the_whole_tree(write_patch, tmp_path):
+    """A client we did not write (python-oscquery) reads HOST_INFO and every node of the
+    namespace, which it refuses whole if one leaf is out of spec (an empty TYPE, a
+    missing VALUE).  The service is given to it by hand: no mDNS outside a namespace."""
+    import socket as sk
+
+    from pythonoscquery.osc_query_client import OSCQueryClient
+    from zeroconf import ServiceInfo
+
+    out = tmp_path / "rec.jsonl"
+    patch = MAPPER.format(out=out) + """  mix: {type: control.math, params: {op: mix}, in: {a: saw, b: c}}
+  sink: {type: osc.out, params: {port: 9, profile: generic}, in: {/x: mix}}
+"""
+    eng = Engine(write_patch(patch))
+    try:
+        info = ServiceInfo("_oscjson._tcp.local.", "tonegraph._oscjson._tcp.local.",
+                           addresses=[sk.inet_aton("127.0.0.1")], port=eng.query_port)
+        client = OSCQueryClient(info)
+        host = client.get_host_info()
+        assert host.osc_port == eng.port and host.osc_ip == "127.0.0.1"
+        root = client.query_node("/")
+
+        def leaves(node):
+            if node.contents:
+                for child in node.contents:
+                    yield from leaves(child)
+            elif node.value:
+                yield node
+        found = {n.full_path: n for n in leaves(root)}
+        assert "/tonegraph/saw/frequency" in found and "/tonegraph/mix/op" in found
+        assert "/tonegraph/mix/weights" not in found                 # empty list: no OSC type
+        assert "/tonegraph/sink/bundle" not in found                 # an unset switch: no value
+        assert wait_for(lambda: client.query_node("/tonegraph/dim/outputs/out") is not None)
+        dim = client.query_node("/tonegraph/dim/outputs/out")
+        assert dim.access.value == 1 and 0.0 <= dim.value[0] <= 1.0   # outputs: read-only, live
+    finally:
+        eng.stop()
+
+
+def test_host_info_names_an_address_a_client_can_send_to():
+    from engine.osc.query import OscQueryServer
+
+    everywhere = OscQueryServer(lambda: {}, "t", "0.0.0.0", 9000)
+    assert everywhere.host_info("10.1.2.3")["OSC_IP"] == "10.1.2.3"       # the address it reached
+    assert OscQueryServer(lambda: {}, "t", "127.0.0.1", 9000).host_info("10.1.2.3")["OSC_IP"] == "127.0.0.1"
+
+
 def test_heartbeat_and_errors_reach_the_status_address(write_patch, tmp_path):
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind(("127.0.0.1", 0))
