@@ -127,6 +127,7 @@ class Runtime:
         self.control = None
         self.server = None
         self.query = None
+        self.advertiser = None
         self.reporter = None
 
     @property
@@ -362,6 +363,12 @@ class Runtime:
                                 exc.strerror or exc)
                 log.info("OSC control on %s:%d%s", opts.host, server.port,
                          f", OSCQuery on http://{opts.host}:{self.query.port}/" if self.query else "")
+                from .osc.advertise import Advertiser, beyond_loopback
+
+                if beyond_loopback(opts.host):
+                    self.advertiser = Advertiser(self.graph.name, opts.host, server.port,
+                                                 self.query.port if self.query else None)
+                    self.advertiser.start()
         if opts.status_to:
             host, port = parse_destination(opts.status_to)
             dest = self.ctx.osc.acquire(host, port)
@@ -385,6 +392,8 @@ class Runtime:
                 ("i", run.fault_count()), ("i", dropped)]
 
     def _stop_osc(self) -> None:
+        if self.advertiser is not None:
+            self.advertiser.stop()
         if self.reporter is not None:
             logging.getLogger("tonegraph").removeHandler(self.reporter)
             self.ctx.osc.release(self._status_dest)

@@ -17,7 +17,7 @@ from engine.osc import encode
 from engine.osc.pattern import compile_pattern
 from engine.osc.server import OscServer
 
-from ..conftest import rows, wait_for
+from ..conftest import ROOT, rows, wait_for
 from ..osc_peers import Engine, need
 
 
@@ -448,3 +448,67 @@ def test_oscquery_bounds_its_threads_and_drops_silent_clients(capfd):
     finally:
         server.stop()
     assert "Traceback" not in capfd.readouterr().err
+
+
+ZEROCONF_PROBE = r"""
+import json, socket, sys, time
+from zeroconf import IPVersion, ServiceBrowser, Zeroconf
+from pythonoscquery.osc_query_client import OSCQueryClient
+from tests.osc_peers import Engine
+
+patch, host = sys.argv[1], sys.argv[2]
+eng = Engine(patch, "--osc-host", host)
+zc = Zeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
+found = {}
+
+class Listener:
+    def add_service(self, z, kind, name):
+        found[kind] = z.get_service_info(kind, name, timeout=3000)
+    update_service = remove_service = lambda *a: None
+
+browsers = [ServiceBrowser(zc, k, Listener()) for k in ("_oscjson._tcp.local.", "_osc._udp.local.")]
+deadline = time.monotonic() + float(sys.argv[3])
+while len(found) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
+out = {"osc_port": eng.port, "query_port": eng.query_port,
+       "found": {k: v.port for k, v in found.items() if v}}
+info = found.get("_oscjson._tcp.local.")
+if info:
+    hi = OSCQueryClient(info).get_host_info()
+    out["host_info"] = [hi.osc_ip, hi.osc_port]
+    out["name"] = info.name
+zc.close()
+out["log"] = eng.stop()
+print(json.dumps(out))
+"""
+
+
+def in_network_namespace(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``argv`` in a network namespace of its own (only ``lo``, up, with a multicast
+    route): mDNS there reaches no real network."""
+    import os
+    import shlex
+
+    if os.geteuid() != 0:
+        pytest.fail("a network namespace needs root (make test runs as root in CI)")
+    script = ("ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && "
+              + " ".join(shlex.quote(a) for a in argv))
+    return subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
+
+
+def test_apps_find_tonegraph_over_zeroconf_when_it_listens_beyond_loopback(write_patch, tmp_path):
+    import sys
+
+    patch = write_patch(MAPPER.format(out=tmp_path / "rec.jsonl"))
+    res = in_network_namespace(sys.executable, "-c", ZEROCONF_PROBE, str(patch), "0.0.0.0", "15")
+    assert res.returncode == 0, res.stderr[-2000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert got["found"] == {"_oscjson._tcp.local.": got["query_port"], "_osc._udp.local.": got["osc_port"]}
+    assert got["host_info"] == ["127.0.0.1", got["osc_port"]]     # the address it was reached at
+    assert got["name"].startswith("tonegraph ")
+    assert "advertised over zeroconf" in got["log"] and "Traceback" not in got["log"]
+    # On loopback (the default) nothing goes on the network.
+    res = in_network_namespace(sys.executable, "-c", ZEROCONF_PROBE, str(patch), "127.0.0.1", "0")
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    assert "advertised" not in got["log"] and "zeroconf" not in got["log"]
