@@ -17,7 +17,8 @@ from engine.osc import encode
 from engine.osc.pattern import compile_pattern
 from engine.osc.server import OscServer
 
-from ..conftest import ROOT, rows, wait_for
+from ..conftest import rows, wait_for
+from ..netns import in_network_namespace
 from ..osc_peers import Engine, need
 
 
@@ -481,20 +482,6 @@ zc.close()
 out["log"] = eng.stop()
 print(json.dumps(out))
 """
-
-
-def in_network_namespace(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run ``argv`` in a network namespace of its own (only ``lo``, up, with a multicast
-    route): mDNS there reaches no real network."""
-    import os
-    import shlex
-
-    if os.geteuid() != 0:
-        pytest.fail("a network namespace needs root (make test runs as root in CI)")
-    script = ("ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && "
-              + " ".join(shlex.quote(a) for a in argv))
-    return subprocess.run(["unshare", "-n", "sh", "-c", script], capture_output=True, text=True,
-                          timeout=timeout, cwd=ROOT)
 
 
 def test_apps_find_tonegraph_over_zeroconf_when_it_listens_beyond_loopback(write_patch, tmp_path):

@@ -1,0 +1,1 @@
+"""Sync nodes: tempo and beat grids shared with other apps (Ableton Link)."""

@@ -1,0 +1,183 @@
+"""sync.link: Ableton Link, the tempo and beat grid that DJ software, Resolume,
+TouchDesigner and Chataigne share on a network.
+
+The node joins (or starts) a Link session through ``aalink`` and follows its timeline:
+``beat`` fires on each beat of the session's grid and ``bar`` on each bar (``quantum``
+beats, Link's phase), ``phase`` rises 0..1 between beats and ``bar_phase`` over the bar
+(wire either into ``control.lfo``'s ``sync`` or ``ml.latent``'s ``phase`` to lock them
+to the session), ``bpm`` is the session tempo and ``peers`` how many others are in it.
+An event's time is the moment the session's beat fell, read from Link's clock, not the
+tick that noticed it, so two machines in one session place their beats alike.
+
+Leading: wire a number into ``tempo`` (``audio.tempo``'s ``bpm``, a fader) and the node
+sets the session tempo from it and keeps it there; every peer follows.  It changes the
+session at most ``lead_rate`` times a second, and only when the session's tempo is more
+than 0.05 BPM from the input.
+
+Link lives on the network (UDP multicast on port 20808); in an offline run, where
+media time is not wall time, the node keeps its own grid at ``bpm`` instead and says so.
+aalink is GPL-3 licensed; it is the ``link`` extra (``pip install 'tonegraph[link]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import threading
+import time
+
+from engine import params as P
+from engine import ports
+from engine.errors import NodeError
+from engine.node import Node, Tick
+from engine.ports import Event
+
+log = logging.getLogger("tonegraph.sync")
+
+#: A jump of the session's beat by more than this many beats between two ticks (a new
+#: session joined, a peer forcing the beat) re-aligns without firing the beats between.
+MAX_BEATS_PER_TICK = 8.0
+
+
+class _Loop:
+    """One asyncio loop on a thread of its own, which aalink needs to exist on."""
+
+    _lock = threading.Lock()
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def run(cls, coro, timeout: float = 5.0):
+        with cls._lock:
+            if cls._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, daemon=True, name="link").start()
+                cls._loop = loop
+        return asyncio.run_coroutine_threadsafe(coro, cls._loop).result(timeout)
+
+
+def _aalink():
+    try:
+        import aalink
+    except ImportError:
+        return None
+    return aalink
+
+
+class Link(Node):
+    type_name = "sync.link"
+    description = "Ableton Link: the session's tempo, beats, bars and phase; leads it from a tempo input."
+    params = {
+        "bpm": P.number(120.0, "Tempo of a new session (joining one takes its tempo).", unit="BPM",
+                        min=20.0, max=999.0, restart=True),
+        "quantum": P.integer(4, "Beats per bar: when 'bar' fires and what 'bar_phase' spans.",
+                             min=1, max=64),
+        "enabled": P.boolean(True, "Join the network session; off keeps a local timeline."),
+        "lead_rate": P.number(5.0, "Most session tempo changes per second from 'tempo'.", unit="Hz",
+                              min=0.1, max=60.0),
+    }
+    inputs = {"tempo": ports.number("When wired: set the session tempo from it (lead) [BPM].")}
+    outputs = {
+        "beat": ports.event("Each beat of the session's grid, at the time it fell."),
+        "bar": ports.event("Each bar (every 'quantum' beats, on the session's phase)."),
+        "phase": ports.number("0..1 from one beat to the next."),
+        "bar_phase": ports.number("0..1 over the bar."),
+        "bpm": ports.number("The session tempo [BPM]."),
+        "count": ports.number("The session's beat number."),
+        "peers": ports.number("Other Link apps in the session."),
+    }
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        if _aalink() is None:
+            return [("", "sync.link needs the aalink package: pip install 'tonegraph[link]'")]
+        return []
+
+    def configure(self) -> None:
+        self.link = None
+        self.last_beat: float | None = None
+        self.last_lead = (-math.inf, 0.0)      # (wall time, bpm) of the last tempo set
+        self.local_origin = 0.0
+        if self.ctx.offline:
+            log.warning("node '%s': Link follows wall-clock time; offline, sync.link keeps its own "
+                        "grid at %g BPM", self.id, self.p.bpm)
+            return
+        aalink = _aalink()
+
+        async def make():
+            link = aalink.Link(float(self.p.bpm))
+            link.quantum = int(self.p.quantum)
+            link.enabled = bool(self.p.enabled)
+            return link
+        try:
+            self.link = _Loop.run(make())
+        except Exception as exc:  # noqa: BLE001 - aalink raises plain RuntimeErrors
+            raise NodeError(self.id, f"cannot start Ableton Link: {exc}") from None
+
+    def params_changed(self, changed: set[str]) -> None:
+        if self.link is not None:
+            if "quantum" in changed:
+                self.link.quantum = int(self.p.quantum)
+            if "enabled" in changed:
+                self.link.enabled = bool(self.p.enabled)
+
+    def _now(self, tick: Tick) -> tuple[float, float, float, float, int]:
+        """(beat, wall time it was read at, bpm, bar phase in beats, peers)."""
+        if self.link is None:                              # offline: a grid from media time
+            bpm = float(self.p.bpm)
+            beat = tick.t * bpm / 60.0
+            return beat, tick.t, bpm, beat % self.p.quantum, 0
+        link = self.link
+        wall = time.time()
+        beat = float(link.beat)
+        return beat, wall, float(link.tempo), float(link.phase), int(link.num_peers)
+
+    def process(self, tick: Tick) -> None:
+        out = self.out
+        self._lead(tick)
+        beat, wall, bpm, bar, peers = self._now(tick)
+        q = int(self.p.quantum)
+        spb = 60.0 / bpm
+        beats, bars = [], []
+        last = self.last_beat
+        if last is not None and 0.0 <= beat - last <= MAX_BEATS_PER_TICK:
+            # Beats crossed since the last tick, each at the moment it fell.  Online that
+            # moment comes from the wall clock (media time 0 is ctx.clock_origin);
+            # offline the grid is media time itself.
+            origin = self.ctx.clock_origin if self.link is not None else 0.0
+            bar_start = beat - bar                          # the session's bar begins here
+            for k in range(math.floor(last) + 1, math.floor(beat) + 1):
+                t = wall - (beat - k) * spb - origin
+                beats.append(Event(t))
+                if round(k - bar_start) % q == 0:
+                    bars.append(Event(t))
+        self.last_beat = beat
+        out["beat"] = tuple(beats) if beats else None
+        out["bar"] = tuple(bars) if bars else None
+        out["phase"] = beat - math.floor(beat)
+        out["bar_phase"] = min(max(bar / q, 0.0), 1.0)
+        out["bpm"] = bpm
+        out["count"] = float(math.floor(beat))
+        out["peers"] = float(peers)
+
+    def _lead(self, tick: Tick) -> None:
+        if "tempo" not in self.wired or self.link is None:
+            return
+        want = self.inp["tempo"]
+        if want is None or not math.isfinite(want) or not 20.0 <= want <= 999.0:
+            return
+        now = time.monotonic()
+        at, _ = self.last_lead
+        # Against the session's tempo, not the last one set: a peer joining with its own
+        # tempo, or another app changing it, is brought back to the leader's.
+        if abs(want - float(self.link.tempo)) > 0.05 and now - at >= 1.0 / self.p.lead_rate:
+            self.link.tempo = float(want)
+            self.last_lead = (now, float(want))
+
+    def close(self) -> None:
+        link, self.link = getattr(self, "link", None), None
+        if link is not None:
+            try:
+                link.enabled = False
+            except Exception:  # noqa: BLE001 - leaving the session quietly
+                pass
