@@ -175,6 +175,9 @@ class Runtime:
         from .reload import Reloader
 
         wall0 = self.clock.now()
+        # Media time 0 is now, after the nodes' set-up (which may take seconds: models):
+        # OSC media timetags and events timed from the wall clock (Link, MIDI) rely on it.
+        self.ctx.clock_origin = time.time()
         self.t0 = wall0
         self.control_clock.start(self.t0)
         self._start_osc()

@@ -28,11 +28,15 @@ def _clear_stale_registry() -> None:
 
 
 class JackServer:
+    started = 0
     def __init__(self, rate: int = 48000, period: int = 256) -> None:
         for tool in ("jackd", "jack_lsp", "jack_connect", "jack_metro"):
             if shutil.which(tool) is None:
                 pytest.fail(f"'{tool}' is missing: 'make setup' installs the Debian package jackd2")
-        self.name = f"tonegraph-test-{os.getpid()}"
+        # A new name per server: a process that was a client of a server that went away
+        # cannot join a new one of the same name (libjack keeps the old one's state).
+        JackServer.started += 1
+        self.name = f"tonegraph-test-{os.getpid()}-{JackServer.started}"
         self.env = {**os.environ, "JACK_DEFAULT_SERVER": self.name, "JACK_NO_AUDIO_RESERVATION": "1"}
         self.rate, self.period = rate, period
         self.procs: list[subprocess.Popen] = []
@@ -106,3 +110,4 @@ def jack_for_benchmark(what: str):
         os.environ.clear()
         os.environ.update(old_env)
         server.stop()
+

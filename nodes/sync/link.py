@@ -152,8 +152,8 @@ class Link(Node):
                 if round(k - bar_start) % q == 0:
                     bars.append(Event(t))
         self.last_beat = beat
-        out["beat"] = tuple(beats) if beats else None
-        out["bar"] = tuple(bars) if bars else None
+        out["beat"] = tuple(beats)
+        out["bar"] = tuple(bars)
         out["phase"] = beat - math.floor(beat)
         out["bar_phase"] = min(max(bar / q, 0.0), 1.0)
         out["bpm"] = bpm

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 import urllib.request
 
 import pytest
@@ -21,7 +22,7 @@ from engine.osc import encode
 from engine.registry import default_registry
 from engine.runtime import Runtime
 
-from ..conftest import ROOT, Watching, rows, save, tonegraph, wait_for
+from ..conftest import ROOT, Watching, load_ok, rows, save, tonegraph, wait_for
 from ..osc_peers import Engine
 
 EXPR = """
@@ -230,6 +231,38 @@ def test_a_slow_set_up_in_a_reload_stalls_nothing(write_patch, tmp_path):
     finally:
         SlowStart.release.set()
         run.stop()
+
+
+class WallClock(Node):
+    """Test node: how far media time is from the wall clock mapped through the run's
+    clock_origin, at its first tick."""
+
+    type_name = "test.wall"
+    description = "media time against the wall clock"
+    outputs = {"out": ports.number()}
+    seen: list = []
+
+    def process(self, tick: Tick) -> None:
+        if not WallClock.seen:
+            WallClock.seen.append(time.time() - self.ctx.clock_origin - tick.t)
+        self.out["out"] = 0.0
+
+
+def test_media_time_zero_is_after_a_slow_set_up(write_patch):
+    """OSC media timetags are clock_origin + t: a node that takes 0.5 s to set up must
+    not shift every timetag of the run by 0.5 s."""
+    reg = default_registry(plugins=False)
+    reg.add(SlowStart, __name__)
+    reg.add(WallClock, __name__)
+    path = write_patch("nodes:\n  s: {type: test.slow, params: {size: 2}}\n  w: {type: test.wall}\n")
+    SlowStart.entered.clear()
+    SlowStart.release.clear()
+    WallClock.seen.clear()
+    threading.Timer(0.5, SlowStart.release.set).start()      # the model takes 0.5 s to load
+    rt = Runtime(load_ok(path, reg), reg, duration=0.2, watch=False)
+    rt.run()
+    assert SlowStart.entered.is_set() and len(WallClock.seen) == 1
+    assert abs(WallClock.seen[0]) < 0.1, WallClock.seen
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "seed-000-live-world.yaml"])

@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 
 from ..conftest import ROOT, rows, wait_for
-from ..jack import JackServer
 
 PATCH = """
 patch: {{name: live, fps: 30, samplerate: 48000, hop: 256}}
@@ -42,13 +41,6 @@ def aligned(r, after: float) -> bool:
     onsets = [x["t"] for x in r if x["name"] == "onset" and x["t"] > after]
     return bool(onsets) and all(any(-0.02 <= p - t < 0.15 for p in peaks) for t in onsets[:-1])
 
-
-@pytest.fixture
-def jack():
-    server = JackServer()
-    server.start()
-    yield server
-    server.stop()
 
 
 

@@ -20,8 +20,8 @@ def test_offline_the_node_keeps_a_grid_at_its_tempo():
     beats, bars, phases = [], [], []
     for _ in range(int(4.2 * 60)):
         out = d.tick()
-        beats += [e.t for e in out["beat"] or ()]
-        bars += [e.t for e in out["bar"] or ()]
+        beats += [e.t for e in out["beat"]]
+        bars += [e.t for e in out["bar"]]
         phases.append(out["phase"])
     assert beats == pytest.approx([0.5 * k for k in range(1, 9)], abs=1e-9)
     assert bars == pytest.approx([2.0, 4.0], abs=1e-9)

@@ -1,0 +1,1 @@
+"""MIDI nodes: controllers, keyboards and clock in (midi.in); notes, CC and clock out (midi.out)."""

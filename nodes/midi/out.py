@@ -1,0 +1,153 @@
+"""midi.out: notes, controllers and clock to a synth, a light desk's MIDI input or an app.
+
+Inputs are named in the patch, like osc.out's addresses: each name in ``note_names``
+is an event input that plays that note (velocity from the event's strength, held for
+``length`` seconds), each name in ``controls`` a number input 0..1 sent as that
+controller (0-127, only when it changes).  With ``tempo`` wired, the node sends MIDI
+clock at that tempo (24 pulses a beat, from a thread of its own so the pulses keep
+their spacing whatever the frame rate), preceded by a start and followed by a stop.
+Ports are chosen and kept open as nodes/midi/ports.py says.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+
+from engine import params as P
+from engine import ports
+from engine.errors import NodeError
+from engine.node import Node, Tick
+from engine.ports import PortType
+
+from . import ports as midiports
+from .inp import NAME_RE, _names_of, check_names
+
+log = logging.getLogger("tonegraph.midi")
+
+
+class MidiOut(Node):
+    type_name = "midi.out"
+    description = "Send notes from events, CC from numbers and clock from a tempo to a MIDI port."
+    params = {
+        "port": P.text("", "Output port, by name substring (with 'virtual', the name of the port made)."),
+        "virtual": P.boolean(False, "Make a port of our own that other apps connect to.", restart=True),
+        "api": P.choice("auto", midiports.APIS, "MIDI system: ALSA, JACK, or auto.", restart=True),
+        "channel": P.integer(1, "MIDI channel, 1-16.", min=1, max=16),
+        "note_names": P.mapping({}, "Input name -> note number: an event input that plays it.",
+                                keys={"pattern": NAME_RE.pattern},
+                                values={"type": "integer", "minimum": 0, "maximum": 127}),
+        "controls": P.mapping({}, "Input name -> controller number: a 0..1 input sent as that CC.",
+                              keys={"pattern": NAME_RE.pattern},
+                              values={"type": "integer", "minimum": 0, "maximum": 127}),
+        "length": P.number(0.1, "How long a note is held.", unit="s", min=0.001, max=60.0),
+    }
+    inputs = {"tempo": ports.number("When wired: send MIDI clock at this tempo [BPM].")}
+    variadic = ports.any_port("Named in note_names (events) or controls (numbers).")
+
+    @classmethod
+    def check(cls, params, wired, ctx):
+        problems = check_names(params, ("note_names", "controls"), {"tempo"})
+        notes, ccs = _names_of(params.get("note_names")), _names_of(params.get("controls"))
+        for name, typ in wired.items():
+            if name == "tempo":
+                continue
+            if name in notes and typ not in (PortType.EVENT, PortType.ANY):
+                problems.append(("", f"input '{name}' plays a note: wire events to it, not {typ.value}"))
+            elif name in ccs and typ not in (PortType.NUMBER, PortType.ANY):
+                problems.append(("", f"input '{name}' is a controller: wire a number to it, not {typ.value}"))
+            elif name not in notes and name not in ccs:
+                problems.append(("", f"input '{name}' is in neither note_names nor controls"))
+        return problems
+
+    def configure(self) -> None:
+        self.sent = 0
+        self.last_cc: dict[int, int] = {}
+        self.offs: list[tuple[float, int]] = []          # (monotonic time, note) to release
+        self.bpm = 0.0
+        self.stop_clock = threading.Event()
+        self.clock_thread: threading.Thread | None = None
+        self.port = midiports.Port(self.id, "output", self.p.port, self.p.api, self.p.virtual)
+        if self.ctx.offline:
+            log.warning("node '%s': MIDI output is live; an offline run sends none", self.id)
+            return
+        try:
+            self.port.open()
+        except OSError as exc:
+            raise NodeError(self.id, str(exc)) from None
+        log.info("node '%s': MIDI output '%s'", self.id, self.port.opened_name)
+
+    def _send(self, msg) -> None:
+        if self.port.send(msg):
+            self.sent += 1
+
+    def process(self, tick: Tick) -> None:
+        import mido
+
+        if self.ctx.offline:
+            return
+        self.port.keep()
+        ch = self.p.channel - 1
+        now = time.monotonic()
+        due = [n for at, n in self.offs if at <= now]
+        if due:
+            self.offs = [(at, n) for at, n in self.offs if at > now]
+            for n in due:
+                self._send(mido.Message("note_off", channel=ch, note=n, velocity=0))
+        inp = self.inp
+        for name, note in _names_of(self.p.note_names).items():
+            for ev in inp.get(name) or ():
+                velocity = max(1, min(127, round(float(ev.value) * 127)))
+                self._send(mido.Message("note_on", channel=ch, note=int(note), velocity=velocity))
+                self.offs.append((now + self.p.length, int(note)))
+        for name, control in _names_of(self.p.controls).items():
+            x = inp.get(name)
+            if x is None or not math.isfinite(float(x)):
+                continue
+            value = max(0, min(127, round(float(x) * 127)))
+            if self.last_cc.get(control) != value:
+                self.last_cc[control] = value
+                self._send(mido.Message("control_change", channel=ch, control=int(control), value=value))
+        if "tempo" in self.wired:
+            bpm = inp.get("tempo")
+            self.bpm = float(bpm) if bpm is not None and math.isfinite(bpm) and 20 <= bpm <= 999 else 0.0
+            if self.clock_thread is None and self.bpm > 0:
+                self.clock_thread = threading.Thread(target=self._clock, daemon=True,
+                                                     name=f"midi clock {self.id}")
+                self.clock_thread.start()
+
+    def _clock(self) -> None:
+        """24 pulses a beat at the latest tempo, each at its own time, not the frame's."""
+        import mido
+
+        self._send(mido.Message("start"))
+        at = time.monotonic()
+        while not self.stop_clock.is_set():
+            bpm = self.bpm
+            if bpm <= 0:
+                self.stop_clock.wait(0.05)
+                at = time.monotonic()
+                continue
+            self._send(mido.Message("clock"))
+            at += 60.0 / (24.0 * bpm)
+            delay = at - time.monotonic()
+            if delay < -0.1:                               # fell far behind (a stall): resume
+                at = time.monotonic()
+            elif delay > 0:
+                self.stop_clock.wait(delay)
+
+    def close(self) -> None:
+        if getattr(self, "clock_thread", None) is not None:
+            self.stop_clock.set()
+            self.clock_thread.join(timeout=2)
+            import mido
+
+            self._send(mido.Message("stop"))
+        if getattr(self, "port", None) is not None:
+            import mido
+
+            for _, n in self.offs:
+                self._send(mido.Message("note_off", channel=self.p.channel - 1, note=n, velocity=0))
+            self.port.close()
