@@ -13,6 +13,7 @@ receivers that honour timetags can line cues up with the sound.
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import struct
@@ -28,6 +29,8 @@ from engine.osc.transport import parse_destination
 from engine.ports import PortType
 
 from .profiles import PROFILES
+
+log = logging.getLogger("tonegraph.osc")
 
 ADDRESS_RE = re.compile(r"^/[^\s#*,?\[\]{}]*(\{i\}[^\s#*,?\[\]{}]*)*$")
 ARG_TYPES = ("auto", "float", "int", "bool", "string", "blob")
@@ -134,6 +137,7 @@ class OscOut(Node):
             self.last_t: dict[str, float] = {}   # media time of the last send, per address
             self.sent = 0
             self.rate_dropped = 0
+            self.warned_unit: set[str] = set()
 
     def close(self) -> None:
         for d in getattr(self, "dests", []):
@@ -213,7 +217,19 @@ class OscOut(Node):
         if t - self.last_t.get(address, -math.inf) < st["period"]:
             return []  # rate-limited: the newest value goes out when the address may send again
         self.last[address], self.last_t[address] = value, t
+        if self.profile.number == "int255" and st["type"] == "auto" and 0.0 < value < 1.0:
+            self._warn_unit(address, value)
         return [encode.message(address, self._number_args(value, st["type"]))]
+
+    def _warn_unit(self, address: str, value: float) -> None:
+        """A 0..1 value into a 0-255 channel is almost always a missing scale: say so once."""
+        warned = self.warned_unit
+        if address in warned:
+            return
+        warned.add(address)
+        log.warning("node '%s': %s gets %.3g, a value in 0..1, but the %s profile sends DMX 0-255 "
+                    "(it goes out as %d); scale it with control.map's out_range: [0, 255]",
+                    self.id, address, value, self.p.profile, int(round(value)))
 
     # -- sending ------------------------------------------------------------------------
 

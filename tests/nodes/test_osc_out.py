@@ -284,3 +284,21 @@ def test_bad_osc_out_settings_are_load_errors(write_patch, registry):
     assert "addresses has settings for '/nope', which is not an input" in text
     assert "unknown setting 'rate' for '/a'" in text
     assert "'desk' is not host:port" in text
+
+
+def test_ola_profile_warns_once_about_values_in_0_to_1(write_patch, registry, caplog):
+    """DMX through the ola profile is 0-255: a 0..1 value would go out as 0 or 1."""
+    from ..conftest import run_offline
+
+    path = write_patch("""
+        nodes:
+          lfo:  {type: control.lfo, params: {shape: sine, frequency: 2, amplitude: 0.4, offset: 0.5}}
+          full: {type: control.constant, params: {value: 200}}
+          desk: {type: osc.out, params: {profile: ola, port: 9},
+                 in: {/dmx/universe/0/1: lfo, /dmx/universe/0/2: full}}
+        """)
+    with caplog.at_level("WARNING", logger="tonegraph.osc"):
+        rt = run_offline(path, registry, duration=2.0)
+    warned = [r.getMessage() for r in caplog.records if "a value in 0..1" in r.getMessage()]
+    assert len(warned) == 1 and "/dmx/universe/0/1" in warned[0] and "out_range: [0, 255]" in warned[0]
+    assert rt.runner.nodes["desk"].sent > 10
