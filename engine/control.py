@@ -3,6 +3,11 @@
 Addresses may be OSC patterns (``/tonegraph/*/decay``, ``/tonegraph/{front,back}/gain``,
 ``/tonegraph/lfo[12]/rate``): the value goes to every node param the pattern matches.
 
+A controller that sends ``/tonegraph/listen`` (no arguments) is told of every param
+change made over OSC from then on, as ``/tonegraph/<node>/<param> value`` sent to the
+port it listened from, so two surfaces (or a surface and a script) stay in step;
+``/tonegraph/unlisten`` stops it.
+
 Messages reach the control thread between two ticks (see :mod:`engine.osc.server`).  A
 param value is checked exactly like the patch's own (type, range, choices, the node's
 cross-param checks) and is applied where the node runs, in place; a value that needs
@@ -32,11 +37,13 @@ from .params import shown
 log = logging.getLogger("tonegraph.control")
 
 PREFIX = "/tonegraph/"
+LISTEN, UNLISTEN = "/tonegraph/listen", "/tonegraph/unlisten"
 REJECT_LOG_INTERVAL = 5.0   # [s] between two log lines about rejections at one address
 REJECT_ADDRESSES = 256      # addresses remembered for that
 REJECT_LINES = 10           # log lines about rejections per interval, all addresses together
 REPLY_CHARS = 300           # longest reason sent back
 PATTERN_CHARS = "*?[{"      # an address with one of these is an OSC pattern
+MAX_LISTENERS = 32          # senders of /tonegraph/listen kept at once
 
 
 class Control:
@@ -50,6 +57,7 @@ class Control:
         self._window = (-1e9, 0)   # (start of the current interval, lines logged in it)
         self._unlogged = 0         # rejections not logged since the last line
         self.rejections = 0
+        self.listeners: dict[tuple, None] = {}   # senders of /tonegraph/listen, in order
 
     def apply(self) -> None:
         """Route everything that arrived since the last tick (control thread only)."""
@@ -59,6 +67,9 @@ class Control:
             self.receivers = [n for n in run.nodes.values() if hasattr(n, "receive_osc")]
         for msg in self.server.drain():
             try:
+                if msg.address in (LISTEN, UNLISTEN):
+                    self._listen(msg)
+                    continue
                 if msg.address.startswith(PREFIX):
                     parts = msg.address[len(PREFIX):].split("/")
                     if len(parts) == 2 and all(parts):
@@ -94,6 +105,24 @@ class Control:
         self._unlogged = 0
         log.warning("OSC %s from %s:%s rejected: %s%s", _cut(msg.address, 80),
                     msg.sender[0], msg.sender[1], reason[:REPLY_CHARS], more)
+
+    def _listen(self, msg: Incoming) -> None:
+        if msg.address == UNLISTEN:
+            self.listeners.pop(msg.sender, None)
+            return
+        if msg.sender not in self.listeners and len(self.listeners) >= MAX_LISTENERS:
+            self._reject(msg, f"{MAX_LISTENERS} listeners already; send /tonegraph/unlisten from one")
+            return
+        self.listeners[msg.sender] = None
+
+    def _echo(self, msg: Incoming, node_id: str, name: str, value) -> None:
+        """Tell every listener but the sender that a param changed."""
+        if not self.listeners:
+            return
+        packet = encode.message(f"{PREFIX}{node_id}/{name}", _args_of(value))
+        for who in self.listeners:
+            if who != msg.sender:
+                self.server.reply(who, packet)
 
     def _matching(self, msg: Incoming, run, node_pattern: str, param_pattern: str) -> None:
         """An OSC address pattern (``/tonegraph/*/decay``, ``/tonegraph/{a,b}/gain``):
@@ -146,8 +175,9 @@ class Control:
         outputs = type(node).outputs_for(vars(node.p) | coerced)
         if decl.restart or list(outputs) != list(node.out):
             self.rt.reloader.request_params(node_id, coerced)
-            return
-        self.rt.in_domain(node_id, lambda: node.apply_params(coerced))
+        else:
+            self.rt.in_domain(node_id, lambda: node.apply_params(coerced))
+        self._echo(msg, node_id, name, new)
 
 
 def _cut(text: str, limit: int) -> str:

@@ -293,6 +293,7 @@ class StubServer:
     def __init__(self) -> None:
         self.inbox: list = []
         self.replies: list = []
+        self.sent_to: list = []
 
     def drain(self) -> list:
         out, self.inbox = self.inbox, []
@@ -300,6 +301,7 @@ class StubServer:
 
     def reply(self, sender, packet: bytes) -> None:
         self.replies.append(packet)
+        self.sent_to.append((sender, packet))
 
 
 def control_of(write_patch, registry):
@@ -341,6 +343,38 @@ def test_control_addresses_may_be_osc_patterns(write_patch, registry, monkeypatc
         [reply] = send("/tonegraph/[c/value", 1.0)
         assert "unclosed '['" in reply.params[0]
         assert nodes["c"].p.value == 7.0
+    finally:
+        rt.current.close()
+
+
+def test_listeners_hear_changes_made_by_others(write_patch, registry, monkeypatch, tmp_path):
+    from engine.osc.server import Incoming
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = control_of(write_patch, registry)
+    surface, script = ("127.0.0.1", 9001), ("127.0.0.1", 9002)
+
+    def send(sender, address, *args):
+        server.sent_to.clear()
+        server.inbox.append(Incoming(address, list(args), sender, 0.0))
+        control.apply()
+        return [(who, encode.decode(p)[0][1]) for who, p in server.sent_to]
+
+    try:
+        assert send(surface, "/tonegraph/listen") == []
+        [(who, echo)] = send(script, "/tonegraph/saw/frequency", 4.0)      # the surface hears it
+        assert who == surface and echo.address == "/tonegraph/saw/frequency" and echo.params == [4.0]
+        assert send(surface, "/tonegraph/saw/frequency", 5.0) == []         # not its own change
+        assert send(script, "/tonegraph/saw/frequency", 5.0) == []          # no change, no echo
+        [(who, echo)] = send(script, "/tonegraph/*/value", 3.0)             # patterns too
+        assert echo.address == "/tonegraph/c/value" and echo.params == [3.0]
+        [(who, reply)] = send(script, "/tonegraph/saw/frequency", -1.0)     # refused: not echoed
+        assert who == script and reply.address == "/tonegraph/error"
+        send(surface, "/tonegraph/unlisten")
+        assert send(script, "/tonegraph/saw/frequency", 6.0) == []
+        for port in range(100):
+            send(("127.0.0.1", 20000 + port), "/tonegraph/listen")
+        assert len(control.listeners) == 32 and control.rejections >= 68
     finally:
         rt.current.close()
 
