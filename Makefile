@@ -74,7 +74,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[dev,link,midi,dmx]"
+	$(PIP) install -q -e ".[all,dev]"
 	touch $(STAMP)
 
 clean:

@@ -89,3 +89,23 @@ def check_outputs(parser: argparse.ArgumentParser, args: argparse.Namespace) -> 
                 parser.error(f"{option}: cannot make {folder}: {exc.strerror or exc}")
         else:
             parser.error(f"{option}: the folder {folder} does not exist (make it, or add --mkdir)")
+
+
+#: What each command needs beyond the core install: (extra, modules).
+COMMAND_EXTRAS = {
+    "render": ("gl", ("pyglet", "imageio_ffmpeg", "PIL")),
+    "train": ("ml", ("torch", "matplotlib", "PIL")),
+    "draw": ("ml", ("PIL",)),
+    "analyze": ("analyze", ("sklearn", "matplotlib")),
+}
+
+
+def check_extras(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a command whose optional libraries are not installed, naming the extra."""
+    from .node import missing_modules
+
+    need = COMMAND_EXTRAS.get(getattr(args, "command", ""))
+    if need:
+        missing = missing_modules(f"tonegraph {args.command}", *need)
+        if missing:
+            parser.exit(1, f"error: {missing}\n")

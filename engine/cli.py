@@ -17,9 +17,10 @@ from pathlib import Path
 
 
 from . import __version__
-from .args import add_mkdir, check_outputs, number, port, samplerate, seed, whole
+from .args import add_mkdir, check_extras, check_outputs, number, port, samplerate, seed, whole
 from .errors import NodeError, TonegraphError, describe, display_path
 from .graph import load_graph, to_dot
+from .node import missing_extra
 from .reference import node_markdown, reference_markdown
 from .registry import Registry, default_registry
 from .schema import patch_schema
@@ -122,10 +123,15 @@ def cmd_nodes(args: argparse.Namespace) -> int:
             hint = f" (did you mean '{close[0]}'?)" if close else ""
             return _fail(f"error: unknown node type '{args.type}'{hint}")
         print(node_markdown(cls, level=1))
+        missing = missing_extra(cls)
+        if missing:
+            print(f"Not installed here: {missing}")
         return 0
     width = max(len(n) for n in registry.names())
     for name in registry.names():
-        print(f"{name:<{width}}  {registry[name].description}")
+        cls = registry[name]
+        needs = f"  [needs: pip install 'tonegraph[{cls.extra}]']" if missing_extra(cls) else ""
+        print(f"{name:<{width}}  {cls.description}{needs}")
     return 0
 
 
@@ -280,6 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     check_outputs(parser, args)
+    check_extras(parser, args)
     _setup_logging(args.log_level, args.log_json)
     try:
         return args.func(args)

@@ -16,6 +16,7 @@ import networkx as nx
 
 from .errors import Loc, ParamError, PatchError, describe, display_path
 from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
+from .node import missing_extra
 from .ports import PortType, compatible
 from .registry import Registry
 
@@ -72,6 +73,10 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
         if cls is None:
             err(f"unknown node type '{ns.type}'{_did_you_mean(ns.type, known)}; "
                 f"'tonegraph nodes' lists them", ns.type_loc)
+            continue
+        missing = missing_extra(cls)
+        if missing:
+            err(missing, ns.type_loc)
             continue
         params: dict[str, Any] = {}
         for name, value in ns.params.items():

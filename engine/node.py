@@ -115,6 +115,10 @@ class Node:
     #: Reads media from outside (a file, a device): an offline run ends when every
     #: source reports ``finished``.
     is_source: ClassVar[bool] = False
+    #: The optional install this type needs (``pip install 'tonegraph[<extra>]'``), and
+    #: the modules that extra brings, checked when a patch uses the type.
+    extra: ClassVar[str] = ""
+    extra_modules: ClassVar[tuple[str, ...]] = ()
     #: Reloads its own files when they change (a shader keeping its last good program);
     #: otherwise a hot reload replaces a node whose files changed on disk.
     follows_files: ClassVar[bool] = False
@@ -246,3 +250,23 @@ class Node:
         if not output and cls.variadic is not None:
             return cls.variadic.type
         return None
+
+
+def missing_extra(cls: type[Node]) -> str | None:
+    """What to install for node type ``cls`` (one line), or None when it is all there."""
+    return missing_modules(cls.type_name, cls.extra, cls.extra_modules)
+
+
+def missing_modules(what: str, extra: str, modules: tuple[str, ...]) -> str | None:
+    """One line naming the extra to install when one of ``modules`` is not importable."""
+    import importlib.util
+
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):   # a module set to None, or a broken package
+            found = False
+        if not found:
+            return (f"{what} needs the '{extra}' extra ({module} is not installed): "
+                    f"pip install 'tonegraph[{extra}]'")
+    return None

@@ -36,19 +36,9 @@ log = logging.getLogger("tonegraph.dmx")
 CHANNEL = re.compile(r"^ch([1-9][0-9]{0,2})$")
 
 
-def _missing(protocol: str) -> str | None:
-    try:
-        if protocol == "sacn":
-            import sacn  # noqa: F401
-        else:
-            import stupidArtnet  # noqa: F401
-    except ImportError:
-        return f"dmx.out over {protocol} needs the 'dmx' extra: pip install 'tonegraph[dmx]'"
-    return None
-
-
 class DmxOut(Node):
     type_name = "dmx.out"
+    extra, extra_modules = "dmx", ("sacn", "stupidArtnet")
     description = "Drive lights over sACN (E1.31) or Art-Net: channels or fixture attributes, 0..1."
     params = {
         "protocol": P.choice("sacn", ("sacn", "artnet"), "sACN (E1.31) or Art-Net.", restart=True),
@@ -69,9 +59,6 @@ class DmxOut(Node):
     @classmethod
     def check(cls, params, wired, ctx):
         problems = []
-        missing = _missing(params.get("protocol", "sacn"))
-        if missing:
-            problems.append(("protocol", missing))
         proto, uni = params.get("protocol", "sacn"), params.get("universe", 1)
         if proto == "sacn" and not 1 <= uni <= 63999:
             problems.append(("universe", f"an sACN universe is 1-63999, got {uni}"))

@@ -30,6 +30,7 @@ class GLNode(Node):
     freed there too."""
 
     domain = "render"
+    extra, extra_modules = "gl", ("pyglet",)
 
     def configure(self) -> None:
         self.service: Any = None

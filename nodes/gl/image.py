@@ -16,6 +16,7 @@ from .base import GLNode
 
 class Image(GLNode):
     type_name = "gl.image"
+    extra_modules = ("pyglet", "PIL")
     description = "An image file (PNG, JPEG, ...) or an image input, as a GPU texture."
     params = {"path": P.path(None, "Image file (relative to the patch); reloaded on save. "
                                    "None: the 'image' input.")}

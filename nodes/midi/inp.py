@@ -45,9 +45,6 @@ def _names_of(mapping) -> dict:
 def check_names(params: dict, keys: tuple[str, ...], taken: set[str]) -> list[tuple[str, str]]:
     """Problems with the name -> number mappings that make outputs or inputs."""
     problems = []
-    missing = midiports.available()
-    if missing:
-        problems.append(("", missing))
     seen = set(taken)
     for key in keys:
         for name, n in _names_of(params.get(key)).items():
@@ -63,6 +60,7 @@ def check_names(params: dict, keys: tuple[str, ...], taken: set[str]) -> list[tu
 
 class MidiIn(Node):
     type_name = "midi.in"
+    extra, extra_modules = "midi", ("mido", "rtmidi")
     description = "A MIDI controller or app: notes as events, CC as 0..1 numbers, program, clock -> bpm and beats."
     params = {
         "port": P.text("", "Input port, by name substring (empty: the first there is; with "

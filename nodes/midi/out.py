@@ -30,6 +30,7 @@ log = logging.getLogger("tonegraph.midi")
 
 class MidiOut(Node):
     type_name = "midi.out"
+    extra, extra_modules = "midi", ("mido", "rtmidi")
     description = "Send notes from events, CC from numbers and clock from a tempo to a MIDI port."
     params = {
         "port": P.text("", "Output port, by name substring (with 'virtual', the name of the port made)."),

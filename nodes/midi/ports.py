@@ -23,16 +23,6 @@ BACKENDS = {"alsa": "mido.backends.rtmidi/LINUX_ALSA", "jack": "mido.backends.rt
 RETRY = 1.0
 
 
-def available() -> str | None:
-    """None when mido and python-rtmidi are installed, else what to install."""
-    try:
-        import mido  # noqa: F401
-        import rtmidi  # noqa: F401
-    except ImportError:
-        return "MIDI needs mido and python-rtmidi: pip install 'tonegraph[midi]'"
-    return None
-
-
 @contextlib.contextmanager
 def _quiet():
     """ALSA and JACK print their own complaints straight to stderr when a system is

@@ -27,6 +27,7 @@ class ModelNode(Batched):
 
     kind: ClassVar[str] = ""
     shipped: ClassVar[str] = ""
+    extra, extra_modules = "ml", ("torch",)
 
     @classmethod
     def check(cls, params, wired, ctx):

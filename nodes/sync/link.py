@@ -56,16 +56,9 @@ class _Loop:
         return asyncio.run_coroutine_threadsafe(coro, cls._loop).result(timeout)
 
 
-def _aalink():
-    try:
-        import aalink
-    except ImportError:
-        return None
-    return aalink
-
-
 class Link(Node):
     type_name = "sync.link"
+    extra, extra_modules = "link", ("aalink",)
     description = "Ableton Link: the session's tempo, beats, bars and phase; leads it from a tempo input."
     params = {
         "bpm": P.number(120.0, "Tempo of a new session (joining one takes its tempo).", unit="BPM",
@@ -87,12 +80,6 @@ class Link(Node):
         "peers": ports.number("Other Link apps in the session."),
     }
 
-    @classmethod
-    def check(cls, params, wired, ctx):
-        if _aalink() is None:
-            return [("", "sync.link needs the aalink package: pip install 'tonegraph[link]'")]
-        return []
-
     def configure(self) -> None:
         self.link = None
         self.last_beat: float | None = None
@@ -102,7 +89,7 @@ class Link(Node):
             log.warning("node '%s': Link follows wall-clock time; offline, sync.link keeps its own "
                         "grid at %g BPM", self.id, self.p.bpm)
             return
-        aalink = _aalink()
+        import aalink
 
         async def make():
             link = aalink.Link(float(self.p.bpm))

@@ -116,3 +116,44 @@ def test_one_version_and_a_licence():
     assert "version" in (ROOT / "pyproject.toml").read_text().split("dynamic = ")[1].split("\n")[0]
     assert metadata("tonegraph")["License-Expression"] == "MIT"
     assert (ROOT / "LICENSE").read_text().startswith("MIT License")
+
+
+WITHOUT_EXTRAS = r"""
+import sys
+# The extras' libraries made unimportable in this process, as in a core-only install
+# (pip install tonegraph): a stand-in for a second virtual environment.
+for m in ("torch", "pyglet", "sklearn", "matplotlib", "imageio_ffmpeg", "PIL", "aalink", "mido",
+          "rtmidi", "sacn", "stupidArtnet"):
+    sys.modules[m] = None
+from engine.cli import main
+try:
+    code = main(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+sys.exit(code)
+"""
+
+
+def test_the_core_without_extras_runs_the_demo_and_names_what_to_install():
+    import subprocess
+    import sys
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-c", WITHOUT_EXTRAS, *argv], cwd=ROOT, capture_output=True,
+                              text=True, timeout=120)
+    demo = run("run", "graphs/demo.yaml", "--offline", "--duration", "2")
+    assert demo.returncode == 0 and "would send" in demo.stdout, demo.stderr
+    listed = run("nodes")
+    assert "ml.gan" in listed.stdout and "[needs: pip install 'tonegraph[ml]']" in listed.stdout
+    assert "gl.shader" in listed.stdout and "tonegraph[gl]" in listed.stdout
+    core = next(line for line in listed.stdout.splitlines() if line.startswith("control.map "))
+    assert "[needs" not in core
+    learned = run("validate", "graphs/learned.yaml")
+    assert learned.returncode == 1 and "ml.gan needs the 'ml' extra (torch is not installed)" in learned.stderr
+    assert "Traceback" not in learned.stderr
+    for argv, extra in ((["render", "graphs/tunnel.yaml", "-o", "x.mp4"], "gl"),
+                        (["analyze", "graphs/media/groove.flac", "-o", "map"], "analyze"),
+                        (["draw", "-o", "squiggles"], "ml")):
+        res = run(*argv)
+        assert res.returncode == 1 and f"pip install 'tonegraph[{extra}]'" in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1
