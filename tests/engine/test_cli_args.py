@@ -157,3 +157,27 @@ def test_the_core_without_extras_runs_the_demo_and_names_what_to_install():
         res = run(*argv)
         assert res.returncode == 1 and f"pip install 'tonegraph[{extra}]'" in res.stderr, res.stderr
         assert res.stderr.count("\n") == 1
+
+
+def test_every_tonegraph_command_in_the_readme_parses():
+    """Each `tonegraph ...` line of the README's shell blocks is a command line the
+    parser accepts (options renamed or removed would break pasting them)."""
+    import re
+    import shlex
+
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0].strip()
+            if line.startswith("tonegraph "):
+                commands.append(line)
+    assert len(commands) >= 15
+    for line in commands:
+        argv = shlex.split(line)[1:]
+        if argv == ["--version"]:
+            continue
+        try:
+            cli.build_parser().parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README: {line}")
