@@ -48,7 +48,7 @@ models: setup
 	$(PY) -m tests.looks.codes
 	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0
 	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
-	  --seed 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
+	  --seed 0 --steps 3000 --ema 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
 	  --samples docs/models/gan-samples.png
 
 setup: system-deps $(STAMP)

@@ -26,22 +26,22 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec2 uv = cover(fragCoord / iResolution.xy, image_size);
     // The punch: zoom in on the beat, a little shake on onsets.
     vec2 c = uv - 0.5;
-    c /= 1.0 + 0.14 * beat + 0.04 * level;
-    c += 0.004 * onset * vec2(sin(iTime * 91.0), cos(iTime * 77.0));
+    c /= 1.0 + (0.02 + 0.14 * level) * beat + 0.04 * level;     // harder the louder
+    c += 0.004 * onset * level * vec2(sin(iTime * 91.0), cos(iTime * 77.0));
     vec2 p = c + 0.5;
     vec3 col = sample_at(p);
     // Spikes: an unsharp mask that grows with harshness.
     vec2 px = 0.75 / max(image_size, vec2(1.0));     // under one pixel of the image
     vec3 blur = 0.25 * (sample_at(p + vec2(px.x, 0.0)) + sample_at(p - vec2(px.x, 0.0)) +
                         sample_at(p + vec2(0.0, px.y)) + sample_at(p - vec2(0.0, px.y)));
-    col += (col - blur) * (0.2 + 4.0 * harsh);
+    col += (col - blur) * (0.2 + 4.0 * harsh * (0.3 + 0.7 * level));
     // Cold when harsh, warm when mellow.
     float luma = dot(col, vec3(0.299, 0.587, 0.114));
     vec3 cold = vec3(0.55, 0.8, 1.25) * luma * 1.3;
     vec3 warm = col * vec3(1.12, 1.0, 0.86);
     col = mix(warm, cold, smoothstep(0.3, 0.9, harsh));
     // Light on the beat, and a vignette that opens with the loudness.
-    col *= 0.8 + 0.55 * beat + 0.2 * level;
+    col *= 0.8 + (0.2 + 0.6 * level) * beat + 0.2 * level;
     col *= 1.0 - 0.55 * smoothstep(0.35, 0.85, length(c) * (1.3 - 0.4 * level));
     fragColor = vec4(max(col, 0.0), 1.0);
 }

@@ -133,9 +133,12 @@ def build(kind: str, config: dict) -> nn.Module:
 # -- files --------------------------------------------------------------------------
 
 
-def save(path: Path, kind: str, config: dict, module: nn.Module, extra: dict) -> None:
-    """Write a weights file (plain tensors and numbers only)."""
+def save(path: Path, kind: str, config: dict, module: nn.Module, extra: dict, half: bool = False) -> None:
+    """Write a weights file (plain tensors and numbers only); ``half`` stores the floating
+    tensors as float16 (half the size; they load back into float32 layers)."""
     state = {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")

@@ -316,7 +316,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     final = g_ema if ema > 0 else g
     extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf),
                             "ema": float(ema)}}
-    models.save(output, "gan", config, final, extra)
+    models.save(output, "gan", config, final, extra, half=True)
     if plot is not None:
         smooth = {k: _running_mean(v, 25) for k, v in hist.items()}
         _plot(plot, smooth, "step", f"GAN {size}x{size} ({arch}), {n} images")

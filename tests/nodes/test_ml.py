@@ -37,6 +37,10 @@ def squiggles(tmp_path_factory):
     return folder
 
 
+#: The shipped GAN's image size (the README documents it).
+SHIPPED_SIZE = 128
+
+
 def tiny_ae(grooves, out, **kw):
     args = {"code": 4, "hidden": (32,), "context": 2, "epochs": 3, "batch": 64, "quiet": True} | kw
     return train.train_autoencoder(grooves, out, **args)
@@ -175,7 +179,7 @@ def test_shipped_gan_makes_images_of_the_documented_shape_and_range():
     assert 0.0 <= img.min() and img.max() <= 1.0
     assert img.std() > 0.05                                   # a picture, not a flat field
     assert np.abs(img[0] - img[1]).mean() > 0.01              # different latents, different pictures
-    assert (MODELS_DIR / "gan.pt").stat().st_size < 8e6
+    assert runner.size == SHIPPED_SIZE and (MODELS_DIR / "gan.pt").stat().st_size < 8e6
 
 
 def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_an_unheard_sound():
@@ -247,7 +251,7 @@ def test_two_gans_and_an_autoencoder_follow_the_music(registry, write_patch, tmp
     _, z2 = series(out, "z2")                                  # the code drives the second GAN
     assert np.linalg.norm(np.diff(z2, axis=0), axis=1).sum() > 1.0
     images = rt.runner.nodes["g1"].out["out"], rt.runner.nodes["g2"].out["out"]
-    assert all(im.shape == (64, 64, 3) for im in images)
+    assert all(im.shape == (SHIPPED_SIZE, SHIPPED_SIZE, 3) for im in images)
 
 
 def runners(path, registry):
@@ -413,7 +417,7 @@ def test_a_retrained_model_file_is_picked_up_live(registry, write_patch, tmp_pat
     th.start()
     try:
         assert wait_for(lambda: rt.frames > 10, 20)
-        assert rt.runner.nodes["g"].out["out"].shape == (64, 64, 3)
+        assert rt.runner.nodes["g"].out["out"].shape == (SHIPPED_SIZE, SHIPPED_SIZE, 3)
         tiny_gan(squiggles, tmp_path / "new.pt")
         (tmp_path / "new.pt").replace(weights)                  # saved in place, as training does
         assert wait_for(lambda: rt.runner.nodes["g"].out["out"].shape == (16, 16, 3), 20)
