@@ -23,6 +23,8 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec2 at = vec2(0.06 + 0.88 * (position.x + 1.0) * 0.5, 0.09 + 0.82 * (position.y + 1.0) * 0.5);
     vec2 d = (uv - at) * vec2(map_size.y > 0.0 ? map_size.x / map_size.y : 1.0, 1.0);
     float r = length(d);
+    // The neighbourhood of the new chunk (the chunks it sounds like) lights up with it.
+    col *= 1.0 + chunk * (0.25 + 1.2 * exp(-r * r * 25.0));
     float radius = 0.02 + 0.18 * (1.0 - chunk);
     col += vec3(1.0, 0.95, 0.85) * smoothstep(0.01, 0.0, abs(r - radius)) * chunk * 0.9;
     col += vec3(1.0) * exp(-r * r * 900.0) * chunk;

@@ -33,7 +33,7 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec3 ground = palette(tint + 0.5) * (0.05 + 0.12 * level) * (1.1 - r);
     // Everything new is composited with max(), never added onto the trail, so the
     // feedback cannot build up to white.
-    vec3 fresh = col * ring * (0.7 + 0.6 * level) + col * flare * 0.9 + ground
+    vec3 fresh = col * ring * (0.35 + 0.9 * level) + col * flare * 0.9 + ground
                  + palette(tint + 0.25) * beat * 0.22;
     fragColor = vec4(max(trail, fresh), 1.0);
 }

@@ -90,7 +90,7 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
         vec3 land = mix(vec3(0.08, 0.35, 0.3), vec3(0.95, 0.45, 0.2), b);
         land = mix(land, vec3(0.3, 0.2, 0.5), smoothstep(0.0, 0.6, h));
         float light = 0.35 + 0.65 * clamp(dot(n, normalize(vec3(0.4, 0.8, -0.3))), 0.0, 1.0);
-        col = land * light * (0.8 + 0.5 * beat);
+        col = land * light * (0.8 + 0.5 * beat + 0.3 * onset);
         col = mix(col, sky, smoothstep(0.25, 1.0, k));           // distance haze
     }
     // The hands glow where they are.
