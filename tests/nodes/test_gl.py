@@ -210,9 +210,9 @@ nodes:
   z:   {type: ml.latent, params: {dim: 64, speed: 0}}
   gan: {type: ml.gan, in: {value: z}}
   sh:  {type: gl.image, in: {image: gan}}
-  win: {type: gl.window, params: {size: [64, 64]}, in: {image: sh}}
+  win: {type: gl.window, params: {size: [128, 128]}, in: {image: sh}}
 """)
-    frames, rt = frames_of(path, registry, duration=0.3)
+    frames, rt = frames_of(path, registry, duration=0.3)          # the window at the GAN's size
     img = rt.runner.nodes["gan"].out["out"]
     expected = (np.clip(img, 0, 1) * 255 + 0.5).astype(np.uint8)
     assert np.abs(frames[-1].astype(int) - expected).max() <= 1    # upright, same pixels
