@@ -49,6 +49,14 @@ for line in sys.stdin:
 """
 
 
+def connected(jack, port: str) -> bool:
+    """Whether JACK shows ``port`` connected to anything (jack_lsp -c)."""
+    out = subprocess.run(["jack_lsp", "-c"], env=jack.env, capture_output=True, text=True, timeout=10).stdout
+    lines = out.splitlines()
+    return any(line == port and i + 1 < len(lines) and lines[i + 1].startswith("   ")
+               for i, line in enumerate(lines))
+
+
 class Controller:
     def __init__(self, env: dict) -> None:
         self.proc = subprocess.Popen([sys.executable, "-c", CONTROLLER], env=env, cwd=ROOT, text=True,
@@ -84,6 +92,7 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
         return [r for r in rows(out) if r["name"] == name]
     try:
         assert wait_for(lambda: "MIDI input 'RtMidiOut Client:nanoPAD" in "".join(eng.log), 10), eng.log
+        assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)   # JACK has wired it
         pad.do("play")
         assert wait_for(lambda: named("kick") and named("program") and len(named("beat")) >= 5, 10), (
             [(r["name"], round(r["t"], 3), r["value"]) for r in rows(out)][-20:])
@@ -101,6 +110,7 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
         assert wait_for(lambda: "MIDI input 'RtMidiOut Client:nanoPAD' is gone" in "".join(eng.log), 10)
         pad.do("plug")
         assert wait_for(lambda: "is back" in "".join(eng.log), 10), eng.log
+        assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)
         kicks = len(named("kick"))
         pad.do("kick")
         assert wait_for(lambda: len(named("kick")) == kicks + 1, 10)
