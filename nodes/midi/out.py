@@ -151,4 +151,8 @@ class MidiOut(Node):
 
             for _, n in self.offs:
                 self._send(mido.Message("note_off", channel=self.p.channel - 1, note=n, velocity=0))
+            if self.sent and self.port.port is not None:
+                # JACK sends what was written in its next cycles; a port closed at once
+                # would drop the stop and the note-offs.
+                time.sleep(0.05)
             self.port.close()
