@@ -77,15 +77,15 @@ ip link add tg0 type veth peer name tg1
 ip addr add 10.99.0.1/24 dev tg0
 ip link set tg0 up
 ip route add 224.0.0.0/4 dev tg0
-unshare -n sh -c 'ip link set lo up
+unshare -n sh -c 'ip link set lo up; touch "$DIR/ns-ready"
   while ! ip link show tg1 >/dev/null 2>&1; do sleep 0.05; done
   ip addr add 10.99.0.2/24 dev tg1; ip link set tg1 up; ip route add 224.0.0.0/4 dev tg1
   while [ ! -e "$DIR/go" ]; do sleep 0.05; done
   cd "$ROOT" && "$PY" -m engine.cli run "$DIR/patch.yaml" --headless --no-osc --duration 3 2> "$DIR/engine.log"
   touch "$DIR/done"' &
 B=$!
-while ! pgrep -P $B >/dev/null; do sleep 0.05; done
-ip link set tg1 netns $(pgrep -P $B -n)
+while [ ! -e "$DIR/ns-ready" ]; do sleep 0.05; done
+ip link set tg1 netns $B        # unshare runs the shell itself: $B is in the new namespace
 runuser -u nobody -- olad -c "$DIR/ola" --http-port 9191 --rpc-port 9192 --no-register-with-dns-sd -l 1 &
 OLA=$!
 until curl -s localhost:9191/json/universe_plugin_list >/dev/null; do sleep 0.1; done
