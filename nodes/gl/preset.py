@@ -165,11 +165,12 @@ class Preset(Shader):
     def setup(self) -> None:
         super().setup()       # the shader's state; its source is set from the preset below
         self.preset_path = self.ctx.resolve_input(self.p.path)
-        self.preset_stamp = os.stat(self.preset_path).st_mtime_ns
+        self.file_stamps: dict[str, int] = {}
+        self._saved(self.preset_path, "preset")
         self.preset = read_preset(self.preset_path)
         self.mapping_path = self.ctx.resolve_input(self.p.mapping) if self.p.mapping else None
         if self.mapping_path is not None:
-            self.mapping_stamp = os.stat(self.mapping_path).st_mtime_ns
+            self._saved(self.mapping_path, "mapping")
             self.preset["update"] = read_mapping(self.mapping_path)
         self.mapped: dict[str, float] = {}       # the value of each parameter now
         self.next_update: dict[str, float] = {}
@@ -187,14 +188,21 @@ class Preset(Shader):
             return []
         return [self.preset_path, self.path] + ([self.mapping_path] if self.mapping_path else [])
 
-    def _poll_mapping(self) -> None:
+    def _saved(self, path: Path, key: str) -> bool:
+        """Whether ``path`` was saved since the last look (a file being written is
+        looked at again next frame)."""
         try:
-            stamp = os.stat(self.mapping_path).st_mtime_ns
+            stamp = os.stat(path).st_mtime_ns
         except OSError:
+            return False
+        if stamp == self.file_stamps.get(key):
+            return False
+        self.file_stamps[key] = stamp
+        return True
+
+    def _poll_mapping(self) -> None:
+        if not self._saved(self.mapping_path, "mapping"):
             return
-        if stamp == self.mapping_stamp:
-            return
-        self.mapping_stamp = stamp
         try:
             update = read_mapping(self.mapping_path)
         except PresetError as exc:
@@ -205,13 +213,8 @@ class Preset(Shader):
         log.info("%s: parameters reloaded", display_path(self.mapping_path))
 
     def _poll_preset(self) -> None:
-        try:
-            stamp = os.stat(self.preset_path).st_mtime_ns
-        except OSError:
-            return                           # being saved: look again next frame
-        if stamp == self.preset_stamp:
+        if not self._saved(self.preset_path, "preset"):
             return
-        self.preset_stamp = stamp
         try:
             doc = read_preset(self.preset_path)
         except PresetError as exc:

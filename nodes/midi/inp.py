@@ -24,7 +24,6 @@ import numpy as np
 
 from engine import params as P
 from engine import ports
-from engine.errors import NodeError
 from engine.node import Node, Tick
 from engine.ports import Event, Port as OutPort
 
@@ -112,16 +111,7 @@ class MidiIn(Node):
         self.out["cc"] = self.cc.copy()
         self.by_note = {int(n): name for name, n in _names_of(self.p.note_names).items()}
         self.by_cc = {int(n): name for name, n in _names_of(self.p.controls).items()}
-        self.port = midiports.Port(self.id, "input", self.p.port, self.p.api, self.p.virtual,
-                                   callback=self._arrived)
-        if self.ctx.offline:
-            log.warning("node '%s': MIDI input is live; an offline run hears none", self.id)
-            return
-        try:
-            self.port.open()
-        except OSError as exc:
-            raise NodeError(self.id, str(exc)) from None
-        log.info("node '%s': MIDI input '%s'", self.id, self.port.opened_name)
+        self.port = midiports.open_for(self, "input", callback=self._arrived)
 
     def _arrived(self, msg) -> None:
         """rtmidi's thread: stamp and queue (no work here)."""

@@ -18,7 +18,6 @@ import time
 
 from engine import params as P
 from engine import ports
-from engine.errors import NodeError
 from engine.node import Node, Tick
 from engine.ports import PortType
 
@@ -70,15 +69,7 @@ class MidiOut(Node):
         self.bpm = 0.0
         self.stop_clock = threading.Event()
         self.clock_thread: threading.Thread | None = None
-        self.port = midiports.Port(self.id, "output", self.p.port, self.p.api, self.p.virtual)
-        if self.ctx.offline:
-            log.warning("node '%s': MIDI output is live; an offline run sends none", self.id)
-            return
-        try:
-            self.port.open()
-        except OSError as exc:
-            raise NodeError(self.id, str(exc)) from None
-        log.info("node '%s': MIDI output '%s'", self.id, self.port.opened_name)
+        self.port = midiports.open_for(self, "output")
 
     def _send(self, msg) -> None:
         if self.port.send(msg):

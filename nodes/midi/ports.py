@@ -59,6 +59,25 @@ def backend(api: str):
     raise OSError("no MIDI system answers (" + "; ".join(tried) + ")")
 
 
+def open_for(node, kind: str, callback=None) -> "Port":
+    """The port of a midi.in or midi.out node (its port, api and virtual params), open;
+    in an offline run it stays closed (MIDI is live only).  Raises NodeError."""
+    from engine.errors import NodeError
+
+    p = node.p
+    port = Port(node.id, kind, p.port, p.api, p.virtual, callback=callback)
+    if node.ctx.offline:
+        log.warning("node '%s': MIDI %s is live; an offline run %s none", node.id, kind,
+                    "hears" if kind == "input" else "sends")
+        return port
+    try:
+        port.open()
+    except OSError as exc:
+        raise NodeError(node.id, str(exc)) from None
+    log.info("node '%s': MIDI %s '%s'", node.id, kind, port.opened_name)
+    return port
+
+
 class Port:
     """One input or output port of a node, reopened when it comes back."""
 
@@ -90,8 +109,9 @@ class Port:
             with _quiet():
                 cls = rtmidi.MidiIn if self.kind == "input" else rtmidi.MidiOut
                 self.scanner = cls(api.get(self.backend.api, rtmidi.API_UNSPECIFIED), name="tonegraph scan")
-        with _quiet():
-            return list(self.scanner.get_ports())
+        # Listing is quiet by itself; only making a client prints (and only then is the
+        # process's stderr, shared by every thread, briefly silenced).
+        return list(self.scanner.get_ports())
 
     def _open(self) -> None:
         b = self.backend

@@ -486,7 +486,7 @@ def test_oscquery_bounds_its_threads_and_drops_silent_clients(capfd):
 
 
 ZEROCONF_PROBE = r"""
-import json, socket, sys, time
+import json, socket, sys, threading
 from zeroconf import IPVersion, ServiceBrowser, Zeroconf
 from pythonoscquery.osc_query_client import OSCQueryClient
 from tests.osc_peers import Engine
@@ -495,16 +495,17 @@ patch, host = sys.argv[1], sys.argv[2]
 eng = Engine(patch, "--osc-host", host)
 zc = Zeroconf(interfaces=["127.0.0.1"], ip_version=IPVersion.V4Only)
 found = {}
+both = threading.Event()
 
 class Listener:
     def add_service(self, z, kind, name):
         found[kind] = z.get_service_info(kind, name, timeout=3000)
+        if len(found) == 2:
+            both.set()
     update_service = remove_service = lambda *a: None
 
 browsers = [ServiceBrowser(zc, k, Listener()) for k in ("_oscjson._tcp.local.", "_osc._udp.local.")]
-deadline = time.monotonic() + float(sys.argv[3])
-while len(found) < 2 and time.monotonic() < deadline:
-    time.sleep(0.05)
+both.wait(float(sys.argv[3]))                 # both services found, or the deadline
 out = {"osc_port": eng.port, "query_port": eng.query_port,
        "found": {k: v.port for k, v in found.items() if v}}
 info = found.get("_oscjson._tcp.local.")
