@@ -185,7 +185,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_synth(args: argparse.Namespace) -> int:
     import soundfile as sf
 
-    from nodes.audio.synth import render_groove
+    from tonegraph.nodes.audio.synth import render_groove
 
     samples, hits, beats = render_groove(args.samplerate, args.bpm, args.bars, args.seed)
     try:
@@ -266,10 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=seed, default=1)
     p.set_defaults(func=cmd_synth)
 
-    from nodes.ml.commands import add_parsers as add_ml_parsers
+    from tonegraph.nodes.ml.commands import add_parsers as add_ml_parsers
 
     add_ml_parsers(sub, with_nodes_path)
-    from nodes.gl.commands import add_parsers as add_gl_parsers
+    from tonegraph.nodes.gl.commands import add_parsers as add_gl_parsers
 
     add_gl_parsers(sub, with_nodes_path)
 

@@ -115,7 +115,7 @@ class Registry:
 def default_registry(nodes_paths: list[Path] | tuple[Path, ...] = (), plugins: bool = True) -> Registry:
     """The built-in node types, plus plugins and extra folders."""
     reg = Registry()
-    reg.add_package("nodes")
+    reg.add_package("tonegraph.nodes")
     if plugins:
         reg.add_entry_points()
     for folder in nodes_paths:

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from engine.graph import load_graph
-from engine.node import Context, Node, Tick
-from engine.ports import PortType
-from engine.registry import Registry, default_registry
-from engine.runtime import Runtime
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Context, Node, Tick
+from tonegraph.engine.ports import PortType
+from tonegraph.engine.registry import Registry, default_registry
+from tonegraph.engine.runtime import Runtime
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -44,8 +44,8 @@ def load_ok(path: Path, registry: Registry):
 
 def make_runner(graph, registry: Registry, batching: bool = True):
     """A graph's runner, configured on an offline context, for a test to tick by hand."""
-    from engine.plan import make_plan
-    from engine.runner import build
+    from tonegraph.engine.plan import make_plan
+    from tonegraph.engine.runner import build
 
     return build(make_plan(graph, registry, batching=batching), registry,
                  graph.spec.context(offline=True))
@@ -61,7 +61,7 @@ def run_offline(path: Path, registry: Registry, duration: float, **kw) -> Runtim
 def tonegraph(*args: str, cwd: Path | None = None, timeout: float = 120,
               **kw: Any) -> subprocess.CompletedProcess:
     """Run the real command line in a subprocess."""
-    return subprocess.run([sys.executable, "-m", "engine.cli", *args], cwd=cwd or ROOT,
+    return subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", *args], cwd=cwd or ROOT,
                           capture_output=True, text=True, timeout=timeout, **kw)
 
 

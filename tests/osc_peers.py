@@ -62,7 +62,7 @@ class OscDump:
         marker sent after it comes out last (loopback delivers in order)."""
         self._syncs += 1
         marker = f"/sync/{self._syncs}"
-        from engine.osc import encode
+        from tonegraph.engine.osc import encode
 
         deadline = time.monotonic() + timeout
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -158,7 +158,7 @@ class Engine:
 
     def __init__(self, patch, *extra: str, seconds: float = 30, env: dict | None = None) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli", "run", str(patch), "--headless", "--duration",
+            [sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless", "--duration",
              str(seconds), "--osc-port", "0", "--oscquery-port", "0", *extra],
             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
@@ -202,7 +202,7 @@ class Engine:
 
     def ask(self, packet: bytes, timeout: float = 10.0) -> list:
         """Send a packet from a socket of its own; the messages it gets back (OSC replies)."""
-        from engine.osc import encode
+        from tonegraph.engine.osc import encode
 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))

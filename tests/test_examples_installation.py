@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 import shlex
 
-from engine.cli import build_parser
+from tonegraph.engine.cli import build_parser
 
 from .conftest import ROOT
 

@@ -12,7 +12,7 @@ EXAMPLES = sorted((ROOT / "examples" / "osc").glob("*.yaml"))
 
 
 def test_one_example_per_profile():
-    from nodes.osc.profiles import PROFILES
+    from tonegraph.nodes.osc.profiles import PROFILES
 
     assert {p.stem for p in EXAMPLES} == set(PROFILES)
 
@@ -28,9 +28,9 @@ def test_example_runs_with_no_receiver(path: Path, registry):
 def test_no_shipped_patch_sends_to_the_engines_own_control_port(registry):
     """A receiver started as the examples say must not collide with tonegraph's own OSC
     listener (port 9000 by default)."""
-    from engine.cli import build_parser
-    from engine.graph import load_graph
-    from nodes.osc.profiles import PROFILES
+    from tonegraph.engine.cli import build_parser
+    from tonegraph.engine.graph import load_graph
+    from tonegraph.nodes.osc.profiles import PROFILES
 
     control = build_parser().parse_args(["run", "x.yaml"]).osc_port
     patches = EXAMPLES + sorted((ROOT / "graphs").glob("*.yaml"))

@@ -12,7 +12,7 @@ import threading
 import numpy as np
 import pytest
 
-from engine.runtime import OscOptions, Runtime
+from tonegraph.engine.runtime import OscOptions, Runtime
 
 from .conftest import ROOT, load_ok, tonegraph, wait_for
 
@@ -21,7 +21,7 @@ GRAPHS = ROOT / "graphs"
 
 def run_patch(name, registry, duration, sets=(), size=(160, 90), **kw):
     """Run a seed patch offline, its window at a small size; returns (frames, runtime)."""
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     graph, errors = load_graph(GRAPHS / name, registry, [f"out.size=[{size[0]}, {size[1]}]", *sets])
     assert not errors, errors
@@ -73,7 +73,7 @@ def test_seed_002_code_drives_the_preset_and_is_exported(registry, tmp_path):
     assert np.count_nonzero(np.diff(swirl)) < 40
     import soundfile as sf
 
-    from nodes.audio.synth import render_groove
+    from tonegraph.nodes.audio.synth import render_groove
     from tests.looks import metrics
 
     x, sr = sf.read(str(GRAPHS / "media" / "groove.flac"), dtype="float32")
@@ -94,7 +94,7 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
         assert frames[-30:].std() > 5, name                          # a picture, not black
     folder = tmp_path / "show"
     shutil.copytree(GRAPHS / "presets", folder / "presets")
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     patch = folder / "p.yaml"
     patch.write_text("nodes:\n  p: {type: gl.preset, params: {path: presets/rings.json}}\n"
@@ -107,7 +107,7 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
 def test_seed_002_a_separate_parameters_file_replaces_the_presets_update(registry, tmp_path):
     import shutil
 
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     folder = tmp_path / "show"
     shutil.copytree(GRAPHS / "presets", folder / "presets")
@@ -134,7 +134,7 @@ def test_seed_002_a_separate_parameters_file_replaces_the_presets_update(registr
 
 
 def test_seed_001_louder_music_moves_the_image_more_and_every_beat_kicks_it(registry):
-    from nodes.audio.synth import render_groove
+    from tonegraph.nodes.audio.synth import render_groove
     from tests.looks import metrics
 
     frames, rt = run_patch("seed-001-audio-to-image.yaml", registry, 16.0, size=(96, 54))
@@ -255,7 +255,7 @@ def test_seed_003_analyze_maps_the_song_and_live_chunks_land_near_themselves(reg
 
 
 def test_seed_003_live_placement_matches_the_analysis(tmp_path):
-    from nodes.ml.chunks import Chunker, load_map, place, read_mono
+    from tonegraph.nodes.ml.chunks import Chunker, load_map, place, read_mono
 
     doc = load_map(GRAPHS / "media" / "groove-map.json")
     x = read_mono(GRAPHS / "media" / "groove.flac")
@@ -280,7 +280,7 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
     desk = OscDump()
     for k, v in jack.env.items():
         monkeypatch.setenv(k, v)
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     graph, errors = load_graph(GRAPHS / "seed-000-live-world.yaml", registry,
                                ["out.size=[160, 90]", "mic.device=system", f"desk.port={desk.port}",

@@ -10,10 +10,10 @@ import os
 import resource
 import socket
 
-from engine import params as P
-from engine.node import Node, Tick
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from .conftest import ROOT, load_ok
 

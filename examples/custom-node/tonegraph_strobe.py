@@ -4,9 +4,9 @@ An example of a node type shipped as its own package: `pip install .` here, and
 `tonegraph nodes` lists fx.strobe through the `tonegraph.nodes` entry point.
 """
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 
 class Strobe(Node):

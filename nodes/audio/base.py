@@ -6,8 +6,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 from .dsp import mono
 

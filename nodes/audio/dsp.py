@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from engine.ports import AudioBlock
+from tonegraph.engine.ports import AudioBlock
 
 WINDOWS = ("hanning", "hanningz", "hamming", "blackman", "blackmanharris", "gaussian",
            "welch", "parzen", "rectangle")

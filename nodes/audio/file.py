@@ -15,11 +15,11 @@ import time
 import numpy as np
 import soundfile as sf
 
-from engine import params as P
-from engine import ports
-from engine.errors import NodeError
-from engine.node import Node, Tick
-from engine.ports import AudioBlock
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import NodeError
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import AudioBlock
 
 from .dsp import pick_channels
 

@@ -31,10 +31,10 @@ import time
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.ports import AudioBlock
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import AudioBlock
 
 from . import devhost
 from .dsp import pick_channels
@@ -130,7 +130,7 @@ class AudioInput(Node):
 
     def _spawn(self) -> None:
         p = self.p
-        args = [sys.executable, "-m", "nodes.audio.devhost", p.device, str(p.channels),
+        args = [sys.executable, "-m", "tonegraph.nodes.audio.devhost", p.device, str(p.channels),
                 str(self.ctx.samplerate), str(p.blocksize or self.ctx.hop), p.latency]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(
             [str(_package_root()), os.environ.get("PYTHONPATH", "")])}

@@ -6,9 +6,9 @@ import math
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
 from .base import Analyzer
 from .dsp import db

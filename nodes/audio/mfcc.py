@@ -5,9 +5,9 @@ from __future__ import annotations
 import aubio
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
 from .base import Analyzer
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import aubio
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
-from engine.ports import Event
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
+from tonegraph.engine.ports import Event
 
 from .base import Analyzer
 

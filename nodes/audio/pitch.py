@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import aubio
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
 from .base import Analyzer
 from .dsp import midi_of

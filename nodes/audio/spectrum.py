@@ -14,9 +14,9 @@ import math
 import aubio
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
 from .base import Analyzer
 from .dsp import WINDOWS, bin_ranges, centroid, log_band_edges

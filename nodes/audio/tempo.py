@@ -12,10 +12,10 @@ import statistics
 
 import aubio
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
-from engine.ports import Event
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
+from tonegraph.engine.ports import Event
 
 from .base import Analyzer
 

@@ -10,9 +10,9 @@ seconds; with one, it lasts while the gate is above 0.5.
 
 from __future__ import annotations
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 IDLE, ATTACK, DECAY, SUSTAIN, RELEASE = range(5)
 STAGE_NAMES = ("idle", "attack", "decay", "sustain", "release")

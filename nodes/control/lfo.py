@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import zlib
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 SHAPES = ("sine", "triangle", "saw", "square", "random-smooth")
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import math
 
-from engine import params as P
-from engine import ports
-from engine.expr import ExprError, compile_expr
-from engine.node import Node, Tick
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.expr import ExprError, compile_expr
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import PortType
 
 OPS = ("add", "multiply", "min", "max", "mix", "expr")
 

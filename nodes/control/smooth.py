@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import math
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 from .curves import one_pole_coeff
 

@@ -23,11 +23,11 @@ import re
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.errors import NodeError, display_path
-from engine.node import Node, Tick
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import NodeError, display_path
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import PortType
 
 from . import fixtures as fx
 

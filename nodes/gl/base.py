@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from engine import params as P
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine.node import Node, Tick
 
 SIZE = P.numbers([1280, 720], "Width and height of what the node draws.", length=2, unit="px",
                  min=1, max=16384, restart=True)

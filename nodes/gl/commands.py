@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from engine.args import add_mkdir, number, whole
+from tonegraph.engine.args import add_mkdir, number, whole
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -46,7 +46,7 @@ def add_parsers(sub, with_nodes_path) -> None:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from engine.registry import default_registry
+    from tonegraph.engine.registry import default_registry
 
     from .render import render
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.errors import NodeError, display_path
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import NodeError, display_path
+from tonegraph.engine.node import Tick
 
 from .base import GLNode
 

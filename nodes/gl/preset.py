@@ -39,11 +39,11 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.errors import display_path
-from engine.node import Tick
-from nodes.control.curves import quantise
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import display_path
+from tonegraph.engine.node import Tick
+from tonegraph.nodes.control.curves import quantise
 
 from .shader import Shader
 

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.errors import TonegraphError, display_path
-from engine.graph import load_graph
-from engine.registry import Registry
-from engine.runtime import Runtime
+from tonegraph.engine.errors import TonegraphError, display_path
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.registry import Registry
+from tonegraph.engine.runtime import Runtime
 
 
 class RenderError(TonegraphError):

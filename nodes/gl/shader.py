@@ -33,12 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.errors import display_path
-from engine.node import Tick
-from engine.ports import PortType
-from nodes.audio.dsp import mono
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import display_path
+from tonegraph.engine.node import Tick
+from tonegraph.engine.ports import PortType
+from tonegraph.nodes.audio.dsp import mono
 
 from .base import CANVAS_SIZE, GLNode, canvas
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import PortType
 
 from .values import short
 

@@ -25,10 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import PortType
 
 from .values import plain
 

@@ -22,10 +22,10 @@ import time
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.ports import Event, Port as OutPort
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import Event, Port as OutPort
 
 from . import ports as midiports
 

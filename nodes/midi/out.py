@@ -16,10 +16,10 @@ import math
 import threading
 import time
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import PortType
 
 from . import ports as midiports
 from .inp import NAME_RE, _names_of, check_names

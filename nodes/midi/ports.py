@@ -62,7 +62,7 @@ def backend(api: str):
 def open_for(node, kind: str, callback=None) -> "Port":
     """The port of a midi.in or midi.out node (its port, api and virtual params), open;
     in an offline run it stays closed (MIDI is live only).  Raises NodeError."""
-    from engine.errors import NodeError
+    from tonegraph.engine.errors import NodeError
 
     p = node.p
     port = Port(node.id, kind, p.port, p.api, p.virtual, callback=callback)

@@ -25,11 +25,11 @@ from collections import deque
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
-from nodes.audio.dsp import mono
+from tonegraph.nodes.audio.dsp import mono
 
 from .base import MODEL_PARAMS, ModelNode
 from .frontend import MelFrontEnd

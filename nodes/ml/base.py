@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import ClassVar
 
-from engine import params as P
-from engine.batch import Batched
-from engine.errors import NodeError, display_path
+from tonegraph.engine import params as P
+from tonegraph.engine.batch import Batched
+from tonegraph.engine.errors import NodeError, display_path
 
 #: The shipped weights (made by the commands in the README).
 MODELS_DIR = Path(__file__).parent / "models"

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.errors import NodeError, display_path
-from engine.node import Node, Tick
-from engine.ports import Event
-from nodes.audio.dsp import mono
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import NodeError, display_path
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import Event
+from tonegraph.nodes.audio.dsp import mono
 
 
 class ChunkMap(Node):

@@ -17,7 +17,7 @@ from types import SimpleNamespace
 import aubio
 import numpy as np
 
-from nodes.audio.onset import Onset, apply_onset_params
+from tonegraph.nodes.audio.onset import Onset, apply_onset_params
 
 SAMPLERATE = 22050
 HOP = 512

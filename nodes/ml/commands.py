@@ -8,7 +8,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from engine.args import add_mkdir, number, samplerate, seed, whole
+from tonegraph.engine.args import add_mkdir, number, samplerate, seed, whole
 
 _POS = whole(1, 1_000_000)
 

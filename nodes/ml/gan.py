@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import ports
-from engine.node import Tick
+from tonegraph.engine import ports
+from tonegraph.engine.node import Tick
 
 from .base import MODEL_PARAMS, ModelNode
 from .latent import WALK_INPUTS, WALK_PARAMS, Walk, fit

@@ -26,9 +26,9 @@ import math
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nodes.audio.synth import Timbre, render_groove
+from tonegraph.nodes.audio.synth import Timbre, render_groove
 
 #: Share of each kind of clip, in the order drawn.
 KINDS = (("groove", 0.35), ("mix", 0.25), ("noise", 0.1), ("tones", 0.12), ("hits", 0.08),

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.osc.pattern import compile_pattern
-from engine.ports import Event, Port
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.osc.pattern import compile_pattern
+from tonegraph.engine.ports import Event, Port
 
 TYPES = {"number": ports.number, "vector": ports.vector, "event": ports.event, "text": ports.text}
 

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
-from engine.osc import encode
-from engine.osc.transport import parse_destination
-from engine.ports import PortType
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.osc import encode
+from tonegraph.engine.osc.transport import parse_destination
+from tonegraph.engine.ports import PortType
 
 from .profiles import PROFILES
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.node import Node, Tick
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
 
 JOINTS = ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder",
           "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip",

@@ -27,11 +27,11 @@ import math
 import threading
 import time
 
-from engine import params as P
-from engine import ports
-from engine.errors import NodeError
-from engine.node import Node, Tick
-from engine.ports import Event
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.errors import NodeError
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.ports import Event
 
 log = logging.getLogger("tonegraph.sync")
 

@@ -19,12 +19,12 @@ from pathlib import Path
 import aubio
 import soundfile as sf
 
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Node, Tick
-from engine.registry import default_registry
-from engine.runtime import Runtime
-from nodes.audio.synth import render_groove
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
+from tonegraph.nodes.audio.synth import render_groove
 
 from .common import best_of, percentile, quick, table
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.plan import make_plan
-from engine.runner import Runner, build
-from engine.graph import load_graph
-from engine.node import Tick
-from engine.registry import default_registry
-from nodes.ml import models
-from nodes.ml.frontend import DEFAULT as FRONT
-from nodes.ml.models import pick_device
+from tonegraph.engine.plan import make_plan
+from tonegraph.engine.runner import Runner, build
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.nodes.ml import models
+from tonegraph.nodes.ml.frontend import DEFAULT as FRONT
+from tonegraph.nodes.ml.models import pick_device
 
 from .common import quick, table
 
@@ -176,7 +176,7 @@ def realtime_patch(all_cores: bool = False) -> list[str]:
     where it takes every core (as OMP_NUM_THREADS does)."""
     import os
 
-    from engine.runtime import Runtime
+    from tonegraph.engine.runtime import Runtime
 
     from .common import percentile
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from engine.clock import TickClock
+from tonegraph.engine.clock import TickClock
 
 from .common import busy_core, percentile, quick, table
 

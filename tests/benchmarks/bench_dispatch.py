@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 import tempfile
 
-from engine.graph import load_graph
-from engine.node import Context, Tick
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Context, Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from .common import best_of, quick, table
 

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from engine import params as P
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Node, Tick
-from engine.osc import encode
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.osc import encode
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from .common import percentile, quick, table
 
@@ -322,7 +322,7 @@ def recovery(rounds: int) -> dict:
             with tempfile.TemporaryDirectory() as d:
                 path = Path(d) / "recover.yaml"
                 path.write_text(RECOVER.format(port=desk.port, retry=1.0))
-                proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path),
+                proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(path),
                                          "--headless", "--duration", "60", "--no-osc"], cwd=ROOT,
                                         env=server.env, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.DEVNULL)

@@ -19,13 +19,13 @@ import threading
 import time
 from pathlib import Path
 
-from engine import params as P
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Node, Tick
-from engine.osc import encode
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.osc import encode
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from .common import percentile, quick, table
 

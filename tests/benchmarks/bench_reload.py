@@ -16,9 +16,9 @@ import threading
 import time
 from pathlib import Path
 
-from engine.graph import load_graph
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from .common import percentile, quick, table
 

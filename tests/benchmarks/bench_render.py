@@ -11,10 +11,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from engine.graph import load_graph
-from engine.registry import default_registry
-from engine.runtime import Runtime
-from nodes.gl.render import render
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
+from tonegraph.nodes.gl.render import render
 
 from .common import quick, table
 

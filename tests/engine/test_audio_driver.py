@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import params as P
-from engine import ports
-from engine.audio import REANCHOR, AudioDriver
-from engine.clock import FakeClock
-from engine.node import Node, Tick
-from engine.plan import CONTROL
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.audio import REANCHOR, AudioDriver
+from tonegraph.engine.clock import FakeClock
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.plan import CONTROL
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from ..conftest import load_ok
 
@@ -135,9 +135,9 @@ def test_clock_drift_is_taken_up_without_a_jump(live):
 def test_a_stale_backlog_is_dropped_once_reported(caplog):
     """Sound that piled up in the pipe while the engine stood still: the newest hop is
     kept, the rest dropped and said once."""
-    from engine.node import Context
-    from nodes.audio import devhost
-    from nodes.audio.input import AudioInput
+    from tonegraph.engine.node import Context
+    from tonegraph.nodes.audio import devhost
+    from tonegraph.nodes.audio.input import AudioInput
 
     node = AudioInput("mic", {}, Context(samplerate=48000, hop=256, offline=True))
     node.configure()

@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import params as P
-from engine import ports
-from engine.batch import Batched
-from engine.node import Tick
-from engine.registry import default_registry
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.batch import Batched
+from tonegraph.engine.node import Tick
+from tonegraph.engine.registry import default_registry
 
 from ..conftest import load_ok, make_runner
 

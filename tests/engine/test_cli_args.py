@@ -7,7 +7,7 @@ import argparse
 
 import pytest
 
-from engine import cli
+from tonegraph.engine import cli
 
 from ..conftest import ROOT, tonegraph
 
@@ -110,7 +110,7 @@ def test_every_command_takes_nodes_path_and_every_number_is_checked():
 def test_one_version_and_a_licence():
     from importlib.metadata import metadata, version
 
-    import engine
+    from tonegraph import engine
 
     assert version("tonegraph") == engine.__version__
     assert "version" in (ROOT / "pyproject.toml").read_text().split("dynamic = ")[1].split("\n")[0]
@@ -125,7 +125,7 @@ import sys
 for m in ("torch", "pyglet", "sklearn", "matplotlib", "imageio_ffmpeg", "PIL", "aalink", "mido",
           "rtmidi", "sacn", "stupidArtnet"):
     sys.modules[m] = None
-from engine.cli import main
+from tonegraph.engine.cli import main
 try:
     code = main(sys.argv[1:])
 except SystemExit as exc:

@@ -97,11 +97,11 @@ def test_engine_and_plain_patches_never_import_torch(write_patch):
         """)
     code = (
         "import sys, runpy\n"
-        "import engine, engine.cli, engine.registry\n"
-        "engine.registry.default_registry()\n"
+        "from tonegraph.engine import cli, registry\n"
+        "registry.default_registry()\n"
         f"sys.argv = ['tonegraph', 'run', {str(path)!r}, '--offline', '--duration', '0.2']\n"
         "try:\n"
-        "    engine.cli.main(sys.argv[1:])\n"
+        "    cli.main(sys.argv[1:])\n"
         "finally:\n"
         "    print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
     )
@@ -120,7 +120,7 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
           rec: {{type: io.record, params: {{path: "{out}", flush: 100}}, in: {{x: lfo}}}}
           seen: {{type: io.record, params: {{path: "{out}.now", flush: 0}}, in: {{x: lfo}}}}
         """)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless"],
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(path), "--headless"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     now = out.with_name(out.name + ".now")
     # Real ticks have run (seen in a recorder that writes at once) before the signal.

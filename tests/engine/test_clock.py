@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.clock import FakeClock, TickClock
+from tonegraph.engine.clock import FakeClock, TickClock
 
 
 def test_deadlines_are_absolute_and_do_not_drift():

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from engine.expr import ExprError, compile_expr
+from tonegraph.engine.expr import ExprError, compile_expr
 
 
 @pytest.mark.parametrize("text,env,want", [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.graph import to_dot
+from tonegraph.engine.graph import to_dot
 
 from ..conftest import load_ok
 

@@ -14,13 +14,13 @@ import urllib.request
 
 import pytest
 
-from engine import params as P
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Node, Tick
-from engine.osc import encode
-from engine.registry import default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.osc import encode
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
 
 from ..conftest import ROOT, Watching, load_ok, rows, save, tonegraph, wait_for
 from ..osc_peers import Engine
@@ -289,7 +289,7 @@ class SlowDraw(Node):
 def test_lights_keep_their_rate_when_drawing_is_slow(write_patch):
     import socket
 
-    from engine.osc import encode
+    from tonegraph.engine.osc import encode
 
     reg = default_registry(plugins=False)
     reg.add(SlowDraw, __name__)

@@ -13,9 +13,9 @@ import urllib.request
 
 import pytest
 
-from engine.osc import encode
-from engine.osc.pattern import compile_pattern
-from engine.osc.server import OscServer
+from tonegraph.engine.osc import encode
+from tonegraph.engine.osc.pattern import compile_pattern
+from tonegraph.engine.osc.server import OscServer
 
 from ..conftest import rows, wait_for
 from ..netns import in_network_namespace
@@ -250,7 +250,7 @@ def test_python_oscquery_walks_the_whole_tree(write_patch, tmp_path):
 
 
 def test_host_info_names_an_address_a_client_can_send_to():
-    from engine.osc.query import OscQueryServer
+    from tonegraph.engine.osc.query import OscQueryServer
 
     everywhere = OscQueryServer(lambda: {}, "t", "0.0.0.0", 9000)
     assert everywhere.host_info("10.1.2.3")["OSC_IP"] == "10.1.2.3"       # the address it reached
@@ -305,9 +305,9 @@ class StubServer:
 
 
 def control_of(write_patch, registry):
-    from engine.clock import FakeClock
-    from engine.control import Control
-    from engine.runtime import Runtime
+    from tonegraph.engine.clock import FakeClock
+    from tonegraph.engine.control import Control
+    from tonegraph.engine.runtime import Runtime
 
     from ..conftest import load_ok
 
@@ -320,7 +320,7 @@ def control_of(write_patch, registry):
 
 
 def test_control_addresses_may_be_osc_patterns(write_patch, registry, monkeypatch, tmp_path):
-    from engine.osc.server import Incoming
+    from tonegraph.engine.osc.server import Incoming
 
     monkeypatch.chdir(tmp_path)
     control, server, clock, rt = control_of(write_patch, registry)
@@ -348,7 +348,7 @@ def test_control_addresses_may_be_osc_patterns(write_patch, registry, monkeypatc
 
 
 def test_listeners_hear_changes_made_by_others(write_patch, registry, monkeypatch, tmp_path):
-    from engine.osc.server import Incoming
+    from tonegraph.engine.osc.server import Incoming
 
     monkeypatch.chdir(tmp_path)
     control, server, clock, rt = control_of(write_patch, registry)
@@ -381,7 +381,7 @@ def test_listeners_hear_changes_made_by_others(write_patch, registry, monkeypatc
 
 def test_rejections_are_logged_once_per_address_cut_short_and_bounded(write_patch, registry,
                                                                       caplog, monkeypatch, tmp_path):
-    from engine.osc.server import Incoming
+    from tonegraph.engine.osc.server import Incoming
 
     monkeypatch.chdir(tmp_path)
     control, server, clock, rt = control_of(write_patch, registry)
@@ -452,7 +452,7 @@ def test_packets_python_osc_would_warn_about_are_counted_as_malformed(caplog):
 
 
 def test_oscquery_bounds_its_threads_and_drops_silent_clients(capfd):
-    from engine.osc import query
+    from tonegraph.engine.osc import query
 
     server = query.OscQueryServer(lambda: {}, "t", "127.0.0.1", 9000)
     server.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.graph import load_graph
+from tonegraph.engine.graph import load_graph
 
 from ..conftest import tonegraph
 

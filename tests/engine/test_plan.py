@@ -3,7 +3,7 @@ No node object, thread or clock is involved: make_plan is a pure function."""
 
 from __future__ import annotations
 
-from engine.plan import AUDIO, CONTROL, RENDER, make_plan
+from tonegraph.engine.plan import AUDIO, CONTROL, RENDER, make_plan
 
 from ..conftest import load_ok, tonegraph
 

@@ -7,13 +7,13 @@ import textwrap
 
 import pytest
 
-from engine.registry import Registry, RegistryError, default_registry
+from tonegraph.engine.registry import Registry, RegistryError, default_registry
 
 from ..conftest import ROOT, tonegraph
 
 PLUGIN = '''
-from engine import ports
-from engine.node import Node
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node
 
 
 class Sparkle(Node):
@@ -32,7 +32,7 @@ def test_builtin_families_are_registered(registry):
     for want in ("control.constant", "control.lfo", "control.map", "control.smooth",
                  "control.envelope", "control.trigger", "control.math", "io.print", "io.record"):
         assert want in names
-    assert registry.origin("control.lfo") == "nodes.control.lfo"
+    assert registry.origin("control.lfo") == "tonegraph.nodes.control.lfo"
 
 
 def test_entry_point_plugin_is_found(tmp_path):
@@ -77,7 +77,7 @@ def test_broken_and_clashing_node_modules_are_clear_errors(tmp_path):
     clash = tmp_path / "clash"
     clash.mkdir()
     (clash / "lfo.py").write_text(PLUGIN.replace("fx.sparkle", "control.lfo"))
-    with pytest.raises(RegistryError, match="'control.lfo' is already defined by nodes.control.lfo"):
+    with pytest.raises(RegistryError, match="'control.lfo' is already defined by tonegraph.nodes.control.lfo"):
         default_registry([clash], plugins=False)
     res = tonegraph("nodes", "--nodes-path", str(folder))
     assert res.returncode == 1 and "Traceback" not in res.stderr
@@ -85,7 +85,7 @@ def test_broken_and_clashing_node_modules_are_clear_errors(tmp_path):
 
 
 def test_type_name_must_have_family():
-    from engine.node import Node
+    from tonegraph.engine.node import Node
 
     class Bad(Node):
         type_name = "nofamily"

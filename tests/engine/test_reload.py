@@ -12,9 +12,9 @@ import threading
 
 import pytest
 
-from engine.graph import load_graph
-from engine.osc import encode
-from engine.runtime import Runtime
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.osc import encode
+from tonegraph.engine.runtime import Runtime
 
 from ..conftest import ROOT, Watching, rows, save, wait_for
 
@@ -134,7 +134,7 @@ nodes:
 def test_sighup_reloads_without_watching(write_patch, tmp_path):
     out = tmp_path / "rec.jsonl"
     path = write_patch(BASE.format(out=out, top=1, extra="", extra_in=""))
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless",
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(path), "--headless",
                              "--no-watch", "--osc-port", "0", "--duration", "20"], cwd=ROOT,
                             stderr=subprocess.PIPE, text=True)
     try:
@@ -226,9 +226,9 @@ def test_many_reloads_with_corruptions_while_sending_osc(write_patch, registry, 
 def test_osc_out_added_by_a_reload_sends_audio_events_once(write_patch, registry):
     """A node configured off the hot path must learn which inputs the audio thread
     feeds: an onset sent from both threads would reach the lighting desk twice."""
-    from engine.node import Tick
-    from engine.plan import make_plan
-    from engine.runner import build
+    from tonegraph.engine.node import Tick
+    from tonegraph.engine.plan import make_plan
+    from tonegraph.engine.runner import build
 
     listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     listener.bind(("127.0.0.1", 0))

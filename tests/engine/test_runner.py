@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 
-from engine import params as P
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Context, Node, Tick
-from engine.registry import Registry, default_registry
-from engine.runtime import Runtime
+from tonegraph.engine import params as P
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Context, Node, Tick
+from tonegraph.engine.registry import Registry, default_registry
+from tonegraph.engine.runtime import Runtime
 
 from ..conftest import load_ok, make_runner
 
@@ -170,7 +170,7 @@ def test_configure_failure_names_node(write_patch, registry, tmp_path):
     rt = Runtime(graph, registry, offline=True, duration=1)
     import pytest
 
-    from engine.errors import NodeError
+    from tonegraph.engine.errors import NodeError
     with pytest.raises(NodeError) as err:
         rt.run()
     assert "node 'rec'" in str(err.value) and "io.record" in str(err.value)

@@ -7,8 +7,8 @@ import json
 import jsonschema
 import yaml
 
-from engine.reference import reference_markdown
-from engine.schema import patch_schema
+from tonegraph.engine.reference import reference_markdown
+from tonegraph.engine.schema import patch_schema
 
 from ..conftest import ROOT, tonegraph
 

@@ -7,11 +7,11 @@ import socket
 import subprocess
 import sys
 
-from engine import ports
-from engine.node import Node, Tick
-from engine.registry import default_registry
-from engine.runtime import Runtime
-from nodes.io.record import Record
+from tonegraph.engine import ports
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
+from tonegraph.nodes.io.record import Record
 
 from ..conftest import ROOT, NodeDriver, load_ok
 
@@ -25,7 +25,7 @@ def test_systemd_ready_watchdog_and_stopping(write_patch, tmp_path):
     path = write_patch("nodes: {lfo: {type: control.lfo}}\n")
     env = {"NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
     import os
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(path), "--headless",
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(path), "--headless",
                              "--duration", "1.5", "--osc-port", "0"], cwd=ROOT,
                             env={**os.environ, **env}, stderr=subprocess.PIPE, text=True)
     got = []
@@ -44,7 +44,7 @@ def test_systemd_ready_watchdog_and_stopping(write_patch, tmp_path):
 
 def test_log_json(write_patch):
     path = write_patch("nodes: {c: {type: control.constant}}\n")
-    res = subprocess.run([sys.executable, "-m", "engine.cli", "--log-json", "run", str(path),
+    res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "--log-json", "run", str(path),
                           "--offline", "--duration", "0.1"], cwd=ROOT, capture_output=True, text=True)
     lines = [json.loads(l) for l in res.stderr.strip().splitlines()]
     assert lines and all({"time", "level", "logger", "message"} <= set(l) for l in lines)
@@ -111,7 +111,7 @@ def test_full_disk_is_reported_once_survived_and_recovered_without_losing_rows(t
     """A real full disk: /dev/full fails every write with ENOSPC.  Recovery is shown by
     pointing the recorder at a real file once the retry time has passed (a full disk
     that empties again cannot be made here without mounting a filesystem)."""
-    from engine.ports import PortType
+    from tonegraph.engine.ports import PortType
 
     d = NodeDriver(Record, {"path": "/dev/full", "flush": 0.0}, wired={"x": PortType.NUMBER})
     for k in range(20):
@@ -138,8 +138,8 @@ def test_a_write_cut_short_by_the_disk_leaves_no_torn_row(tmp_path, caplog, monk
     would need a filesystem of our own): the part written is taken back."""
     import os
 
-    import nodes.io.record as record
-    from engine.ports import PortType
+    import tonegraph.nodes.io.record as record
+    from tonegraph.engine.ports import PortType
 
     path = tmp_path / "rows.jsonl"
     d = NodeDriver(Record, {"path": str(path), "flush": 0.0}, wired={"x": PortType.NUMBER})

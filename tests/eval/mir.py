@@ -18,10 +18,10 @@ import mir_eval
 import numpy as np
 import soundfile as sf
 
-from engine.graph import load_graph
-from engine.registry import default_registry
-from engine.runtime import Runtime
-from nodes.audio.onset import apply_onset_params
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
+from tonegraph.nodes.audio.onset import apply_onset_params
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
 AUDIO = (".wav", ".flac", ".ogg")

@@ -85,7 +85,7 @@ def songs(quick: bool, seconds: float) -> list[Song]:
     import soundfile as sf
 
     if quick or not DATA.is_dir():
-        from nodes.audio.synth import render_groove
+        from tonegraph.nodes.audio.synth import render_groove
 
         _, _, beats = render_groove(22050, 120.0, 16, 1)    # the groove as graphs/media has it
         length = 4.0 if quick else seconds
@@ -102,7 +102,7 @@ def songs(quick: bool, seconds: float) -> list[Song]:
 def look(patch: Path, song: Song, size: tuple[int, int], fps: float, registry) -> Look:
     import soundfile as sf
 
-    from nodes.gl.render import prepare
+    from tonegraph.nodes.gl.render import prepare
 
     job = prepare(patch, registry, song.path, size, fps, song.start, song.end)
     frames: list[np.ndarray] = []
@@ -173,8 +173,8 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--seconds", type=float, default=24.0, help="seconds of each song (default 24)")
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "looks", metavar="DIR")
     args = ap.parse_args(argv)
-    from engine.graph import load_graph
-    from engine.registry import default_registry
+    from tonegraph.engine.graph import load_graph
+    from tonegraph.engine.registry import default_registry
 
     registry = default_registry(plugins=False)
     size, fps = ((64, 36), 15.0) if args.quick else ((192, 108), 30.0)

@@ -24,8 +24,8 @@ EDGE = 0.01
 
 def codes(model: Path, path: Path) -> tuple[np.ndarray, np.ndarray, float]:
     """(codes in 0..1 per frame, reconstruction error per frame, frames per second)."""
-    from nodes.ml.frontend import file_frames, windows
-    from nodes.ml.models import shared
+    from tonegraph.nodes.ml.frontend import file_frames, windows
+    from tonegraph.nodes.ml.models import shared
 
     runner = shared("autoencoder", model, "cpu", "float32")
     rows = runner.forward(windows(file_frames(path, runner.front), runner.context))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from engine import ports
-from engine.graph import load_graph
-from engine.node import Node, Tick
-from engine.registry import default_registry
-from engine.runtime import Runtime
-from nodes.audio.synth import render_groove
+from tonegraph.engine import ports
+from tonegraph.engine.graph import load_graph
+from tonegraph.engine.node import Node, Tick
+from tonegraph.engine.registry import default_registry
+from tonegraph.engine.runtime import Runtime
+from tonegraph.nodes.audio.synth import render_groove
 
 from ..conftest import load_ok
 
@@ -274,8 +274,8 @@ def test_level_chroma_pitch_on_known_tones(write_patch, reg, tmp_path):
 
 
 def test_tempo_tap_and_bpm_override(write_patch, reg, tmp_path):
-    from engine.ports import Event
-    from nodes.audio.tempo import Tempo
+    from tonegraph.engine.ports import Event
+    from tonegraph.nodes.audio.tempo import Tempo
 
     from ..conftest import NodeDriver
 
@@ -323,8 +323,8 @@ def test_committed_demo_recording_is_the_synth_render(tmp_path):
 
 
 def test_channel_pick_and_mix():
-    from engine.ports import AudioBlock
-    from nodes.audio.dsp import mono, pick_channels
+    from tonegraph.engine.ports import AudioBlock
+    from tonegraph.nodes.audio.dsp import mono, pick_channels
 
     stereo = np.stack([np.full(4, 0.2, np.float32), np.full(4, 0.6, np.float32)], axis=1)
     assert pick_channels(stereo, -1)[:, 0] == pytest.approx([0.4] * 4)

@@ -53,7 +53,7 @@ def wait_rows(path, pred, timeout: float) -> list:
 
 def listen_to_clicks(jack, patch) -> subprocess.Popen:
     """The engine running ``patch`` on JACK, its input fed by jack_metro at 120 BPM."""
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+    engine = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
                                "--duration", "60"], cwd=ROOT, env=jack.env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     jack.wait_for_port("PortAudio:in_0")
@@ -125,7 +125,7 @@ def test_onset_lights_fire_again_after_the_engine_was_stopped(jack, write_patch,
 def run_briefly(jack, write_patch, out, replace: tuple[str, str], seconds: float):
     """Run the live patch, changed by ``replace``, for ``seconds``; returns the problems logged."""
     patch = write_patch(PATCH.format(out=out).replace(*replace))
-    res = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+    res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
                           "--duration", str(seconds)], cwd=ROOT, env=jack.env,
                          capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -149,7 +149,7 @@ def test_refused_samplerate_is_reported(jack, write_patch, tmp_path):
 def test_file_plays_in_real_time_and_monitors_to_a_device(jack, write_patch, tmp_path):
     """audio.file on the real-time clock: paced like a player, and with monitor: true
     heard on a real output (JACK's jack_rec records what arrives at the engine's port)."""
-    from nodes.audio.synth import render_groove
+    from tonegraph.nodes.audio.synth import render_groove
     import soundfile as sf
 
     song = tmp_path / "song.wav"
@@ -162,7 +162,7 @@ def test_file_plays_in_real_time_and_monitors_to_a_device(jack, write_patch, tmp
           f: {{type: audio.file, params: {{path: "{song}", monitor: true, monitor_device: system}}}}
           r: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{pos: f.position}}}}
         """)
-    engine = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+    engine = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
                                "--duration", "6"], cwd=ROOT, env=jack.env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -6,15 +6,15 @@ import math
 
 import pytest
 
-from engine.errors import ParamError
-from engine.ports import Event, PortType
-from nodes.control.constant import Constant
-from nodes.control.envelope import Envelope
-from nodes.control.lfo import Lfo
-from nodes.control.map import Map
-from nodes.control.math import Math
-from nodes.control.smooth import Smooth
-from nodes.control.trigger import Trigger
+from tonegraph.engine.errors import ParamError
+from tonegraph.engine.ports import Event, PortType
+from tonegraph.nodes.control.constant import Constant
+from tonegraph.nodes.control.envelope import Envelope
+from tonegraph.nodes.control.lfo import Lfo
+from tonegraph.nodes.control.map import Map
+from tonegraph.nodes.control.math import Math
+from tonegraph.nodes.control.smooth import Smooth
+from tonegraph.nodes.control.trigger import Trigger
 
 from ..conftest import NodeDriver
 
@@ -270,7 +270,7 @@ def test_math_ops_and_expression():
 
 
 def test_math_checks_at_load_time(write_patch, registry):
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     path = write_patch("""
         nodes:
@@ -289,8 +289,8 @@ def test_math_checks_at_load_time(write_patch, registry):
 def test_map_takes_one_element_of_a_vector():
     import numpy as np
 
-    from engine.ports import PortType
-    from nodes.control.map import Map
+    from tonegraph.engine.ports import PortType
+    from tonegraph.nodes.control.map import Map
 
     d = NodeDriver(Map, {"index": 2, "out_range": [0, 10], "step": 2.5},
                    wired={"vector": PortType.VECTOR})

@@ -50,7 +50,7 @@ def test_channels_fixtures_and_16_bit_make_the_frame(write_patch, registry, tmp_
 
 
 def test_bad_fixture_files_and_names_are_patch_errors(write_patch, registry, tmp_path):
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     (tmp_path / "rig.yaml").write_text(FIXTURES.replace("address: 10", "address: 3"))
     patch = write_patch("nodes:\n  dmx: {type: dmx.out, params: {fixtures: rig.yaml}}\n")
@@ -81,7 +81,7 @@ unshare -n sh -c 'ip link set lo up; touch "$DIR/ns-ready"
   while ! ip link show tg1 >/dev/null 2>&1; do sleep 0.05; done
   ip addr add 10.99.0.2/24 dev tg1; ip link set tg1 up; ip route add 224.0.0.0/4 dev tg1
   while [ ! -e "$DIR/go" ]; do sleep 0.05; done
-  cd "$ROOT" && "$PY" -m engine.cli run "$DIR/patch.yaml" --headless --no-osc --duration 3 2> "$DIR/engine.log"
+  cd "$ROOT" && "$PY" -m tonegraph.engine.cli run "$DIR/patch.yaml" --headless --no-osc --duration 3 2> "$DIR/engine.log"
   touch "$DIR/done"' &
 B=$!
 while [ ! -e "$DIR/ns-ready" ]; do sleep 0.05; done

@@ -11,7 +11,7 @@ import threading
 import numpy as np
 import pytest
 
-from engine.runtime import Runtime
+from tonegraph.engine.runtime import Runtime
 
 from ..conftest import ROOT, load_ok, tonegraph, wait_for
 
@@ -118,9 +118,9 @@ def test_uniforms_from_the_graph_numbers_vectors_events_and_time(registry, write
 
 def test_a_vector_fills_an_array_of_vectors_uniform(write_patch):
     """Eight numbers into 'uniform vec2 pts[4]': four points, in order."""
-    from engine import ports
-    from engine.node import Node
-    from engine.registry import default_registry
+    from tonegraph.engine import ports
+    from tonegraph.engine.node import Node
+    from tonegraph.engine.registry import default_registry
 
     class Points(Node):
         type_name = "test.points"
@@ -199,7 +199,7 @@ nodes:
 
 
 def test_numpy_image_input_is_uploaded_once_per_new_array(registry, write_patch, monkeypatch):
-    from nodes.gl import context
+    from tonegraph.nodes.gl import context
 
     uploads = []
     real = context.GL.upload
@@ -316,7 +316,7 @@ nodes:
   win: {{type: gl.window, params: {{size: [200, 200], title: xvfb test}}, in: {{image: sh}}}}
 """)
     env = dict(os.environ, DISPLAY=xvfb)
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "run", str(path),
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "tonegraph.engine.cli", "run", str(path),
                              "--no-osc", "--duration", "20"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -492,7 +492,7 @@ nodes:
   rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{x: lfo}}}}
 """)
     env = dict(os.environ, DISPLAY=xvfb)
-    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "engine.cli", "run", str(path),
+    proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "python"), "-m", "tonegraph.engine.cli", "run", str(path),
                              "--no-osc", "--duration", "30"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     lines: list[str] = []

@@ -8,9 +8,9 @@ import json
 
 import numpy as np
 
-from engine.ports import Event, PortType
-from nodes.io.print import Print
-from nodes.io.record import Record
+from tonegraph.engine.ports import Event, PortType
+from tonegraph.nodes.io.print import Print
+from tonegraph.nodes.io.record import Record
 
 from ..conftest import NodeDriver
 
@@ -47,10 +47,10 @@ def test_record_csv(tmp_path):
 
 
 def test_record_refuses_images_at_load_time(write_patch, registry):
-    from engine.graph import load_graph
-    from engine.node import Node
-    from engine import ports
-    from engine.registry import default_registry
+    from tonegraph.engine.graph import load_graph
+    from tonegraph.engine.node import Node
+    from tonegraph.engine import ports
+    from tonegraph.engine.registry import default_registry
 
     class Img(Node):
         type_name = "test.img"

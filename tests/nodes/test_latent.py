@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine.ports import Event, PortType
-from nodes.ml.latent import Latent, slerp
+from tonegraph.engine.ports import Event, PortType
+from tonegraph.nodes.ml.latent import Latent, slerp
 
 from ..conftest import NodeDriver, run_offline
 

@@ -10,12 +10,12 @@ import pytest
 import soundfile as sf
 import torch
 
-from engine.node import Tick
-from engine.ports import PortType
-from nodes.audio.synth import render_groove
-from nodes.ml import models, train
-from nodes.ml.base import MODELS_DIR
-from nodes.ml.frontend import DEFAULT as FRONT
+from tonegraph.engine.node import Tick
+from tonegraph.engine.ports import PortType
+from tonegraph.nodes.audio.synth import render_groove
+from tonegraph.nodes.ml import models, train
+from tonegraph.nodes.ml.base import MODELS_DIR
+from tonegraph.nodes.ml.frontend import DEFAULT as FRONT
 
 from ..conftest import load_ok, make_runner, run_offline, tonegraph
 
@@ -128,7 +128,7 @@ def test_train_command_end_to_end(tmp_path, squiggles):
 
 
 def test_sounds_makes_a_reproducible_set_of_every_kind(tmp_path):
-    from nodes.ml.sounds import KINDS, make_sounds
+    from tonegraph.nodes.ml.sounds import KINDS, make_sounds
 
     made = make_sounds(tmp_path / "a", count=40, seed=3, samplerate=8000, seconds=1.0)
     make_sounds(tmp_path / "b", count=40, seed=3, samplerate=8000, seconds=1.0)
@@ -156,7 +156,7 @@ def test_sounds_command_and_its_bad_input(tmp_path):
 
 
 def test_groove_timbre_changes_the_sound_but_not_the_beats():
-    from nodes.audio.synth import Timbre
+    from tonegraph.nodes.audio.synth import Timbre
 
     plain, hits, beats = render_groove(8000, 120.0, 2, 1)
     dark, hits2, beats2 = render_groove(8000, 120.0, 2, 1, Timbre(pad_wave="saw", lowpass_hz=400.0,
@@ -185,7 +185,7 @@ def test_shipped_gan_makes_images_of_the_documented_shape_and_range():
 def test_shipped_autoencoder_codes_in_range_and_novelty_is_higher_for_an_unheard_sound():
     runner = models.shared("autoencoder", MODELS_DIR / "autoencoder.pt", "cpu")
     assert runner.code == 10 and runner.front["samplerate"] == FRONT["samplerate"]
-    from nodes.ml.frontend import MelFrontEnd, windows
+    from tonegraph.nodes.ml.frontend import MelFrontEnd, windows
 
     sr = runner.front["samplerate"]
     groove, _, _ = render_groove(sr, 117, 4, 9)                # unseen tempo and seed
@@ -386,7 +386,7 @@ def test_autoencoder_at_another_samplerate_is_resampled_to_the_models(registry, 
 def test_front_end_resamples_live_input_to_the_frames_it_was_trained_on():
     import soxr
 
-    from nodes.ml.frontend import MelFrontEnd
+    from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     x = render_groove(44100, 120, 2, 1)[0].astype(np.float32)
     live = MelFrontEnd(FRONT, 44100)
@@ -400,7 +400,7 @@ def test_a_retrained_model_file_is_picked_up_live(registry, write_patch, tmp_pat
     """Saving new weights over a model file reloads the node with them; the show goes on."""
     import threading
 
-    from engine.runtime import Runtime
+    from tonegraph.engine.runtime import Runtime
 
     from ..conftest import wait_for
 
@@ -470,9 +470,9 @@ def test_autoencoder_code_spans_its_range_on_any_sound_and_novelty_is_relative_t
     """Sound unlike the training data (a steady hum, then a chirp): the training-range
     code barely moves, the normalised one uses its 0..1; novelty flares when the chirp
     starts and settles while it goes on."""
-    from engine.node import Context
-    from engine.ports import AudioBlock
-    from nodes.ml.autoencoder import AutoEncoder
+    from tonegraph.engine.node import Context
+    from tonegraph.engine.ports import AudioBlock
+    from tonegraph.nodes.ml.autoencoder import AutoEncoder
 
     sr, hop = 22050, 512
     t = np.arange(sr * 30) / sr

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from engine.osc import encode
-from engine.osc.transport import Transports, parse_destination
+from tonegraph.engine.osc import encode
+from tonegraph.engine.osc.transport import Transports, parse_destination
 
 from ..conftest import ROOT, NodeDriver, wait_for
 from ..osc_peers import Olad, OscDump, free_port
@@ -52,7 +52,7 @@ def test_unreachable_destination_never_raises_or_blocks(caplog, monkeypatch):
     import socket as socket_module
     import threading
 
-    import engine.osc.transport as transport
+    import tonegraph.engine.osc.transport as transport
 
     answer = threading.Event()
     real = socket_module.getaddrinfo
@@ -87,7 +87,7 @@ def test_unreachable_destination_never_raises_or_blocks(caplog, monkeypatch):
 
 
 def run_engine(patch, seconds: float, extra=()) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+    return subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
                            "--duration", str(seconds), *extra], cwd=ROOT, capture_output=True,
                           text=True, timeout=60)
 
@@ -196,7 +196,7 @@ def test_ola_universe_blob(write_patch, tmp_path):
         nodes_dir = tmp_path / "nodes"
         nodes_dir.mkdir()
         (nodes_dir / "vec.py").write_text(
-            "import numpy as np\nfrom engine import ports\nfrom engine.node import Node\n"
+            "import numpy as np\nfrom tonegraph.engine import ports\nfrom tonegraph.engine.node import Node\n"
             "class Vec(Node):\n    type_name = 'test.vec'\n    outputs = {'out': ports.vector()}\n"
             "    def process(self, tick):\n"
             "        self.out['out'] = np.array([1, 2, 300, -4, 254.6], dtype=np.float32)\n")
@@ -222,7 +222,7 @@ def test_tcp_slip_for_eos(write_patch):
           onsets: {{type: audio.onset, in: {{audio: groove}}}}
           eos:    {{type: osc.out, params: {{profile: eos, port: {port}}}, in: {{/eos/key/go_0: onsets}}}}
         """)
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", str(patch), "--headless",
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
                              "--duration", "2.5"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
     conn, _ = server.accept()
     conn.settimeout(5)
@@ -246,8 +246,8 @@ def test_tcp_slip_for_eos(write_patch):
 
 
 def test_profiles_shape_values():
-    from engine.ports import PortType
-    from nodes.osc.out import OscOut
+    from tonegraph.engine.ports import PortType
+    from tonegraph.nodes.osc.out import OscOut
 
     def args_of(profile, value, kind="auto"):
         d = NodeDriver(OscOut, {"profile": profile, "host": ""}, wired={"/a": PortType.NUMBER})
@@ -267,7 +267,7 @@ def test_profiles_shape_values():
 
 
 def test_bad_osc_out_settings_are_load_errors(write_patch, registry):
-    from engine.graph import load_graph
+    from tonegraph.engine.graph import load_graph
 
     path = write_patch("""
         nodes:

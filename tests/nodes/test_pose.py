@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nodes.osc.pose import JOINTS, Pose
+from tonegraph.nodes.osc.pose import JOINTS, Pose
 
 from ..conftest import NodeDriver
 

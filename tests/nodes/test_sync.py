@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from nodes.sync.link import Link
+from tonegraph.nodes.sync.link import Link
 
 from ..conftest import NodeDriver
 from ..netns import in_network_namespace
@@ -32,7 +32,7 @@ def test_offline_the_node_keeps_a_grid_at_its_tempo():
 
 SESSION_PROBE = r"""
 import json, socket, sys, time
-from engine.osc import encode
+from tonegraph.engine.osc import encode
 from tests.osc_peers import Engine
 
 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
