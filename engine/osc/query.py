@@ -7,7 +7,9 @@ Output files are listed read-only (ACCESS 1): OSC never sets them.  Each node's 
 outputs (numbers, vectors, text) are listed read-only too, under
 ``/tonegraph/<node>/outputs/<port>``.  Every leaf has a TYPE and a VALUE of that type (a
 param with no value yet reads as an empty string), as strict clients such as
-python-oscquery require; a list param that is empty is left out.  ``HOST_INFO``'s
+python-oscquery require; a list param that is empty is left out.  A client that opens
+a WebSocket on the same port may ``LISTEN`` to any leaf and is sent its changes
+(:mod:`engine.osc.listen`).  ``HOST_INFO``'s
 ``OSC_IP`` is the address the client reached, when the OSC port listens on every
 interface.
 
@@ -28,6 +30,7 @@ from urllib.parse import urlparse
 
 from ..errors import describe
 from ..params import Param
+from .listen import Hub
 
 log = logging.getLogger("tonegraph.oscquery")
 
@@ -110,6 +113,20 @@ def tree(nodes: dict) -> dict:
         "tonegraph": {"FULL_PATH": "/tonegraph", "ACCESS": 0, "CONTENTS": contents}}}
 
 
+def leaf_at(nodes: dict, path: str) -> dict | None:
+    """The one leaf at ``path`` (a param or an output), as :func:`tree` would list it,
+    without building the rest of the tree."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) < 3 or parts[0] != "tonegraph" or (node := nodes.get(parts[1])) is None:
+        return None
+    if len(parts) == 3 and parts[2] in node.params:
+        return _leaf(path, node.params[parts[2]], getattr(node.p, parts[2]))
+    if len(parts) == 4 and parts[2] == "outputs":
+        port = type(node).outputs_for(vars(node.p)).get(parts[3])
+        return _output(path, port, node.out.get(parts[3])) if port is not None else None
+    return None
+
+
 def find(root: dict, path: str) -> dict | None:
     node = root
     for part in [p for p in path.split("/") if p]:
@@ -156,6 +173,7 @@ class OscQueryServer:
         self.nodes, self.name, self.osc_host, self.osc_port = nodes, name, osc_host, osc_port
         self.host, self.requested_port, self.port = host, port, 0
         self._httpd: ThreadingHTTPServer | None = None
+        self.hub = Hub(leaf_at, nodes)
 
     def host_info(self, reached: str | None = None) -> dict:
         """``reached``: the local address the asking client connected to, given as
@@ -167,7 +185,7 @@ class OscQueryServer:
         return {"NAME": f"tonegraph {self.name}", "OSC_IP": ip, "OSC_PORT": self.osc_port,
                 "OSC_TRANSPORT": "UDP",
                 "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
-                               "TYPE": True, "UNIT": True, "LISTEN": False, "PATH_CHANGED": False}}
+                               "TYPE": True, "UNIT": True, "LISTEN": True, "PATH_CHANGED": True}}
 
     def start(self) -> None:
         server = self
@@ -176,6 +194,8 @@ class OscQueryServer:
             timeout = READ_TIMEOUT
 
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+                if self.headers.get("Upgrade", "").lower() == "websocket":
+                    return server.hub.serve(self)
                 try:
                     url = urlparse(self.path)
                     if url.query == "HOST_INFO":
@@ -206,6 +226,7 @@ class OscQueryServer:
         threading.Thread(target=self._httpd.serve_forever, daemon=True, name="oscquery").start()
 
     def stop(self) -> None:
+        self.hub.stop()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()

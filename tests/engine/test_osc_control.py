@@ -3,6 +3,7 @@ plus osc.in routing, fuzzing, OSCQuery discovery and the status heartbeat."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import socket
@@ -247,6 +248,91 @@ def test_python_oscquery_walks_the_whole_tree(write_patch, tmp_path):
         assert dim.access.value == 1 and 0.0 <= dim.value[0] <= 1.0   # outputs: read-only, live
     finally:
         eng.stop()
+
+
+def test_websocket_clients_listen_to_params_and_outputs(write_patch, tmp_path):
+    """OSCQuery LISTEN with a WebSocket client we did not write (the websockets
+    library's): values arrive as OSC at once and on every change, IGNORE stops them, a
+    save that adds a node says PATH_CHANGED, and a ninth client is turned away."""
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    path = write_patch(MAPPER.format(out=tmp_path / "rec.jsonl"))
+    eng = Engine(path)
+    url = f"ws://127.0.0.1:{eng.query_port}/"
+
+    def get(p):
+        with urllib.request.urlopen(f"http://127.0.0.1:{eng.query_port}{p}", timeout=5) as r:
+            return json.loads(r.read())
+
+    def listen(ws, what, p):
+        ws.send(json.dumps({"COMMAND": what, "DATA": p}))
+
+    def next_osc(ws, seen, want=None):
+        """The next OSC message (at ``want`` if given); text commands go to ``seen``."""
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            data = ws.recv(timeout=max(0.01, deadline - time.monotonic()))
+            if isinstance(data, str):
+                seen.append(json.loads(data))
+                continue
+            ((_, msg),) = encode.decode(data)
+            address, args = msg.address, list(msg.params)
+            seen.append((address, args))
+            if want is None or address == want:
+                return address, args
+        raise AssertionError(f"no message at {want} in 10 s; saw {seen[-5:]}")
+    try:
+        assert get("/?HOST_INFO")["EXTENSIONS"]["LISTEN"] is True
+        with connect(url, open_timeout=10) as ws:
+            seen: list = []
+            listen(ws, "LISTEN", "/tonegraph/saw/frequency")
+            assert next_osc(ws, seen) == ("/tonegraph/saw/frequency", [2.0])     # at once
+            eng.send(encode.message("/tonegraph/saw/frequency", [("f", 0.5)]))
+            assert next_osc(ws, seen) == ("/tonegraph/saw/frequency", [0.5])     # on change
+            listen(ws, "LISTEN", "/tonegraph/dim/outputs/out")                   # a live output
+            outs = {next_osc(ws, seen, "/tonegraph/dim/outputs/out")[1][0] for _ in range(5)}
+            assert len(outs) == 5 and all(0.0 <= v <= 1.0 for v in outs)
+
+            listen(ws, "IGNORE", "/tonegraph/saw/frequency")
+            listen(ws, "LISTEN", "/tonegraph/c/value")      # commands are taken in order
+            next_osc(ws, seen, "/tonegraph/c/value")
+            eng.send(encode.message("/tonegraph/saw/frequency", [("f", 0.25)]))
+            assert wait_for(lambda: get("/tonegraph/saw/frequency?VALUE") == {"VALUE": [0.25]})
+            listen(ws, "LISTEN", "/tonegraph/dim/out_range")
+            next_osc(ws, seen, "/tonegraph/dim/out_range")
+            assert ("/tonegraph/saw/frequency", [0.25]) not in seen
+            listen(ws, "LISTEN", "not json")
+            ws.send("{\"COMMAND\": [1, 2]")                  # nonsense: ignored, still served
+            ws.send(b"\x00\x01")
+
+            with contextlib.ExitStack() as others:
+                for _ in range(7):
+                    others.enter_context(connect(url, open_timeout=10))
+                with pytest.raises(InvalidStatus, match="503"):
+                    with connect(url, open_timeout=10):
+                        pass
+
+            path.write_text(path.read_text() + "  more: {type: control.constant, params: {value: 2}}\n")
+            deadline = time.monotonic() + 15
+            while {"COMMAND": "PATH_CHANGED", "DATA": "/tonegraph"} not in seen:
+                assert time.monotonic() < deadline, seen[-5:]
+                _recv_into(ws, seen)
+            listen(ws, "LISTEN", "/tonegraph/more/value")
+            assert next_osc(ws, seen, "/tonegraph/more/value")[1] == [2.0]
+        assert eng.alive()
+    finally:
+        log = eng.stop()
+    assert "Traceback" not in log
+
+
+def _recv_into(ws, seen: list) -> None:
+    data = ws.recv(timeout=10)
+    if isinstance(data, str):
+        seen.append(json.loads(data))
+    else:
+        msg = encode.decode(data)[0][1]
+        seen.append((msg.address, list(msg.params)))
 
 
 def test_host_info_names_an_address_a_client_can_send_to():

@@ -1,0 +1,220 @@
+"""OSCQuery ``LISTEN``: values pushed to clients over a WebSocket on the OSCQuery port.
+
+A client upgrades a connection to the OSCQuery HTTP port to a WebSocket (the proposal's
+same-port arrangement) and sends text commands::
+
+    {"COMMAND": "LISTEN", "DATA": "/tonegraph/lfo/frequency"}
+    {"COMMAND": "IGNORE", "DATA": "/tonegraph/lfo/frequency"}
+
+From ``LISTEN`` on, the value at that path is sent as a binary OSC message, at once and
+then whenever it changes: a param set over OSC, by a save or by another surface, or an
+output as the patch runs, each path at most ``PUSH_RATE`` times a second.  A path that a
+save removes goes quiet and speaks again if a later save brings it back.  When a save
+changes which nodes run, every client is sent ``{"COMMAND": "PATH_CHANGED", "DATA":
+"/tonegraph"}`` so it can read the tree again.
+
+The WebSocket protocol itself (handshake, framing, pings, close) is the ``websockets``
+library's, used without its I/O: this module only moves bytes.  At most ``MAX_SOCKETS``
+clients are served (more are answered 503), each may listen to ``MAX_PATHS`` paths, and a
+client that cannot take its messages within ``SEND_TIMEOUT`` is dropped; nothing a client
+sends can stop the server.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import select
+import threading
+from collections.abc import Callable
+from http import HTTPStatus
+
+from websockets.frames import Frame, Opcode
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from ..errors import describe
+from . import encode
+
+log = logging.getLogger("tonegraph.oscquery")
+
+PUSH_RATE = 30.0       # [1/s] how often listened values are checked and sent
+MAX_SOCKETS = 8        # WebSocket clients at once
+MAX_PATHS = 1024       # listened paths per client
+MAX_MESSAGE = 65536    # [bytes] the longest message a client may send
+SEND_TIMEOUT = 1.0     # [s] a client must take a message within this
+POLL = 0.25            # [s] how often an idle connection looks for the server's stop
+
+
+def osc_args(leaf: dict) -> list[encode.Arg]:
+    """A namespace leaf's value as OSC arguments (its TYPE string, one tag per value)."""
+    args: list[encode.Arg] = []
+    for tag, value in zip(leaf["TYPE"], leaf["VALUE"]):
+        if tag == "T":
+            args.append(("T" if value else "F", bool(value)))
+        else:
+            args.append((tag, value))
+    return args
+
+
+class Client:
+    """One WebSocket connection: what it listens to, and what it was last sent."""
+
+    def __init__(self, sock, proto: ServerProtocol) -> None:
+        self.sock, self.proto = sock, proto
+        self.lock = threading.Lock()          # the protocol and the socket's writing side
+        self.paths: dict[str, tuple | None] = {}   # path -> (TYPE, VALUE) last sent
+        self.alive = True
+
+    def _flush(self) -> None:
+        data = b"".join(self.proto.data_to_send())
+        if data:
+            self.sock.sendall(data)
+
+    def send(self, binary: bytes | None = None, text: str | None = None) -> None:
+        with self.lock:
+            if not self.alive or self.proto.state is not State.OPEN:
+                return
+            try:
+                if binary is not None:
+                    self.proto.send_binary(binary)
+                else:
+                    self.proto.send_text(text.encode())
+                self._flush()
+            except OSError:
+                self.alive = False             # gone, or too slow to take its messages
+
+    def command(self, text: bytes) -> None:
+        try:
+            msg = json.loads(text)
+            what, path = msg["COMMAND"], msg["DATA"]
+        except (ValueError, TypeError, KeyError):
+            return
+        if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024:
+            return
+        if what == "LISTEN" and (path in self.paths or len(self.paths) < MAX_PATHS):
+            self.paths[path] = None            # sent at the next push
+        elif what == "IGNORE":
+            self.paths.pop(path, None)
+
+    def run(self, stopping: threading.Event) -> None:
+        """Read the client's frames until it closes, goes away or the server stops."""
+        while self.alive and not stopping.is_set():
+            readable, _, _ = select.select([self.sock], [], [], POLL)
+            if not readable:
+                continue
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                break
+            with self.lock:
+                if data:
+                    self.proto.receive_data(data)
+                else:
+                    self.proto.receive_eof()
+                events = self.proto.events_received()
+                try:
+                    self._flush()              # pongs, the closing handshake
+                except OSError:
+                    break
+            for event in events:
+                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                    self.command(event.data)
+            if not data or self.proto.state is State.CLOSED or self.proto.close_expected():
+                break
+        with self.lock:
+            if self.alive and self.proto.state is State.OPEN:
+                self.proto.send_close()
+                try:
+                    self._flush()
+                except OSError:
+                    pass
+            self.alive = False
+
+
+class Hub:
+    """The WebSocket clients of one OSCQuery server and the thread that pushes to them."""
+
+    def __init__(self, leaf_at: Callable[[dict, str], dict | None],
+                 nodes: Callable[[], dict]) -> None:
+        self.leaf_at, self.nodes = leaf_at, nodes
+        self.clients: set[Client] = set()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self._pusher: threading.Thread | None = None
+        self._shape: tuple | None = None
+
+    def serve(self, handler) -> None:
+        """Take over an HTTP request that asks for a WebSocket (on the handler's thread)."""
+        proto = ServerProtocol(max_size=MAX_MESSAGE)
+        head = handler.raw_requestline + b"".join(
+            f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in handler.headers.items())
+        proto.receive_data(head + b"\r\n")
+        events = proto.events_received()
+        sock = handler.connection
+        handler.close_connection = True
+        if not events:                               # not a request websockets can read
+            sock.sendall(b"".join(proto.data_to_send()))
+            return
+        with self.lock:
+            full = len(self.clients) >= MAX_SOCKETS
+        if full:
+            response = proto.reject(HTTPStatus.SERVICE_UNAVAILABLE,
+                                    f"{MAX_SOCKETS} listeners already\n")
+        else:
+            response = proto.accept(events[0])
+        proto.send_response(response)
+        sock.settimeout(SEND_TIMEOUT)
+        sock.sendall(b"".join(proto.data_to_send()))
+        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+            return
+        client = Client(sock, proto)
+        with self.lock:
+            self.clients.add(client)
+            if self._pusher is None:
+                self._pusher = threading.Thread(target=self._push_forever, daemon=True,
+                                                name="oscquery-listen")
+                self._pusher.start()
+        try:
+            client.run(self.stopping)
+        finally:
+            with self.lock:
+                self.clients.discard(client)
+
+    def _push_forever(self) -> None:
+        while not self.stopping.wait(1.0 / PUSH_RATE):
+            try:
+                self.push()
+            except Exception as exc:  # a node that cannot describe itself: say so, go on
+                log.error("OSCQuery listen: %s", describe(exc))
+                self.stopping.wait(1.0)
+
+    def push(self) -> None:
+        """Send every listened value that changed since it was last sent, and
+        PATH_CHANGED when the running nodes changed."""
+        with self.lock:
+            clients = list(self.clients)
+        if not clients:
+            return
+        nodes = self.nodes()
+        shape = tuple((nid, node.type_name) for nid, node in nodes.items())
+        if self._shape is not None and shape != self._shape:
+            note = json.dumps({"COMMAND": "PATH_CHANGED", "DATA": "/tonegraph"})
+            for client in clients:
+                client.send(text=note)
+        self._shape = shape
+        for client in clients:
+            for path, last in list(client.paths.items()):
+                leaf = self.leaf_at(nodes, path)
+                if leaf is None:
+                    continue
+                now = (leaf["TYPE"], leaf["VALUE"])
+                if now != last:
+                    client.send(binary=encode.message(path, osc_args(leaf)))
+                    if path in client.paths:
+                        client.paths[path] = now
+
+    def stop(self) -> None:
+        self.stopping.set()
+        if self._pusher is not None:
+            self._pusher.join(timeout=2)
