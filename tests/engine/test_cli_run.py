@@ -112,10 +112,15 @@ def test_engine_and_plain_patches_never_import_torch(write_patch):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
+    """...and releases what it holds: the song is resampled (22,050 Hz into 48,000) and
+    the autoencoder's front end resamples again; soxr's streams must be gone by exit
+    (nanobind reports any that are not)."""
     out = tmp_path / "rt.jsonl"
     path = write_patch(f"""
-        patch: {{fps: 60}}
+        patch: {{fps: 60, samplerate: 48000}}
         nodes:
+          song: {{type: audio.file, params: {{path: "{ROOT / 'graphs/media/groove.flac'}", loop: true}}}}
+          code: {{type: ml.autoencoder, in: {{audio: song}}}}
           lfo: {{type: control.lfo}}
           rec: {{type: io.record, params: {{path: "{out}", flush: 100}}, in: {{x: lfo}}}}
           seen: {{type: io.record, params: {{path: "{out}.now", flush: 0}}, in: {{x: lfo}}}}
@@ -129,6 +134,7 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "stopped (stop requested)" in err and "Traceback" not in err
+    assert "leak" not in err and "nanobind" not in err, err
     rows = out.read_text().splitlines()   # closed and flushed on the way out
     assert len(rows) >= 20
 
