@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from tonegraph.engine.args import add_mkdir, number, whole
@@ -39,6 +40,10 @@ def add_parsers(sub, with_nodes_path) -> None:
     p.add_argument("--preset", default="veryfast",
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"],
                    help="x264 speed/size trade-off (default veryfast; slower makes smaller files)")
+    p.add_argument("--convert", choices=["auto", "gl", "ffmpeg"], default="auto",
+                   help="where frames become YUV for H.264: gl (a shader pass, half the bytes read "
+                        "back, BT.709), ffmpeg (RGB read back, as --frames needs), or auto (the "
+                        "default: gl on a GPU, ffmpeg on a CPU renderer)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -53,8 +58,12 @@ def cmd_render(args: argparse.Namespace) -> int:
     registry = default_registry([Path(p) for p in args.nodes_path or []])
     report = render(Path(args.patch), registry, args.audio, args.output, args.size, args.fps,
                     args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset,
-                    args.preroll)
+                    args.preroll, args.convert)
     w, h = report.size
     print(f"{report.output}: {report.frames} frames, {w}x{h} at {report.fps:g} fps, "
           f"{report.seconds:.2f} s in {report.wall:.1f} s ({report.seconds / report.wall:.2f}x real time)")
+    if report.frames < report.planned:
+        print(f"stopped: {report.output} holds the first {report.frames} of {report.planned} frames",
+              file=sys.stderr)
+        return 130
     return 0

@@ -47,7 +47,6 @@ uniform float scale;
 uniform float angle;
 uniform vec2 offset;
 uniform float segments;
-uniform int wrap;
 uniform float aspect;
 const float PI = 3.14159265358979;
 void main() {
@@ -55,22 +54,26 @@ void main() {
     p.x *= aspect;
     float c = cos(-angle), s = sin(-angle);
     p = mat2(c, s, -s, c) * p / max(scale, 1e-4);
-    if (segments >= 1.0) {                 // kaleidoscope: fold the angle into one wedge
-        float r = length(p);
-        float a = atan(p.y, p.x);
-        float wedge = 2.0 * PI / segments;
-        a = mod(a, wedge);
-        a = min(a, wedge - a);
-        p = r * vec2(cos(a), sin(a));
-    }
+#if KALEIDOSCOPE                           // fold the angle into one wedge
+    float r = length(p);
+    float a = atan(p.y, p.x);
+    float wedge = 2.0 * PI / segments;
+    a = mod(a, wedge);
+    a = min(a, wedge - a);
+    p = r * vec2(cos(a), sin(a));
+#endif
     p.x /= aspect;
     p += 0.5;
-    if (wrap == 0) p = fract(p);                                   // repeat
-    else if (wrap == 1) p = 1.0 - abs(mod(p, 2.0) - 1.0);          // mirror
-    else if (any(lessThan(p, vec2(0.0))) || any(greaterThan(p, vec2(1.0)))) {
+#if WRAP == 0
+    p = fract(p);                                                   // repeat
+#elif WRAP == 1
+    p = 1.0 - abs(mod(p, 2.0) - 1.0);                               // mirror
+#else
+    if (any(lessThan(p, vec2(0.0))) || any(greaterThan(p, vec2(1.0)))) {
         color = vec4(0.0, 0.0, 0.0, 1.0);                           // clamp to black
         return;
     }
+#endif
     color = texture(image, p);
 }
 """
@@ -84,13 +87,30 @@ def fit_scale(image_aspect: float, frame_aspect: float, fit: str) -> tuple[float
 
 
 class _Fixed(GLNode):
-    """A built-in shader drawn at the size of the first image input."""
+    """A built-in shader drawn at the size of the first image input.
+
+    A shader may be specialised on static params: :meth:`variant` names the ``#define``
+    values it is compiled with (a kaleidoscope that is off costs nothing per pixel), and
+    each variant is compiled once, when first drawn."""
 
     FRAGMENT: ClassVar[str] = ""
 
     def start(self) -> None:
-        self.program = self.service.program(self.FRAGMENT)
+        self.programs: dict[tuple, object] = {}
         self.target = None
+
+    def variant(self) -> tuple[tuple[str, int], ...]:
+        return ()
+
+    @property
+    def program(self):
+        key = self.variant()
+        prog = self.programs.get(key)
+        if prog is None:
+            head, _, body = self.FRAGMENT.partition("\n")
+            defines = "".join(f"#define {name} {value}\n" for name, value in key)
+            prog = self.programs[key] = self.service.program(f"{head}\n{defines}{body}")
+        return prog
 
     def _target(self, w: int, h: int):
         if self.target is None or (self.target.width, self.target.height) != (w, h):
@@ -103,10 +123,10 @@ class _Fixed(GLNode):
         if getattr(self, "target", None) is not None:
             self.target.delete()
             self.target = None
-        if getattr(self, "program", None) is not None:
-            self.service.forget(self.program)
-            self.program.delete()
-            self.program = None
+        for prog in getattr(self, "programs", {}).values():
+            self.service.forget(prog)
+            prog.delete()
+        self.programs = {}
         super().close()
 
 
@@ -169,6 +189,9 @@ class Transform(_Fixed):
     }
     outputs = {"out": ports.image("The transformed image.")}
 
+    def variant(self) -> tuple[tuple[str, int], ...]:
+        return (("KALEIDOSCOPE", int(self.p.kaleidoscope >= 1)), ("WRAP", self.WRAPS.index(self.p.wrap)))
+
     def draw(self, tick: Tick) -> None:
         img = self.texture_of("image", self.inp["image"])
         if img is None:
@@ -184,8 +207,8 @@ class Transform(_Fixed):
             prog["scale"] = max(scale, 1e-4)
             prog["angle"] = math.radians(angle)
             prog["offset"] = (float(p.translate[0]), float(p.translate[1]))
-            prog["segments"] = float(p.kaleidoscope)
-            prog["wrap"] = self.WRAPS.index(p.wrap)
+            if p.kaleidoscope >= 1:
+                prog["segments"] = float(p.kaleidoscope)
             prog["aspect"] = w / h
             bind_textures(prog, {"image": img[0]})
 

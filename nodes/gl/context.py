@@ -73,6 +73,8 @@ class GL:
         self.renderer = gl.gl_info.get_renderer()
         self.version = gl.gl_info.get_version_string()
         log.info("OpenGL %s on %s%s", self.version, self.renderer, " (headless, EGL)" if headless else "")
+        #: Drawn by the CPU (Mesa's llvmpipe, softpipe), not a GPU.
+        self.software = any(name in self.renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
         self.quad_program = self.program(FULLSCREEN_COPY)
         self._quads: dict[int, object] = {}
 
@@ -121,6 +123,9 @@ class GL:
 
     def target(self, width: int, height: int) -> "Target":
         return Target(self, width, height)
+
+    def readback(self, planes: list[tuple[int, int, str]], shape: tuple[int, ...]) -> "Readback":
+        return Readback(self, planes, shape)
 
     def upload(self, image: np.ndarray, tex=None):
         """A numpy image (H x W x 3 or 4, float 0..1 or uint8; row 0 at the top) into a
@@ -186,6 +191,83 @@ class GL:
         return buf
 
 
+class Readback:
+    """Pixels read back without waiting for them: each frame's ``glReadPixels`` goes
+    into a pixel buffer object of a ring of ``depth``, and the frame ``depth - 1``
+    frames older is mapped and copied out, so the GL draws (and, with a GPU, copies)
+    the newest frame while the oldest is taken.  Frames come out in order; :meth:`drain`
+    gives the ones still in the ring at the end.
+
+    ``planes``: what one frame is, as (width, height, format) reads laid end to end,
+    format ``"rgb"``, ``"red"`` or ``"green"`` (one byte per pixel); ``shape``: the
+    array each frame is given as."""
+
+    FORMATS = {"rgb": ("GL_RGB", 3), "red": ("GL_RED", 1), "green": ("GL_GREEN", 1)}
+
+    def __init__(self, service: GL, planes: list[tuple[int, int, str]], shape: tuple[int, ...],
+                 depth: int = 3) -> None:
+        from collections import deque
+
+        gl = service.gl
+        self.service, self.shape = service, shape
+        self.planes, offset = [], 0
+        for w, h, fmt in planes:
+            name, channels = self.FORMATS[fmt]
+            self.planes.append((int(w), int(h), getattr(gl, name), offset))
+            offset += int(w) * int(h) * channels
+        self.nbytes = offset
+        ids = (gl.GLuint * depth)()
+        gl.glGenBuffers(depth, ids)
+        self.buffers = list(ids)
+        for b in self.buffers:
+            gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, b)
+            gl.glBufferData(gl.GL_PIXEL_PACK_BUFFER, self.nbytes, None, gl.GL_STREAM_READ)
+        gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
+        self.free = deque(self.buffers)
+        self.pending: deque[int] = deque()
+
+    def push(self, targets: list["Target"]) -> np.ndarray | None:
+        """Start reading a frame (one target per plane); returns the oldest frame when
+        the ring is full."""
+        gl = self.service.gl
+        out = self._take() if not self.free else None
+        buf = self.free.popleft()
+        gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, buf)
+        gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
+        for target, (w, h, fmt, offset) in zip(targets, self.planes):
+            target.fb.bind()
+            gl.glReadPixels(0, 0, w, h, fmt, gl.GL_UNSIGNED_BYTE, ctypes.c_void_p(offset))
+            target.fb.unbind()
+        gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
+        self.pending.append(buf)
+        return out
+
+    def drain(self):
+        while self.pending:
+            yield self._take()
+
+    def _take(self) -> np.ndarray:
+        gl = self.service.gl
+        buf = self.pending.popleft()
+        gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, buf)
+        ptr = gl.glMapBufferRange(gl.GL_PIXEL_PACK_BUFFER, 0, self.nbytes, gl.GL_MAP_READ_BIT)
+        try:
+            if not ptr:
+                raise GLError("cannot map a pixel buffer to read a frame back")
+            data = ctypes.string_at(ptr, self.nbytes)
+        finally:
+            gl.glUnmapBuffer(gl.GL_PIXEL_PACK_BUFFER)
+            gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
+        self.free.append(buf)
+        return np.frombuffer(data, np.uint8).reshape(self.shape)
+
+    def delete(self) -> None:
+        if self.buffers:
+            ids = (self.service.gl.GLuint * len(self.buffers))(*self.buffers)
+            self.service.gl.glDeleteBuffers(len(self.buffers), ids)
+            self.buffers = []
+
+
 class Target:
     """A texture to draw into (a framebuffer object around it)."""
 
@@ -247,5 +329,33 @@ void main() {
     p.y = mix(p.y, 1.0 - p.y, flip);
     color = (p.x < 0.0 || p.x > 1.0 || p.y < 0.0 || p.y > 1.0) ? vec4(0.0, 0.0, 0.0, 1.0)
                                                                  : texture(image, p);
+}
+"""
+
+
+#: An image as the planes of one video frame in the layout ffmpeg calls yuv420p, drawn
+#: in two passes: ``chroma`` 0 draws luma into a W x H target (red), ``chroma`` 1 draws
+#: Cb (red) and Cr (green) into a W/2 x H/2 target, each texel sampled where its 2 x 2
+#: block of pixels meet, so linear filtering gives their mean in one fetch.  Row 0 of
+#: each target is the top of the picture.  BT.709 with limited range (16..235 luma),
+#: the matrix players assume for HD video.  ``scale`` fits the image as the window does.
+YUV420 = """#version 330 core
+out vec4 color;
+uniform sampler2D image;
+uniform vec2 scale;
+uniform vec2 frame;
+uniform int chroma;
+const vec3 LUMA = vec3(0.2126, 0.7152, 0.0722) * 219.0;
+const vec3 CB = vec3(-0.114572, -0.385428, 0.5) * 224.0;
+const vec3 CR = vec3(0.5, -0.454153, -0.045847) * 224.0;
+
+void main() {
+    vec2 px = chroma == 1 ? 2.0 * floor(gl_FragCoord.xy) + 1.0 : gl_FragCoord.xy;
+    vec2 p = (px / frame - 0.5) / scale + 0.5;
+    p.y = 1.0 - p.y;
+    vec3 c = (p.x < 0.0 || p.x > 1.0 || p.y < 0.0 || p.y > 1.0) ? vec3(0.0)
+             : clamp(texture(image, p).rgb, 0.0, 1.0);
+    color = chroma == 1 ? vec4((128.0 + dot(c, CB)) / 255.0, (128.0 + dot(c, CR)) / 255.0, 0.0, 1.0)
+                        : vec4((16.0 + dot(c, LUMA)) / 255.0, 0.0, 0.0, 1.0);
 }
 """

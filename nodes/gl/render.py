@@ -12,9 +12,13 @@ imageio-ffmpeg) encodes the frames and muxes the audio of the rendered span.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import queue
+import signal
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +43,8 @@ class RenderReport:
     wall: float             # seconds it took
     size: tuple[int, int]
     fps: float
+    #: Frames the span has; fewer were written when the render was stopped (SIGINT/TERM).
+    planned: int = 0
 
 
 PREROLL = 8.0  # [s] of the song the analysers hear before the first frame (--preroll)
@@ -123,7 +129,13 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
            size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
            end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
            sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast",
-           preroll: float = PREROLL) -> RenderReport:
+           preroll: float = PREROLL, convert: str = "auto") -> RenderReport:
+    """``convert``: where the frames become the encoder's YUV 4:2:0: "gl" (a shader
+    pass from the image itself; half the bytes read back, BT.709, tagged), "ffmpeg" (RGB
+    read back and converted by ffmpeg, BT.601 matrix, untagged: the frames of earlier
+    versions, byte for byte), or "auto": gl on a GPU, ffmpeg on a CPU renderer such as
+    llvmpipe, where ffmpeg's converter costs less than a shader pass.  PNG frames
+    (``frames_dir``) need RGB, so they make it "ffmpeg"."""
     import soundfile as sf
 
     job = prepare(patch, registry, audio, size, fps, start, end, sets, preroll)
@@ -143,27 +155,53 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
                 f.seek(int(round(start * f.samplerate)))
                 data = f.read(int(round((end - start) * f.samplerate)), dtype="float32", always_2d=True)
                 sf.write(track, data, f.samplerate, subtype="PCM_16")
-        writer = _writer(output, w, h, rate, track, crf, preset)
-        sink = _Sink(writer, frames_dir, job.frames, quiet)
-        rt.runner.nodes[job.window].sink = sink
+        pixels = ("rgb24" if frames_dir is not None or convert == "ffmpeg"
+                  else "yuv420p" if convert == "gl" else "auto")
+        # ffmpeg starts at the first frame, whose shape says which pixels the window chose.
+        sink = _Sink(lambda fmt: _writer(output, w, h, rate, track, crf, preset, fmt),
+                     frames_dir, job.frames, quiet)
+        window = rt.runner.nodes[job.window]
+        window.sink, window.pixels = sink, pixels
+        rt.ctx.sharing = rt.ctx.sharing | {"encoder"}
         t0 = time.perf_counter()
         try:
-            with sink:
+            with sink, _stoppable(rt):
                 rt.run()
         finally:
-            writer.close()
+            sink.close()
     if sink.count == 0:
         raise RenderError("no frames were drawn (see the errors above)")
-    return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate)
+    return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate,
+                        job.frames)
 
 
-def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int, preset: str):
+@contextlib.contextmanager
+def _stoppable(rt: Runtime):
+    """SIGINT and SIGTERM stop the render after the frame being drawn; the frames
+    drawn so far are encoded and the file is closed, playable (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = {s: signal.signal(s, lambda *_: rt.request_stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int, preset: str,
+            pixels: str = "rgb24"):
     import imageio_ffmpeg
 
+    # Frames converted on the GL side are BT.709, limited range: said on the way in and
+    # tagged on the way out, so players show the colours that were drawn.
+    colour = (["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+               "-color_range", "tv"] if pixels == "yuv420p" else [])
     gen = imageio_ffmpeg.write_frames(
-        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-        quality=None, macro_block_size=1, ffmpeg_log_level="error",
-        output_params=["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"]
+        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in=pixels, pix_fmt_out="yuv420p",
+        quality=None, macro_block_size=1, ffmpeg_log_level="error", input_params=colour or None,
+        output_params=["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"] + colour
         + (["-shortest"] if track is not None else []),
         audio_path=str(track) if track is not None else None, audio_codec="aac")
     gen.send(None)
@@ -171,15 +209,24 @@ def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int
 
 
 class _Sink:
-    """Takes each frame from gl.window: to ffmpeg, to PNG if asked, and to the progress bar."""
+    """Takes each frame from gl.window and hands it to a thread of its own, which feeds
+    ffmpeg (and PNG files, if asked) while the next frames draw; the progress bar counts
+    frames encoded.  At most ``QUEUE`` frames wait; a failure of the encoder is raised
+    on the drawing side at the next frame, and at the end."""
 
-    def __init__(self, writer, frames_dir: Path | None, total: int, quiet: bool) -> None:
+    QUEUE = 4
+
+    def __init__(self, open_writer, frames_dir: Path | None, total: int, quiet: bool) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
-        self.writer = writer
+        self.open_writer = open_writer
+        self.writer = None
         self.frames_dir = frames_dir
         self.count = 0
+        self.error: BaseException | None = None
+        self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
+        self.thread = threading.Thread(target=self._encode, name="encoder", daemon=True)
         self.progress = Progress(TextColumn("[bold]render[/]"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                                  disable=quiet)
@@ -187,16 +234,39 @@ class _Sink:
 
     def __enter__(self):
         self.progress.start()
+        self.thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
+        self.queue.put(None)
+        self.thread.join()
         self.progress.stop()
+        if self.error is not None and exc[0] is None:
+            raise self.error
 
     def __call__(self, pixels: np.ndarray) -> None:
-        self.writer.send(pixels)
-        if self.frames_dir is not None:
-            from PIL import Image
+        if self.error is not None:
+            raise self.error
+        self.queue.put(pixels)
 
-            Image.fromarray(pixels).save(Path(self.frames_dir) / f"frame-{self.count:06d}.png")
-        self.count += 1
-        self.progress.advance(self.task)
+    def close(self) -> None:
+        """Let ffmpeg finish the file (after :meth:`__exit__`)."""
+        if self.writer is not None:
+            self.writer.close()
+
+    def _encode(self) -> None:
+        while (pixels := self.queue.get()) is not None:
+            if self.error is not None:
+                continue                   # failed: keep taking frames so drawing never blocks
+            try:
+                if self.writer is None:
+                    self.writer = self.open_writer("yuv420p" if pixels.ndim == 2 else "rgb24")
+                self.writer.send(pixels)
+                if self.frames_dir is not None:
+                    from PIL import Image
+
+                    Image.fromarray(pixels).save(Path(self.frames_dir) / f"frame-{self.count:06d}.png")
+                self.count += 1
+                self.progress.advance(self.task)
+            except BaseException as exc:  # noqa: BLE001 - handed to the drawing thread
+                self.error = exc

@@ -42,14 +42,23 @@ class Window(GLNode):
     }
     inputs = {"image": ports.image("What to show (a texture or a numpy image).", required=True)}
     outputs = {}
-    #: Called with each offscreen frame's pixels (uint8 H x W x 3); `tonegraph render` sets it.
+    #: Called with each offscreen frame's pixels (uint8 H x W x 3, read-only), in order;
+    #: `tonegraph render` sets it.  Frames are read back a few frames late (a ring of
+    #: pixel buffers), so drawing never waits for them; the last ones come at close.
     sink = None
+    #: The frames the sink is given: "rgb24" (H x W x 3) or "yuv420p" (H * 3/2 x W: the
+    #: planes an H.264 encoder takes, converted on the GL side from the image itself, so
+    #: half the bytes come back and the encoder converts nothing); "auto": yuv420p on a
+    #: GPU, rgb24 on a CPU renderer (where a converting pass costs more than ffmpeg's).
+    pixels = "rgb24"
 
     def setup(self) -> None:
         self.ctx.canvas = (int(self.p.size[0]), int(self.p.size[1]))
         self.window = None
         self.closed = False
         self.target = None
+        self.readback = None
+        self.yuv = self.chroma = None
 
     def start(self) -> None:
         self.copy = self.service.quad_program
@@ -63,6 +72,18 @@ class Window(GLNode):
         if self.window is None:
             w, h = (int(v) for v in self.p.size)
             self.target = self.service.target(w, h)
+            if self.pixels == "auto":
+                self.pixels = "rgb24" if self.service.software else "yuv420p"
+            if self.sink is not None and self.pixels == "yuv420p":
+                from .context import YUV420
+
+                self.yuv = self.service.program(YUV420)
+                self.chroma = self.service.target(w // 2, h // 2)
+                self.readback = self.service.readback(
+                    [(w, h, "red"), (w // 2, h // 2, "red"), (w // 2, h // 2, "green")],
+                    (h * 3 // 2, w))
+            elif self.sink is not None:
+                self.readback = self.service.readback([(w, h, "rgb")], (h, w, 3))
 
     def _open(self) -> None:
         pyglet = self.service.pyglet
@@ -101,22 +122,36 @@ class Window(GLNode):
             self._show(img)
         if self.target is None:
             return
-        fit = self._fit(img, self.target.width, self.target.height)
-        # Drawn upside down, so that reading it back gives the top row first.
-        self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
+        w, h = self.target.width, self.target.height
+        fit = self._fit(img, w, h)
+        if self.yuv is not None:        # the encoder's planes, straight from the image
+            for chroma, target in ((0, self.target), (1, self.chroma)):
+                def bind(prog, chroma=chroma) -> None:
+                    prog["frame"] = (float(w), float(h))
+                    prog["chroma"] = chroma
+                    self._bind(prog, img, fit)
+                target.draw(self.yuv, bind)
+            targets = [self.target, self.chroma, self.chroma]
+        else:
+            # Drawn upside down, so that reading it back gives the top row first.
+            self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
+            targets = [self.target]
         if self.sink is not None:
-            self.sink(self.service.read(self.target))
+            frame = self.readback.push(targets)
+            if frame is not None:
+                self.sink(frame)
 
     def _fit(self, img, w: int, h: int) -> tuple[float, float]:
         from .compose import fit_scale
 
         return (1.0, 1.0) if img is None else fit_scale(img[1] / img[2], w / h, self.p.fit)
 
-    def _bind(self, prog, img, fit, flip: float = 0.0) -> None:
+    def _bind(self, prog, img, fit, flip: float | None = None) -> None:
         from .context import bind_textures
 
         prog["scale"] = fit
-        prog["flip"] = flip
+        if flip is not None:
+            prog["flip"] = flip
         if img is not None:
             bind_textures(prog, {"image": img[0]})
 
@@ -135,7 +170,7 @@ class Window(GLNode):
         if img is not None:
             prog = self.copy
             prog.use()
-            self._bind(prog, img, self._fit(img, fw, fh))
+            self._bind(prog, img, self._fit(img, fw, fh), 0.0)
             self.service.quad(prog).draw(gl.GL_TRIANGLE_STRIP)
             prog.stop()
         win.flip()
@@ -148,6 +183,18 @@ class Window(GLNode):
             except Exception:  # noqa: BLE001 - the display may be gone already
                 pass
             self.window = None
+        if getattr(self, "readback", None) is not None:
+            try:
+                for frame in self.readback.drain():   # the last frames, still in the ring
+                    self.sink(frame)
+            finally:
+                self.readback.delete()
+                self.readback = None
+        if getattr(self, "yuv", None) is not None:
+            self.service.forget(self.yuv)
+            self.yuv.delete()
+            self.chroma.delete()
+            self.yuv = self.chroma = None
         if getattr(self, "target", None) is not None:
             self.target.delete()
             self.target = None

@@ -1,41 +1,129 @@
-"""Offline render speed: graphs/spectrum-bars.yaml (a shader-only preset) over the
-built-in groove to H.264 at 1280x720 and 60 fps, on the machine's GL (Mesa llvmpipe on
-a CPU).  Figures: frames rendered per second, and the render's speed as a ratio to
-real time.  Baseline in the same run: the same patch drawn offscreen at the same size
-on the offline clock, without reading frames back or encoding them.
+"""Offline render speed against its floor.
+
+For tunnel, trails and seed-004 at 640x360 and 1280x720, on the machine's GL: the time
+``tonegraph render`` takes (r, ``--convert auto``), and with the other converter, beside,
+in the same run, (a) the same patch drawn offscreen on the offline clock with every
+frame finished (``glFinish``) but nothing read back or encoded, and (b) ffmpeg alone
+encoding the same frames, as the render hands them over, from a raw file, with the
+render's settings.  A render that overlaps drawing, readback and encoding perfectly
+takes the longer of a and b, unless the two together need more CPU than the machine
+has: the floor is max(a, b, (CPU time of a + CPU time of b) / cores), and r / floor is
+how far the render is from it (goal <= 1.3).
 """
 
 from __future__ import annotations
 
+import os
+import resource
+import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import default_registry
-from tonegraph.engine.runtime import Runtime
-from tonegraph.nodes.gl.render import render
+from tonegraph.nodes.gl.render import prepare, render
 
 from .common import quick, table
 
 ROOT = Path(__file__).resolve().parents[2]
+PATCHES = ["tunnel", "trails", "seed-004-beat-sync"]
+SIZES = [(640, 360), (1280, 720)]
+
+
+class _Finish:
+    """In place of gl.window's readback: each frame is finished, nothing is read."""
+
+    def push(self, target):
+        from pyglet import gl
+
+        gl.glFinish()
+
+    def drain(self):
+        return iter(())
+
+    def delete(self) -> None:
+        pass
+
+
+def _cpu(who: int) -> float:
+    use = resource.getrusage(who)
+    return use.ru_utime + use.ru_stime
+
+
+def _drawn(patch: Path, reg, size, seconds: float, raw: Path | None,
+           pixels: str = "auto") -> tuple[float, float, int]:
+    """Seconds (wall, CPU) to draw the span; with ``raw``, the frames are written there
+    as the render would hand them to ffmpeg, and the count of them is returned."""
+    job = prepare(patch, reg, None, size, None, 0.0, seconds)
+    win = job.runtime.runner.nodes[job.window]
+    count = [0]
+    if raw is None:
+        from tonegraph.nodes.gl.context import GL
+
+        win.sink = lambda px: None
+        real, GL.readback = GL.readback, lambda self, planes, shape: _Finish()   # undone below
+    else:
+        out = raw.open("wb")
+
+        def keep(px) -> None:
+            out.write(px.tobytes())
+            count[0] += 1
+        win.sink, win.pixels = keep, pixels
+    t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_SELF)
+    try:
+        job.runtime.run()
+    finally:
+        if raw is None:
+            GL.readback = real
+    took, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_SELF) - c0
+    if raw is not None:
+        out.close()
+        fmt[0] = "yuv420p" if win.pixels == "yuv420p" else "rgb24"
+    return took, cpu, count[0]
+
+
+fmt = ["rgb24"]   # what the last frames written to a raw file were
+
+
+def _encoded(raw: Path, size, fps: float, out: Path) -> tuple[float, float]:
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
+           "-pix_fmt", fmt[0], "-s", f"{size[0]}x{size[1]}", "-r", f"{fps:g}", "-i", str(raw),
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast", str(out)]
+    t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
+    subprocess.run(cmd, check=True)
+    return time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
 
 
 def run() -> None:
     reg = default_registry(plugins=False)
-    patch = ROOT / "graphs" / "spectrum-bars.yaml"
-    seconds = 4.0 if quick() else 16.0
-    with tempfile.TemporaryDirectory() as d:
-        rep = render(patch, reg, None, Path(d) / "bars.mp4", (1280, 720), None, 0.0, seconds, quiet=True)
-    graph, errors = load_graph(patch, reg, ["out.size=[1280, 720]"])
-    assert not errors, errors
-    t0 = time.perf_counter()
-    Runtime(graph, reg, offline=True, headless=True, duration=seconds).run()
-    drawn = time.perf_counter() - t0
-    fps = rep.frames / rep.wall
-    table("Offline render of graphs/spectrum-bars.yaml to H.264, 1280x720 at 60 fps",
-          ["what", "wall time", "frames/s", "speed vs real time"],
-          [[f"render, {rep.seconds:g} s of music", f"{rep.wall:.1f} s", f"{fps:.1f}",
-            f"{rep.seconds / rep.wall:.2f}x"],
-           ["baseline: drawn offscreen, no readback or encoding", f"{drawn:.1f} s",
-            f"{seconds * rep.fps / drawn:.1f}", f"{seconds / drawn:.2f}x"]])
+    seconds = 1.0 if quick() else 5.0
+    cores = os.cpu_count() or 1
+    rows = []
+    for name in PATCHES:
+        patch = ROOT / "graphs" / f"{name}.yaml"
+        with tempfile.TemporaryDirectory() as d:       # warm-up: first loads, compiles, caches
+            render(patch, reg, None, Path(d) / "w.mp4", SIZES[0], None, 0.0, 0.5, quiet=True)
+        for size in SIZES:
+            with tempfile.TemporaryDirectory() as d:
+                rep = render(patch, reg, None, Path(d) / "r.mp4", size, None, 0.0, seconds, quiet=True)
+                drawn, drawn_cpu, _ = _drawn(patch, reg, size, seconds, None)
+                raw = Path(d) / "frames.raw"
+                _, _, frames = _drawn(patch, reg, size, seconds, raw)
+                assert frames == rep.frames, (frames, rep.frames)
+                other = "gl" if fmt[0] == "rgb24" else "ffmpeg"
+                alt = render(patch, reg, None, Path(d) / "c.mp4", size, None, 0.0, seconds, quiet=True,
+                             convert=other)
+                encoded, encoded_cpu = _encoded(raw, size, rep.fps, Path(d) / "e.mp4")
+            floor = max(drawn, encoded, (drawn_cpu + encoded_cpu) / cores)
+            rows.append([name, f"{size[0]}x{size[1]}", f"{rep.frames}",
+                         f"{rep.wall:.2f} s ({'ffmpeg' if fmt[0] == 'rgb24' else 'gl'})",
+                         f"{alt.wall:.2f} s ({other})",
+                         f"{drawn:.2f} s / {drawn_cpu:.1f}", f"{encoded:.2f} s / {encoded_cpu:.1f}",
+                         f"{floor:.2f} s", f"{rep.wall / floor:.2f}", f"{rep.seconds / rep.wall:.2f}x"])
+    table(f"Offline render to H.264 (crf 18, veryfast), {seconds:g} s of each patch on {cores} cores: "
+          f"the render (r) against its floor",
+          ["patch", "size", "frames", "r: render (converter)", "other converter",
+           "a: drawn, no readback (wall / CPU s)", "b: ffmpeg alone (wall / CPU s)",
+           "floor", "r / floor", "speed vs real time"], rows)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -198,6 +199,39 @@ nodes:
     assert tuple(got["win"][16, 10]) == (255, 0, 255)
 
 
+def test_transform_wraps_and_folds_each_as_asked(registry, write_patch, tmp_path):
+    """gl.transform is compiled for its wrap mode and for a kaleidoscope that is on or
+    off (no per-pixel cost for what is off); each variant draws what it says."""
+    from PIL import Image
+
+    pic = tmp_path / "half.png"
+    a = np.zeros((32, 64, 3), np.uint8)
+    a[:, :32] = (255, 0, 0)                                       # left half red
+    Image.fromarray(a).save(pic)
+    path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  img:    {{type: gl.image, params: {{path: "{pic}"}}}}
+  plain:  {{type: gl.transform, params: {{wrap: clamp}}, in: {{image: img}}}}
+  repeat: {{type: gl.transform, params: {{scale: 0.5, wrap: repeat}}, in: {{image: img}}}}
+  mirror: {{type: gl.transform, params: {{scale: 0.5, wrap: mirror}}, in: {{image: img}}}}
+  clamp:  {{type: gl.transform, params: {{scale: 0.5, wrap: clamp}}, in: {{image: img}}}}
+  fold:   {{type: gl.transform, params: {{kaleidoscope: 2, wrap: clamp}}, in: {{image: img}}}}
+  w1: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: plain}}}}
+  w2: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: repeat}}}}
+  w3: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: mirror}}}}
+  w4: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: clamp}}}}
+  w5: {{type: gl.window, params: {{size: [64, 32]}}, in: {{image: fold}}}}
+""")
+    frames, rt = frames_of(path, registry, duration=0.1, node=None)
+    red = lambda w, x: bool(frames[w][-1][16, x, 0] > 200)   # noqa: E731
+    assert red("w1", 10) and not red("w1", 50)                    # as it was
+    assert (red("w2", 10), red("w2", 60)) == (False, True)        # repeat: the next copy
+    assert (red("w3", 10), red("w3", 60)) == (True, False)        # mirror: turned over
+    assert (red("w4", 10), red("w4", 60), red("w4", 20)) == (False, False, True)   # black around
+    assert not red("w5", 10) and not red("w5", 50)                # folded onto the right half
+
+
 def test_numpy_image_input_is_uploaded_once_per_new_array(registry, write_patch, monkeypatch):
     from tonegraph.nodes.gl import context
 
@@ -385,6 +419,78 @@ def test_render_writes_a_video_with_audio_frame_accurate_and_deterministic(tmp_p
         assert np.array_equal(np.asarray(Image.open(p)), np.asarray(Image.open(tmp_path / "a" / p.name)))
 
 
+def test_render_converts_to_yuv_on_the_gl_side_with_the_same_pictures(tmp_path, write_patch):
+    """--convert gl (the default) reads back the encoder's YUV 4:2:0 planes drawn by a
+    shader; decoded, its frames are those of --convert ffmpeg (RGB read back, converted
+    by ffmpeg): same colours, same order, every frame, at a height that leaves half a
+    row of chroma (90 px), and tagged BT.709 so players decode the colours drawn."""
+    import imageio_ffmpeg
+
+    patch = write_patch("""
+        patch: {fps: 20}
+        nodes:
+          look: {type: gl.shader, params: {size: [160, 90], source: "
+            void mainImage(out vec4 c, in vec2 f) {
+              vec2 uv = f / iResolution.xy;
+              vec3 bars = uv.x < 0.25 ? vec3(1, 0, 0) : uv.x < 0.5 ? vec3(0, 1, 0)
+                        : uv.x < 0.75 ? vec3(0, 0, 1) : vec3(fract(iTime * 0.4));
+              c = vec4(uv.y > 0.5 ? bars : vec3(uv.x, 0.5, 1.0 - uv.x), 1.0); }"}}
+          out: {type: gl.window, params: {size: [160, 90]}, in: {image: look}}
+        """)
+    frames = {}
+    for convert in ("gl", "ffmpeg"):
+        out = tmp_path / f"{convert}.mp4"
+        res = tonegraph("render", str(patch), "-o", str(out), "--end", "2", "--size", "160x90",
+                        "--convert", convert, "-q", timeout=300)
+        assert res.returncode == 0, res.stderr
+        reader = imageio_ffmpeg.read_frames(str(out))
+        meta = next(reader)
+        frames[convert] = [np.frombuffer(f, np.uint8).reshape(90, 160, 3).astype(float) for f in reader]
+        assert tuple(meta["size"]) == (160, 90)
+        assert ("bt709" in probe(out)) == (convert == "gl")
+    gl, ff = frames["gl"], frames["ffmpeg"]
+    assert len(gl) == len(ff) == 40
+    for a, b in zip(gl, ff):
+        assert np.abs(a - b).mean() < 3.0
+    top = [(slice(5, 40), slice(5, 35)), (slice(5, 40), slice(45, 75)), (slice(5, 40), slice(85, 115))]
+    for want, (rows, cols) in zip(np.eye(3) * 255, top):         # red, green, blue bars, top half
+        assert np.abs(gl[10][rows, cols].mean(axis=(0, 1)) - want).max() < 12
+    ramp = [f[5:40, 125:155].mean() for f in gl]                   # fract(time * 0.4), in order
+    assert all(b > a for a, b in zip(ramp[:-1], ramp[1:])), ramp
+
+
+def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, write_patch):
+    """The pixel-buffer ring hands the sink every frame, late but in order, and the
+    last ones at close: the same pixels a synchronous glReadPixels gives right after
+    each frame is drawn."""
+    from tonegraph.engine.registry import default_registry
+    from tonegraph.nodes.gl import context
+    from tonegraph.nodes.gl.render import prepare
+
+    patch = write_patch("""
+        patch: {fps: 30}
+        nodes:
+          look: {type: gl.shader, params: {size: [48, 32], source: "
+            void mainImage(out vec4 c, in vec2 f) {
+              c = vec4(fract(iTime * 0.7), f.x / 48.0, f.y / 32.0, 1.0); }"}}
+          out: {type: gl.window, params: {size: [48, 32]}, in: {image: look}}
+        """)
+    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=1.0)
+    now, late = [], []
+    push = context.Readback.push
+
+    def also_now(self, targets):
+        now.append(self.service.read(targets[0]))
+        return push(self, targets)
+    monkeypatch.setattr(context.Readback, "push", also_now)
+    win = job.runtime.runner.nodes[job.window]
+    win.sink, win.pixels = (lambda px: late.append(px.copy())), "rgb24"
+    job.runtime.run()
+    assert len(now) == len(late) == 30
+    assert all(np.array_equal(a, b) for a, b in zip(now, late))
+    assert len({a.tobytes() for a in late}) == 30             # every frame differs: order matters
+
+
 def test_render_pre_roll_has_the_beat_tracker_locked_at_the_first_frame(tmp_path, write_patch):
     """From --start 10 s, the analysers heard the song from 2 s on: beats flash from
     the first second; with --preroll 0 the tracker is still listening then."""
@@ -425,6 +531,28 @@ def test_render_plays_the_song_through_a_live_patch_input(tmp_path):
     assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == 20
     res = tonegraph("render", "graphs/seed-000-live-world.yaml", "-o", str(tmp_path / "x.mp4"))
     assert res.returncode == 1 and "give --audio FILE" in res.stderr
+
+
+def test_a_render_stopped_with_ctrl_c_keeps_a_playable_file_of_the_frames_drawn(tmp_path):
+    import signal
+
+    import imageio_ffmpeg
+
+    out, frames = tmp_path / "part.mp4", tmp_path / "frames"
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "render", "graphs/tunnel.yaml",
+                             "-o", str(out), "--size", "64x36", "--fps", "10", "--frames", str(frames),
+                             "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(list(frames.glob("*.png"))) >= 5, 60)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    drawn = len(list(frames.glob("*.png")))
+    assert f"stopped: {out} holds the first {drawn} of 320 frames" in err
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == drawn
 
 
 def test_render_errors_are_one_line(tmp_path, write_patch):
