@@ -66,6 +66,10 @@ class Context:
     clock_origin: float = 0.0
     #: The output frame's size (set by the patch's gl.window), for nodes that draw at it.
     canvas: tuple[int, int] | None = None
+    #: What else keeps cores busy in this run: "audio" (the real-time audio thread),
+    #: "gl" (drawing, on the CPU without a GPU), "encoder" (a render's ffmpeg).  Torch
+    #: takes the cores they leave.
+    sharing: frozenset = frozenset()
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""

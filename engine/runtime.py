@@ -101,6 +101,10 @@ class Runtime:
         plan = make_plan(graph, registry, fps=fps, batching=batching)
         self.ctx = graph.spec.context(offline=offline, headless=headless)
         self.ctx.fps = plan.header.fps
+        types = {n.type for n in graph.nodes.values()}
+        self.ctx.sharing = frozenset(
+            ({"audio"} if not offline and any(t.startswith("audio.") for t in types) else set())
+            | ({"gl"} if any(t.startswith("gl.") for t in types) else set()))
         self.policy = FaultPolicy(clock)
         #: The one handle every domain, OSC control, OSCQuery and the watcher read.
         self.current: Runner = build(plan, registry, self.ctx, faults=self.policy, configure=False)

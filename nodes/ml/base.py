@@ -42,12 +42,12 @@ class ModelNode(Batched):
         return self.ctx.resolve_input(self.p.model) if self.p.model else MODELS_DIR / self.shipped
 
     def configure(self) -> None:
-        from .models import ModelError, leave_a_core, shared
+        from .models import ModelError, share_cores, shared
 
         try:
             self.model = shared(self.kind, self.model_path(), self.p.device, self.p.precision)
-            if not self.ctx.offline and self.model.device.type == "cpu":
-                leave_a_core()
+            if self.model.device.type == "cpu":
+                share_cores(self.ctx.sharing)
         except ModelError as exc:
             raise NodeError(self.id, str(exc)) from None
         self.setup()

@@ -12,6 +12,7 @@ engine can run their requests in one forward pass (engine/batch.py).
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import threading
@@ -21,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+log = logging.getLogger("tonegraph.ml")
 
 FORMAT_VERSION = 1
 #: Where the shipped weights live.
@@ -180,12 +183,30 @@ def load(path: Path, kind: str) -> tuple[nn.Module, dict]:
 # -- runners shared by nodes ----------------------------------------------------------
 
 
-def leave_a_core() -> None:
-    """For real-time runs on the CPU: torch uses one core fewer than the machine has, so
-    the audio thread always finds one free (unless OMP_NUM_THREADS says otherwise).
-    ``make bench`` compares graphs/learned.yaml in real time with and without it."""
-    if "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+_warned_threads = False
+
+
+def share_cores(sharing: frozenset | set = frozenset()) -> int:
+    """Torch's CPU threads for a run in which ``sharing`` (see ``Context.sharing``) also
+    keep cores busy: one core for each of them is left free, and at least one thread
+    is kept.  OMP_NUM_THREADS may ask for fewer, never for more while something else
+    needs the cores (two torch threads beside GL and the audio thread on two cores
+    collapse a real-time run); it is then capped, with one warning.  ``make bench``
+    compares graphs/learned.yaml in real time with and without this."""
+    global _warned_threads
+
+    cores = os.cpu_count() or 2
+    threads = max(1, cores - len(sharing))
+    asked = os.environ.get("OMP_NUM_THREADS", "").strip()
+    if asked.isdigit() and int(asked) > 0:
+        if int(asked) <= threads or not sharing:
+            threads = int(asked)
+        elif not _warned_threads:
+            _warned_threads = True
+            log.warning("OMP_NUM_THREADS=%s would leave %s no core of %d; torch uses %d thread%s",
+                        asked, " and ".join(sorted(sharing)), cores, threads, "s" * (threads > 1))
+    torch.set_num_threads(threads)
+    return threads
 
 
 def pick_device(device: str) -> torch.device:

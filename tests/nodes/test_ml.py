@@ -502,3 +502,46 @@ def test_autoencoder_code_spans_its_range_on_any_sound_and_novelty_is_relative_t
     at = lambda a, b: [n for t_, n in novelty if a <= t_ < b]  # noqa: E731
     assert max(at(20.0, 21.0)) > 1.5 * np.median(at(15.0, 20.0))      # the chirp is news ...
     assert np.median(at(28.0, 30.0)) < 0.8 * max(at(20.0, 21.0))       # ... and then it is not
+
+
+def test_torch_leaves_a_core_to_each_thing_sharing_them(monkeypatch, caplog, write_patch):
+    import os
+
+    from tonegraph.engine.graph import load_graph
+    from tonegraph.engine.registry import default_registry
+    from tonegraph.engine.runtime import Runtime
+
+    before = torch.get_num_threads()
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(models, "_warned_threads", False)
+    try:
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        assert models.share_cores(frozenset()) == 2 and torch.get_num_threads() == 2
+        assert models.share_cores(frozenset({"audio", "gl"})) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setattr(os, "cpu_count", lambda: 16)
+        assert models.share_cores(frozenset({"audio", "gl", "encoder"})) == 13
+        monkeypatch.setenv("OMP_NUM_THREADS", "4")                 # fewer: as asked
+        assert models.share_cores(frozenset({"audio"})) == 4
+        monkeypatch.setattr(os, "cpu_count", lambda: 2)
+        monkeypatch.setenv("OMP_NUM_THREADS", "2")                 # more than is left: capped
+        with caplog.at_level("WARNING", logger="tonegraph.ml"):
+            assert models.share_cores(frozenset({"audio", "gl"})) == 1
+            assert models.share_cores(frozenset({"audio", "gl"})) == 1
+        assert [r.getMessage() for r in caplog.records] == [
+            "OMP_NUM_THREADS=2 would leave audio and gl no core of 2; torch uses 1 thread"]
+        assert models.share_cores(frozenset()) == 2                # nothing else running: as asked
+    finally:
+        torch.set_num_threads(before)
+
+    path = write_patch("""
+        nodes:
+          groove: {type: audio.synth}
+          level:  {type: audio.level, in: {audio: groove}}
+          look:   {type: gl.shader, params: {size: [16, 16], source: "void mainImage(out vec4 c, in vec2 f) { c = vec4(level); }"}, in: {level: level.rms}}
+          out:    {type: gl.window, params: {size: [16, 16]}, in: {image: look}}
+        """)
+    reg = default_registry(plugins=False)
+    graph, errors = load_graph(path, reg)
+    assert not errors
+    assert Runtime(graph, reg, offline=False).ctx.sharing == {"audio", "gl"}
+    assert Runtime(graph, reg, offline=True).ctx.sharing == {"gl"}
