@@ -6,8 +6,9 @@ velocity as numbers and how many are held; control changes as ``cc``, a vector o
 what matters in the patch and it gets an output of its own: ``note_names: {kick: 36}``
 makes an event output ``kick``, ``controls: {fader: 7}`` a number output ``fader``.
 
-MIDI clock (24 pulses a beat) gives ``bpm`` (averaged over the last beat) and a ``beat``
-event on every 24th pulse after a start or continue; ``start`` and ``stop`` are events
+MIDI clock (24 pulses a beat) gives ``bpm`` (a line fitted through the arrival times of
+the last beat's pulses, so one late pulse barely moves it) and a ``beat`` event on
+every 24th pulse after a start or continue; ``start`` and ``stop`` are events
 too.  Every event carries the time the message arrived (mapped to media time), not the
 tick that read it.  Ports are chosen and kept open as nodes/midi/ports.py says.
 """
@@ -168,10 +169,9 @@ class MidiIn(Node):
 
     def _clock(self, wall: float, t: float, events) -> None:
         self.clock_times.append(wall)
-        if len(self.clock_times) >= 2:
-            span = self.clock_times[-1] - self.clock_times[0]
-            if span > 0:
-                self.out["bpm"] = 60.0 * (len(self.clock_times) - 1) / (24.0 * span)
+        bpm = clock_bpm(self.clock_times)
+        if bpm is not None:
+            self.out["bpm"] = bpm
         if self.pulses >= 0:
             if self.pulses % 24 == 0:
                 events["beat"].append(Event(t))
@@ -180,3 +180,16 @@ class MidiIn(Node):
     def close(self) -> None:
         if getattr(self, "port", None) is not None:
             self.port.close()
+
+
+def clock_bpm(times) -> float | None:
+    """Tempo from MIDI clock pulses' arrival times [s]: the pulse period is the slope of
+    a line fitted through them (least squares), so a pulse that comes late moves it far
+    less than it moves the span from the first to the last."""
+    n = len(times)
+    if n < 2:
+        return None
+    t = np.fromiter(times, float, n)
+    k = np.arange(n) - (n - 1) / 2.0
+    period = float(k @ (t - t.mean())) / float(k @ k)
+    return 60.0 / (24.0 * period) if period > 0 else None

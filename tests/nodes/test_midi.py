@@ -173,3 +173,15 @@ def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch)
     assert np.median(np.diff(pulses)) == pytest.approx(60 / (24 * 120), rel=0.05)
     assert any(b[0] == 0xFC for _, b in events)                             # stop, on close
     assert "Traceback" not in log
+
+
+def test_clock_tempo_holds_when_a_pulse_comes_late():
+    from tonegraph.nodes.midi.inp import clock_bpm
+
+    step = 60.0 / (24 * 120.0)
+    steady = [k * step for k in range(25)]
+    assert clock_bpm(steady) == pytest.approx(120.0, abs=1e-6)
+    late = steady[:-1] + [steady[-1] + 0.04]        # the last pulse 40 ms late (a busy sender)
+    assert clock_bpm(late) == pytest.approx(120.0, abs=3)
+    assert 60.0 * 24 / (24.0 * (late[-1] - late[0])) < 112   # first-to-last would say 111
+    assert clock_bpm([0.0]) is None and clock_bpm([1.0, 1.0]) is None
