@@ -36,17 +36,17 @@ looks: setup
 	$(PY) -m tests.looks
 
 docs: setup
-	$(VENV)/bin/tonegraph docs -o docs/nodes.md
-	$(VENV)/bin/tonegraph schema -o docs/patch.schema.json
+	$(VENV)/bin/tonegraph docs --builtin -o docs/nodes.md
+	$(VENV)/bin/tonegraph schema --builtin -o docs/patch.schema.json
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
 # itself: synthetic sounds of many kinds, and drawn squiggles.
 models: setup
-	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0
+	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
 	  --seed 0 --checkpoint build/autoencoder.ckpt --plot docs/models/autoencoder-loss.png
 	$(PY) -m tests.looks.codes
-	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0
+	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
 	  --seed 0 --steps 3000 --ema 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
 	  --samples docs/models/gan-samples.png

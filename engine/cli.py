@@ -47,7 +47,8 @@ def _setup_logging(level: str, as_json: bool = False) -> None:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    return default_registry([Path(p) for p in getattr(args, "nodes_path", None) or []])
+    return default_registry([Path(p) for p in getattr(args, "nodes_path", None) or []],
+                            plugins=not getattr(args, "builtin", False))
 
 
 def _fail(lines: list[str] | str) -> int:
@@ -252,10 +253,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_mkdir(with_nodes_path(sub.add_parser("schema", help="JSON Schema of patch files, for editors")))
     p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--builtin", action="store_true",
+                   help="only tonegraph's own node types, not installed plugins (what 'make docs' writes)")
     p.set_defaults(func=cmd_schema)
 
     p = add_mkdir(with_nodes_path(sub.add_parser("docs", help="the node reference in Markdown")))
     p.add_argument("-o", "--output", metavar="FILE")
+    p.add_argument("--builtin", action="store_true",
+                   help="only tonegraph's own node types, not installed plugins (what 'make docs' writes)")
     p.set_defaults(func=cmd_docs)
 
     p = add_mkdir(with_nodes_path(sub.add_parser("synth", help="render the built-in groove to a sound file")))

@@ -427,7 +427,9 @@ def apply_overrides(spec: PatchSpec, sets: list[str]) -> list[PatchError]:
             errors.append(PatchError(f"--set wants node.param=value, got {item!r}", loc))
             continue
         if nid not in spec.nodes:
-            errors.append(PatchError(f"--set: no node '{nid}' in the patch", loc))
+            names = list(spec.nodes)
+            listed = ", ".join(names[:12]) + (", ..." if len(names) > 12 else "")
+            errors.append(PatchError(f"--set: no node '{nid}' in the patch (its nodes: {listed})", loc))
             continue
         try:
             value = yaml.safe_load(raw)

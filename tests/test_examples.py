@@ -27,6 +27,12 @@ def test_custom_node_plugin_installs_and_runs(tmp_path):
     assert run.returncode == 0, run.stderr
     flashes = [l for l in run.stdout.splitlines() if "flash=1.000" in l]
     assert 3 <= len(flashes) <= 8    # 128 BPM over 2 s: four beats, a 50 ms flash each
+    # The reference lists installed plugins, except with --builtin (what 'make docs'
+    # commits), so a plugin installed beside the project never leaks into docs/.
+    assert "fx.strobe" in tonegraph("docs", env=env).stdout
+    builtin = tonegraph("docs", "--builtin", env=env).stdout
+    assert "fx.strobe" not in builtin and builtin == (ROOT / "docs" / "nodes.md").read_text()
+    assert "fx.strobe" not in tonegraph("schema", "--builtin", env=env).stdout
 
 
 def test_custom_node_via_nodes_path():

@@ -4,6 +4,7 @@ patch from another folder and puts nothing at the top level but ``tonegraph``.""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -35,9 +36,13 @@ def core_closure(name: str = "tonegraph") -> list:
 
 
 def test_a_wheel_installs_under_one_name_and_the_core_runs_the_demo(tmp_path):
+    # Built from a copy of the working tree, so setuptools' build folder stays out of it.
+    source = tmp_path / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache"))
     wheels = tmp_path / "wheels"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-                    "-w", str(wheels), str(ROOT)], check=True, capture_output=True, timeout=300)
+                    "-w", str(wheels), str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = wheels.glob("tonegraph-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     tops = {n.split("/")[0] for n in names}

@@ -58,7 +58,7 @@ def test_set_overrides_a_param_and_is_validated(write_patch, tmp_path):
     assert bad.returncode == 1
     assert "--set:1:1: error: param 'value' must be a number, got [1]" in bad.stderr
     bad = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "zz.value=1")
-    assert bad.returncode == 1 and "no node 'zz'" in bad.stderr
+    assert bad.returncode == 1 and "no node 'zz' in the patch (its nodes: c, rec)" in bad.stderr
 
 
 def test_a_file_given_with_set_is_where_the_user_typed_it(tmp_path):

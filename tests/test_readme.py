@@ -1,0 +1,91 @@
+"""Every command the README shows, pasted as it is into a fresh copy of the project.
+
+The README's shell blocks are run in order, in a copy of the working tree, with the
+virtual environment on PATH as `. .venv/bin/activate` puts it.  What a user brings is
+stood in for: `song.flac` is the built-in groove, `~/drawings` a few drawn squiggles,
+`~/music/set` two short synthetic clips, and the models a user would wait hours to
+train are trained for a few steps beforehand.  A command that ends by itself must
+succeed; one still running after `STARTED` seconds (a show, a training, a render) is
+stopped with Ctrl-C (SIGINT) and must stop cleanly.  Either way it must print no
+traceback and no error line.  `make ...`, the activation line and `oscsend` (which
+talks to a running engine; examples/osc has its own tests) are not run here.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STARTED = 6.0     # [s] a long command must have started without error by then
+SKIP = ("make ", ". .venv/bin/activate", "oscsend ")
+
+
+def readme_commands() -> list[str]:
+    """The shell blocks' commands, and the "run it" column of the table of patches."""
+    text = (ROOT / "README.md").read_text()
+    commands = [m for row in text.splitlines() if row.startswith("| [graphs/")
+                for m in re.findall(r"`(tonegraph [^`]+)`", row)]
+    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = re.split(r"\s#\s", " " + line.strip() + " ")[0].strip()
+            if line and not line.startswith("#") and not line.startswith(SKIP):
+                commands.append(line)
+    return commands
+
+
+def run_as_pasted(command: str, cwd: Path, env: dict) -> tuple[int, str, bool]:
+    """(exit code, stderr and stdout, whether it was stopped with Ctrl-C)."""
+    proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=STARTED)
+        return proc.returncode, out, False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return -9, out + "\n[did not stop within 60 s of Ctrl-C]", True
+        return proc.returncode, out, True
+
+
+def test_every_readme_command_runs_as_pasted(tmp_path):
+    copy = tmp_path / "tonegraph"
+    shutil.copytree(ROOT, copy, symlinks=True, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "*.jsonl", "*.ckpt"))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+           "VIRTUAL_ENV": str(ROOT / ".venv")}
+    env.pop("DISPLAY", None)
+
+    def prepare(command: str) -> None:
+        res = subprocess.run(["bash", "-c", command], cwd=copy, env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, f"stand-in {command!r}: {res.stdout}{res.stderr}"
+    prepare("tonegraph synth -o song.flac --bars 8")
+    prepare("tonegraph draw -o ~/drawings --count 8 --mkdir")
+    prepare("tonegraph sounds -o ~/music/set --count 2 --seconds 2 --mkdir")
+    prepare("tonegraph train gan --images ~/drawings -o drawings.pt --size 64 --steps 2 -q")
+    prepare("mkdir -p models && cp drawings.pt models/drawings.pt && "
+            "tonegraph train autoencoder --audio ~/music/set -o models/set.pt --epochs 1 -q")
+
+    commands = readme_commands()
+    assert len(commands) >= 25
+    failures = []
+    for command in commands:
+        code, out, stopped = run_as_pasted(command, copy, env)
+        bad = [line for line in out.splitlines()
+               if "Traceback" in line or re.search(r"(^|: )error:", line)]
+        if bad or code not in ((0, 130) if stopped else (0,)):
+            failures.append(f"{command}\n    exit {code}{' after Ctrl-C' if stopped else ''}: "
+                            + "\n    ".join((bad or out.strip().splitlines() or ["(no output)"])[-3:]))
+    assert not failures, "README commands that fail as pasted:\n" + "\n".join(failures)
