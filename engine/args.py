@@ -96,7 +96,7 @@ COMMAND_EXTRAS = {
     "render": ("gl", ("pyglet", "imageio_ffmpeg", "PIL")),
     "train": ("ml", ("torch", "matplotlib", "PIL")),
     "draw": ("ml", ("PIL",)),
-    "analyze": ("analyze", ("sklearn", "matplotlib")),
+    "analyze": ("analyze", ("sklearn", "matplotlib", "distributed")),
 }
 
 

@@ -6,6 +6,7 @@ sections every 4 bars: quiet 0-8 s, loud 8-16 s, and so on."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 
@@ -13,6 +14,7 @@ import numpy as np
 import pytest
 
 from tonegraph.engine.runtime import OscOptions, Runtime
+from tonegraph.nodes.audio.synth import Timbre
 
 from .conftest import ROOT, load_ok, tonegraph, wait_for
 
@@ -312,3 +314,78 @@ def test_seed_000_live_world_lights_the_desk_and_bends_to_the_audience(registry,
         th.join(15)
         desk.stop()
         jack.stop()
+
+
+def _library(folder, songs):
+    """Songs of the built-in groove at other tempi and in other timbres."""
+    import soundfile as sf
+
+    from tonegraph.nodes.audio.synth import render_groove
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (bpm, timbre, seed) in songs.items():
+        x, _, _ = render_groove(22050, bpm, 4, seed, timbre)
+        sf.write(folder / name, x, 22050)
+
+
+SONGS = {
+    "deep.flac": (90, Timbre(kick_hz=40, pad_wave="sine", lowpass_hz=900, hat_gain=0.05), 1),
+    "bright.flac": (128, Timbre(snare_hz=320, hat_gain=0.9, pad_wave="saw", pad_gain=0.2), 2),
+    "square.flac": (150, Timbre(kick_hz=60, pad_wave="square", pad_gain=0.25, drive=0.8), 3),
+    "plain.flac": (110, Timbre(), 4),
+}
+
+
+def test_seed_003_maps_a_library_on_a_local_dask_cluster_and_caches_each_song(tmp_path):
+    """`tonegraph analyze DIR` on a LocalCluster of 2 workers: every chunk of every song
+    in one map, the songs apart from each other, the map loadable by ml.chunkmap; a
+    re-run analyses only what is new or changed; a file that is not sound is skipped."""
+    from tonegraph.nodes.ml.chunks import load_map
+
+    lib, out = tmp_path / "library", tmp_path / "lib"
+    _library(lib, SONGS)
+    res = tonegraph("analyze", str(lib), "-o", str(out), "--workers", "2", "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "(4 analysed, 0 from the cache" in res.stdout and "Traceback" not in res.stderr
+    doc = json.loads((tmp_path / "lib.json").read_text())
+    assert [s["audio"] for s in doc["songs"]] == sorted(SONGS)
+    song = np.array([c["song"] for c in doc["chunks"]])
+    xy = np.array([c["xy"] for c in doc["chunks"]])
+    assert all((song == i).sum() >= 10 for i in range(4)) and len(xy) == sum(s["chunks"] for s in doc["songs"])
+    # Chunks of one song lie together: a chunk's nearest neighbour on the map is mostly
+    # from its own song (chance would be a quarter).
+    d = ((xy[:, None, :] - xy[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    assert (song[d.argmin(axis=1)] == song).mean() > 0.6
+    assert len(list((tmp_path / "lib.cache").glob("*.npz"))) == 4
+    assert load_map(tmp_path / "lib.json")["_xy"].shape == (len(xy), 2)
+
+    _library(lib, {"new.flac": (100, Timbre(pad_wave="saw"), 5), "plain.flac": (112, Timbre(), 6)})
+    (lib / "notes.wav").write_bytes(b"not a sound")
+    res = tonegraph("analyze", str(lib), "-o", str(out), "--workers", "2", "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "(3 analysed, 3 from the cache" in res.stdout     # new, changed, and the bad file
+    assert "skipped" in res.stderr and "notes.wav: cannot read it as sound" in res.stderr
+    assert len(json.loads((tmp_path / "lib.json").read_text())["songs"]) == 5
+
+
+def test_a_library_is_analysed_on_an_existing_dask_cluster(tmp_path):
+    """--scheduler ADDRESS: the songs go to a cluster that was already running (here one
+    of this test's own, on 127.0.0.1); an address nobody answers is one line."""
+    from distributed import LocalCluster
+
+    lib = tmp_path / "library"
+    _library(lib, dict(list(SONGS.items())[:2]))
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False, host="127.0.0.1", protocol="tcp",
+                      dashboard_address=None, scheduler_kwargs={"dashboard": False}) as cluster:
+        res = tonegraph("analyze", str(lib), "-o", str(tmp_path / "m"), "--scheduler",
+                        cluster.scheduler_address, "-q", timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert "(2 analysed, 0 from the cache" in res.stdout
+        assert cluster.scheduler.task_prefixes.keys() & {"describe_song"}    # it ran there
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]                 # a port nothing listens on
+    res = tonegraph("analyze", str(lib), "-o", str(tmp_path / "x"), "--cache", str(tmp_path / "empty"),
+                    "--scheduler", f"tcp://127.0.0.1:{port}", "-q", timeout=120)
+    assert res.returncode == 1 and res.stderr.startswith("error:") and res.stderr.count("\n") == 1, res.stderr

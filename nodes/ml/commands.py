@@ -81,12 +81,22 @@ def add_parsers(sub, with_nodes_path) -> None:
                    help="an 8x8 sheet of generated images (default: the output's name with .samples.png)")
     g.set_defaults(func=cmd_train)
 
-    m = command(sub, "analyze", help="cut a song at its onsets and map the chunks by similarity (seed 003)")
-    m.add_argument("audio", type=Path, metavar="AUDIO")
+    m = command(sub, "analyze", help="cut a song (or every song in a folder) at its onsets and map the "
+                                     "chunks by similarity (seed 003)")
+    m.add_argument("audio", type=Path, metavar="AUDIO",
+                   help="a sound file, or a folder: every song under it in one map (on a Dask cluster)")
     m.add_argument("-o", "--output", required=True, type=Path, metavar="OUT",
                    help="writes OUT.json (chunks, features, positions, sections) and OUT.png")
     m.add_argument("--dims", type=int, choices=(2, 3), default=2,
-                   help="3 also lays the chunks out in 3-D (slower; drawn beside the map)")
+                   help="3 also lays the chunks out in 3-D (slower; drawn beside the map; one song only)")
+    m.add_argument("--workers", type=whole(1, 1024), metavar="N",
+                   help="a folder: worker processes of the local Dask cluster (default: one per core)")
+    m.add_argument("--scheduler", metavar="ADDRESS",
+                   help="a folder: use the Dask cluster at this scheduler address (tcp://host:8786) "
+                        "instead; its workers must see the same paths")
+    m.add_argument("--cache", type=Path, metavar="DIR",
+                   help="a folder: where each song's chunks are kept between runs, keyed by the "
+                        "file's content (default: OUT.cache beside the output)")
     m.add_argument("--seed", type=seed, default=0)
     m.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     m.set_defaults(func=cmd_analyze)
@@ -153,6 +163,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     out = args.output
     if out.suffix.lower() in (".json", ".png"):
         out = out.with_suffix("")
+    if args.audio.is_dir():
+        return _analyze_library(args, out)
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     progress = Progress(TextColumn("[bold]analyze[/] {task.description}"), BarColumn(),
@@ -176,6 +188,43 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     plot(doc, png_path)
     print(f"{args.audio}: {len(doc['chunks'])} chunks mapped by {doc['method']}, "
           f"{len(doc['sections']) + 1} sections; wrote {json_path} and {png_path}")
+    return 0
+
+
+def _analyze_library(args: argparse.Namespace, out: Path) -> int:
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .library import analyse_library, plot_library
+
+    if args.dims != 2:
+        print("error: --dims 3 is for one song; a folder is mapped in 2-D", file=sys.stderr)
+        return 2
+    progress = Progress(TextColumn("[bold]analyze[/] {task.description}"), BarColumn(),
+                        MofNCompleteColumn(), TimeElapsedColumn(), disable=args.quiet)
+    task = progress.add_task("", total=None)
+
+    def tell(done: int, total: int, what: str) -> None:
+        progress.update(task, completed=done, total=total, description=what)
+    cache = args.cache or out.with_name(out.name + ".cache")
+    try:
+        with progress:
+            doc, report = analyse_library(args.audio, cache, args.workers, args.scheduler, args.seed, tell)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:        # the scheduler cannot be reached, a file cannot be read
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    for line in report.failed:
+        print(f"skipped {line}", file=sys.stderr)
+    json_path, png_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".png")
+    json_path.write_text(json.dumps(doc, indent=1))
+    plot_library(doc, png_path)
+    print(f"{args.audio}: {report.chunks} chunks of {report.songs - len(report.failed)} songs mapped by "
+          f"{doc['method']} ({report.analysed} analysed, {report.cached} from the cache in {cache}); "
+          f"wrote {json_path} and {png_path}")
     return 0
 
 

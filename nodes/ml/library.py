@@ -1,0 +1,230 @@
+"""Seed 003 at library scale: ``tonegraph analyze DIR`` maps every chunk of every song in
+a folder at once.
+
+Each song is cut at its onsets and described (:class:`.chunks.Chunker`, the same
+features as one song's map and the live ``ml.chunkmap``) as a task of its own on a Dask
+cluster: by default a ``LocalCluster`` of one single-threaded worker process per core,
+on 127.0.0.1, or an existing cluster named by its scheduler's address (its workers must
+see the same paths, as on a shared filesystem).  What a song gave is kept in a cache
+keyed by a hash of the file's bytes (and of the features' version), so a second run
+analyses only new or changed songs.  Then all chunks of all songs are laid out together
+(z-scored features, PCA, then t-SNE) into one map, coloured by song, and a JSON that
+``ml.chunkmap`` loads like a one-song map.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono
+
+#: Raised whenever what a song's analysis gives changes, so older cache entries are not used.
+FEATURE_VERSION = 1
+AUDIO = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+PCA_DIMS = 16   # chunks are reduced to this many dimensions before t-SNE
+
+
+def songs_in(folder: Path) -> list[Path]:
+    """Every sound file under ``folder``, in a stable order."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in AUDIO)
+
+
+def content_key(path: Path) -> str:
+    """The cache key of a song: its bytes and the features' version."""
+    h = hashlib.sha256(f"tonegraph-chunks-v{FEATURE_VERSION}\n".encode())
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def describe_song(path: str) -> dict:
+    """One song's chunks (a Dask task, run in a worker process): start and end times
+    [s] and the feature rows, or the one-line reason it could not be read."""
+    try:
+        x = read_mono(Path(path))
+    except Exception as exc:  # soundfile raises several types for unreadable files
+        return {"error": f"cannot read it as sound ({type(exc).__name__}: {exc})"}
+    chunker = Chunker()
+    chunks = []
+    for i in range(0, len(x), 65536):
+        chunks += chunker.push(x[i:i + 65536])
+    chunks += chunker.finish()
+    return {"duration": len(x) / SAMPLERATE,
+            "starts": np.array([c.start for c in chunks], dtype=np.float64),
+            "ends": np.array([c.end for c in chunks], dtype=np.float64),
+            "features": (np.stack([c.features for c in chunks]).astype(np.float32) if chunks
+                         else np.zeros((0, len(FEATURES)), np.float32))}
+
+
+class Cache:
+    """What each song gave, one ``.npz`` file (plain arrays, no pickles) per content key."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def get(self, key: str) -> dict | None:
+        path = self.folder / f"{key}.npz"
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                return {"duration": float(f["duration"]), "starts": f["starts"], "ends": f["ends"],
+                        "features": f["features"]}
+        except (OSError, KeyError, ValueError):
+            return None
+
+    def put(self, key: str, song: dict) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f"{key}.tmp.npz"
+        np.savez(tmp, duration=song["duration"], starts=song["starts"], ends=song["ends"],
+                 features=song["features"])
+        os.replace(tmp, self.folder / f"{key}.npz")
+
+
+@dataclass
+class LibraryReport:
+    songs: int
+    analysed: int                   # songs described in this run
+    cached: int                     # songs taken from the cache
+    chunks: int
+    failed: list[str] = field(default_factory=list)   # "path: reason"
+
+
+@contextlib.contextmanager
+def dask_client(workers: int | None = None, scheduler: str | None = None):
+    """A Dask client: to the cluster at ``scheduler``, or to a LocalCluster of
+    ``workers`` single-threaded processes (default: one per core) on 127.0.0.1."""
+    from distributed import Client, LocalCluster
+
+    quiet = logging.getLogger("distributed")    # its INFO lines (workers, comms) are its own business
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
+    try:
+        with _client(Client, LocalCluster, workers, scheduler) as client:
+            yield client
+    finally:
+        quiet.setLevel(level)
+
+
+@contextlib.contextmanager
+def _client(Client, LocalCluster, workers, scheduler):  # noqa: N803 (classes passed in)
+    if scheduler:
+        client = Client(scheduler, timeout="10s")
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    with LocalCluster(n_workers=workers or os.cpu_count() or 1, threads_per_worker=1, processes=True,
+                      host="127.0.0.1", dashboard_address=None, scheduler_kwargs={"dashboard": False},
+                      silence_logs=logging.ERROR) as cluster, \
+            Client(cluster) as client:
+        yield client
+
+
+def describe_songs(paths: list[Path], client, progress: Callable[[int, int, str], None] | None = None
+                   ) -> dict[Path, dict]:
+    """Every song described on the cluster, as the results come back."""
+    from distributed import as_completed
+
+    futures = {client.submit(describe_song, str(p), pure=False): p for p in paths}
+    done: dict[Path, dict] = {}
+    for fut in as_completed(futures):
+        path = futures[fut]
+        done[path] = fut.result()
+        if progress:
+            progress(len(done), len(paths), path.name)
+    return done
+
+
+def analyse_library(folder: Path, cache_dir: Path, workers: int | None = None,
+                    scheduler: str | None = None, seed: int = 0,
+                    progress: Callable[[int, int, str], None] | None = None) -> tuple[dict, LibraryReport]:
+    """The map of every chunk of every song under ``folder`` (the JSON document), and
+    what the run did."""
+    songs = songs_in(folder)
+    if not songs:
+        raise ValueError(f"{folder}: no sound files ({' '.join(AUDIO)}) under it")
+    cache = Cache(cache_dir)
+    keys = {p: content_key(p) for p in songs}
+    found = {p: cache.get(keys[p]) for p in songs}
+    todo = [p for p in songs if found[p] is None]
+    if todo:
+        with dask_client(workers, scheduler) as client:
+            for path, song in describe_songs(todo, client, progress).items():
+                found[path] = song
+                if "error" not in song:
+                    cache.put(keys[path], song)
+    report = LibraryReport(len(songs), len(todo), len(songs) - len(todo), 0)
+    rows, chunks, listed = [], [], []
+    for path in songs:
+        song = found[path]
+        if "error" in song:
+            report.failed.append(f"{path}: {song['error']}")
+            continue
+        index = len(listed)
+        listed.append({"audio": str(path.relative_to(folder)), "duration": round(song["duration"], 4),
+                       "chunks": len(song["starts"])})
+        rows.append(song["features"].astype(np.float64))
+        chunks += [(index, float(s), float(e)) for s, e in zip(song["starts"], song["ends"])]
+    feats = np.concatenate(rows) if rows else np.zeros((0, len(FEATURES)))
+    report.chunks = len(feats)
+    if len(feats) < 3:
+        raise ValueError(f"{folder}: only {len(feats)} chunks in all its songs; a map needs at least 3")
+    mean, std = feats.mean(axis=0), feats.std(axis=0)
+    std[std < 1e-9] = 1.0
+    z = (feats - mean) / std
+    if progress:
+        progress(0, 1, "laying out by similarity")
+    if z.shape[1] > PCA_DIMS and len(z) > PCA_DIMS:
+        from sklearn.decomposition import PCA
+
+        z_low = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(z)
+    else:
+        z_low = z
+    xy, method = embed(z_low, 2, seed)
+    if progress:
+        progress(1, 1, "laying out by similarity")
+    doc = {"tonegraph": "chunkmap", "version": 3, "library": Path(folder).name,
+           "samplerate": SAMPLERATE, "method": f"PCA + {method}" if z_low is not z else method,
+           "features": FEATURES, "mean": mean.tolist(), "std": std.tolist(), "sections": [],
+           "songs": listed,
+           "chunks": [{"song": song, "start": round(s, 4), "end": round(e, 4),
+                       "features": [round(float(v), 5) for v in f], "xy": [round(float(v), 4) for v in p]}
+                      for (song, s, e), f, p in zip(chunks, feats, xy)]}
+    return doc, report
+
+
+def plot_library(doc: dict, path: Path) -> None:
+    """One dot per chunk, coloured by its song (the legend names up to 20 songs)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    xy = np.array([c["xy"] for c in doc["chunks"]])
+    song = np.array([c["song"] for c in doc["chunks"]])
+    names = [s["audio"] for s in doc["songs"]]
+    cmap = plt.cm.tab20 if len(names) <= 20 else plt.cm.turbo
+    fig, ax = plt.subplots(figsize=(10, 7.5), dpi=100)
+    for i, name in enumerate(names):
+        mine = song == i
+        colour = cmap(i % 20) if len(names) <= 20 else cmap(i / max(1, len(names) - 1))
+        ax.scatter(xy[mine, 0], xy[mine, 1], s=10, color=colour, alpha=0.8, edgecolors="none",
+                   label=name if len(names) <= 20 else None)
+    ax.set_title(f"{doc['library']}: {len(xy)} chunks of {len(names)} songs by {doc['method']}")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if len(names) <= 20:
+        ax.legend(fontsize=7, markerscale=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
