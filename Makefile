@@ -12,7 +12,7 @@ TORCH  ?= torch==2.13.0
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core systemd iproute2 \
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1
 
-.PHONY: demo test bench eval looks soak system-deps setup docs models clean
+.PHONY: demo test bench bench-gpu eval looks soak system-deps setup docs models clean
 
 demo: setup
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
@@ -22,6 +22,11 @@ test: setup
 
 bench: setup
 	$(PY) -m tests.benchmarks
+
+# On a machine with an NVIDIA GPU: torch nodes on CUDA, batching, GL through the NVIDIA
+# EGL driver and NVENC (tests/benchmarks/gpu.py says what each figure is).
+bench-gpu: setup
+	$(PY) -m tests.benchmarks.gpu
 
 soak: setup
 	TONEGRAPH_SOAK_HOURS=24 TONEGRAPH_SOAK_REALTIME=600 TONEGRAPH_RELOADS=1000 \

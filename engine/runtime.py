@@ -72,7 +72,11 @@ class RunReport:
     skipped_renders: int = 0
 
     def summary(self) -> str:
-        drawn = f", {self.renders} frames drawn" if self.renders else ""
+        drawn = ""
+        if self.renders:
+            rate = f" ({self.renders / self.wall_time:.1f}/s)" if self.wall_time > 0 else ""
+            dropped = f", {self.skipped_renders} dropped" if self.skipped_renders else ""
+            drawn = f", {self.renders} frames drawn{rate}{dropped}"
         return (f"stopped ({self.reason}): {self.frames} control ticks{drawn}, {self.hops} audio "
                 f"hops, {self.media_time:.2f} s media time in {self.wall_time:.2f} s, "
                 f"{self.skipped_frames} skipped ticks, {self.faults} node faults")

@@ -44,6 +44,9 @@ def add_parsers(sub, with_nodes_path) -> None:
                    help="where frames become YUV for H.264: gl (a shader pass, half the bytes read "
                         "back, BT.709), ffmpeg (RGB read back, as --frames needs), or auto (the "
                         "default: gl on a GPU, ffmpeg on a CPU renderer)")
+    p.add_argument("--encoder", choices=["libx264", "h264_nvenc", "auto"], default="libx264",
+                   help="H.264 encoder: libx264 (the CPU, the default), h264_nvenc (an NVIDIA GPU), "
+                        "or auto (NVENC where it works)")
     p.add_argument("--set", action="append", default=[], metavar="NODE.PARAM=VALUE",
                    help="override a param (repeatable)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
@@ -58,7 +61,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     registry = default_registry([Path(p) for p in args.nodes_path or []])
     report = render(Path(args.patch), registry, args.audio, args.output, args.size, args.fps,
                     args.start, args.end, args.frames, args.quiet, args.set, args.crf, args.preset,
-                    args.preroll, args.convert)
+                    args.preroll, args.convert, args.encoder)
     w, h = report.size
     print(f"{report.output}: {report.frames} frames, {w}x{h} at {report.fps:g} fps, "
           f"{report.seconds:.2f} s in {report.wall:.1f} s ({report.seconds / report.wall:.2f}x real time)")

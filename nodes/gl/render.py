@@ -129,15 +129,18 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
            size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
            end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
            sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast",
-           preroll: float = PREROLL, convert: str = "auto") -> RenderReport:
+           preroll: float = PREROLL, convert: str = "auto", encoder: str = "libx264") -> RenderReport:
     """``convert``: where the frames become the encoder's YUV 4:2:0: "gl" (a shader
     pass from the image itself; half the bytes read back, BT.709, tagged), "ffmpeg" (RGB
     read back and converted by ffmpeg, BT.601 matrix, untagged: the frames of earlier
     versions, byte for byte), or "auto": gl on a GPU, ffmpeg on a CPU renderer such as
     llvmpipe, where ffmpeg's converter costs less than a shader pass.  PNG frames
-    (``frames_dir``) need RGB, so they make it "ffmpeg"."""
+    (``frames_dir``) need RGB, so they make it "ffmpeg".  ``encoder``: "libx264" (the
+    CPU; the same bytes for the same frames), "h264_nvenc" (an NVIDIA GPU's encoder), or
+    "auto" (NVENC where it works, else x264)."""
     import soundfile as sf
 
+    encoder = pick_encoder(encoder)
     job = prepare(patch, registry, audio, size, fps, start, end, sets, preroll)
     rt, sound, start, end = job.runtime, job.sound, job.start, job.end
     rate = rt.fps
@@ -158,7 +161,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         pixels = ("rgb24" if frames_dir is not None or convert == "ffmpeg"
                   else "yuv420p" if convert == "gl" else "auto")
         # ffmpeg starts at the first frame, whose shape says which pixels the window chose.
-        sink = _Sink(lambda fmt: _writer(output, w, h, rate, track, crf, preset, fmt),
+        sink = _Sink(lambda fmt: _writer(output, w, h, rate, track, crf, preset, fmt, encoder),
                      frames_dir, job.frames, quiet)
         window = rt.runner.nodes[job.window]
         window.sink, window.pixels = sink, pixels
@@ -190,18 +193,53 @@ def _stoppable(rt: Runtime):
             signal.signal(s, h)
 
 
+#: x264's speed presets and the NVENC preset each is closest to (p1 fastest .. p7 best).
+NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster": "p4", "fast": "p5",
+                 "medium": "p5", "slow": "p6", "slower": "p7"}
+
+
+def encoder_works(encoder: str) -> str | None:
+    """None if ffmpeg can encode with ``encoder`` here (one tiny frame is tried: NVENC
+    needs the GPU and its driver, not just a build that names it), else why not."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    try:
+        res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
+                              "-f", "lavfi", "-i", "color=black:s=256x256", "-frames:v", "1",
+                              "-c:v", encoder, "-f", "null", "-"],
+                             capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    lines = [ln.strip() for ln in res.stderr.splitlines() if ln.strip()]
+    return None if res.returncode == 0 else (lines[0] if lines else f"ffmpeg exited {res.returncode}")
+
+
+def pick_encoder(asked: str) -> str:
+    if asked == "auto":
+        return "h264_nvenc" if encoder_works("h264_nvenc") is None else "libx264"
+    if asked != "libx264":
+        why = encoder_works(asked)
+        if why is not None:
+            raise RenderError(f"--encoder {asked}: cannot encode with it here ({why[:200]})")
+    return asked
+
+
 def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int, preset: str,
-            pixels: str = "rgb24"):
+            pixels: str = "rgb24", encoder: str = "libx264"):
     import imageio_ffmpeg
 
     # Frames converted on the GL side are BT.709, limited range: said on the way in and
     # tagged on the way out, so players show the colours that were drawn.
     colour = (["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
                "-color_range", "tv"] if pixels == "yuv420p" else [])
+    quality = (["-crf", str(crf), "-preset", preset] if encoder == "libx264"
+               else ["-rc", "vbr", "-cq", str(crf), "-b:v", "0", "-preset", NVENC_PRESETS[preset]])
     gen = imageio_ffmpeg.write_frames(
-        str(path), (w, h), fps=fps, codec="libx264", pix_fmt_in=pixels, pix_fmt_out="yuv420p",
+        str(path), (w, h), fps=fps, codec=encoder, pix_fmt_in=pixels, pix_fmt_out="yuv420p",
         quality=None, macro_block_size=1, ffmpeg_log_level="error", input_params=colour or None,
-        output_params=["-crf", str(crf), "-preset", preset, "-movflags", "+faststart"] + colour
+        output_params=quality + ["-movflags", "+faststart"] + colour
         + (["-shortest"] if track is not None else []),
         audio_path=str(track) if track is not None else None, audio_codec="aac")
     gen.send(None)

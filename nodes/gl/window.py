@@ -39,6 +39,10 @@ class Window(GLNode):
                                         "running, without the window)."),
         "fit": P.choice("contain", ("contain", "cover"), "An image of another shape: whole, with "
                         "black bars (contain), or filling the frame, its overflow cut (cover)."),
+        "scale": P.number(1.0, "Shaders without a size of their own draw at this fraction of the "
+                          "window's size, and the picture is scaled up to it: 0.5 draws a quarter "
+                          "of the pixels (heavy shaders on a CPU renderer or a weak GPU).",
+                          min=0.1, max=1.0, restart=True),
     }
     inputs = {"image": ports.image("What to show (a texture or a numpy image).", required=True)}
     outputs = {}
@@ -53,7 +57,8 @@ class Window(GLNode):
     pixels = "rgb24"
 
     def setup(self) -> None:
-        self.ctx.canvas = (int(self.p.size[0]), int(self.p.size[1]))
+        w, h, k = int(self.p.size[0]), int(self.p.size[1]), float(self.p.scale)
+        self.ctx.canvas = (max(1, round(w * k)), max(1, round(h * k)))
         self.window = None
         self.closed = False
         self.target = None

@@ -232,6 +232,24 @@ nodes:
     assert not red("w5", 10) and not red("w5", 50)                # folded onto the right half
 
 
+def test_window_scale_draws_shaders_smaller_and_scales_the_picture_up(registry, write_patch):
+    """gl.window's scale: shaders without a size draw at that fraction of the window
+    (iResolution says so), and the frame is still the window's size."""
+    res = '"void mainImage(out vec4 c, in vec2 f) { c = vec4(iResolution.x / 255.0, 0.0, 0.0, 1.0); }"'
+    sizes = {}
+    for scale in (1.0, 0.5):
+        path = write_patch(f"""
+patch: {{fps: 30}}
+nodes:
+  sh:  {{type: gl.shader, params: {{source: {res}}}}}
+  win: {{type: gl.window, params: {{size: [64, 32], scale: {scale}}}, in: {{image: sh}}}}
+""", name=f"s{scale}.yaml")
+        frame = frames_of(path, registry, duration=0.1)[0][-1]
+        assert frame.shape == (32, 64, 3)
+        sizes[scale] = int(frame[16, 32, 0])
+    assert sizes == {1.0: 64, 0.5: 32}
+
+
 def test_numpy_image_input_is_uploaded_once_per_new_array(registry, write_patch, monkeypatch):
     from tonegraph.nodes.gl import context
 
@@ -553,6 +571,23 @@ def test_a_render_stopped_with_ctrl_c_keeps_a_playable_file_of_the_frames_drawn(
     drawn = len(list(frames.glob("*.png")))
     assert f"stopped: {out} holds the first {drawn} of 320 frames" in err
     assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == drawn
+
+
+def test_nvenc_renders_where_it_works_and_is_one_line_where_not(tmp_path):
+    from tonegraph.nodes.gl.render import encoder_works
+
+    out = tmp_path / "n.mp4"
+    res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(out), "--end", "1", "--size", "256x144",
+                    "--encoder", "h264_nvenc", "-q", timeout=300)
+    if encoder_works("h264_nvenc") is None:
+        assert res.returncode == 0, res.stderr
+        assert "Video: h264" in probe(out)
+    else:
+        assert res.returncode == 1 and res.stderr.startswith("error: --encoder h264_nvenc: cannot encode")
+        assert res.stderr.count("\n") == 1 and not out.exists()
+    auto = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "a.mp4"), "--end", "1",
+                     "--size", "256x144", "--encoder", "auto", "-q", timeout=300)
+    assert auto.returncode == 0, auto.stderr          # NVENC where it works, else x264
 
 
 def test_render_errors_are_one_line(tmp_path, write_patch):
