@@ -67,8 +67,8 @@ class Context:
     #: The output frame's size (set by the patch's gl.window), for nodes that draw at it.
     canvas: tuple[int, int] | None = None
     #: What else keeps cores busy in this run: "audio" (the real-time audio thread),
-    #: "gl" (drawing, on the CPU without a GPU), "encoder" (a render's ffmpeg).  Torch
-    #: takes the cores they leave.
+    #: "gl" (any GL node: a CPU renderer draws on the cores, and a GPU's driver needs a
+    #: thread fed), "encoder" (a render's ffmpeg).  Torch takes the cores they leave.
     sharing: frozenset = frozenset()
 
     def resolve_input(self, path: str) -> Path:

@@ -38,7 +38,10 @@ def test_gan_on_cuda_draws_what_the_cpu_draws_or_says_there_is_no_gpu(tmp_path):
 def test_bench_gpu_measures_only_on_a_gpu_and_its_steps_all_run():
     res = subprocess.run([sys.executable, "-m", "tests.benchmarks.gpu"], cwd=ROOT, capture_output=True,
                          text=True, timeout=900)
-    if not torch.cuda.is_available():
+    if torch.cuda.is_available():
+        assert res.returncode == 0, res.stderr
+        assert "tonegraph GPU benchmarks on" in res.stdout and "One GAN and a render" in res.stdout
+    else:
         assert res.returncode == 1 and "nothing is measured" in res.stderr
     smoke = subprocess.run([sys.executable, "-m", "tests.benchmarks.gpu", "--smoke"], cwd=ROOT,
                            capture_output=True, text=True, timeout=900)

@@ -4,10 +4,11 @@ The README's shell blocks are run in order, in a copy of the working tree, with 
 virtual environment on PATH as `. .venv/bin/activate` puts it.  What a user brings is
 stood in for: `song.flac` is the built-in groove, `~/drawings` a few drawn squiggles,
 `~/music/set` two short synthetic clips, and the models a user would wait hours to
-train are trained for a few steps beforehand.  A command that ends by itself must
-succeed; one still running after `STARTED` seconds (a show, a training, a render) is
-stopped with Ctrl-C (SIGINT) and must stop cleanly.  Either way it must print no
-traceback and no error line.  `make ...`, the activation line and `oscsend` (which
+train are trained for a few steps beforehand.  A command that ends by itself (an
+analysis, a version) must succeed within `FINITE` seconds; one that runs until stopped
+or for minutes (a show, a training, a render, making a training set: `LONG`) is stopped
+with Ctrl-C (SIGINT) after `STARTED` seconds if it is still running, and must stop
+cleanly.  Either way it must print no traceback and no error line.  `make ...`, the activation line and `oscsend` (which
 talks to a running engine; examples/osc has its own tests) are not run here.
 """
 
@@ -22,6 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 STARTED = 6.0     # [s] a long command must have started without error by then
+FINITE = 300.0    # [s] a command that ends by itself must have ended by then
+LONG = ("tonegraph run ", "tonegraph train ", "tonegraph render ", "tonegraph sounds -o build/",
+        "tonegraph draw -o build/")
 SKIP = ("make ", ". .venv/bin/activate", "oscsend ")
 
 
@@ -43,15 +47,20 @@ def run_as_pasted(command: str, cwd: Path, env: dict) -> tuple[int, str, bool]:
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
+    long = command.startswith(LONG) and "--duration" not in command
     try:
-        out, _ = proc.communicate(timeout=STARTED)
+        out, _ = proc.communicate(timeout=STARTED if long else FINITE)
         return proc.returncode, out, False
     except subprocess.TimeoutExpired:
+        if not long:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, _ = proc.communicate()
+            return -9, out + f"\n[still running after {FINITE:g} s]", False
         proc.send_signal(signal.SIGINT)
         try:
             out, _ = proc.communicate(timeout=60)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)        # its children too (a Dask cluster)
             out, _ = proc.communicate()
             return -9, out + "\n[did not stop within 60 s of Ctrl-C]", True
         return proc.returncode, out, True

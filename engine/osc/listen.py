@@ -16,8 +16,9 @@ changes which nodes run, every client is sent ``{"COMMAND": "PATH_CHANGED", "DAT
 The WebSocket protocol itself (handshake, framing, pings, close) is the ``websockets``
 library's, used without its I/O: this module only moves bytes.  At most ``MAX_SOCKETS``
 clients are served (more are answered 503), each may listen to ``MAX_PATHS`` paths, and a
-client that cannot take its messages within ``SEND_TIMEOUT`` is dropped; nothing a client
-sends can stop the server.
+client that cannot take its messages within ``SEND_TIMEOUT`` is dropped, and one push sends
+a client at most ``PUSH_BYTES`` (what is left goes at the next); nothing a client sends
+can stop the server or slow the engine much.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ MAX_SOCKETS = 8        # WebSocket clients at once
 MAX_PATHS = 1024       # listened paths per client
 MAX_MESSAGE = 65536    # [bytes] the longest message a client may send
 SEND_TIMEOUT = 1.0     # [s] a client must take a message within this
+PUSH_BYTES = 262144    # [bytes] sent to all clients per push at most; the rest waits
 POLL = 0.25            # [s] how often an idle connection looks for the server's stop
 
 
@@ -64,6 +66,7 @@ class Client:
         self.sock, self.proto = sock, proto
         self.lock = threading.Lock()          # the protocol and the socket's writing side
         self.paths: dict[str, tuple | None] = {}   # path -> (TYPE, VALUE) last sent
+        self.cursor = 0                        # where the next push starts among the paths
         self.alive = True
 
     def _flush(self) -> None:
@@ -73,16 +76,26 @@ class Client:
 
     def send(self, binary: bytes | None = None, text: str | None = None) -> None:
         with self.lock:
-            if not self.alive or self.proto.state is not State.OPEN:
-                return
-            try:
-                if binary is not None:
-                    self.proto.send_binary(binary)
-                else:
-                    self.proto.send_text(text.encode())
-                self._flush()
-            except OSError:
-                self.alive = False             # gone, or too slow to take its messages
+            self._send(binary, text)
+
+    def sent(self, path: str, value: tuple, packet: bytes) -> None:
+        """Send a listened value and remember it, unless the path was ignored meanwhile."""
+        with self.lock:
+            if path in self.paths:
+                self._send(packet, None)
+                self.paths[path] = value
+
+    def _send(self, binary: bytes | None, text: str | None) -> None:
+        if not self.alive or self.proto.state is not State.OPEN:
+            return
+        try:
+            if binary is not None:
+                self.proto.send_binary(binary)
+            else:
+                self.proto.send_text(text.encode())
+            self._flush()
+        except OSError:
+            self.alive = False             # gone, or too slow to take its messages
 
     def command(self, text: bytes) -> None:
         try:
@@ -92,10 +105,12 @@ class Client:
             return
         if not isinstance(path, str) or not path.startswith("/") or len(path) > 1024:
             return
-        if what == "LISTEN" and (path in self.paths or len(self.paths) < MAX_PATHS):
-            self.paths[path] = None            # sent at the next push
-        elif what == "IGNORE":
-            self.paths.pop(path, None)
+        path = "/" + "/".join(p for p in path.split("/") if p)   # one spelling per leaf
+        with self.lock:
+            if what == "LISTEN" and (path in self.paths or len(self.paths) < MAX_PATHS):
+                self.paths[path] = None            # sent at the next push
+            elif what == "IGNORE":
+                self.paths.pop(path, None)
 
     def run(self, stopping: threading.Event) -> None:
         """Read the client's frames until it closes, goes away or the server stops."""
@@ -139,10 +154,12 @@ class Hub:
                  nodes: Callable[[], dict]) -> None:
         self.leaf_at, self.nodes = leaf_at, nodes
         self.clients: set[Client] = set()
+        self.slots = 0                 # connections holding a place, answered or not
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self._pusher: threading.Thread | None = None
         self._shape: tuple | None = None
+        self._turn = 0
 
     def serve(self, handler) -> None:
         """Take over an HTTP request that asks for a WebSocket (on the handler's thread)."""
@@ -156,30 +173,37 @@ class Hub:
         if not events:                               # not a request websockets can read
             sock.sendall(b"".join(proto.data_to_send()))
             return
-        with self.lock:
-            full = len(self.clients) >= MAX_SOCKETS
-        if full:
-            response = proto.reject(HTTPStatus.SERVICE_UNAVAILABLE,
-                                    f"{MAX_SOCKETS} listeners already\n")
-        else:
-            response = proto.accept(events[0])
-        proto.send_response(response)
-        sock.settimeout(SEND_TIMEOUT)
-        sock.sendall(b"".join(proto.data_to_send()))
-        if response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
-            return
-        client = Client(sock, proto)
-        with self.lock:
-            self.clients.add(client)
-            if self._pusher is None:
-                self._pusher = threading.Thread(target=self._push_forever, daemon=True,
-                                                name="oscquery-listen")
-                self._pusher.start()
+        with self.lock:                   # a slot is taken before the answer, so no
+            full = self.slots >= MAX_SOCKETS  # burst of handshakes gets past the limit
+            if not full:
+                self.slots += 1
         try:
-            client.run(self.stopping)
-        finally:
+            if full:
+                response = proto.reject(HTTPStatus.SERVICE_UNAVAILABLE,
+                                        f"{MAX_SOCKETS} listeners already\n")
+            else:
+                response = proto.accept(events[0])
+            proto.send_response(response)
+            sock.settimeout(SEND_TIMEOUT)
+            sock.sendall(b"".join(proto.data_to_send()))
+            if full or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
+                return
+            client = Client(sock, proto)
             with self.lock:
-                self.clients.discard(client)
+                self.clients.add(client)
+                if self._pusher is None:
+                    self._pusher = threading.Thread(target=self._push_forever, daemon=True,
+                                                    name="oscquery-listen")
+                    self._pusher.start()
+            try:
+                client.run(self.stopping)
+            finally:
+                with self.lock:
+                    self.clients.discard(client)
+        finally:
+            if not full:
+                with self.lock:
+                    self.slots -= 1
 
     def _push_forever(self) -> None:
         while not self.stopping.wait(1.0 / PUSH_RATE):
@@ -195,6 +219,7 @@ class Hub:
         with self.lock:
             clients = list(self.clients)
         if not clients:
+            self._shape = None        # the next client is told nothing about earlier saves
             return
         nodes = self.nodes()
         shape = tuple((nid, node.type_name) for nid, node in nodes.items())
@@ -203,16 +228,32 @@ class Hub:
             for client in clients:
                 client.send(text=note)
         self._shape = shape
-        for client in clients:
-            for path, last in list(client.paths.items()):
-                leaf = self.leaf_at(nodes, path)
-                if leaf is None:
+        budget = PUSH_BYTES
+        turn = self._turn % len(clients)
+        self._turn += 1
+        for client in clients[turn:] + clients[:turn]:       # who goes first takes turns
+            with client.lock:
+                listened = list(client.paths.items())
+            start = client.cursor % len(listened) if listened else 0
+            for j, (path, last) in enumerate(listened[start:] + listened[:start]):
+                if budget <= 0:                              # the rest waits for the next push,
+                    client.cursor = start + j                # and goes first then
+                    return
+                try:
+                    leaf = self.leaf_at(nodes, path)
+                    if leaf is None:
+                        continue
+                    now = (leaf["TYPE"], leaf["VALUE"])
+                    if now == last:
+                        continue
+                    packet = encode.message(path, osc_args(leaf))
+                except Exception as exc:  # a value OSC cannot carry: that path goes quiet
+                    log.warning("OSCQuery listen: %s: %s; not sent again", path[:200], describe(exc))
+                    with client.lock:
+                        client.paths.pop(path, None)
                     continue
-                now = (leaf["TYPE"], leaf["VALUE"])
-                if now != last:
-                    client.send(binary=encode.message(path, osc_args(leaf)))
-                    if path in client.paths:
-                        client.paths[path] = now
+                client.sent(path, now, packet)
+                budget -= len(packet)
 
     def stop(self) -> None:
         self.stopping.set()

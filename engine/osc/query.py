@@ -14,9 +14,10 @@ a WebSocket on the same port may ``LISTEN`` to any leaf and is sent its changes
 interface.
 
 The server answers each client on a thread of its own, at most ``MAX_CLIENTS`` at once
-(more are turned away at once), and gives up on a client that sends nothing for
-``READ_TIMEOUT`` seconds, so half-open connections cannot pile threads up; a client
-that goes away mid-answer is not an error.
+(more are turned away at once), and gives up on an HTTP client that sends nothing for
+``READ_TIMEOUT`` seconds, so half-open connections cannot pile threads up (a WebSocket
+listener stays until it closes: see :mod:`engine.osc.listen` for its own limits); a
+client that goes away mid-answer is not an error.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The device host: one PortAudio input stream in a child process of the engine.
 
-Run as ``python -m nodes.audio.devhost DEVICE CHANNELS SAMPLERATE BLOCKSIZE LATENCY``.
+Run as ``python -m tonegraph.nodes.audio.devhost DEVICE CHANNELS SAMPLERATE BLOCKSIZE LATENCY``.
 It opens the stream, then writes messages to stdout until stdin closes (the engine
 went away) or the stream dies.  Keeping PortAudio out of the engine's process means a
 device or server that crashes its host API (PortAudio's JACK host asserts when its

@@ -5,6 +5,7 @@ or filling it (``fit``), and gl.transform draws at its own input's size."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import ClassVar
 
@@ -89,28 +90,34 @@ def fit_scale(image_aspect: float, frame_aspect: float, fit: str) -> tuple[float
 class _Fixed(GLNode):
     """A built-in shader drawn at the size of the first image input.
 
-    A shader may be specialised on static params: :meth:`variant` names the ``#define``
-    values it is compiled with (a kaleidoscope that is off costs nothing per pixel), and
-    each variant is compiled once, when first drawn."""
+    A shader may be specialised on params: :meth:`variant` names the ``#define`` values
+    it is drawn with now (a kaleidoscope that is off costs nothing per pixel), and every
+    variant in :attr:`VARIANTS` is compiled at start, so a change over OSC mid-show
+    switches programs without compiling one on the render thread."""
 
     FRAGMENT: ClassVar[str] = ""
+    #: Every variant :meth:`variant` can name.
+    VARIANTS: ClassVar[tuple[tuple[tuple[str, int], ...], ...]] = ((),)
 
     def start(self) -> None:
         self.programs: dict[tuple, object] = {}
         self.target = None
+        for key in self.VARIANTS:
+            self._compile(key)
 
     def variant(self) -> tuple[tuple[str, int], ...]:
         return ()
 
+    def _compile(self, key: tuple):
+        head, _, body = self.FRAGMENT.partition("\n")
+        defines = "".join(f"#define {name} {value}\n" for name, value in key)
+        prog = self.programs[key] = self.service.program(f"{head}\n{defines}{body}")
+        return prog
+
     @property
     def program(self):
         key = self.variant()
-        prog = self.programs.get(key)
-        if prog is None:
-            head, _, body = self.FRAGMENT.partition("\n")
-            defines = "".join(f"#define {name} {value}\n" for name, value in key)
-            prog = self.programs[key] = self.service.program(f"{head}\n{defines}{body}")
-        return prog
+        return self.programs.get(key) or self._compile(key)
 
     def _target(self, w: int, h: int):
         if self.target is None or (self.target.width, self.target.height) != (w, h):
@@ -188,6 +195,9 @@ class Transform(_Fixed):
         "rotate": ports.number("Overrides the rotate param when wired [deg]."),
     }
     outputs = {"out": ports.image("The transformed image.")}
+
+    VARIANTS = tuple((("KALEIDOSCOPE", k), ("WRAP", w))
+                     for k, w in itertools.product((0, 1), range(len(WRAPS))))
 
     def variant(self) -> tuple[tuple[str, int], ...]:
         return (("KALEIDOSCOPE", int(self.p.kaleidoscope >= 1)), ("WRAP", self.WRAPS.index(self.p.wrap)))

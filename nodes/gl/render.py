@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tonegraph.engine.errors import TonegraphError, display_path
+from tonegraph.engine.errors import TonegraphError, describe, display_path
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import Registry
 from tonegraph.engine.runtime import Runtime
@@ -140,7 +140,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
     "auto" (NVENC where it works, else x264)."""
     import soundfile as sf
 
-    encoder = pick_encoder(encoder)
+    encoder = pick_encoder(encoder, size, crf, preset)
     job = prepare(patch, registry, audio, size, fps, start, end, sets, preroll)
     rt, sound, start, end = job.runtime, job.sound, job.start, job.end
     rate = rt.fps
@@ -162,16 +162,17 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
                   else "yuv420p" if convert == "gl" else "auto")
         # ffmpeg starts at the first frame, whose shape says which pixels the window chose.
         sink = _Sink(lambda fmt: _writer(output, w, h, rate, track, crf, preset, fmt, encoder),
-                     frames_dir, job.frames, quiet)
+                     frames_dir, job.frames, quiet, on_error=rt.request_stop)
         window = rt.runner.nodes[job.window]
         window.sink, window.pixels = sink, pixels
         rt.ctx.sharing = rt.ctx.sharing | {"encoder"}
         t0 = time.perf_counter()
-        try:
-            with sink, _stoppable(rt):
-                rt.run()
-        finally:
-            sink.close()
+        with _stoppable(rt):
+            try:
+                with sink:
+                    rt.run()
+            finally:
+                sink.close()
     if sink.count == 0:
         raise RenderError("no frames were drawn (see the errors above)")
     return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate,
@@ -180,12 +181,18 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
 
 @contextlib.contextmanager
 def _stoppable(rt: Runtime):
-    """SIGINT and SIGTERM stop the render after the frame being drawn; the frames
-    drawn so far are encoded and the file is closed, playable (main thread only)."""
+    """SIGINT and SIGTERM stop the render after the frame being drawn; the frames drawn
+    so far are encoded and the file is closed, playable (main thread only).  A second
+    one stops at once (KeyboardInterrupt), the file then unfinished."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = {s: signal.signal(s, lambda *_: rt.request_stop()) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def stop(signum, frame) -> None:  # noqa: ARG001
+        if rt.ctx.stop.is_set():
+            raise KeyboardInterrupt
+        rt.request_stop()
+    old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
@@ -198,17 +205,28 @@ NVENC_PRESETS = {"ultrafast": "p1", "superfast": "p2", "veryfast": "p3", "faster
                  "medium": "p5", "slow": "p6", "slower": "p7"}
 
 
-def encoder_works(encoder: str) -> str | None:
-    """None if ffmpeg can encode with ``encoder`` here (one tiny frame is tried: NVENC
-    needs the GPU and its driver, not just a build that names it), else why not."""
+def quality_args(encoder: str, crf: int, preset: str) -> list[str]:
+    """The encoder's own options for a CRF and an x264 speed preset."""
+    if encoder == "libx264":
+        return ["-crf", str(crf), "-preset", preset]
+    # NVENC's constant quality: 0 means "choose for me", so the best asked for is 1.
+    return ["-rc", "vbr", "-cq", str(max(1, crf)), "-b:v", "0", "-preset", NVENC_PRESETS[preset]]
+
+
+def encoder_works(encoder: str, size: tuple[int, int] = (256, 256), crf: int = 18,
+                  preset: str = "veryfast") -> str | None:
+    """None if ffmpeg can encode with ``encoder`` here, at this size and with these
+    settings (one frame is tried: NVENC needs the GPU and its driver, not just a build
+    that names it, and has its own limits on sizes), else why not."""
     import subprocess
 
     import imageio_ffmpeg
 
     try:
         res = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error",
-                              "-f", "lavfi", "-i", "color=black:s=256x256", "-frames:v", "1",
-                              "-c:v", encoder, "-f", "null", "-"],
+                              "-f", "lavfi", "-i", f"color=black:s={size[0]}x{size[1]}", "-frames:v", "1",
+                              "-pix_fmt", "yuv420p", "-c:v", encoder,
+                              *quality_args(encoder, crf, preset), "-f", "null", "-"],
                              capture_output=True, text=True, timeout=30)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return str(exc)
@@ -216,11 +234,11 @@ def encoder_works(encoder: str) -> str | None:
     return None if res.returncode == 0 else (lines[0] if lines else f"ffmpeg exited {res.returncode}")
 
 
-def pick_encoder(asked: str) -> str:
+def pick_encoder(asked: str, size: tuple[int, int], crf: int, preset: str) -> str:
     if asked == "auto":
-        return "h264_nvenc" if encoder_works("h264_nvenc") is None else "libx264"
+        return "h264_nvenc" if encoder_works("h264_nvenc", size, crf, preset) is None else "libx264"
     if asked != "libx264":
-        why = encoder_works(asked)
+        why = encoder_works(asked, size, crf, preset)
         if why is not None:
             raise RenderError(f"--encoder {asked}: cannot encode with it here ({why[:200]})")
     return asked
@@ -234,8 +252,7 @@ def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int
     # tagged on the way out, so players show the colours that were drawn.
     colour = (["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
                "-color_range", "tv"] if pixels == "yuv420p" else [])
-    quality = (["-crf", str(crf), "-preset", preset] if encoder == "libx264"
-               else ["-rc", "vbr", "-cq", str(crf), "-b:v", "0", "-preset", NVENC_PRESETS[preset]])
+    quality = quality_args(encoder, crf, preset)
     gen = imageio_ffmpeg.write_frames(
         str(path), (w, h), fps=fps, codec=encoder, pix_fmt_in=pixels, pix_fmt_out="yuv420p",
         quality=None, macro_block_size=1, ffmpeg_log_level="error", input_params=colour or None,
@@ -254,11 +271,13 @@ class _Sink:
 
     QUEUE = 4
 
-    def __init__(self, open_writer, frames_dir: Path | None, total: int, quiet: bool) -> None:
+    def __init__(self, open_writer, frames_dir: Path | None, total: int, quiet: bool,
+                 on_error=lambda: None) -> None:
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                    TimeElapsedColumn, TimeRemainingColumn)
 
         self.open_writer = open_writer
+        self.on_error = on_error      # told (on the encoder's thread) that encoding failed
         self.writer = None
         self.frames_dir = frames_dir
         self.count = 0
@@ -280,12 +299,11 @@ class _Sink:
         self.thread.join()
         self.progress.stop()
         if self.error is not None and exc[0] is None:
-            raise self.error
+            raise RenderError(f"the encoder failed: {describe(self.error)}")
 
     def __call__(self, pixels: np.ndarray) -> None:
-        if self.error is not None:
-            raise self.error
-        self.queue.put(pixels)
+        if self.error is None:        # after a failure, frames are dropped and the run stops
+            self.queue.put(pixels)
 
     def close(self) -> None:
         """Let ffmpeg finish the file (after :meth:`__exit__`)."""
@@ -306,5 +324,6 @@ class _Sink:
                     Image.fromarray(pixels).save(Path(self.frames_dir) / f"frame-{self.count:06d}.png")
                 self.count += 1
                 self.progress.advance(self.task)
-            except BaseException as exc:  # noqa: BLE001 - handed to the drawing thread
+            except BaseException as exc:  # noqa: BLE001 - reported when the run has stopped
                 self.error = exc
+                self.on_error()

@@ -188,19 +188,20 @@ class Window(GLNode):
             except Exception:  # noqa: BLE001 - the display may be gone already
                 pass
             self.window = None
-        if getattr(self, "readback", None) is not None:
-            try:
+        try:
+            if getattr(self, "readback", None) is not None:
                 for frame in self.readback.drain():   # the last frames, still in the ring
                     self.sink(frame)
-            finally:
+        finally:
+            if getattr(self, "readback", None) is not None:
                 self.readback.delete()
                 self.readback = None
-        if getattr(self, "yuv", None) is not None:
-            self.service.forget(self.yuv)
-            self.yuv.delete()
-            self.chroma.delete()
-            self.yuv = self.chroma = None
-        if getattr(self, "target", None) is not None:
-            self.target.delete()
-            self.target = None
-        super().close()
+            if getattr(self, "yuv", None) is not None:
+                self.service.forget(self.yuv)
+                self.yuv.delete()
+                self.chroma.delete()
+                self.yuv = self.chroma = None
+            if getattr(self, "target", None) is not None:
+                self.target.delete()
+                self.target = None
+            super().close()

@@ -4,8 +4,9 @@ a folder at once.
 Each song is cut at its onsets and described (:class:`.chunks.Chunker`, the same
 features as one song's map and the live ``ml.chunkmap``) as a task of its own on a Dask
 cluster: by default a ``LocalCluster`` of one single-threaded worker process per core,
-on 127.0.0.1, or an existing cluster named by its scheduler's address (its workers must
-see the same paths, as on a shared filesystem).  What a song gave is kept in a cache
+on 127.0.0.1, or an existing cluster named by its scheduler's address (its workers need
+tonegraph with the ``analyze`` extra installed and must see the same absolute paths, as
+on a shared filesystem).  What a song gave is kept in a cache
 keyed by a hash of the file's bytes (and of the features' version), so a second run
 analyses only new or changed songs.  Then all chunks of all songs are laid out together
 (z-scored features, PCA, then t-SNE) into one map, coloured by song, and a JSON that
@@ -129,16 +130,24 @@ def _client(Client, LocalCluster, workers, scheduler):  # noqa: N803 (classes pa
         yield client
 
 
-def describe_songs(paths: list[Path], client, progress: Callable[[int, int, str], None] | None = None
-                   ) -> dict[Path, dict]:
-    """Every song described on the cluster, as the results come back."""
+def describe_songs(paths: list[Path], client, progress: Callable[[int, int, str], None] | None = None,
+                   each: Callable[[Path, dict], None] | None = None) -> dict[Path, dict]:
+    """Every song described on the cluster; ``each(path, song)`` is called as each
+    result comes back (so what is done is kept if the run stops).  A task that fails on
+    its worker (a lost worker, a worker without tonegraph) is that song's error."""
     from distributed import as_completed
 
-    futures = {client.submit(describe_song, str(p), pure=False): p for p in paths}
+    futures = {client.submit(describe_song, str(p.resolve()), pure=False): p for p in paths}
     done: dict[Path, dict] = {}
     for fut in as_completed(futures):
         path = futures[fut]
-        done[path] = fut.result()
+        try:
+            song = fut.result()
+        except Exception as exc:  # whatever the worker raised, for this song alone
+            song = {"error": f"its task failed on the cluster ({type(exc).__name__}: {exc})"[:300]}
+        done[path] = song
+        if each:
+            each(path, song)
         if progress:
             progress(len(done), len(paths), path.name)
     return done
@@ -156,12 +165,13 @@ def analyse_library(folder: Path, cache_dir: Path, workers: int | None = None,
     keys = {p: content_key(p) for p in songs}
     found = {p: cache.get(keys[p]) for p in songs}
     todo = [p for p in songs if found[p] is None]
+    def keep(path: Path, song: dict) -> None:
+        found[path] = song
+        if "error" not in song:
+            cache.put(keys[path], song)
     if todo:
         with dask_client(workers, scheduler) as client:
-            for path, song in describe_songs(todo, client, progress).items():
-                found[path] = song
-                if "error" not in song:
-                    cache.put(keys[path], song)
+            describe_songs(todo, client, progress, keep)
     report = LibraryReport(len(songs), len(todo), len(songs) - len(todo), 0)
     rows, chunks, listed = [], [], []
     for path in songs:

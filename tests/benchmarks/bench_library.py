@@ -14,7 +14,7 @@ from pathlib import Path
 import soundfile as sf
 
 from tonegraph.nodes.audio.synth import Timbre
-from tonegraph.nodes.ml.library import describe_songs, dask_client, songs_in
+from tonegraph.nodes.ml.library import dask_client, describe_song, describe_songs, songs_in
 
 from .common import quick, table
 
@@ -39,7 +39,7 @@ def run() -> None:
         rows, took = [], {}
         for workers in (1, 2):
             with dask_client(workers) as client:
-                describe_songs(songs[:1], client)            # warm the workers' imports
+                client.run(describe_song, str(songs[0]))     # warm every worker up
                 t0 = time.perf_counter()
                 describe_songs(songs, client)
                 took[workers] = time.perf_counter() - t0

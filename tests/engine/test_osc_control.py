@@ -335,6 +335,47 @@ def _recv_into(ws, seen: list) -> None:
         seen.append((msg.address, list(msg.params)))
 
 
+def test_listen_spellings_are_one_path_and_a_push_is_bounded():
+    """However a path is spelled it is listened to once, and one push sends at most
+    PUSH_BYTES in all, the paths left over going first at the next push."""
+    from tonegraph.engine.osc import listen
+
+    class Recorder(listen.Client):
+        def __init__(self) -> None:
+            super().__init__(None, None)
+            self.got: list[str] = []
+
+        def sent(self, path, value, packet) -> None:
+            self.got.append(path)
+            self.paths[path] = value
+
+    one = Recorder()
+    for spelling in ("/tonegraph/spec/bands", "/tonegraph//spec/bands", "//tonegraph/spec/bands/"):
+        one.command(json.dumps({"COMMAND": "LISTEN", "DATA": spelling}).encode())
+    assert list(one.paths) == ["/tonegraph/spec/bands"]
+
+    tick = [0]
+    vector = {"TYPE": "f" * 1024, "VALUE": None}
+
+    def leaf_at(nodes, path):                        # every value changes every push
+        return {**vector, "VALUE": [float(tick[0])] * 1024}
+    hub = listen.Hub(leaf_at, lambda: {})
+    clients = [Recorder(), Recorder()]
+    for c in clients:
+        for k in range(100):
+            c.command(json.dumps({"COMMAND": "LISTEN", "DATA": f"/tonegraph/n{k}/outputs/v"}).encode())
+    hub.clients = set(clients)
+    per_message = len(encode.message("/tonegraph/n0/outputs/v", [("f", 0.0)] * 1024))
+    for _ in range(4):
+        tick[0] += 1
+        before = sum(len(c.got) for c in clients)
+        hub.push()
+        sent = sum(len(c.got) for c in clients) - before
+        assert 0 < sent * per_message <= listen.PUSH_BYTES + per_message
+    seen = {p for c in clients for p in c.got}
+    assert len(seen) == 100                          # nobody starves: the turns go round
+
+
 def test_host_info_names_an_address_a_client_can_send_to():
     from tonegraph.engine.osc.query import OscQueryServer
 

@@ -438,7 +438,7 @@ def test_render_writes_a_video_with_audio_frame_accurate_and_deterministic(tmp_p
 
 
 def test_render_converts_to_yuv_on_the_gl_side_with_the_same_pictures(tmp_path, write_patch):
-    """--convert gl (the default) reads back the encoder's YUV 4:2:0 planes drawn by a
+    """--convert gl (auto's choice on a GPU) reads back the encoder's YUV 4:2:0 planes drawn by a
     shader; decoded, its frames are those of --convert ffmpeg (RGB read back, converted
     by ffmpeg): same colours, same order, every frame, at a height that leaves half a
     row of chroma (90 px), and tagged BT.709 so players decode the colours drawn."""
@@ -588,6 +588,30 @@ def test_nvenc_renders_where_it_works_and_is_one_line_where_not(tmp_path):
     auto = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "a.mp4"), "--end", "1",
                      "--size", "256x144", "--encoder", "auto", "-q", timeout=300)
     assert auto.returncode == 0, auto.stderr          # NVENC where it works, else x264
+
+
+def test_a_failing_encoder_stops_the_render_with_one_line(tmp_path, monkeypatch):
+    """ffmpeg dying mid-render (a full disk, a killed process) stops the run at once and
+    says so in one line; frames are not piled up behind it."""
+    from tonegraph.engine.registry import default_registry
+    from tonegraph.nodes.gl import render as rendering
+
+    def broken(*args, **kw):
+        def gen():
+            for _ in range(3):
+                yield
+            raise OSError(28, "No space left on device")
+        g = gen()
+        g.send(None)
+        return g
+    monkeypatch.setattr(rendering, "_writer", broken)
+    seen = []
+    monkeypatch.setattr(rendering._Sink, "__call__", lambda self, px, call=rendering._Sink.__call__: (
+        seen.append(1), call(self, px))[1])
+    with pytest.raises(rendering.RenderError, match="the encoder failed: .*No space left on device"):
+        rendering.render(ROOT / "graphs" / "tunnel.yaml", default_registry(plugins=False), None,
+                         tmp_path / "x.mp4", (64, 36), 10.0, 0.0, 30.0, quiet=True, convert="ffmpeg")
+    assert len(seen) < 20                          # of 300: the run stopped right after
 
 
 def test_render_errors_are_one_line(tmp_path, write_patch):

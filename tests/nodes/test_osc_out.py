@@ -30,6 +30,19 @@ def test_encoding_round_trips_through_python_osc():
         encode.decode(b"\x00garbage")
 
 
+def test_float_vectors_are_packed_as_python_osc_would():
+    from pythonosc.osc_message_builder import OscMessageBuilder
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 4, 5, 1024):
+        for address in ("/a", "/ab", "/abc", "/abcd", "/tonegraph/spec/outputs/bands"):
+            values = [float(v) for v in rng.standard_normal(n)] + [float("inf")]
+            builder = OscMessageBuilder(address=address)
+            for v in values:
+                builder.add_arg(v, "f")
+            assert encode.message(address, [("f", v) for v in values]) == builder.build().dgram
+
+
 def test_destinations_parse_and_are_shared():
     assert parse_destination("10.0.0.2:7770") == ("10.0.0.2", 7770)
     assert parse_destination("[::1]:9000") == ("::1", 9000)
