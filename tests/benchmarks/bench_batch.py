@@ -172,8 +172,8 @@ def realtime_patch(all_cores: bool = False) -> list[str]:
     """graphs/learned.yaml (two GANs and an autoencoder on the shipped models, batched)
     in real time at its 60 fps: control ticks skipped and their work time (the
     autoencoder's batch), and frames drawn and dropped by the render domain (the GANs).  By
-    default torch leaves a core to the audio thread; ``all_cores`` is the baseline
-    where it takes every core (as OMP_NUM_THREADS does)."""
+    default torch leaves a core to each of the audio thread and GL; ``all_cores`` is the
+    baseline where it takes every core (what OMP_NUM_THREADS did before it was capped)."""
     import os
 
     from tonegraph.engine.runtime import Runtime
@@ -187,18 +187,15 @@ def realtime_patch(all_cores: bool = False) -> list[str]:
     seconds = 5.0 if quick() else 30.0
     rt = Runtime(graph, reg, duration=seconds, watch=False)
     rt.tick_record = []
-    saved = os.environ.get("OMP_NUM_THREADS"), torch.get_num_threads()
-    if all_cores:
-        os.environ["OMP_NUM_THREADS"] = str(os.cpu_count() or 1)
-        torch.set_num_threads(os.cpu_count() or 1)
+    saved = models.share_cores, torch.get_num_threads()
+    if all_cores:                       # what the engine refuses to do by itself
+        cores = os.cpu_count() or 1
+        models.share_cores = lambda sharing=frozenset(): (torch.set_num_threads(cores), cores)[1]
     try:
         with contextlib.redirect_stdout(io.StringIO()):   # the patch's io.print
             report = rt.run()
     finally:
-        if saved[0] is None:
-            os.environ.pop("OMP_NUM_THREADS", None)
-        else:
-            os.environ["OMP_NUM_THREADS"] = saved[0]
+        models.share_cores = saved[0]
         torch.set_num_threads(saved[1])
     work = rt.tick_record[60:]                      # past the first second (model loading)
     label = "torch on every core" if all_cores else "torch leaving a core to audio"
