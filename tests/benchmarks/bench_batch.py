@@ -198,7 +198,7 @@ def realtime_patch(all_cores: bool = False) -> list[str]:
         models.share_cores = saved[0]
         torch.set_num_threads(saved[1])
     work = rt.tick_record[60:]                      # past the first second (model loading)
-    label = "torch on every core" if all_cores else "torch leaving a core to audio"
+    label = "torch on every core" if all_cores else "torch leaving a core to audio and GL"
     return [f"graphs/learned.yaml in real time, {seconds:g} s at {graph.spec.fps:g} fps, {label}",
             f"{report.frames} control ticks, {report.skipped_frames} skipped; "
             f"{report.renders} frames drawn, {report.skipped_renders} dropped",
