@@ -176,20 +176,6 @@ class GL:
             arr = (self.gl.GLuint * len(names))(*names)
             self.gl.glDeleteTextures(len(names), arr)
 
-    def read(self, target: "Target") -> np.ndarray:
-        """A target's pixels as uint8 H x W x 3 in memory order: GL's bottom row first, so
-        a target drawn upside down (gl.window's offscreen frame) reads top row first with
-        no copy to turn it."""
-        gl = self.gl
-        w, h = target.width, target.height
-        buf = np.empty((h, w, 3), dtype=np.uint8)
-        target.fb.bind()
-        gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
-        gl.glReadPixels(0, 0, w, h, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
-                        buf.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
-        target.fb.unbind()
-        return buf
-
 
 class Readback:
     """Pixels read back without waiting for them: each frame's ``glReadPixels`` goes

@@ -116,9 +116,7 @@ def analyse(path: Path, seed: int = 0, dims: int = 2, progress=None) -> dict:
     if len(chunks) < 3:
         raise ValueError(f"{path}: only {len(chunks)} chunks found; it needs at least 3 onsets")
     feats = np.stack([c.features for c in chunks])
-    mean, std = feats.mean(axis=0), feats.std(axis=0)
-    std[std < 1e-9] = 1.0
-    z = (feats - mean) / std
+    z, mean, std = standardise(feats)
     if progress:
         progress(0, 1, "laying out by similarity")
     xy, method = embed(z, 2, seed)
@@ -137,6 +135,14 @@ def analyse(path: Path, seed: int = 0, dims: int = 2, progress=None) -> dict:
         for c, p in zip(doc["chunks"], xyz):
             c["xyz"] = [round(float(v), 4) for v in p]
     return doc
+
+
+def standardise(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features as z-scores per column (a constant column stays 0), with the mean and
+    spread a map keeps to place new chunks the same way."""
+    mean, std = feats.mean(axis=0), feats.std(axis=0)
+    std[std < 1e-9] = 1.0
+    return (feats - mean) / std, mean, std
 
 
 def sections(z: np.ndarray, width: int = 8) -> list[int]:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono
+from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 
 #: Raised whenever what a song's analysis gives changes, so older cache entries are not used.
 FEATURE_VERSION = 1
@@ -188,9 +188,7 @@ def analyse_library(folder: Path, cache_dir: Path, workers: int | None = None,
     report.chunks = len(feats)
     if len(feats) < 3:
         raise ValueError(f"{folder}: only {len(feats)} chunks in all its songs; a map needs at least 3")
-    mean, std = feats.mean(axis=0), feats.std(axis=0)
-    std[std < 1e-9] = 1.0
-    z = (feats - mean) / std
+    z, mean, std = standardise(feats)
     if progress:
         progress(0, 1, "laying out by similarity")
     if z.shape[1] > PCA_DIMS and len(z) > PCA_DIMS:

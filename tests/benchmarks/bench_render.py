@@ -51,9 +51,10 @@ def _cpu(who: int) -> float:
 
 
 def _drawn(patch: Path, reg, size, seconds: float, raw: Path | None,
-           pixels: str = "auto") -> tuple[float, float, int]:
+           pixels: str = "auto") -> tuple[float, float, int, str]:
     """Seconds (wall, CPU) to draw the span; with ``raw``, the frames are written there
-    as the render would hand them to ffmpeg, and the count of them is returned."""
+    as the render would hand them to ffmpeg, and their count and pixel format (what
+    ``auto`` chose on this GL) are returned."""
     job = prepare(patch, reg, None, size, None, 0.0, seconds)
     win = job.runtime.runner.nodes[job.window]
     count = [0]
@@ -78,18 +79,14 @@ def _drawn(patch: Path, reg, size, seconds: float, raw: Path | None,
     took, cpu = time.perf_counter() - t0, _cpu(resource.RUSAGE_SELF) - c0
     if raw is not None:
         out.close()
-        fmt[0] = "yuv420p" if win.pixels == "yuv420p" else "rgb24"
-    return took, cpu, count[0]
+    return took, cpu, count[0], win.pixels
 
 
-fmt = ["rgb24"]   # what the last frames written to a raw file were
-
-
-def _encoded(raw: Path, size, fps: float, out: Path) -> tuple[float, float]:
+def _encoded(raw: Path, pix_fmt: str, size, fps: float, out: Path) -> tuple[float, float]:
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
-           "-pix_fmt", fmt[0], "-s", f"{size[0]}x{size[1]}", "-r", f"{fps:g}", "-i", str(raw),
+           "-pix_fmt", pix_fmt, "-s", f"{size[0]}x{size[1]}", "-r", f"{fps:g}", "-i", str(raw),
            "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast", str(out)]
     t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True)
@@ -108,17 +105,17 @@ def run() -> None:
         for size in SIZES:
             with tempfile.TemporaryDirectory() as d:
                 rep = render(patch, reg, None, Path(d) / "r.mp4", size, None, 0.0, seconds, quiet=True)
-                drawn, drawn_cpu, _ = _drawn(patch, reg, size, seconds, None)
+                drawn, drawn_cpu, _, _ = _drawn(patch, reg, size, seconds, None)
                 raw = Path(d) / "frames.raw"
-                _, _, frames = _drawn(patch, reg, size, seconds, raw)
+                _, _, frames, pix_fmt = _drawn(patch, reg, size, seconds, raw)
                 assert frames == rep.frames, (frames, rep.frames)
-                other = "gl" if fmt[0] == "rgb24" else "ffmpeg"
+                chosen, other = ("ffmpeg", "gl") if pix_fmt == "rgb24" else ("gl", "ffmpeg")
                 alt = render(patch, reg, None, Path(d) / "c.mp4", size, None, 0.0, seconds, quiet=True,
                              convert=other)
-                encoded, encoded_cpu = _encoded(raw, size, rep.fps, Path(d) / "e.mp4")
+                encoded, encoded_cpu = _encoded(raw, pix_fmt, size, rep.fps, Path(d) / "e.mp4")
             floor = max(drawn, encoded, (drawn_cpu + encoded_cpu) / cores)
             rows.append([name, f"{size[0]}x{size[1]}", f"{rep.frames}",
-                         f"{rep.wall:.2f} s ({'ffmpeg' if fmt[0] == 'rgb24' else 'gl'})",
+                         f"{rep.wall:.2f} s ({chosen})",
                          f"{alt.wall:.2f} s ({other})",
                          f"{drawn:.2f} s / {drawn_cpu:.1f}", f"{encoded:.2f} s / {encoded_cpu:.1f}",
                          f"{floor:.2f} s", f"{rep.wall / floor:.2f}", f"{rep.seconds / rep.wall:.2f}x"])

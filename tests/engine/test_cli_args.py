@@ -160,18 +160,14 @@ def test_the_core_without_extras_runs_the_demo_and_names_what_to_install():
 
 
 def test_every_tonegraph_command_in_the_readme_parses():
-    """Each `tonegraph ...` line of the README's shell blocks is a command line the
-    parser accepts (options renamed or removed would break pasting them)."""
-    import re
+    """Each `tonegraph ...` command the README shows is a command line the parser
+    accepts (options renamed or removed would break pasting them); tests/test_readme.py
+    runs them, this checks them in a second."""
     import shlex
 
-    text = (ROOT / "README.md").read_text()
-    commands = []
-    for block in re.findall(r"```sh\n(.*?)```", text, re.S):
-        for line in block.replace("\\\n", " ").splitlines():
-            line = line.split(" #")[0].strip()
-            if line.startswith("tonegraph "):
-                commands.append(line)
+    from ..test_readme import readme_commands
+
+    commands = [c for c in readme_commands() if c.startswith("tonegraph ")]
     assert len(commands) >= 15
     for line in commands:
         argv = shlex.split(line)[1:]

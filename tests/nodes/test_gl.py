@@ -497,8 +497,17 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     now, late = [], []
     push = context.Readback.push
 
-    def also_now(self, targets):
-        now.append(self.service.read(targets[0]))
+    def also_now(self, targets):                    # a plain synchronous read, for comparison
+        import ctypes
+
+        gl, target = self.service.gl, targets[0]
+        buf = np.empty((target.height, target.width, 3), np.uint8)
+        target.fb.bind()
+        gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
+        gl.glReadPixels(0, 0, target.width, target.height, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
+                        buf.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
+        target.fb.unbind()
+        now.append(buf)
         return push(self, targets)
     monkeypatch.setattr(context.Readback, "push", also_now)
     win = job.runtime.runner.nodes[job.window]
