@@ -104,6 +104,11 @@ def test_seed_002_presets_load_and_a_broken_save_keeps_the_last_good_one(registr
     (folder / "presets" / "rings.json").write_text('{"shader": "rings.frag", "update": [{"name": 5}]}')
     graph, errors = load_graph(patch, registry)
     assert graph is None and "update[0] needs a 'name' that is a uniform name" in str(errors[0])
+    for sprites, said in (('"many"', "'sprites' names 'many', which is neither in 'init' nor in 'update'"),
+                          ("-1", "'sprites' is a count (0 to 1000000) or the name of a value")):
+        (folder / "presets" / "rings.json").write_text('{"shader": "rings.frag", "sprites": %s}' % sprites)
+        graph, errors = load_graph(patch, registry)
+        assert graph is None and said in str(errors[0])
 
 
 def test_seed_002_a_separate_parameters_file_replaces_the_presets_update(registry, tmp_path):

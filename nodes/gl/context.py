@@ -84,13 +84,14 @@ class GL:
 
     # -- programs -----------------------------------------------------------------
 
-    def program(self, fragment: str):
-        """Compile a full-screen fragment shader. Raises GLError with the compiler's first
-        error as 'line N: message'."""
+    def program(self, fragment: str, vertex: str = VERTEX):
+        """Compile a full-screen fragment shader (or, with ``vertex``, a program drawing
+        the same quad placed by its own vertex shader). Raises GLError with the
+        compiler's first error as 'line N: message'."""
         from pyglet.graphics.shader import Shader, ShaderException, ShaderProgram
 
         try:
-            return ShaderProgram(Shader(VERTEX, "vertex"), Shader(fragment, "fragment"))
+            return ShaderProgram(Shader(vertex, "vertex"), Shader(fragment, "fragment"))
         except ShaderException as exc:
             raise GLError(_first_error(str(exc))) from None
 
@@ -274,6 +275,27 @@ class Target:
         bind(program)
         self.service.quad(program).draw(gl.GL_TRIANGLE_STRIP)
         program.stop()
+        self.fb.unbind()
+
+    def draw_sprites(self, program, bind, count: int) -> None:
+        """Draw ``count`` instances of the quad with ``program`` (its vertex shader places
+        each by ``gl_InstanceID``), added onto what the target holds; alpha is kept."""
+        gl = self.service.gl
+        if count <= 0:
+            return
+        self.fb.bind()
+        gl.glViewport(0, 0, self.width, self.height)
+        gl.glEnable(gl.GL_BLEND)
+        gl.glBlendFuncSeparate(gl.GL_ONE, gl.GL_ONE, gl.GL_ZERO, gl.GL_ONE)
+        program.use()
+        bind(program)
+        vl = self.service.quad(program)
+        vl.domain.vao.bind()
+        for buffer, _ in vl.domain.buffer_attributes:
+            buffer.commit()
+        gl.glDrawArraysInstanced(gl.GL_TRIANGLE_STRIP, vl.start, vl.count, int(count))
+        program.stop()
+        gl.glDisable(gl.GL_BLEND)
         self.fb.unbind()
 
     def delete(self) -> None:

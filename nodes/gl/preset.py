@@ -13,6 +13,9 @@ is saved (a broken save keeps the last good preset)::
       ]
     }
 
+``sprites`` (optional) is how many sprites a shader with a ``sprite()`` function draws
+(see gl.shader): a count, or the name of a value in ``init`` or ``update``.
+
 ``init`` sets uniforms once (what the seed's ``init()`` set up: counts, palettes);
 ``update`` is the seed's parameters file (or, with ``mapping``, a separate JSON file
 holding that list, so one preset can be played by several mappings), one entry per
@@ -66,7 +69,14 @@ def read_preset(path: Path) -> dict:
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
             for v in init.values()):
         raise PresetError("'init' maps uniform names to numbers")
-    return {"shader": doc["shader"], "init": dict(init), "update": check_entries(doc.get("update", []), "update")}
+    update = check_entries(doc.get("update", []), "update")
+    sprites = doc.get("sprites", 64)
+    if isinstance(sprites, str):
+        if sprites not in init and sprites not in {e["name"] for e in update}:
+            raise PresetError(f"'sprites' names '{sprites}', which is neither in 'init' nor in 'update'")
+    elif not (isinstance(sprites, int) and not isinstance(sprites, bool) and 0 <= sprites <= 1_000_000):
+        raise PresetError("'sprites' is a count (0 to 1000000) or the name of a value in 'init' or 'update'")
+    return {"shader": doc["shader"], "init": dict(init), "update": update, "sprites": sprites}
 
 
 def read_mapping(path: Path) -> list[dict]:
@@ -265,9 +275,15 @@ class Preset(Shader):
         self._update(tick)
         super().draw(tick)
 
+    def sprite_count(self) -> int:
+        n = self.preset["sprites"]
+        if isinstance(n, str):
+            n = self.mapped.get(n, self.preset["init"].get(n, 0.0))
+        return max(0, min(1_000_000, math.ceil(n)))
+
     def _bind(self, prog, tick: Tick, prev) -> None:
         super()._bind(prog, tick, prev)
-        u = self.uniforms
+        u = self.uniforms_of(prog)
         for source in (self.preset["init"], self.mapped, self.phases):
             for name, value in source.items():
                 if name in u:

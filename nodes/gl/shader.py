@@ -20,6 +20,19 @@ decays over ``pulse_decay``, an image as a ``sampler2D`` (and its size in pixels
 ``vec2 <name>_size``, so a shader can keep the image's aspect: fill or fit the frame,
 never stretch it).
 
+Sprites: a ShaderToy-like shader that also defines
+``void sprite(int i, out vec2 centre, out float radius, out vec4 colour)`` draws, after
+``mainImage`` (optional then: black without it), ``sprites`` small quads added onto the
+frame, one per ``i``.  ``sprite`` runs once per sprite, not once per pixel, so work that
+belongs to a particle (its orbit, its band of the spectrum, its colour) is not repeated
+for every pixel of the frame.  ``centre`` and ``radius`` are in screen heights from the
+middle (y from -1 to 1, x over the frame's aspect), the space of
+``p = (2.0 * fragCoord - iResolution.xy) / iResolution.y``; a radius of 0 draws nothing.
+Inside the quad each pixel gets ``vec4 spriteImage(vec2 q, vec4 colour)``, ``q`` running
+from -1 to 1 across the sprite; without one, a round soft dot:
+``colour * smoothstep(1.0, 0.0, length(q))``.  The whole source is compiled into both
+stages, so its functions must suit a vertex shader too (no ``dFdx``, no ``uv``).
+
 A shader that fails to compile is reported with its file and line; the last good one
 keeps running (before any good one, the output is black).
 """
@@ -29,6 +42,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -64,12 +78,57 @@ void main() { color = vec4(0.0, 0.0, 0.0, 1.0); }
 """
 
 
+SPRITE_HEAD = """#version 330 core
+uniform float iTime;
+uniform vec3 iResolution;
+uniform int iFrame;
+"""
+SPRITE_VERTEX_MAIN = """
+void main() {
+    vec2 centre = vec2(0.0);
+    float radius = 0.0;
+    vec4 colour = vec4(0.0);
+    sprite(gl_InstanceID, centre, radius, colour);
+    sprite_q = position;
+    sprite_colour = colour;
+    vec2 p = centre + radius * position;
+    gl_Position = vec4(p.x * iResolution.y / iResolution.x, p.y, 0.0, 1.0);
+}
+"""
+SPRITE_IMAGE = """
+vec4 spriteImage(vec2 q, vec4 colour) { return colour * smoothstep(1.0, 0.0, length(q)); }
+"""
+SPRITE_FRAGMENT_MAIN = """
+void main() { tonegraph_color = spriteImage(sprite_q, sprite_colour); }
+"""
+NO_IMAGE = """
+void mainImage(out vec4 fragColor, in vec2 fragCoord) { fragColor = vec4(0.0, 0.0, 0.0, 1.0); }
+"""
+
+
+def has_sprites(source: str) -> bool:
+    """Whether a ShaderToy-like source defines ``sprite(int i, ...)``."""
+    return not source.lstrip().startswith("#version") and re.search(r"\bvoid\s+sprite\s*\(", source) is not None
+
+
 def assemble(source: str) -> str:
     """The full fragment shader: a whole shader as it is, a ShaderToy-style one wrapped."""
     if source.lstrip().startswith("#version"):
         return source
+    if has_sprites(source) and not re.search(r"\bmainImage\s*\(", source):
+        source += NO_IMAGE
     # '#line 1' makes the compiler count the user's lines from 1.
     return PRELUDE + "#line 1\n" + source + MAIN
+
+
+def assemble_sprites(source: str) -> tuple[str, str]:
+    """The vertex and fragment shaders that draw a source's sprites."""
+    image = "" if re.search(r"\bspriteImage\s*\(", source) else SPRITE_IMAGE
+    vertex = (SPRITE_HEAD + "in vec2 position;\nout vec2 sprite_q;\nflat out vec4 sprite_colour;\n"
+              + "#line 1\n" + source + SPRITE_VERTEX_MAIN)
+    fragment = (SPRITE_HEAD + "in vec2 sprite_q;\nflat in vec4 sprite_colour;\nout vec4 tonegraph_color;\n"
+                + "#line 1\n" + source + image + SPRITE_FRAGMENT_MAIN)
+    return vertex, fragment
 
 
 class Shader(GLNode):
@@ -81,6 +140,8 @@ class Shader(GLNode):
         "source": P.text("", "Inline GLSL, when no path is given."),
         "size": CANVAS_SIZE,
         "pulse_decay": P.number(0.25, "Time for an event's pulse to fade.", unit="s", min=0.001),
+        "sprites": P.integer(64, "How many sprites a shader with a sprite() function draws.",
+                             min=0, max=1_000_000),
     }
     inputs = {
         "spectrum": ports.vector("Bands or magnitudes, as the 'spectrum' 1-D texture."),
@@ -104,6 +165,7 @@ class Shader(GLNode):
         self.stamp: int | None = None
         self.source = self._read() if self.path else self.p.source
         self.program = None
+        self.sprite_program = None
         self.black = None
         self.failed_source: str | None = None
         self.pulses: dict[str, float] = {}
@@ -140,21 +202,41 @@ class Shader(GLNode):
         from .context import GLError
 
         where = display_path(self.path) if self.path else f"node '{self.id}'"
+        sprites = None
         try:
             program = self.service.program(assemble(source))
+            if has_sprites(source):
+                vertex, fragment = assemble_sprites(source)
+                try:
+                    sprites = self.service.program(fragment, vertex)
+                except GLError:
+                    program.delete()
+                    raise
         except GLError as exc:
             if source != self.failed_source:
                 keep = "the last good shader keeps running" if self.program else "drawing black until it compiles"
                 log.error("%s: %s; %s", where, exc, keep)
                 self.failed_source = source
             return
-        if self.program is not None:
-            self.service.forget(self.program)
-            self.program.delete()
+        reloaded = self.program is not None
+        self._delete_programs()
+        if reloaded:
             log.info("%s: shader reloaded", where)
-        self.program = program
+        self.program, self.sprite_program = program, sprites
         self.failed_source = None
         self.uniforms = dict(program.uniforms)
+        self.sprite_uniforms = dict(sprites.uniforms) if sprites is not None else {}
+
+    def _delete_programs(self) -> None:
+        for program in (self.program, self.sprite_program):
+            if program is not None:
+                self.service.forget(program)
+                program.delete()
+        self.program = self.sprite_program = None
+
+    def sprite_count(self) -> int:
+        """How many sprites to draw this frame."""
+        return int(self.p.sprites)
 
     def _poll_file(self) -> None:
         try:
@@ -182,13 +264,20 @@ class Shader(GLNode):
             target.draw(self.black, lambda prog: None)
         else:
             target.draw(self.program, lambda prog: self._bind(prog, tick, prev))
+            if self.sprite_program is not None:
+                target.draw_sprites(self.sprite_program, lambda prog: self._bind(prog, tick, prev),
+                                    self.sprite_count())
         self.targets = [target, prev]
         self.out["out"] = target.texture
+
+    def uniforms_of(self, prog) -> dict:
+        """The uniforms ``prog`` (the picture's program or the sprites') declares."""
+        return self.sprite_uniforms if prog is self.sprite_program else self.uniforms
 
     def _bind(self, prog, tick: Tick, prev) -> None:
         from .context import bind_textures
 
-        u = self.uniforms
+        u = self.uniforms_of(prog)
         w, h = prev.width, prev.height
         values = {"time": tick.t, "iTime": tick.t, "resolution": (float(w), float(h)),
                   "iResolution": (float(w), float(h), 1.0), "frame": tick.index, "iFrame": tick.index}
@@ -223,10 +312,10 @@ class Shader(GLNode):
 
     def close(self) -> None:
         if getattr(self, "service", None) is not None:
-            for program in (self.program, self.black):
-                if program is not None:
-                    self.service.forget(program)
-                    program.delete()
+            self._delete_programs()
+            if self.black is not None:
+                self.service.forget(self.black)
+                self.black.delete()
             self.service.delete_textures([t[0] for t in (self.spec_tex, self.wave_tex) if t])
         for t in getattr(self, "targets", []):
             t.delete()

@@ -720,3 +720,86 @@ nodes:
     err = "".join(lines)
     assert proc.returncode == 0, err
     assert ("closed: stopping" in err) == close_stops and "Traceback" not in err
+
+
+def test_sprites_draw_what_a_per_pixel_loop_draws(registry, write_patch, tmp_path):
+    """seed 002's particles as sprites (worked out once per particle, drawn only where
+    they cover) against the same particles drawn by a loop over every particle in every
+    pixel, as the preset was written before: the same pictures."""
+    presets = tmp_path / "presets"
+    shutil.copytree(ROOT / "graphs" / "presets", presets)
+    (presets / "loop.frag").write_text(PARTICLES_LOOP)
+    doc = (presets / "particles.json").read_text()
+    (presets / "loop.json").write_text(doc.replace('"particles.frag"', '"loop.frag"')
+                                          .replace('"sprites": "count",', ""))
+    path = write_patch("""
+patch: {fps: 30}
+nodes:
+  song:  {type: audio.file, params: {path: %s}}
+  spec:  {type: audio.spectrum, in: {audio: song}}
+  tempo: {type: audio.tempo, in: {audio: song}}
+  code:  {type: ml.latent, params: {dim: 4, speed: 0.5}}
+  a:     {type: gl.preset, params: {path: presets/particles.json}, in: {features: code, spectrum: spec.bands, beat: tempo.beat}}
+  b:     {type: gl.preset, params: {path: presets/loop.json}, in: {features: code, spectrum: spec.bands, beat: tempo.beat}}
+  wa:    {type: gl.window, params: {size: [160, 90]}, in: {image: a}}
+  wb:    {type: gl.window, params: {size: [160, 90]}, in: {image: b}}
+""" % (ROOT / "graphs" / "media" / "groove.flac"))
+    frames, rt = frames_of(path, registry, duration=3.0, node=None)
+    assert rt.report.faults == 0 and len(frames["wa"]) == len(frames["wb"]) == 90
+    lit = 0
+    for a, b in zip(frames["wa"], frames["wb"]):
+        diff = np.abs(a.astype(int) - b.astype(int))
+        # Sprites add in 8 bits one particle at a time; the loop adds in floats and
+        # rounds once: a few levels where many particles overlap.
+        assert diff.max() <= 6 and diff.mean() < 0.5, (diff.max(), diff.mean())
+        lit += (a.max(axis=2) > 60).mean()
+    assert lit / 90 > 0.005         # particles were drawn, not only the background
+
+
+PARTICLES_LOOP = """
+uniform float count; uniform float saturation; uniform float spin; uniform float size;
+uniform float hue; uniform float spread; uniform float novelty; uniform float beat;
+uniform sampler2D spectrum;
+vec3 hsv(float h, float s, float v) {
+    return v * mix(vec3(1.0), clamp(abs(mod(h * 6.0 + vec3(0.0, 4.0, 2.0), 6.0) - 3.0) - 1.0, 0.0, 1.0), s);
+}
+void mainImage(out vec4 fragColor, in vec2 fragCoord) {
+    vec2 p = (2.0 * fragCoord - iResolution.xy) / iResolution.y;
+    vec3 col = vec3(0.0);
+    for (int i = 0; i < 64; i++) {
+        if (float(i) >= count) break;
+        float k = float(i) / count;
+        float band = texture(spectrum, vec2(k, 0.5)).r;
+        float radius = spread * (0.15 + 0.85 * fract(k * 7.31)) * (1.0 + 0.25 * beat);
+        float angle = 6.28318 * fract(k * 3.17) + spin * (0.3 + k);
+        vec2 c = radius * vec2(cos(angle), sin(angle));
+        float r = size * (0.4 + 0.8 * band) * (1.0 + 0.6 * beat);
+        float d = length(p - c);
+        col += hsv(hue + 0.25 * k, saturation, 1.0) * smoothstep(r, 0.0, d) * (0.6 + 0.8 * band + beat);
+    }
+    col += vec3(1.0, 0.9, 0.8) * novelty * 0.25 * exp(-dot(p, p) * 2.0);
+    col += hsv(hue + 0.5, 0.5, 0.08 + 0.12 * beat) * (1.0 - 0.4 * length(p));
+    fragColor = vec4(col, 1.0);
+}
+"""
+
+
+def test_a_shader_of_sprites_alone_draws_them_where_it_places_them(registry, write_patch, caplog):
+    # Two square sprites (spriteImage fills the quad): red at the left, green at the right
+    # of a 2:1 frame, 0.25 screen heights across; black everywhere else.
+    src = ('"void sprite(int i, out vec2 centre, out float radius, out vec4 colour) {'
+           ' centre = vec2(i == 0 ? -1.0 : 1.0, 0.0); radius = 0.25;'
+           ' colour = i == 0 ? vec4(1.0, 0.0, 0.0, 0.0) : vec4(0.0, 1.0, 0.0, 0.0); }'
+           ' vec4 spriteImage(vec2 q, vec4 colour) { return colour; }"')
+    path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {src}, sprites: 2}}}}\n", size=(64, 32))
+    img = frames_of(path, registry)[0][-1].astype(int)
+    # p = (2 * x - 64) / 32: the left centre p.x = -1 is pixel x 16, the right x 48; a
+    # radius of 0.25 is 4 pixels.
+    assert tuple(img[16, 16]) == (255, 0, 0) and tuple(img[16, 48]) == (0, 255, 0)
+    assert tuple(img[16, 22]) == (0, 0, 0) and tuple(img[16, 32]) == (0, 0, 0) and tuple(img[4, 16]) == (0, 0, 0)
+    assert (img[:, :, 0] > 0).sum() == 64 and (img[:, :, 1] > 0).sum() == 64     # 8 x 8 each
+
+    bad = '"void sprite(int i, out vec2 centre, out float radius, out vec4 colour) {\\n centre = 1.0;\\n}"'
+    path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {bad}}}}}\n", name="bad.yaml")
+    img = frames_of(path, registry)[0][-1]
+    assert img.max() == 0 and "line 2:" in caplog.text and "drawing black until it compiles" in caplog.text
