@@ -70,6 +70,10 @@ class Context:
     #: "gl" (any GL node: a CPU renderer draws on the cores, and a GPU's driver needs a
     #: thread fed), "encoder" (a render's ffmpeg).  Torch takes the cores they leave.
     sharing: frozenset = frozenset()
+    #: Who takes the frames a gl.window draws, by node id (``tonegraph render``, tests):
+    #: {"sink": callable, "pixels": format}.  Kept here, not on the node, so a window
+    #: started afresh (a reload, the fault policy) goes on giving them.
+    recorders: dict = field(default_factory=dict)
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""

@@ -211,11 +211,12 @@ class Readback:
             gl.glBufferData(gl.GL_PIXEL_PACK_BUFFER, self.nbytes, None, gl.GL_STREAM_READ)
         gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
         self.free = deque(self.buffers)
-        self.pending: deque[int] = deque()
+        self.pending: deque[tuple[int, bool]] = deque()
 
-    def push(self, targets: list["Target"]) -> np.ndarray | None:
-        """Start reading a frame (one target per plane); returns the oldest frame when
-        the ring is full."""
+    def push(self, targets: list["Target"], flip: bool = False) -> np.ndarray | None:
+        """Start reading a frame (one target per plane; ``flip``: the target holds it
+        bottom row first, as GL draws, and it is given top row first); returns the
+        oldest frame when the ring is full."""
         gl = self.service.gl
         out = self._take() if not self.free else None
         buf = self.free.popleft()
@@ -226,7 +227,7 @@ class Readback:
             gl.glReadPixels(0, 0, w, h, fmt, gl.GL_UNSIGNED_BYTE, ctypes.c_void_p(offset))
             target.fb.unbind()
         gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
-        self.pending.append(buf)
+        self.pending.append((buf, flip))
         return out
 
     def drain(self):
@@ -235,7 +236,7 @@ class Readback:
 
     def _take(self) -> np.ndarray:
         gl = self.service.gl
-        buf = self.pending.popleft()
+        buf, flip = self.pending.popleft()
         gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, buf)
         ptr = gl.glMapBufferRange(gl.GL_PIXEL_PACK_BUFFER, 0, self.nbytes, gl.GL_MAP_READ_BIT)
         try:
@@ -246,7 +247,8 @@ class Readback:
             gl.glUnmapBuffer(gl.GL_PIXEL_PACK_BUFFER)
             gl.glBindBuffer(gl.GL_PIXEL_PACK_BUFFER, 0)
         self.free.append(buf)
-        return np.frombuffer(data, np.uint8).reshape(self.shape)
+        frame = np.frombuffer(data, np.uint8).reshape(self.shape)
+        return frame[::-1] if flip else frame
 
     def delete(self) -> None:
         if self.buffers:

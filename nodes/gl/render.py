@@ -315,6 +315,7 @@ class _Sink:
             if self.error is not None:
                 continue                   # failed: keep taking frames so drawing never blocks
             try:
+                pixels = np.ascontiguousarray(pixels)      # a frame read bottom row first is a view
                 if self.writer is None:
                     self.writer = self.open_writer("yuv420p" if pixels.ndim == 2 else "rgb24")
                 self.writer.send(pixels)

@@ -46,15 +46,30 @@ class Window(GLNode):
     }
     inputs = {"image": ports.image("What to show (a texture or a numpy image).", required=True)}
     outputs = {}
-    #: Called with each offscreen frame's pixels (uint8 H x W x 3, read-only), in order;
-    #: `tonegraph render` sets it.  Frames are read back a few frames late (a ring of
-    #: pixel buffers), so drawing never waits for them; the last ones come at close.
-    sink = None
-    #: The frames the sink is given: "rgb24" (H x W x 3) or "yuv420p" (H * 3/2 x W: the
-    #: planes an H.264 encoder takes, converted on the GL side from the image itself, so
-    #: half the bytes come back and the encoder converts nothing); "auto": yuv420p on a
-    #: GPU, rgb24 on a CPU renderer (where a converting pass costs more than ffmpeg's).
-    pixels = "rgb24"
+    @property
+    def sink(self):
+        """Called with each offscreen frame's pixels (uint8, read-only), in order;
+        `tonegraph render` sets it.  Frames are read back a few frames late (a ring of
+        pixel buffers), so drawing never waits for them; the last ones come at close.
+        It belongs to the run (``ctx.recorders``), so a window started afresh keeps it."""
+        return self.ctx.recorders.get(self.id, {}).get("sink")
+
+    @sink.setter
+    def sink(self, fn) -> None:
+        self.ctx.recorders.setdefault(self.id, {"pixels": "rgb24"})["sink"] = fn
+
+    @property
+    def pixels(self) -> str:
+        """The frames the sink is given: "rgb24" (H x W x 3) or "yuv420p" (H * 3/2 x W:
+        the planes an H.264 encoder takes, converted on the GL side from the image
+        itself, so half the bytes come back and the encoder converts nothing); "auto":
+        yuv420p on a GPU, rgb24 on a CPU renderer (where a converting pass costs more
+        than ffmpeg's)."""
+        return self.ctx.recorders.get(self.id, {}).get("pixels", "rgb24")
+
+    @pixels.setter
+    def pixels(self, fmt: str) -> None:
+        self.ctx.recorders.setdefault(self.id, {"sink": None})["pixels"] = fmt
 
     def setup(self) -> None:
         w, h, k = int(self.p.size[0]), int(self.p.size[1]), float(self.p.scale)
@@ -64,6 +79,7 @@ class Window(GLNode):
         self.target = None
         self.readback = None
         self.yuv = self.chroma = None
+        self.reads: dict[int, _Read] = {}
 
     def start(self) -> None:
         self.copy = self.service.quad_program
@@ -77,18 +93,21 @@ class Window(GLNode):
         if self.window is None:
             w, h = (int(v) for v in self.p.size)
             self.target = self.service.target(w, h)
-            if self.pixels == "auto":
-                self.pixels = "rgb24" if self.service.software else "yuv420p"
-            if self.sink is not None and self.pixels == "yuv420p":
-                from .context import YUV420
 
-                self.yuv = self.service.program(YUV420)
-                self.chroma = self.service.target(w // 2, h // 2)
-                self.readback = self.service.readback(
-                    [(w, h, "red"), (w // 2, h // 2, "red"), (w // 2, h // 2, "green")],
-                    (h * 3 // 2, w))
-            elif self.sink is not None:
-                self.readback = self.service.readback([(w, h, "rgb")], (h, w, 3))
+    def _record(self) -> None:
+        """Set up reading frames back for the sink (at the first frame it is there)."""
+        w, h = self.target.width, self.target.height
+        if self.pixels == "auto":
+            self.pixels = "rgb24" if self.service.software else "yuv420p"
+        if self.pixels == "yuv420p":
+            from .context import YUV420
+
+            self.yuv = self.service.program(YUV420)
+            self.chroma = self.service.target(w // 2, h // 2)
+            self.readback = self.service.readback(
+                [(w, h, "red"), (w // 2, h // 2, "red"), (w // 2, h // 2, "green")], (h * 3 // 2, w))
+        else:
+            self.readback = self.service.readback([(w, h, "rgb")], (h, w, 3))
 
     def _open(self) -> None:
         pyglet = self.service.pyglet
@@ -127,6 +146,8 @@ class Window(GLNode):
             self._show(img)
         if self.target is None:
             return
+        if self.sink is not None and self.readback is None:
+            self._record()
         w, h = self.target.width, self.target.height
         fit = self._fit(img, w, h)
         if self.yuv is not None:        # the encoder's planes, straight from the image
@@ -137,14 +158,34 @@ class Window(GLNode):
                     self._bind(prog, img, fit)
                 target.draw(self.yuv, bind)
             targets = [self.target, self.chroma, self.chroma]
+            flip = False
+        elif img is not None and (img[1], img[2]) == (w, h):
+            # The image is the frame already: read back the upstream node's own texture
+            # (bottom row first, turned over on the way out) with no pass drawn here.
+            targets, flip = [self._framebuffer(img[0])], True
         else:
             # Drawn upside down, so that reading it back gives the top row first.
             self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
-            targets = [self.target]
+            targets, flip = [self.target], False
         if self.sink is not None:
-            frame = self.readback.push(targets)
+            frame = self.readback.push(targets, flip)
             if frame is not None:
                 self.sink(frame)
+
+    def _framebuffer(self, texture_id: int):
+        """A framebuffer around the image's texture to read it back from (kept for the
+        two or so textures an upstream node takes turns drawing into)."""
+        fb = self.reads.get(texture_id)
+        if fb is None:
+            value = self.inp["image"]
+            tex = value if hasattr(value, "id") else self.uploads["image"][1]
+            fb = self.service.pyglet.image.Framebuffer()
+            fb.attach_texture(tex)
+            while len(self.reads) >= 4:
+                self.reads.pop(next(iter(self.reads))).delete()
+            self.reads[texture_id] = _Read(fb)
+            fb = self.reads[texture_id]
+        return fb
 
     def _fit(self, img, w: int, h: int) -> tuple[float, float]:
         from .compose import fit_scale
@@ -204,4 +245,17 @@ class Window(GLNode):
             if getattr(self, "target", None) is not None:
                 self.target.delete()
                 self.target = None
+            for read in getattr(self, "reads", {}).values():
+                read.delete()
+            self.reads = {}
             super().close()
+
+
+class _Read:
+    """What the readback ring reads a plane from: a framebuffer (``fb``)."""
+
+    def __init__(self, fb) -> None:
+        self.fb = fb
+
+    def delete(self) -> None:
+        self.fb.delete()

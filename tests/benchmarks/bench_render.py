@@ -33,7 +33,7 @@ SIZES = [(640, 360), (1280, 720)]
 class _Finish:
     """In place of gl.window's readback: each frame is finished, nothing is read."""
 
-    def push(self, target):
+    def push(self, targets, flip=False):
         from pyglet import gl
 
         gl.glFinish()

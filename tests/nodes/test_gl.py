@@ -497,18 +497,18 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     now, late = [], []
     push = context.Readback.push
 
-    def also_now(self, targets):                    # a plain synchronous read, for comparison
+    def also_now(self, targets, flip=False):        # a plain synchronous read, for comparison
         import ctypes
 
-        gl, target = self.service.gl, targets[0]
-        buf = np.empty((target.height, target.width, 3), np.uint8)
-        target.fb.bind()
+        gl, (w, h) = self.service.gl, self.planes[0][:2]
+        buf = np.empty((h, w, 3), np.uint8)
+        targets[0].fb.bind()
         gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
-        gl.glReadPixels(0, 0, target.width, target.height, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
+        gl.glReadPixels(0, 0, w, h, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
                         buf.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
-        target.fb.unbind()
-        now.append(buf)
-        return push(self, targets)
+        targets[0].fb.unbind()
+        now.append(buf[::-1] if flip else buf)
+        return push(self, targets, flip)
     monkeypatch.setattr(context.Readback, "push", also_now)
     win = job.runtime.runner.nodes[job.window]
     win.sink, win.pixels = (lambda px: late.append(px.copy())), "rgb24"
@@ -803,3 +803,67 @@ def test_a_shader_of_sprites_alone_draws_them_where_it_places_them(registry, wri
     path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {bad}}}}}\n", name="bad.yaml")
     img = frames_of(path, registry)[0][-1]
     assert img.max() == 0 and "line 2:" in caplog.text and "drawing black until it compiles" in caplog.text
+
+
+def test_a_frame_the_size_of_the_window_is_read_back_from_its_node_with_no_pass_drawn(
+        registry, write_patch, monkeypatch):
+    from tonegraph.nodes.gl.context import Target
+
+    drawn = []
+    real = Target.draw
+    monkeypatch.setattr(Target, "draw", lambda self, prog, bind: (drawn.append(prog), real(self, prog, bind)))
+    # Top half red, bottom half blue (GL's y runs up): read back top row first.
+    src = ('"void mainImage(out vec4 c, in vec2 f) { c = f.y > iResolution.y * 0.5 ? '
+           'vec4(1.0, 0.0, 0.0, 1.0) : vec4(0.0, 0.0, 1.0, 1.0); }"')
+    frames, rt = frames_of(patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {src}}}}}\n"), registry)
+    assert len(frames) == 6
+    assert tuple(frames[-1][2, 5]) == (255, 0, 0) and tuple(frames[-1][29, 5]) == (0, 0, 255)
+    assert len(drawn) == len(frames) + 2             # the shader's frames and its two blank targets
+    # A frame of another size still goes through the window's pass (fitted, aspect kept).
+    drawn.clear()
+    frames, _ = frames_of(patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {src}, size: [16, 32]}}}}\n",
+                                name="other.yaml"), registry)
+    assert len(drawn) == 2 * len(frames) + 2 and tuple(frames[-1][2, 32]) == (255, 0, 0)
+    assert tuple(frames[-1][2, 5]) == (0, 0, 0)                                  # a bar beside it
+
+
+@pytest.mark.parametrize("offline", [True, False])
+def test_a_window_restarted_by_the_fault_policy_keeps_recording(registry, write_patch, monkeypatch, offline):
+    """A render's frames (or any sink's) keep coming after gl.window failed often enough
+    to be started afresh: in place offline, as a new object in real time."""
+    from tonegraph.nodes.gl.window import Window
+
+    from ..conftest import Watching
+
+    failing = {"on": False, "times": 0}
+    real = Window.draw
+
+    def draw(self, tick):
+        if failing["on"] or (offline and 10 <= tick.index < 30):
+            failing["times"] += 1
+            raise RuntimeError("a broken frame")
+        real(self, tick)
+    monkeypatch.setattr(Window, "draw", draw)
+    path = patch(write_patch, f"  sh: {{type: gl.shader, params: {{source: {GRADIENT}}}}}\n")
+    frames = []
+    if offline:
+        rt = Runtime(load_ok(path, registry), registry, offline=True, duration=2.0)
+        rt.policy.restart_after = 20
+        rt.runner.nodes["win"].sink = lambda px: frames.append(px.copy())
+        rt.run()
+        assert failing["times"] == 20 and len(frames) == 60 - 20
+        return
+    run = Watching(path, registry, headless=True)
+    try:
+        run.rt.policy.restart_after = 20
+        first = run.rt.current.nodes["win"]
+        first.sink = lambda px: frames.append(px.copy())
+        assert wait_for(lambda: len(frames) > 3, 10)
+        failing["on"] = True
+        assert wait_for(lambda: run.rt.reloads == 1, 20)
+        failing["on"] = False
+        assert run.rt.current.nodes["win"] is not first
+        seen = len(frames)
+        assert wait_for(lambda: len(frames) > seen + 5, 10)
+    finally:
+        run.stop()
