@@ -104,25 +104,32 @@ class AutoEncoder(ModelNode):
             out["out"] = rows[-1, :-1]
             out["error"] = float(errors.max())
             return
+        n = len(codes)
         a = 1.0 - np.exp(-self.hop_s / self.p.normalize)
         if self.mean is None:
             self.mean, self.var = codes[0].copy(), np.full(len(codes[0]), 0.1 ** 2)
-        novelty = 0.0
-        for code, err in zip(codes, errors):
-            novelty = max(novelty, err / max(self.err_mean, 1e-6))
-            d = code - self.mean
-            self.mean += a * d
-            self.var += a * (d * d - self.var)
-            self.err_mean += a * (err - self.err_mean)
-            spread = np.sqrt(np.maximum(self.var, 1e-6))
-            scaled = 0.5 + 0.5 * np.tanh((code - self.mean) / (2.0 * spread))
-            if self.smoothed is None or self.p.smooth <= 0:
-                self.smoothed = scaled
-            else:
-                self.smoothed = self.smoothed + (scaled - self.smoothed) * (
-                    1.0 - np.exp(-self.hop_s / self.p.smooth))
+        # Every hop's running mean, variance and error mean at once: x_k = (1 - a) x_k-1
+        # + a u_k is x_k = (1 - a)^k x_0 + sum_j L[k, j] u_j, with L[k, j] = a (1 - a)^(k - j).
+        decay, weights = _recursion(a, n)
+        means = decay[:, None] * self.mean + weights @ codes
+        d = codes - np.vstack([self.mean, means[:-1]])
+        variances = decay[:, None] * self.var + weights @ (d * d)
+        err_means = decay * self.err_mean + weights @ errors
+        before = np.concatenate([[self.err_mean], err_means[:-1]])
+        novelty = float((errors / np.maximum(before, 1e-6)).max())
+        self.mean, self.var, self.err_mean = means[-1], variances[-1], float(err_means[-1])
+        spread = np.sqrt(np.maximum(variances, 1e-6))
+        scaled = 0.5 + 0.5 * np.tanh((codes - means) / (2.0 * spread))
+        if self.smoothed is None or self.p.smooth <= 0:
+            self.smoothed, scaled = scaled[0], scaled[1:]
+        if len(scaled) and self.p.smooth > 0:
+            g = 1.0 - np.exp(-self.hop_s / self.p.smooth)
+            keep, add = _recursion(g, len(scaled))
+            self.smoothed = keep[-1] * self.smoothed + add[-1] @ scaled
+        elif len(scaled):
+            self.smoothed = scaled[-1]
         out["out"] = self.smoothed.astype(np.float32)
-        out["error"] = float(novelty)
+        out["error"] = novelty
 
     def state(self) -> dict:
         return {"mean": self.mean, "var": self.var, "err_mean": self.err_mean}
@@ -136,3 +143,22 @@ class AutoEncoder(ModelNode):
     def close(self) -> None:
         self.front = None          # soxr's stream must not outlive the run
         super().close()
+
+
+_recursions: dict[tuple[float, int], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def _recursion(a: float, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """For x_k = (1 - a) x_k-1 + a u_k over n steps: ((1 - a)^k for k = 1..n, and the
+    n x n lower-triangular L[k, j] = a (1 - a)^(k - j)), so x = decay x_0 + L u."""
+    key = (a, n)
+    got = _recursions.get(key)
+    if got is None:
+        k = np.arange(1, n + 1)
+        lag = k[:, None] - k[None, :]
+        weights = np.where(lag >= 0, a * (1.0 - a) ** np.maximum(lag, 0), 0.0)
+        got = (1.0 - a) ** k, weights
+        if len(_recursions) > 256:
+            _recursions.clear()
+        _recursions[key] = got
+    return got

@@ -7,7 +7,10 @@ batching on against off (the engine's gain):
 * GAN: a 3.8M-parameter DCGAN generator at 256x256, shared by 8 ml.gan nodes, each fed
   its own moving latent by an ml.latent node.
 * Autoencoder: a 2M-parameter MLP (64 mel bands x 8 frames in, 1024-512-10), one
-  ml.autoencoder node with 8 audio hops queued per frame.
+  ml.autoencoder node with 8 audio hops queued per frame.  The hops are queued (the
+  audio thread's work, untimed) before each engine frame, and the same audio work runs
+  untimed before each raw pass too, so that every timed pass starts with the cache as
+  a frame finds it.
 
 Target: the engine keeps at least 90 % of the raw gain (engine ratio / raw ratio >= 0.9).
 Runs on CUDA when torch sees a GPU (the device is printed)."""
@@ -153,7 +156,20 @@ def autoencoder(folder: Path, rounds: int, device) -> list[str]:
             assert ex.nodes["ae"].out["hops"] == N
 
         fns[f"engine {'on' if batching else 'off'}"] = (queue_hops, run_frame)
+    # The raw passes come after the same untimed audio work as the engine's frames (the
+    # front end's hops push the weights out of the cache), so both start alike.
+    side = _runner(text, folder, True)
+    heard = Tick(0.0, FRONT["hop"] / FRONT["samplerate"], 0)
+
+    def hear() -> None:
+        for _ in range(N):
+            side.audio_hop(heard)
+            heard.index += 1
+            heard.t += heard.dt
+        side.nodes["ae"].queue.clear()
+    fns = {name: (hear, fn) if name.startswith("raw") else fn for name, fn in fns.items()}
     t = interleaved(fns, rounds * 10, device)
+    side.close()
     for ex in exs.values():
         assert ex.fault_count() == 0
         ex.close()

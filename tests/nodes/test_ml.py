@@ -545,3 +545,53 @@ def test_torch_leaves_a_core_to_each_thing_sharing_them(monkeypatch, caplog, wri
     assert not errors
     assert Runtime(graph, reg, offline=False).ctx.sharing == {"audio", "gl"}
     assert Runtime(graph, reg, offline=True).ctx.sharing == {"gl"}
+
+
+@pytest.mark.parametrize("smooth", [0.25, 0.0])
+def test_autoencoder_scales_a_frames_hops_at_once_as_it_would_one_by_one(smooth):
+    """deliver() takes every hop of a frame in a few array operations; the result is the
+    per-hop running statistics, hop after hop (written out plainly here)."""
+    from types import SimpleNamespace
+
+    from tonegraph.nodes.ml.autoencoder import AutoEncoder
+
+    def fresh():
+        node = AutoEncoder.__new__(AutoEncoder)
+        node.out, node.p, node.hop_s = {}, SimpleNamespace(normalize=2.0, smooth=smooth), 0.0116
+        node.mean = node.var = node.smoothed = None
+        node.err_mean = 1.0
+        return node
+
+    ref = dict(mean=None, var=None, err=1.0, smoothed=None)
+
+    def plainly(rows):
+        a = 1.0 - np.exp(-0.0116 / 2.0)
+        codes, errors = rows[:, :-1].astype(np.float64), rows[:, -1].astype(np.float64)
+        if ref["mean"] is None:
+            ref["mean"], ref["var"] = codes[0].copy(), np.full(codes.shape[1], 0.01)
+        novelty = 0.0
+        for code, err in zip(codes, errors):
+            novelty = max(novelty, err / max(ref["err"], 1e-6))
+            d = code - ref["mean"]
+            ref["mean"] = ref["mean"] + a * d
+            ref["var"] = ref["var"] + a * (d * d - ref["var"])
+            ref["err"] += a * (err - ref["err"])
+            scaled = 0.5 + 0.5 * np.tanh((code - ref["mean"]) / (2.0 * np.sqrt(np.maximum(ref["var"], 1e-6))))
+            s = ref["smoothed"]
+            ref["smoothed"] = scaled if s is None or smooth <= 0 else s + (scaled - s) * (1 - np.exp(-0.0116 / smooth))
+        return ref["smoothed"], novelty
+
+    rng = np.random.default_rng(3)
+    node = fresh()
+    for n in (1, 8, 3, 64, 5, 0, 2):
+        if n == 0:
+            node.deliver(Tick(0.0, 0.03, 0), None)
+            assert node.out["hops"] == 0
+            continue
+        rows = rng.random((n, 11)).astype(np.float32) * np.linspace(0.5, 2.0, 11, dtype=np.float32)
+        node.deliver(Tick(0.0, 0.03, 0), rows)
+        want, novelty = plainly(rows)
+        assert node.out["hops"] == n
+        assert np.allclose(node.out["out"], want, atol=1e-5) and abs(node.out["error"] - novelty) < 1e-9 * max(1, novelty)
+        assert np.allclose(node.mean, ref["mean"]) and np.allclose(node.var, ref["var"])
+        assert abs(node.err_mean - ref["err"]) < 1e-9
