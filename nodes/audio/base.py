@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from collections import deque
 from typing import ClassVar
 
 import numpy as np
 
+from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.node import Node, Tick
 
 from .dsp import mono
+
+
+#: How far back event strengths look for the loudest they are measured against.
+RECENT = P.number(8.0, "Strengths are 0..1 against the loudest of the last this many seconds.",
+                  unit="s", min=0.1, max=600.0)
 
 
 class Analyzer(Node):
@@ -49,3 +56,35 @@ class Analyzer(Node):
         current hop (at ``tick.t``) begins at sample ``self.fed``."""
         return tick.t + (sample - self.fed) / self.ctx.samplerate
 
+
+
+class Strength:
+    """A detector's values as 0..1 against its own recent history: the value over the
+    largest of the last ``seconds`` (a sliding maximum), so after a quiet passage begins
+    its own hits read near 1 again once the loud ones are that far behind."""
+
+    def __init__(self, seconds: float, hop_s: float) -> None:
+        self.span = max(1, round(seconds / hop_s))
+        self.window: deque[tuple[int, float]] = deque()   # (hop, value), values falling
+        self.hop = 0
+
+    @property
+    def peak(self) -> float:
+        return self.window[0][1] if self.window else 0.0
+
+    def __call__(self, value: float) -> float:
+        """Take this hop's value; return it as 0..1."""
+        value = max(0.0, float(value))
+        w = self.window
+        while w and w[-1][1] <= value:
+            w.pop()
+        w.append((self.hop, value))
+        while w[0][0] <= self.hop - self.span:
+            w.popleft()
+        self.hop += 1
+        return self.of(value)
+
+    def of(self, value: float) -> float:
+        """A value of the last few hops as 0..1 against the largest of the window."""
+        peak = self.peak
+        return min(1.0, max(0.0, float(value)) / peak) if peak > 1e-12 else 0.0

@@ -1,7 +1,10 @@
 """audio.onset: note and hit onsets with aubio's onset detector, as events.
 
 Each ``onset`` event carries the media time of the onset (aubio's own estimate, which
-accounts for its detection delay) and the detection function's value as its strength.
+accounts for its detection delay) and its strength in 0..1: the detection function's
+value against the largest of the last few seconds (``recent``), so a desk or a MIDI
+velocity can use it as it is on any material.  ``strength`` gives the same scaled
+value every hop.
 The detector is the same aubio object a whole-file analysis uses, fed the same hops,
 so streaming and whole-file results are identical.
 """
@@ -15,7 +18,7 @@ from tonegraph.engine import ports
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
-from .base import Analyzer
+from .base import RECENT, Analyzer, Strength
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
 
@@ -35,10 +38,11 @@ class Onset(Analyzer):
         "minioi": P.number(0.02, "Least time between two onsets.", unit="s", min=0.0, max=5.0),
         "whitening": P.boolean(False, "Adaptive spectral whitening (helps soft onsets)."),
         "compression": P.number(0.0, "Logarithmic magnitude compression; 0 is off.", min=0.0),
+        "recent": RECENT,
     }
     outputs = {
-        "onset": ports.event("An onset, at its media time; strength is the detection value."),
-        "strength": ports.number("The onset detection function, every hop."),
+        "onset": ports.event("An onset, at its media time; strength 0..1 against the recent loudest."),
+        "strength": ports.number("The onset detection function every hop, 0..1 against the recent loudest."),
     }
 
     def setup(self) -> None:
@@ -47,11 +51,15 @@ class Onset(Analyzer):
         self.params_changed({"threshold", "silence", "minioi", "whitening", "compression"})
 
         self._descriptor = self.det.get_descriptor
+        self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
+        self.last = [0.0, 0.0, 0.0]       # the detection function's last three values
         self._rate = float(self.ctx.samplerate)
         self._hop = self.ctx.hop
 
     def params_changed(self, changed: set[str]) -> None:
         apply_onset_params(self.det, self.p)
+        if "recent" in changed and hasattr(self, "scale"):
+            self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
     def process(self, tick: Tick) -> None:
         block = self.inp["audio"]
@@ -60,11 +68,15 @@ class Onset(Analyzer):
         else:
             x = self.samples(tick)
         fired = self.det(x)[0]
-        strength = self._descriptor()
-        self.out["strength"] = strength
+        value = self._descriptor()
+        self.out["strength"] = self.scale(value)
+        last = self.last
+        last[0], last[1], last[2] = last[1], last[2], value
         if fired:
+            # aubio fires a hop or two after the detection function's peak: the event's
+            # strength is that peak.
             t = tick.t + (self.det.get_last() - self.fed) / self._rate
-            self.out["onset"] = (Event(t, strength),)
+            self.out["onset"] = (Event(t, self.scale.of(max(last))),)
         self.fed += self._hop
 
 

@@ -11,13 +11,14 @@ from __future__ import annotations
 import statistics
 
 import aubio
+import numpy as np
 
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
-from .base import Analyzer
+from .base import RECENT, Analyzer, Strength
 
 
 class Tempo(Analyzer):
@@ -35,6 +36,7 @@ class Tempo(Analyzer):
         "silence": P.number(-90.0, "Quieter than this is silence.", unit="dB", min=-120.0, max=0.0),
         "tap_hold": P.number(30.0, "How long tapped tempo overrides the tracker after the last tap.",
                              unit="s", min=0.0),
+        "recent": RECENT,
     }
     inputs = {
         **Analyzer.inputs,
@@ -42,7 +44,8 @@ class Tempo(Analyzer):
         "bpm": ports.number("Tempo override while above 0."),
     }
     outputs = {
-        "beat": ports.event("A beat, at its media time."),
+        "beat": ports.event("A beat, at its media time; strength 0..1: the sound's level then "
+                            "against the recent loudest."),
         "bpm": ports.number("Current tempo [BPM]."),
         "confidence": ports.number("The tracker's confidence, 0..1 (1 when overridden)."),
         "phase": ports.number("Position between beats, 0..1."),
@@ -55,10 +58,13 @@ class Tempo(Analyzer):
         self.last_beat: float | None = None
         self.period = 0.5
         self.taps: list[float] = []
+        self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
 
     def params_changed(self, changed: set[str]) -> None:
         self.det.set_threshold(self.p.threshold)
         self.det.set_silence(self.p.silence)
+        if "recent" in changed:
+            self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
     def _manual_period(self, t: float) -> float | None:
         override = self.inp["bpm"]
@@ -73,6 +79,7 @@ class Tempo(Analyzer):
         sr = self.ctx.samplerate
         x = self.samples(tick)
         detected = self.det(x)[0]
+        level = self.scale(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
         t_end = tick.t + self.ctx.hop / sr
         for tap in self.inp["tap"]:
             if self.taps and tap.t - self.taps[-1] > 2.0:
@@ -91,7 +98,7 @@ class Tempo(Analyzer):
             nxt = self.last_beat + self.period
             while nxt < t_end:
                 if nxt >= tick.t:
-                    beats.append(Event(nxt))
+                    beats.append(Event(nxt, level))
                 self.last_beat = nxt
                 nxt += self.period
             if beats:
@@ -101,7 +108,7 @@ class Tempo(Analyzer):
             if detected:
                 t = self.time_of(tick, self.det.get_last())
                 self.last_beat = t
-                out["beat"] = (Event(t, float(self.det.get_confidence())),)
+                out["beat"] = (Event(t, level),)
             period = self.det.get_period_s()
             if period > 0:
                 self.period = period

@@ -1,8 +1,8 @@
 """io.record: named inputs to JSON Lines (or CSV), one row per value change or event.
 
-Each row is ``{"t": <media time [s]>, "name": "<input>", "value": <number | list | true>}``;
+Each row is ``{"t": <media time [s]>, "name": "<input>", "value": <number | list | text>}``;
 numbers and vectors are written when they change, events each time they fire (with the
-event's own media time), text when it changes.  This is how features leave tonegraph for
+event's own media time, and its strength as the value), text when it changes.  This is how features leave tonegraph for
 other tools, as seed 002 exported its features to JSON for a web player.
 
 A recording is never lost to the engine: the file is opened for appending (a restart
@@ -151,7 +151,7 @@ class Record(Node):
         for name in self.events:
             if inp[name]:
                 for ev in inp[name]:
-                    self._row(float(ev.t), name, True)
+                    self._row(float(ev.t), name, plain(ev.value))
         if self.failing:
             if time.monotonic() >= self.retry_at:
                 self._retry()

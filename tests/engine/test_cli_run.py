@@ -39,7 +39,7 @@ def test_offline_run_is_bit_for_bit_repeatable(write_patch, tmp_path):
     hits = [r for r in rows if r["name"] == "hit"]
     # A square wave at 2 Hz starts high; it rises again every 0.5 s.
     assert [round(r["t"], 9) for r in hits] == [0.5 * k for k in range(1, 10)]
-    assert all(r["value"] is True for r in hits)
+    assert all(r["value"] == 1.0 for r in hits)          # each event's strength: the square's top
     assert all(0 <= r["value"] <= 255 and r["value"] == int(r["value"])
                for r in rows if r["name"] == "level")
 

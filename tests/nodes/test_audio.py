@@ -350,3 +350,48 @@ def test_file_picks_a_channel(write_patch, reg, tmp_path):
     assert levels[0] == pytest.approx(0.5 / np.sqrt(2), rel=0.02)
     assert levels[-1] == pytest.approx(levels[0] / 2, rel=0.02)
     assert levels[1] < 1e-6
+
+
+def test_onset_and_beat_strengths_are_0_to_1_against_their_recent_history(write_patch, reg, tmp_path):
+    """Clicks every 0.5 s, loud and soft in turn; after 12 s the whole track drops by
+    20 dB.  Every strength is in 0..1, a loud click reads near 1 and a soft one well
+    below it, and once the loud part is more than 'recent' (8 s) behind, the quiet
+    part's loud clicks read near 1 again (against what was heard lately, not the
+    loudest sound ever)."""
+    sr, n = SR, 24 * SR
+    x = (np.random.default_rng(2).standard_normal(n) * 0.001).astype(np.float32)   # a noise floor
+    click = (np.random.default_rng(1).standard_normal(400) * np.exp(-np.arange(400) / 60)).astype(np.float32)
+    times = np.arange(0.25, 24, 0.5)
+    loud = {}
+    for k, t in enumerate(times):
+        gain = (1.0 if k % 2 == 0 else 0.25) * (1.0 if t < 12 else 0.1)
+        i = int(t * sr)
+        x[i:i + 400] += gain * click
+        loud[round(t, 2)] = k % 2 == 0
+    path = tmp_path / "clicks.wav"
+    sf.write(path, x, sr, subtype="FLOAT")
+    out = tmp_path / "s.jsonl"
+    run_patch(write_patch, reg, f"""
+        patch: {{samplerate: {sr}, hop: {HOP}}}
+        nodes:
+          f: {{type: audio.file, params: {{path: "{path}", loop: false}}}}
+          o: {{type: audio.onset, in: {{audio: f}}}}
+          b: {{type: audio.tempo, in: {{audio: f}}}}
+          r: {{type: io.record, params: {{path: "{out}"}}, in: {{onset: o, beat: b.beat, level: o.strength}}}}
+        """)
+    rows = [json.loads(l) for l in out.read_text().splitlines()]
+    values = [r["value"] for r in rows]
+    assert all(0.0 <= v <= 1.0 for v in values), max(values)
+    onsets = [(r["t"], r["value"]) for r in rows if r["name"] == "onset"]
+
+    def near(t):
+        k = min(loud, key=lambda c: abs(c - t))
+        return k if abs(k - t) < 0.05 else None
+    found = [(near(t), v) for t, v in onsets if near(t) is not None]
+    assert len(found) >= 40
+    for lo_t, hi_t in ((2.0, 12.0), (20.5, 24.0)):      # before the drop, and 8 s after it
+        strong = [v for t, v in found if lo_t <= t < hi_t and loud[t]]
+        weak = [v for t, v in found if lo_t <= t < hi_t and not loud[t]]
+        assert np.median(strong) > 0.5 and np.median(weak) < 0.5 * np.median(strong), (lo_t, strong, weak)
+    beats = [r["value"] for r in rows if r["name"] == "beat"]
+    assert len(beats) > 20 and max(beats) > 0.5

@@ -29,8 +29,8 @@ def test_record_jsonl_rows_on_change_and_event(tmp_path):
         {"t": 0.0, "name": "x", "value": 1.0},
         {"t": 0.0, "name": "v", "value": [0.5, 0.25]},
         {"t": 0.0, "name": "s", "value": "a"},
-        {"t": 0.05, "name": "hit", "value": True},
-        {"t": 0.08, "name": "hit", "value": True},
+        {"t": 0.05, "name": "hit", "value": 0.9},      # an event's strength
+        {"t": 0.08, "name": "hit", "value": 1.0},
         {"t": 0.2, "name": "x", "value": 2.0},
         {"t": 0.2, "name": "s", "value": "b"},
     ]
