@@ -1,16 +1,24 @@
-"""`make eval`: streaming onsets and beats scored against human annotations.
+"""`make eval`: streaming onsets and beats scored against human annotations, per kind
+of material, with aubio's defaults beside them in the same run.
 
-For every annotated clip in ../shared/data/mir, per source and overall:
+For every annotated clip in ../shared/data/mir (solo guitar, drums, full mixes, piano,
+singing; see ``mir.kind_of``):
+
 - tonegraph: the engine's streaming output with the nodes' defaults (a real patch run
-  offline: audio.file -> audio.onset / audio.tempo -> io.record)
-- aubio, same params: aubio over the whole file with exactly those parameters
-- aubio defaults: aubio over the whole file with its own defaults
+  offline: audio.file -> audio.onset / audio.tempo -> io.record);
+- aubio defaults: aubio over the whole file with its own defaults;
+- each onset *family* (aubio's detection functions and their settings, and
+  ``audio.onset``'s other methods) cross-validated: for each kind of material, the
+  family's setting that scores best on the *other* kinds (mean over kinds, so that 35
+  guitar clips do not outvote one singing clip) is scored on the held-out kind.  A
+  family's cross-validated figure is what it would score on material it was not tuned
+  on; the node's defaults are the best family's setting chosen on every kind.
 
 Onsets: F-measure with a 50 ms window (annotated hits closer than 30 ms merged).
-Beats: mir_eval's beat F-measure (70 ms), untrimmed.
+Beats: mir_eval's F-measure (70 ms), CMLt and AMLt, untrimmed.  Latency: detected
+minus annotated time of every matched event (mean and spread), over all clips.
 
-``python -m tests.eval --tune`` searches onset parameters on the same data, and
-``python -m tests.eval --tune tempo`` the beat tracker's.
+``python -m tests.eval --quick`` scores a smaller grid.
 """
 
 from __future__ import annotations
@@ -18,129 +26,184 @@ from __future__ import annotations
 import itertools
 import sys
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import mir
 
+METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
 
-def table(title: str, rows: list[list[str]]) -> None:
-    header = ["source", "clips", "tonegraph", "aubio, same params", "aubio defaults"]
+
+def aubio_grid(quick: bool = False) -> list[dict]:
+    base = mir.node_defaults("audio.onset")
+    thresholds = (0.1, 0.3, 0.8) if quick else (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+    whitening = (False,) if quick else (False, True)
+    return [base | {"method": m, "threshold": t, "whitening": w}
+            for m, t, w in itertools.product(METHODS, thresholds, whitening)]
+
+
+def describe(params: dict) -> str:
+    keys = ("method", "threshold", "whitening")
+    return ", ".join(f"{k} {params[k]}" for k in keys if k in params)
+
+
+# -- scoring, in worker processes ---------------------------------------------------------
+
+_DATA: list = []
+
+
+def _load(kind: str) -> None:
+    _DATA[:] = [(c, *mir.load_mono(c.audio)) for c in mir.clips() if getattr(c, kind) is not None]
+
+
+def _score_onsets(params: dict | None) -> tuple[np.ndarray, np.ndarray]:
+    """F per onset clip, and every matched offset, for one aubio setting (None: aubio's
+    defaults)."""
+    scores, offs = [], []
+    for c, x, sr in _DATA:
+        est = mir.aubio_onsets(x, sr, params)
+        scores.append(mir.onset_f(c.onsets, est))
+        offs.append(mir.offsets(c.onsets, est))
+    return np.array(scores), np.concatenate(offs)
+
+
+# -- tables -------------------------------------------------------------------------------
+
+def table(title: str, header: list[str], rows: list[list]) -> None:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n{title}")
+    print(f"\n{title}\n")
     print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
     print("| " + " | ".join("-" * w for w in widths) + " |")
     for r in rows:
         print("| " + " | ".join(str(c).ljust(w) for c, w in zip(r, widths)) + " |")
 
 
-def summarise(scores: dict[str, list[tuple[float, float, float]]]) -> list[list[str]]:
-    rows, everything = [], []
-    for source in sorted(scores):
-        s = np.array(scores[source])
-        everything.extend(scores[source])
-        rows.append([source, len(s), *(f"{v:.3f}" for v in s.mean(axis=0))])
-    s = np.array(everything)
-    rows.append(["**all clips**", len(s), *(f"**{v:.3f}**" for v in s.mean(axis=0))])
-    return rows
+def by_kind(kinds: list[str], scores: np.ndarray) -> dict[str, float]:
+    """Mean per kind, then the mean of the kinds and the mean of every clip."""
+    out = {k: float(np.mean([s for kk, s in zip(kinds, scores) if kk == k]))
+           for k in mir.KINDS if k in kinds}
+    out["mean of kinds"] = float(np.mean(list(out.values())))
+    out["all clips"] = float(np.mean(scores))
+    return out
 
 
-def evaluate() -> int:
+@dataclass
+class CV:
+    """A family cross-validated over kinds: per held-out kind, the setting chosen on the
+    others and its scores there."""
+
+    chosen: dict[str, int] = field(default_factory=dict)
+    held_out: np.ndarray | None = None        # per clip, the score of its fold's choice
+    best_overall: int = 0
+
+
+def cross_validate(kinds: list[str], grid_scores: np.ndarray) -> CV:
+    """grid_scores: settings x clips."""
+    cv = CV(held_out=np.zeros(grid_scores.shape[1]))
+    names = sorted(set(kinds))
+    mask = {k: np.array([kk == k for kk in kinds]) for k in names}
+    per_kind = np.stack([grid_scores[:, mask[k]].mean(axis=1) for k in names], axis=1)  # settings x kinds
+    for i, k in enumerate(names):
+        others = [j for j in range(len(names)) if j != i]
+        pick = int(np.argmax(per_kind[:, others].mean(axis=1)))
+        cv.chosen[k] = pick
+        cv.held_out[mask[k]] = grid_scores[pick, mask[k]]
+    cv.best_overall = int(np.argmax(per_kind.mean(axis=1)))
+    return cv
+
+
+def latency_row(name: str, offs: np.ndarray) -> list[str]:
+    ms = offs * 1e3
+    return [name, len(ms), f"{ms.mean():+.1f}", f"{ms.std():.1f}", f"{np.median(ms):+.1f}"]
+
+
+def f3(v: float) -> str:
+    return f"{v:.3f}"
+
+
+# -- the evaluation ------------------------------------------------------------------------
+
+def evaluate(quick: bool = False) -> int:
+    from multiprocessing import Pool
+
     clips = mir.clips()
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
     print(f"{len(clips)} annotated clips from {mir.DATA}")
-    print(f"audio.onset defaults: {onset_p}")
-    print(f"audio.tempo defaults: {tempo_p}")
-    onsets, beats = defaultdict(list), defaultdict(list)
+    print(f"audio.onset defaults: {describe(onset_p)}; audio.tempo defaults: "
+          f"{tempo_p['method']}, threshold {tempo_p['threshold']}")
+
+    # The engine, streaming, on every clip (its onsets equal aubio's with the same
+    # settings: tests/test_eval_data.py).
+    ours_on, ours_beats = {}, {}
     for clip in clips:
-        x, sr = mir.load_mono(clip.audio)
-        ours_on, ours_beat = mir.engine_events(clip, sr, onset_p, tempo_p)
-        if clip.onsets is not None:
-            onsets[clip.source].append((
-                mir.onset_f(clip.onsets, ours_on),
-                mir.onset_f(clip.onsets, mir.aubio_onsets(x, sr, onset_p)),
-                mir.onset_f(clip.onsets, mir.aubio_onsets(x, sr, None))))
-        if clip.beats is not None:
-            beats[clip.source].append((
-                mir.beat_f(clip.beats, ours_beat),
-                mir.beat_f(clip.beats, mir.aubio_beats(x, sr, tempo_p)),
-                mir.beat_f(clip.beats, mir.aubio_beats(x, sr, None))))
-    table("Onsets, F-measure (50 ms)", summarise(onsets))
-    table("Beats, F-measure (mir_eval, 70 ms, untrimmed)", summarise(beats))
+        _, sr = mir.load_mono(clip.audio)
+        ours_on[clip.name], ours_beats[clip.name] = mir.engine_events(clip, sr, onset_p, tempo_p)
+
+    on_clips = [c for c in clips if c.onsets is not None]
+    kinds = [c.kind for c in on_clips]
+    grid = aubio_grid(quick)
+    with Pool(2, initializer=_load, initargs=("onsets",)) as pool:
+        results = pool.map(_score_onsets, [None, *grid])
+    default_scores, default_offs = results[0]
+    grid_scores = np.stack([r[0] for r in results[1:]])
+    ours = np.array([mir.onset_f(c.onsets, ours_on[c.name]) for c in on_clips])
+    ours_offs = np.concatenate([mir.offsets(c.onsets, ours_on[c.name]) for c in on_clips])
+    cv = cross_validate(kinds, grid_scores)
+
+    columns = {"tonegraph": by_kind(kinds, ours), "aubio defaults": by_kind(kinds, default_scores),
+               "aubio family, cross-validated": by_kind(kinds, cv.held_out)}
+    counts = {k: kinds.count(k) for k in set(kinds)}
+    rows = [[k, counts.get(k, len(kinds) if k == "all clips" else len(counts)),
+             *(f3(col[k]) for col in columns.values())]
+            for k in columns["tonegraph"]]
+    table("Onsets, F-measure (50 ms), mean over clips", ["kind", "clips", *columns], rows)
+
+    rows = []
+    for k in sorted(cv.chosen):
+        pick = cv.chosen[k]
+        held = columns["aubio family, cross-validated"][k]
+        base = columns["aubio defaults"][k]
+        rows.append([k, describe(grid[pick]), f3(held), f3(base), f"{held - base:+.3f}"])
+    table("Onsets, leave one kind out: the aubio setting best on the other kinds, scored on "
+          "the one left out", ["held out", "chosen on the others", "F there", "aubio defaults",
+                               "gain"], rows)
+    print(f"\nBest aubio setting over every kind (mean of kinds): {describe(grid[cv.best_overall])}")
+
+    best_offs = _score_onsets_in_pool(grid[cv.best_overall])
+    table("Onset latency: detected minus annotated time of matched onsets [ms]",
+          ["detector", "onsets matched", "mean", "spread (sd)", "median"],
+          [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs),
+           latency_row("best aubio setting", best_offs)])
+
+    beat_clips = [c for c in clips if c.beats is not None]
+    bkinds = [c.kind for c in beat_clips]
+    ours_b, aub_b, offs_o, offs_a = [], [], [], []
+    for c in beat_clips:
+        x, sr = mir.load_mono(c.audio)
+        aubio_est = mir.aubio_beats(x, sr, None)
+        ours_b.append(mir.beat_scores(c.beats, ours_beats[c.name]))
+        aub_b.append(mir.beat_scores(c.beats, aubio_est))
+        offs_o.append(mir.offsets(c.beats, ours_beats[c.name], 0.07))
+        offs_a.append(mir.offsets(c.beats, aubio_est, 0.07))
+    ours_b, aub_b = np.array(ours_b), np.array(aub_b)
+    cols = [by_kind(bkinds, a[:, i]) for a in (ours_b, aub_b) for i in range(3)]
+    bcounts = {k: bkinds.count(k) for k in set(bkinds)}
+    rows = [[k, bcounts.get(k, len(bkinds) if k == "all clips" else len(bcounts)),
+             *(f3(c[k]) for c in cols)] for k in cols[0]]
+    table("Beats, mean over clips (mir_eval, 70 ms, untrimmed)",
+          ["kind", "clips", "tonegraph F", "CMLt", "AMLt", "aubio defaults F", "CMLt", "AMLt"], rows)
+    table("Beat latency: detected minus annotated time of matched beats [ms]",
+          ["tracker", "beats matched", "mean", "spread (sd)", "median"],
+          [latency_row("tonegraph", np.concatenate(offs_o)),
+           latency_row("aubio defaults", np.concatenate(offs_a))])
     return 0
 
 
-_DATA: list = []
-
-
-def _score_onsets(params: dict) -> float:
-    # Mean over clips, as `make eval` reports it.
-    return float(np.mean([mir.onset_f(c.onsets, mir.aubio_onsets(x, sr, params))
-                          for c, x, sr in _DATA]))
-
-
-def _score_beats(params: dict | None) -> float:
-    return float(np.mean([mir.beat_f(c.beats, mir.aubio_beats(x, sr, params))
-                          for c, x, sr in _DATA]))
-
-
-def _load_data(kind: str = "onsets") -> None:
-    _DATA[:] = [(c, *mir.load_mono(c.audio)) for c in mir.clips()
-                if getattr(c, kind) is not None]
-
-
-def tune_tempo() -> int:
-    """Search the beat tracker's onset function and threshold on the annotated beats."""
-    from multiprocessing import Pool
-
-    base = mir.node_defaults("audio.tempo")
-    candidates = [base | {"method": m, "threshold": t} for m, t in itertools.product(
-        ("specdiff", "hfc", "complex", "energy", "specflux", "kl", "mkl", "phase"),
-        (0.0, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5))]
-    with Pool(2, initializer=_load_data, initargs=("beats",)) as pool:
-        scored = sorted(zip(pool.map(_score_beats, candidates), candidates), key=lambda r: -r[0])
-        defaults = pool.apply(_score_beats, (None,))
-    for s, p in scored[:5]:
-        print(f"  {s:.4f} {p}")
-    print(f"aubio defaults: {defaults:.4f}")
-    return 0
-
-
-def tune() -> int:
-    """Coarse-to-fine search over onset parameters with aubio over whole files (equal to
-    the engine's streaming output, as the tests show), scored on every annotated clip."""
-    from multiprocessing import Pool
-
-    base = mir.node_defaults("audio.onset")
-    with Pool(2, initializer=_load_data) as pool:
-        def stage(name: str, candidates: list[dict]) -> list[tuple[float, dict]]:
-            scored = sorted(zip(pool.map(_score_onsets, candidates), candidates),
-                            key=lambda r: -r[0])
-            print(f"\n{name}:")
-            for s, p in scored[:5]:
-                print(f"  {s:.4f} {p}", flush=True)
-            return scored
-
-        coarse = stage("method x threshold", [
-            base | {"method": m, "threshold": t}
-            for m, t in itertools.product(
-                ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux"),
-                (0.1, 0.2, 0.3, 0.5, 0.8))])
-        shape = stage("whitening x compression x minioi, best two methods", [
-            p | {"whitening": w, "compression": c, "minioi": i}
-            for (_, p), w, c, i in itertools.product(
-                coarse[:2], (False, True), (0.0, 1.0, 10.0), (0.02, 0.05))])
-        best = shape[0][1]
-        stage("threshold, fine", [best | {"threshold": round(best["threshold"] * f, 3)}
-                                  for f in (0.6, 0.8, 1.0, 1.25, 1.5)])
-        defaults = pool.apply(_aubio_defaults_score)
-    print(f"\naubio defaults: {defaults:.4f}")
-    return 0
-
-
-def _aubio_defaults_score() -> float:
-    return float(np.mean([mir.onset_f(c.onsets, mir.aubio_onsets(x, sr, None))
-                          for c, x, sr in _DATA]))
+def _score_onsets_in_pool(params: dict) -> np.ndarray:
+    if not _DATA:
+        _load("onsets")
+    return _score_onsets(params)[1]
 
 
 def main(argv: list[str]) -> int:
@@ -148,9 +211,7 @@ def main(argv: list[str]) -> int:
         print(f"make eval needs the annotated recordings in {mir.DATA}, which is not here "
               f"(it is not shipped with the project).", file=sys.stderr)
         return 2
-    if "--tune" in argv:
-        return tune_tempo() if "tempo" in argv else tune()
-    return evaluate()
+    return evaluate(quick="--quick" in argv)
 
 
 if __name__ == "__main__":

@@ -37,6 +37,31 @@ class Clip:
     onsets: np.ndarray | None
     beats: np.ndarray | None
 
+    @property
+    def kind(self) -> str:
+        """The kind of material, for tables and cross-validation folds."""
+        return kind_of(self.source, self.name)
+
+
+#: The kinds of material, in table order.
+KINDS = ("solo guitar", "drums", "full mix", "piano", "singing")
+
+
+def kind_of(source: str, name: str) -> str:
+    if source == "guitar_onsets":
+        return "solo guitar"
+    if source == "vocadito":
+        return "singing"
+    if source == "mdb_drums":
+        return "drums" if name.endswith("_drum") else "full mix"
+    if source == "midi_render":
+        if name.startswith("groove"):
+            return "drums"
+        return "full mix" if name.startswith("slakh") else "piano"
+    if source == "madmom":
+        return "piano" if name == "stereo_sample" else "full mix"
+    return "full mix"                       # ballroom, gtzan
+
 
 def _times(path: Path) -> np.ndarray | None:
     if not path.is_file():
@@ -142,6 +167,23 @@ def onset_f(ref: np.ndarray, est: np.ndarray) -> float:
 def beat_f(ref: np.ndarray, est: np.ndarray) -> float:
     # Untrimmed: several clips are shorter than 10 s, and trimming 5 s would gut them.
     return mir_eval.beat.f_measure(ref, est, f_measure_threshold=0.07)
+
+
+def beat_scores(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
+    """F-measure, CMLt and AMLt (mir_eval's continuity: correct metrical level, and
+    any allowed level: double, half, off-beat), untrimmed."""
+    if len(est) < 2 or len(ref) < 2:
+        return beat_f(ref, est), 0.0, 0.0
+    _, cmlt, _, amlt = mir_eval.beat.continuity(ref, est)
+    return beat_f(ref, est), float(cmlt), float(amlt)
+
+
+def offsets(ref: np.ndarray, est: np.ndarray, window: float = 0.05) -> np.ndarray:
+    """Detected minus annotated time [s] of every matched pair (mir_eval's matching)."""
+    if len(ref) == 0 or len(est) == 0:
+        return np.zeros(0)
+    pairs = mir_eval.util.match_events(ref, est, window)
+    return np.array([est[j] - ref[i] for i, j in pairs])
 
 
 def as_params(d: dict) -> SimpleNamespace:
