@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import itertools
 import sys
-from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
