@@ -10,7 +10,8 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core systemd iproute2 \
-  libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1
+  libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1 \
+  fluidsynth timgm6mb-soundfont
 
 .PHONY: demo test bench bench-gpu eval looks soak system-deps setup docs models clean
 
@@ -46,6 +47,8 @@ docs: setup
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
 # itself: synthetic sounds of many kinds, and drawn squiggles.
+# The shipped onset detector is trained through the full General MIDI soundfont (148 MB).
+models: APT_PACKAGES += fluid-soundfont-gm
 models: setup
 	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
@@ -55,6 +58,9 @@ models: setup
 	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
 	  --seed 0 --steps 3000 --ema 0 --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
 	  --samples docs/models/gan-samples.png
+	$(VENV)/bin/tonegraph train onsets -o nodes/ml/models/onsets.npz --seed 0 \
+	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/onsets.ckpt \
+	  --plot docs/models/onsets-loss.png
 
 setup: system-deps $(STAMP)
 

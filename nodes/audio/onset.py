@@ -5,13 +5,21 @@ accounts for its detection delay) and its strength in 0..1: the detection functi
 value against the largest of the last few seconds (``recent``), so a desk or a MIDI
 velocity can use it as it is on any material.  ``strength`` gives the same scaled
 value every hop.
+
 The detector is the same aubio object a whole-file analysis uses, fed the same hops,
 so streaming and whole-file results are identical.
+
+``method: learned`` runs the project's own detector (nodes/audio/learned.py: a small
+causal network trained on rendered MIDI and synthesised grooves, ``tonegraph train
+onsets``) instead of aubio: ``threshold`` is then the activation (0..1) an onset must
+reach, ``buf_size`` and ``whitening``/``compression`` do not apply, and an onset is
+known two detector frames (23 ms) after its own analysis frame ends.
 """
 
 from __future__ import annotations
 
 import aubio
+import numpy as np
 
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
@@ -20,12 +28,14 @@ from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
 
-METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
+METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
+#: Frames of the learned detector's activation an onset must be the largest of.
+LEARNED_PRE = 3
 
 
 class Onset(Analyzer):
     type_name = "audio.onset"
-    description = "Onsets (note starts, drum hits) as events, with aubio."
+    description = "Onsets (note starts, drum hits) as events, with aubio or a learned detector."
     default_output = "onset"
     params = {
         "method": P.choice("hfc", METHODS, "Onset detection function.", restart=True),
@@ -39,29 +49,74 @@ class Onset(Analyzer):
         "whitening": P.boolean(False, "Adaptive spectral whitening (helps soft onsets)."),
         "compression": P.number(0.0, "Logarithmic magnitude compression; 0 is off.", min=0.0),
         "recent": RECENT,
+        "model": P.path(None, "method learned: its weights (.npz from 'tonegraph train onsets'); "
+                              "none: the shipped detector."),
     }
     outputs = {
         "onset": ports.event("An onset, at its media time; strength 0..1 against the recent loudest."),
         "strength": ports.number("The onset detection function every hop, 0..1 against the recent loudest."),
     }
 
+    @classmethod
+    def check(cls, params, wired, ctx):
+        if params.get("method") == "learned" and params.get("model"):
+            from .learned import Weights, WeightsError
+
+            path = ctx.resolve_input(params["model"])
+            try:
+                Weights.load(path)
+            except WeightsError as exc:
+                return [("model", str(exc))]
+            return []
+        return super().check(params, wired, ctx)
+
     def setup(self) -> None:
         p = self.p
-        self.det = make_onset(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
+        self.learned = None
+        if p.method == "learned":
+            self._setup_learned()
+        else:
+            self.det = make_onset(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
+            self._descriptor = self.det.get_descriptor
         self.params_changed({"threshold", "silence", "minioi", "whitening", "compression"})
-
-        self._descriptor = self.det.get_descriptor
         self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
         self.last = [0.0, 0.0, 0.0]       # the detection function's last three values
         self._rate = float(self.ctx.samplerate)
         self._hop = self.ctx.hop
 
+    def _setup_learned(self) -> None:
+        from tonegraph.nodes.ml.frontend import MelFrontEnd
+
+        from .learned import SHIPPED, Stream, Weights
+
+        w = Weights.load(self.ctx.resolve_input(self.p.model) if self.p.model else SHIPPED)
+        self.learned = Stream(w)
+        self.front = MelFrontEnd(w.front, self.ctx.samplerate)
+        #: Patch samples per detector frame.
+        self.frame_samples = float(w.front["hop"]) / float(w.front["samplerate"]) * self.ctx.samplerate
+        self.frame_rate = float(w.front["samplerate"]) / float(w.front["hop"])
+        self.frame = 0                     # the frame the next activation belongs to
+        self.previous = 0.0
+
     def params_changed(self, changed: set[str]) -> None:
+        if self.learned is not None:
+            from .learned import Picker
+
+            p = self.p
+            last = getattr(self, "picker", None)
+            self.picker = Picker(p.threshold, LEARNED_PRE, max(1, round(p.minioi * self.frame_rate)))
+            if last is not None:
+                self.picker.index, self.picker.last = last.index, last.last
+            self.silence = 10 ** (p.silence / 20)
+            return
         apply_onset_params(self.det, self.p)
         if "recent" in changed and hasattr(self, "scale"):
             self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
     def process(self, tick: Tick) -> None:
+        if self.learned is not None:
+            self._process_learned(tick)
+            return
         block = self.inp["audio"]
         if block is not None and block.mono is not None and len(block.mono) == self._hop:
             x = block.mono  # the common case, inlined: this runs every hop
@@ -78,6 +133,25 @@ class Onset(Analyzer):
             t = tick.t + (self.det.get_last() - self.fed) / self._rate
             self.out["onset"] = (Event(t, self.scale.of(max(last))),)
         self.fed += self._hop
+
+
+    def _process_learned(self, tick: Tick) -> None:
+        x = self.samples(tick)
+        loud = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) >= self.silence
+        events = []
+        for mel in self.front.push(x):
+            a = self.learned.push(mel)
+            if a is None:
+                continue
+            frame, self.frame = self.frame, self.frame + 1
+            self.out["strength"] = self.scale(a)
+            if self.picker(a) and loud:        # the frame before this one was an onset
+                events.append(Event(self.time_of(tick, (frame - 1) * self.frame_samples),
+                                    self.scale.of(self.previous)))
+            self.previous = a
+        if events:
+            self.out["onset"] = tuple(events)
+        self.fed += self.ctx.hop
 
 
 def make_onset(method: str, buf_size: int, hop: int, samplerate: int) -> "aubio.onset":

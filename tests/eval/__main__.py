@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from tonegraph.nodes.audio import learned
+
 from . import mir
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
@@ -62,6 +64,23 @@ def _score_onsets(params: dict | None) -> tuple[np.ndarray, np.ndarray]:
     scores, offs = [], []
     for c, x, sr in _DATA:
         est = mir.aubio_onsets(x, sr, params)
+        scores.append(mir.onset_f(c.onsets, est))
+        offs.append(mir.offsets(c.onsets, est))
+    return np.array(scores), np.concatenate(offs)
+
+
+LEARNED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+_ACTIVATIONS: dict[str, tuple[np.ndarray, float]] = {}
+
+
+def _score_learned(threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """F per onset clip, and every matched offset, for the shipped learned detector
+    picked at ``threshold``."""
+    scores, offs = [], []
+    for c, x, sr in _DATA:
+        if c.name not in _ACTIVATIONS:
+            _ACTIVATIONS[c.name] = mir.learned_activation(x, sr)
+        est = mir.learned_onsets(*_ACTIVATIONS[c.name], threshold)
         scores.append(mir.onset_f(c.onsets, est))
         offs.append(mir.offsets(c.onsets, est))
     return np.array(scores), np.concatenate(offs)
@@ -142,16 +161,22 @@ def evaluate(quick: bool = False) -> int:
     on_clips = [c for c in clips if c.onsets is not None]
     kinds = [c.kind for c in on_clips]
     grid = aubio_grid(quick)
+    families = {"aubio": (grid, describe)}
+    if learned.SHIPPED.is_file():
+        families["learned"] = ([{"threshold": t} for t in LEARNED_THRESHOLDS],
+                               lambda p: f"learned, threshold {p['threshold']}")
     with Pool(2, initializer=_load, initargs=("onsets",)) as pool:
         results = pool.map(_score_onsets, [None, *grid])
+        learned_results = (pool.map(_score_learned, LEARNED_THRESHOLDS) if "learned" in families else [])
     default_scores, default_offs = results[0]
-    grid_scores = np.stack([r[0] for r in results[1:]])
+    scored = {"aubio": results[1:], "learned": learned_results}
     ours = np.array([mir.onset_f(c.onsets, ours_on[c.name]) for c in on_clips])
     ours_offs = np.concatenate([mir.offsets(c.onsets, ours_on[c.name]) for c in on_clips])
-    cv = cross_validate(kinds, grid_scores)
+    cvs = {name: cross_validate(kinds, np.stack([r[0] for r in scored[name]])) for name in families}
 
-    columns = {"tonegraph": by_kind(kinds, ours), "aubio defaults": by_kind(kinds, default_scores),
-               "aubio family, cross-validated": by_kind(kinds, cv.held_out)}
+    columns = {"tonegraph": by_kind(kinds, ours), "aubio defaults": by_kind(kinds, default_scores)}
+    for name, cv in cvs.items():
+        columns[f"{name}, cross-validated"] = by_kind(kinds, cv.held_out)
     counts = {k: kinds.count(k) for k in set(kinds)}
     rows = [[k, counts.get(k, len(kinds) if k == "all clips" else len(counts)),
              *(f3(col[k]) for col in columns.values())]
@@ -159,21 +184,38 @@ def evaluate(quick: bool = False) -> int:
     table("Onsets, F-measure (50 ms), mean over clips", ["kind", "clips", *columns], rows)
 
     rows = []
-    for k in sorted(cv.chosen):
-        pick = cv.chosen[k]
-        held = columns["aubio family, cross-validated"][k]
-        base = columns["aubio defaults"][k]
-        rows.append([k, describe(grid[pick]), f3(held), f3(base), f"{held - base:+.3f}"])
-    table("Onsets, leave one kind out: the aubio setting best on the other kinds, scored on "
-          "the one left out", ["held out", "chosen on the others", "F there", "aubio defaults",
-                               "gain"], rows)
-    print(f"\nBest aubio setting over every kind (mean of kinds): {describe(grid[cv.best_overall])}")
-
-    best_offs = _score_onsets_in_pool(grid[cv.best_overall])
+    for name, cv in cvs.items():
+        settings, said = families[name]
+        for k in sorted(cv.chosen):
+            held = columns[f"{name}, cross-validated"][k]
+            base = columns["aubio defaults"][k]
+            rows.append([k, said(settings[cv.chosen[k]]), f3(held), f3(base), f"{held - base:+.3f}"])
+    table("Onsets, leave one kind out: each family's setting best on the other kinds (mean of "
+          "kinds), scored on the one left out", ["held out", "chosen on the others", "F there",
+                                                 "aubio defaults", "gain"], rows)
+    latency = [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs)]
+    for name, cv in cvs.items():
+        settings, said = families[name]
+        print(f"\nBest {name} setting over every kind (mean of kinds, cross-validated "
+              f"{columns[f'{name}, cross-validated']['mean of kinds']:.3f}): "
+              f"{said(settings[cv.best_overall])}")
+        latency.append(latency_row(said(settings[cv.best_overall]), scored[name][cv.best_overall][1]))
     table("Onset latency: detected minus annotated time of matched onsets [ms]",
+          ["detector", "onsets matched", "mean", "spread (sd)", "median"], latency)
+
+    live = {"tonegraph": onset_p}
+    if "learned" in families:
+        pick = families["learned"][0][cvs["learned"].best_overall]
+        live["learned"] = onset_p | {"method": "learned", "threshold": pick["threshold"]}
+    delays = {name: [] for name in live}
+    for c in on_clips:
+        x, sr = mir.load_mono(c.audio)
+        for name, params in live.items():
+            delays[name].append(mir.live_delays(c, x, sr, params))
+    table(f"Live delay: from the hop holding an onset's sound reaching the engine to its event "
+          f"leaving the node, hop {mir.HOP} samples [ms]",
           ["detector", "onsets matched", "mean", "spread (sd)", "median"],
-          [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs),
-           latency_row("best aubio setting", best_offs)])
+          [latency_row(f"{name} ({describe(live[name])})", np.concatenate(d)) for name, d in delays.items()])
 
     beat_clips = [c for c in clips if c.beats is not None]
     bkinds = [c.kind for c in beat_clips]
@@ -192,17 +234,23 @@ def evaluate(quick: bool = False) -> int:
              *(f3(c[k]) for c in cols)] for k in cols[0]]
     table("Beats, mean over clips (mir_eval, 70 ms, untrimmed)",
           ["kind", "clips", "tonegraph F", "CMLt", "AMLt", "aubio defaults F", "CMLt", "AMLt"], rows)
+    locks = {"tonegraph": [mir.lock(c.beats, ours_beats[c.name]) for c in beat_clips]}
+    locks["aubio defaults"] = []
+    for c in beat_clips:
+        x, sr = mir.load_mono(c.audio)
+        locks["aubio defaults"].append(mir.lock(c.beats, mir.aubio_beats(x, sr, None)))
+    rows = []
+    for name, got in locks.items():
+        held = [g for g in got if g is not None]
+        rows.append([name, f"{len(held)} of {len(got)}", f"{np.median(held):.0f}" if held else "-",
+                     f"{np.percentile(held, 90):.0f}" if held else "-", max(held) if held else "-"])
+    table("Beats until the tracker holds (4 annotated beats in a row matched, from the first)",
+          ["tracker", "clips where it holds", "median beats", "90th percentile", "worst"], rows)
     table("Beat latency: detected minus annotated time of matched beats [ms]",
           ["tracker", "beats matched", "mean", "spread (sd)", "median"],
           [latency_row("tonegraph", np.concatenate(offs_o)),
            latency_row("aubio defaults", np.concatenate(offs_a))])
     return 0
-
-
-def _score_onsets_in_pool(params: dict) -> np.ndarray:
-    if not _DATA:
-        _load("onsets")
-    return _score_onsets(params)[1]
 
 
 def main(argv: list[str]) -> int:

@@ -126,6 +126,69 @@ def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
     return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
 
 
+def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
+    """The learned detector's activation of every frame of a signal, as audio.onset
+    computes it live, and its frames per second."""
+    from tonegraph.nodes.audio import learned
+    from tonegraph.nodes.ml.frontend import MelFrontEnd
+
+    w = learned.Weights.load(model or learned.SHIPPED)
+    frames = MelFrontEnd(w.front, sr).push(x)
+    mel = np.stack(frames) if frames else np.zeros((0, int(w.front["bands"])))
+    return learned.activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])
+
+
+def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi: float = 0.02) -> np.ndarray:
+    """Onset times [s] picked from an activation as audio.onset picks them live."""
+    from tonegraph.nodes.audio.learned import Picker
+    from tonegraph.nodes.audio.onset import LEARNED_PRE
+
+    pick = Picker(threshold, LEARNED_PRE, max(1, round(minioi * rate)))
+    return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])
+
+
+def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP) -> np.ndarray:
+    """How long after its sound reaches the engine each matched onset is out [s], as in
+    a live run at ``hop``: an onset's sound arrives with the hop that holds its
+    annotated time; the event leaves when the node's work on a later hop is done.  The
+    delay is the hops between the two plus the node's own time on the hop that emits it
+    (measured)."""
+    import time
+
+    from tonegraph.engine.node import Context, Tick
+    from tonegraph.engine.ports import AudioBlock, PortType
+    from tonegraph.nodes.audio.onset import Onset
+
+    cls = Onset
+    node = cls("o", {k: cls.params[k].coerce(v, k) for k, v in params.items()},
+               Context(samplerate=sr, hop=hop, offline=True), {"audio": PortType.AUDIO})
+    node.configure()
+    emitted = []                      # (event time, delay after the hop holding it arrived)
+    for i, h in enumerate(hops_of(x, hop)):
+        t = i * hop / sr
+        node.inp["audio"] = AudioBlock(h[:, None], t, sr, h)
+        node.out["onset"] = ()
+        t0 = time.perf_counter()
+        node.process(Tick(t, hop / sr, i))
+        work = time.perf_counter() - t0
+        for ev in node.out["onset"]:
+            emitted.append((ev.t, (i + 1) * hop / sr + work))
+    if not emitted or clip.onsets is None:
+        return np.zeros(0)
+    est = np.array([e[0] for e in emitted])
+    pairs = mir_eval.util.match_events(clip.onsets, est, 0.05)
+    arrive = lambda t: (np.floor(t * sr / hop) + 1) * hop / sr  # noqa: E731 - end of its hop
+    return np.array([emitted[j][1] - arrive(clip.onsets[i]) for i, j in pairs])
+
+
+def hops_of(x: np.ndarray, hop: int) -> Iterator[np.ndarray]:
+    n = -(-len(x) // hop)
+    padded = np.zeros(n * hop, dtype=np.float32)
+    padded[: len(x)] = x
+    for i in range(n):
+        yield padded[i * hop:(i + 1) * hop]
+
+
 # -- the engine, streaming -------------------------------------------------------------
 
 def engine_events(clip: Clip, sr: int, onset_params: dict, tempo_params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -176,6 +239,17 @@ def beat_scores(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
         return beat_f(ref, est), 0.0, 0.0
     _, cmlt, _, amlt = mir_eval.beat.continuity(ref, est)
     return beat_f(ref, est), float(cmlt), float(amlt)
+
+
+def lock(ref: np.ndarray, est: np.ndarray, run: int = 4, window: float = 0.07) -> int | None:
+    """How many annotated beats pass before the tracker holds: the index of the first
+    annotated beat from which ``run`` beats in a row each have an estimated beat within
+    ``window``; None if it never does."""
+    hit = [bool(len(est)) and float(np.min(np.abs(est - r))) <= window for r in ref]
+    for i in range(len(ref) - run + 1):
+        if all(hit[i:i + run]):
+            return i
+    return None
 
 
 def offsets(ref: np.ndarray, est: np.ndarray, window: float = 0.05) -> np.ndarray:

@@ -1,0 +1,167 @@
+"""The learned onset detector: a small causal network over log-mel frames, run hop by
+hop in numpy (no torch at run time).
+
+The network (trained by ``tonegraph train onsets``, see nodes/ml/onsettrain.py) reads
+each log-mel frame standardised, with its rise over the previous frame, through two
+causal convolutions (5 and 3 frames), a GRU and a linear layer; its output after frame
+``t`` is the onset activation of frame ``t - lookahead``, and a peak is seen one frame after it.  So an onset is known
+``lookahead + 1`` frames after its own frame ends: with the shipped settings (22,050
+Hz, hop 256, look-ahead 1) 23 ms, plus whatever hop the patch buffers.
+
+Weights are an ``.npz`` file read with ``allow_pickle=False``: arrays and a JSON
+config, nothing executable.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+
+#: The shipped weights.
+SHIPPED = Path(__file__).resolve().parents[1] / "ml" / "models" / "onsets.npz"
+
+#: The front end the shipped detector is trained with (recorded in every weights file).
+FRONT = {"samplerate": 22050, "n_fft": 1024, "hop": 256, "bands": 64, "fmin": 30.0, "fmax": 11000.0}
+
+_cache: dict[tuple, "Weights"] = {}
+
+
+class WeightsError(ValueError):
+    """A weights file that cannot be used (one line)."""
+
+
+class Weights:
+    """A detector's arrays and config, shared by every node that loads the same file."""
+
+    NAMES = ("mean", "std", "conv1_w", "conv1_b", "conv2_w", "conv2_b", "gru_wi", "gru_wh",
+             "gru_bi", "gru_bh", "out_w", "out_b")
+
+    def __init__(self, arrays: dict[str, np.ndarray], config: dict) -> None:
+        self.config = config
+        self.front = dict(config["frontend"])
+        self.lookahead = int(config["lookahead"])
+        a = {k: np.asarray(arrays[k], dtype=np.float64) for k in self.NAMES}
+        self.mean, self.std = a["mean"], a["std"]
+        # Convolutions as one matrix over the stacked window of frames (oldest first).
+        w1 = a["conv1_w"]                           # (hidden, features, k)
+        self.k1 = w1.shape[2]
+        self.w1 = w1.transpose(0, 2, 1).reshape(w1.shape[0], -1)
+        self.b1 = a["conv1_b"]
+        w2 = a["conv2_w"]
+        self.k2 = w2.shape[2]
+        self.w2 = w2.transpose(0, 2, 1).reshape(w2.shape[0], -1)
+        self.b2 = a["conv2_b"]
+        self.wi, self.wh, self.bi, self.bh = a["gru_wi"], a["gru_wh"], a["gru_bi"], a["gru_bh"]
+        self.hidden = self.wh.shape[1]
+        self.out_w, self.out_b = a["out_w"].ravel(), float(a["out_b"].ravel()[0])
+        self.features = w1.shape[1]
+
+    @classmethod
+    def load(cls, path: Path) -> "Weights":
+        path = Path(path)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            raise WeightsError(f"cannot read {path}: {exc.strerror or exc}") from None
+        key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+        if key not in _cache:
+            try:
+                with np.load(path, allow_pickle=False) as z:
+                    arrays = {k: z[k] for k in z.files}
+                config = json.loads(str(arrays.pop("config")))
+                _cache[key] = cls(arrays, config)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise WeightsError(f"{path.name} is not an onset detector's weights file ({exc})") from None
+        return _cache[key]
+
+
+def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
+    """Write a weights file (arrays and a JSON config; no pickles)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez(tmp, config=np.array(json.dumps(config)), **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+    tmp.replace(path)
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class Stream:
+    """One detector's running state: push log-mel frames, get activations (0..1) of
+    frames ``lookahead`` back (None until there is one)."""
+
+    def __init__(self, weights: Weights) -> None:
+        self.w = weights
+        self.prev: np.ndarray | None = None
+        f, h = weights.features, weights.hidden
+        self.window1 = np.zeros((weights.k1, f))
+        self.window2 = np.zeros((weights.k2, weights.b1.shape[0]))
+        self.h = np.zeros(h)
+        self.frames = 0
+
+    def features(self, mel: np.ndarray) -> np.ndarray:
+        w = self.w
+        z = (np.asarray(mel, np.float64) - w.mean) / w.std
+        rise = np.maximum(z - (self.prev if self.prev is not None else z), 0.0)
+        self.prev = z
+        return np.concatenate([z, rise])
+
+    def push(self, mel: np.ndarray) -> float | None:
+        w = self.w
+        x = self.features(mel)
+        self.window1[:-1] = self.window1[1:]
+        self.window1[-1] = x
+        c1 = np.maximum(w.w1 @ self.window1.ravel() + w.b1, 0.0)
+        self.window2[:-1] = self.window2[1:]
+        self.window2[-1] = c1
+        c2 = np.maximum(w.w2 @ self.window2.ravel() + w.b2, 0.0)
+        gi = w.wi @ c2 + w.bi
+        gh = w.wh @ self.h + w.bh
+        n = self.h.shape[0]
+        r = _sigmoid(gi[:n] + gh[:n])
+        z = _sigmoid(gi[n:2 * n] + gh[n:2 * n])
+        cand = np.tanh(gi[2 * n:] + r * gh[2 * n:])
+        self.h = (1.0 - z) * cand + z * self.h
+        self.frames += 1
+        if self.frames <= w.lookahead:
+            return None
+        return float(_sigmoid(w.out_w @ self.h + w.out_b))
+
+
+class Picker:
+    """Causal peak picking on an activation, one frame late: after each frame, whether
+    the frame before it was an onset: a peak (larger than the ``pre`` frames before it,
+    not smaller than the frame after it) of at least ``threshold``, at most one per
+    ``minioi`` frames."""
+
+    def __init__(self, threshold: float, pre: int, minioi: int) -> None:
+        self.threshold, self.pre, self.minioi = threshold, max(1, pre), max(1, minioi)
+        self.recent: deque[float] = deque(maxlen=self.pre + 1)   # the candidate last
+        self.last = -10 ** 9
+        self.index = -1                                            # frames taken
+
+    def __call__(self, a: float) -> bool:
+        self.index += 1
+        r = self.recent
+        fired = False
+        if len(r) and r[-1] >= self.threshold and r[-1] >= a and self.index - 1 - self.last >= self.minioi:
+            before = list(r)[:-1]
+            if not before or r[-1] > max(before):
+                self.last = self.index - 1
+                fired = True
+        r.append(a)
+        return fired
+
+
+def activations(weights: Weights, mel_frames: np.ndarray) -> np.ndarray:
+    """The activation of every frame of a whole signal (as the stream gives them, the
+    last ``lookahead`` frames flushed with copies of the last frame)."""
+    s = Stream(weights)
+    out = [a for m in mel_frames if (a := s.push(m)) is not None]
+    for _ in range(min(weights.lookahead, len(mel_frames))):
+        out.append(s.push(mel_frames[-1]))
+    return np.array(out[:len(mel_frames)])

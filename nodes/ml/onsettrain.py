@@ -1,0 +1,394 @@
+"""``tonegraph train onsets``: the learned onset detector (nodes/audio/learned.py),
+trained only on sound the project makes itself.
+
+Training data, made afresh from ``--seed``:
+
+* songs written at random as MIDI (mido) and rendered by FluidSynth through a General
+  MIDI soundfont (Debian's ``fluid-soundfont-gm`` or ``timgm6mb-soundfont``, or
+  ``--soundfont``): solo instruments (piano, guitars, basses, mallets, organ, brass,
+  reeds, leads), chords, drum kits and bands of all three, at 60-200 BPM, with every
+  note-on as an onset;
+* the built-in groove (audio.synth) in random timbres, with its known hits;
+* sound with no onsets: drones with vibrato and tremolo, slowly swelling noise;
+* a quarter overdriven; then each clip is changed as a room and a recording would:
+  level (-25..0 dB), a tilted EQ, reverb (0.1-1.5 s), background noise, and three in
+  five are mixed with one or two other clips (their onsets joined).
+
+The network (see nodes/audio/learned.py) learns, after frame ``t``, whether frame
+``t - lookahead`` starts a note (targets 1 on the onset's frame and 0.5 on each side).
+Training is deterministic for a seed on one machine, shows a progress bar, plots the
+loss, keeps a checkpoint and resumes from it.  The result is an ``.npz`` file of
+arrays (no pickles) that the audio node runs in numpy.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from tonegraph.nodes.audio import learned
+from tonegraph.nodes.audio.synth import Timbre, render_groove
+
+from .frontend import MelFrontEnd
+from .train import Report, TrainError, _load_checkpoint, _plot, _progress, _running_mean, _save_checkpoint
+
+SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2",
+              "/usr/share/sounds/sf2/default-GM.sf2")
+MERGE = 0.03           # [s] onsets closer than this are one, as in the evaluation data
+#: General MIDI programs with a clear attack (pads and slow strings left out: where a
+#: note "starts" in them is a matter of taste).
+MELODIC = (list(range(0, 16)) + list(range(16, 21)) + list(range(24, 40)) + [45, 46, 47]
+           + list(range(56, 80)) + list(range(80, 88)) + list(range(104, 120)))
+BASS = list(range(32, 40))
+DRUMS = {"kick": (35, 36), "snare": (38, 40, 37), "hat": (42, 44, 46), "tom": (41, 43, 45, 47, 48, 50),
+         "cymbal": (49, 51, 52, 55, 57, 59), "perc": (39, 54, 56, 60, 61, 62, 63, 64, 69, 70, 75, 76)}
+
+
+class OnsetNet(nn.Module):
+    """Two causal convolutions, a GRU and a linear layer over per-frame features
+    (standardised log-mel and its rise); logits, one per frame."""
+
+    def __init__(self, features: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(features, hidden, 5)
+        self.conv2 = nn.Conv1d(hidden, hidden, 3)
+        self.gru = nn.GRU(hidden, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:       # (B, T, features) -> (B, T)
+        h = F.relu(self.conv1(F.pad(x.transpose(1, 2), (self.conv1.kernel_size[0] - 1, 0))))
+        h = F.relu(self.conv2(F.pad(h, (self.conv2.kernel_size[0] - 1, 0))))
+        h, _ = self.gru(h.transpose(1, 2))
+        return self.out(h).squeeze(-1)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        g = self.gru
+        t = lambda p: p.detach().cpu().numpy()  # noqa: E731
+        return {"conv1_w": t(self.conv1.weight), "conv1_b": t(self.conv1.bias),
+                "conv2_w": t(self.conv2.weight), "conv2_b": t(self.conv2.bias),
+                "gru_wi": t(g.weight_ih_l0), "gru_wh": t(g.weight_hh_l0), "gru_bi": t(g.bias_ih_l0),
+                "gru_bh": t(g.bias_hh_l0), "out_w": t(self.out.weight), "out_b": t(self.out.bias)}
+
+
+def features(mel: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
+    """The network's input for a whole clip, as learned.Stream makes it frame by frame."""
+    z = (mel - mean) / std
+    prev = np.vstack([z[:1], z[:-1]])
+    return np.concatenate([z, np.maximum(z - prev, 0.0)], axis=1).astype(np.float32)
+
+
+# -- data -----------------------------------------------------------------------------------
+
+
+def find_soundfont(given: Path | None) -> Path | None:
+    if given is not None:
+        if not Path(given).is_file():
+            raise TrainError(f"--soundfont: no such file: {given}")
+        return Path(given)
+    return next((Path(p) for p in SOUNDFONTS if Path(p).is_file()), None)
+
+
+def random_song(rng: np.random.Generator, seconds: float):
+    """A MIDI file written at random, and its note-on times [s]."""
+    import mido
+
+    bpm = float(rng.uniform(60, 200))
+    tpb = 480
+    beat_s = 60.0 / bpm
+    style = rng.choice(["solo", "chords", "drums", "band", "band"])
+    events: list[tuple[float, int, mido.Message]] = []     # (beats, order, message)
+
+    def note(ch: int, at: float, length: float, pitch: int, vel: int) -> None:
+        events.append((at, 1, mido.Message("note_on", channel=ch, note=int(pitch), velocity=int(vel))))
+        events.append((at + length, 0, mido.Message("note_off", channel=ch, note=int(pitch), velocity=0)))
+
+    beats = seconds / beat_s
+    channel = 0
+
+    def melodic(program: int, low: int, high: int, chords: bool) -> None:
+        nonlocal channel
+        ch = channel
+        channel += 1
+        events.append((0.0, 0, mido.Message("program_change", channel=ch, program=int(program))))
+        at, pitch = float(rng.uniform(0, 1)), int(rng.integers(low, high))
+        grid = rng.choice([0.25, 0.5, 1.0 / 3.0, 0.5, 1.0])
+        while at < beats - 0.5:
+            length = float(rng.choice([1, 1, 2, 3, 4, 6, 8])) * grid
+            if rng.random() < 0.15:                              # a rest
+                at += length
+                continue
+            pitch = int(np.clip(pitch + rng.integers(-5, 6), low, high))
+            vel = int(rng.integers(35, 128))
+            gate = length * float(rng.uniform(0.3, 1.0))
+            pitches = [pitch]
+            if chords or rng.random() < 0.1:
+                pitches += [pitch + d for d in rng.choice([3, 4, 5, 7, 9, 12], size=int(rng.integers(1, 4)),
+                                                           replace=False)]
+            spread = float(rng.uniform(0, 0.03)) / beat_s if len(pitches) > 1 else 0.0   # strummed
+            for k, p in enumerate(pitches):
+                if p < 120:
+                    note(ch, at + k * spread, gate, p, vel)
+            at += length
+
+    def drums() -> None:
+        pattern = rng.integers(0, 4)
+        step = 0.25 if rng.random() < 0.5 else 0.5
+        at = 0.0
+        while at < beats - 0.25:
+            pos = at % 4
+            hits = []
+            if (pattern == 0 and pos in (0, 2)) or (pattern == 1 and pos % 1 == 0) or \
+               (pattern >= 2 and pos in (0, 2.5)) or rng.random() < 0.05:
+                hits.append(rng.choice(DRUMS["kick"]))
+            if pos in (1, 3) or rng.random() < 0.04:
+                hits.append(rng.choice(DRUMS["snare"]))
+            if (at / step) % 1 == 0 and rng.random() < 0.85:
+                hits.append(DRUMS["hat"][0] if rng.random() < 0.8 else rng.choice(DRUMS["hat"]))
+            if pos == 0 and rng.random() < 0.25:
+                hits.append(rng.choice(DRUMS["cymbal"]))
+            if rng.random() < 0.05:
+                hits.append(rng.choice(DRUMS["tom"] + DRUMS["perc"]))
+            for h in hits:
+                note(9, at, 0.1, h, int(rng.integers(40, 128)))
+            at += 0.25
+
+    if style == "solo":
+        melodic(int(rng.choice(MELODIC)), 40, 88, False)
+    elif style == "chords":
+        melodic(int(rng.choice([0, 1, 2, 4, 5, 24, 25, 26, 27, 16, 17])), 45, 76, True)
+    elif style == "drums":
+        drums()
+    else:
+        drums()
+        melodic(int(rng.choice(BASS)), 28, 52, False)
+        for _ in range(int(rng.integers(1, 3))):
+            melodic(int(rng.choice(MELODIC)), 48, 88, rng.random() < 0.4)
+    events.sort(key=lambda e: (e[0], e[1]))
+    mid = mido.MidiFile(ticks_per_beat=tpb)
+    track = mido.MidiTrack()
+    mid.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=int(round(beat_s * 1e6))))
+    now = 0
+    onsets = []
+    for at, _, msg in events:
+        tick = int(round(at * tpb))
+        track.append(msg.copy(time=tick - now))
+        now = tick
+        if msg.type == "note_on" and msg.velocity > 0:
+            onsets.append(tick / tpb * beat_s)
+    return mid, np.array(sorted(set(onsets)))
+
+
+def render(mid, soundfont: Path, sr: int, folder: Path) -> np.ndarray:
+    import soundfile as sf
+
+    src, wav = folder / "song.mid", folder / "song.wav"
+    mid.save(src)
+    subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-r", str(sr),
+                    "-F", str(wav), str(soundfont), str(src)], check=True, capture_output=True, timeout=120)
+    x, rate = sf.read(wav, dtype="float32", always_2d=True)
+    return x.mean(axis=1)
+
+
+def merge(times: np.ndarray) -> np.ndarray:
+    out: list[float] = []
+    for t in np.sort(times):
+        if not out or t - out[-1] >= MERGE:
+            out.append(float(t))
+    return np.array(out)
+
+
+def augment(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
+    n = len(x)
+    spec = np.fft.rfft(x)
+    f = np.fft.rfftfreq(n, 1.0 / sr)
+    tilt = rng.uniform(-6, 6)                        # dB per octave around 1 kHz
+    spec *= 10 ** (tilt * np.log2(np.maximum(f, 20.0) / 1000.0) / 20.0)
+    x = np.fft.irfft(spec, n)
+    if rng.random() < 0.6:                           # a room
+        rt = rng.uniform(0.1, 1.5)
+        t = np.arange(int(rt * sr)) / sr
+        ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt)
+        ir /= np.sqrt(np.sum(ir ** 2)) + 1e-9
+        m = n + len(ir)
+        wet = np.fft.irfft(np.fft.rfft(x, m) * np.fft.rfft(ir, m), m)[:n]
+        x = x + rng.uniform(0.1, 0.6) * wet
+    peak = np.max(np.abs(x)) + 1e-9
+    x = x / peak * 10 ** (rng.uniform(-25, -1) / 20)
+    if rng.random() < 0.5:                           # background noise
+        noise = rng.standard_normal(n)
+        if rng.random() < 0.5:
+            noise = np.cumsum(noise)
+            noise -= np.convolve(noise, np.ones(256) / 256, mode="same")
+        noise /= np.std(noise) + 1e-9
+        x = x + noise * np.std(x) * 10 ** (-rng.uniform(15, 50) / 20)
+    return x.astype(np.float32)
+
+
+def texture(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
+    """Sound with no onsets in it: drones with vibrato and tremolo, noise that swells
+    slowly (what a detector must not take for notes: sustained pads, cymbal wash)."""
+    t = np.arange(n) / sr
+    if rng.random() < 0.5:
+        x = np.zeros(n)
+        for _ in range(int(rng.integers(1, 5))):
+            hz = 55 * 2 ** rng.uniform(0, 5)
+            vib = 1 + 0.01 * rng.uniform(0, 1) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
+            x += np.sin(2 * np.pi * np.cumsum(hz * vib) / sr) * rng.uniform(0.2, 1)
+        x *= 1 + rng.uniform(0.1, 0.7) * np.sin(2 * np.pi * rng.uniform(2, 9) * t)
+    else:
+        noise = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * np.linspace(1, rng.uniform(0.05, 1), n // 2 + 1), n)
+        period = rng.uniform(1.0, 4.0)
+        x = noise * (0.5 - 0.5 * np.cos(2 * np.pi * t / period)) ** 2
+    fade = np.minimum(1.0, np.minimum(t, t[::-1]) / 0.5)      # slow in and out: no onset
+    return (x * fade / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
+
+
+def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr: int,
+               progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` clips of sound and their onsets [s]."""
+    rng = np.random.default_rng(seed)
+    raw: list[tuple[np.ndarray, np.ndarray]] = []
+    n = int(seconds * sr)
+    with tempfile.TemporaryDirectory() as d:
+        for i in range(count):
+            kind = rng.random()
+            if kind < 0.12:
+                x, onsets = texture(rng, n, sr), np.zeros(0)
+            elif soundfont is None or kind < 0.25:
+                timbre = Timbre(kick_hz=float(rng.uniform(35, 70)), kick_decay=float(rng.uniform(5, 20)),
+                                snare_hz=float(rng.uniform(150, 260)), hat_gain=float(rng.uniform(0.1, 0.6)),
+                                pad_gain=float(rng.uniform(0, 0.15)),
+                                pad_wave=str(rng.choice(["sine", "saw", "square"])),
+                                bass_gain=float(rng.uniform(0, 0.4)), transpose=int(rng.integers(-5, 6)),
+                                quiet_level=float(rng.uniform(0.2, 1.0)))
+                bpm = float(rng.uniform(70, 180))
+                x, hits, _ = render_groove(sr, bpm, max(1, int(seconds / (240 / bpm)) + 1),
+                                           seed=int(rng.integers(1 << 30)), timbre=timbre)
+                onsets = np.array(hits)
+            else:
+                mid, onsets = random_song(rng, seconds)
+                x = render(mid, soundfont, sr, Path(d))
+            x = np.pad(x, (0, max(0, n - len(x))))[:n]
+            if rng.random() < 0.25:                          # overdriven, as guitars are
+                drive = rng.uniform(2, 20)
+                x = (np.tanh(drive * x / (np.max(np.abs(x)) + 1e-9)) / np.tanh(drive)).astype(np.float32)
+            raw.append((x, onsets[onsets < seconds - 0.05]))
+            if progress is not None:
+                progress(i + 1)
+    clips = []
+    for i, (x, onsets) in enumerate(raw):
+        for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):   # mixed with other clips
+            j = int(rng.integers(len(raw)))
+            y, more = raw[j]
+            x = x + y * 10 ** (rng.uniform(-12, 0) / 20)
+            onsets = np.concatenate([onsets, more])
+        clips.append((augment(rng, x, sr), merge(onsets)))
+    return clips
+
+
+def clip_frames(x: np.ndarray, sr: int, front: dict) -> np.ndarray:
+    frames = MelFrontEnd(front, sr).push(x)
+    return np.stack(frames) if frames else np.zeros((0, int(front["bands"])), np.float32)
+
+
+def targets(onsets: np.ndarray, frames: int, front: dict) -> np.ndarray:
+    """1 on each onset's frame, 0.5 on the frames beside it."""
+    y = np.zeros(frames, np.float32)
+    k = np.round(onsets * float(front["samplerate"]) / float(front["hop"])).astype(int)
+    for d, v in ((-1, 0.5), (1, 0.5), (0, 1.0)):
+        idx = k + d
+        idx = idx[(idx >= 0) & (idx < frames)]
+        y[idx] = np.maximum(y[idx], v)
+    return y
+
+
+# -- training -------------------------------------------------------------------------------
+
+
+def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps: int = 4000,
+                 batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
+                 lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
+                 plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
+                 checkpoint_every: int = 500, quiet: bool = False) -> Report:
+    if shutil.which("fluidsynth") is None:
+        raise TrainError("fluidsynth is not installed (Debian: apt install fluidsynth fluid-soundfont-gm)")
+    font = find_soundfont(soundfont)
+    if font is None:
+        raise TrainError("no General MIDI soundfont found (Debian: apt install fluid-soundfont-gm), "
+                         "or name one with --soundfont")
+    t0 = time.perf_counter()
+    front = dict(learned.FRONT)
+    sr = int(front["samplerate"])
+    checkpoint = checkpoint or output.with_name(output.stem + ".ckpt")
+    torch.manual_seed(seed)
+    with _progress(clips, "data", quiet) as bar:
+        task = bar.add_task(f"rendering {clips} clips through {font.name}", total=clips)
+        data = make_clips(clips, seconds, seed, font, sr, progress=lambda k: bar.update(task, completed=k))
+    mels = [clip_frames(x, sr, front) for x, _ in data]
+    everything = np.concatenate(mels)
+    mean, std = everything.mean(axis=0), everything.std(axis=0) + 1e-3
+    feats = [features(m, mean, std) for m in mels]
+    ys = [targets(on, len(m), front) for (_, on), m in zip(data, mels)]
+    length = min(length, min(len(m) for m in mels))
+    model = OnsetNet(feats[0].shape[1], hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    losses: list[float] = []
+    start = 0
+    gen = np.random.default_rng(seed + 1)
+    if resume:
+        state = _load_checkpoint(checkpoint, "onsets")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimiser"])
+        losses, start = list(state["losses"]), int(state["step"])
+        gen.bit_generator.state = state["numpy"]
+        torch.set_rng_state(state["torch"])
+    pos_weight = torch.tensor(1.0)
+
+    def save(step: int) -> None:
+        _save_checkpoint(checkpoint, {"checkpoint": "onsets", "model": model.state_dict(),
+                                      "optimiser": opt.state_dict(), "losses": losses, "step": step,
+                                      "numpy": gen.bit_generator.state, "torch": torch.get_rng_state()})
+
+    with _progress(steps, "train", quiet) as bar:
+        task = bar.add_task("onsets", total=steps, completed=start)
+        for step in range(start, steps):
+            idx = gen.integers(len(feats), size=batch)
+            xb, yb = [], []
+            for i in idx:
+                s = int(gen.integers(0, len(feats[i]) - length + 1))
+                xb.append(feats[i][s:s + length])
+                # After frame t the network answers for frame t - lookahead.
+                y = np.concatenate([np.zeros(lookahead, np.float32), ys[i][s:s + length - lookahead]])
+                yb.append(y)
+            x = torch.from_numpy(np.stack(xb))
+            y = torch.from_numpy(np.stack(yb))
+            for group in opt.param_groups:          # halved every 2,000 steps, whatever --steps
+                group["lr"] = lr * 0.5 ** (step / 2000)
+            logits = model(x)[:, lookahead:]
+            loss = F.binary_cross_entropy_with_logits(logits, y[:, lookahead:], pos_weight=pos_weight)
+            opt.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+            opt.step()
+            losses.append(float(loss.detach()))
+            bar.update(task, advance=1, description=f"onsets, loss {losses[-1]:.4f}")
+            if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+                save(step + 1)
+    config = {"frontend": front, "lookahead": lookahead, "hidden": hidden,
+              "trained": {"clips": clips, "seconds": seconds, "steps": steps, "seed": seed,
+                          "soundfont": font.name}}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    learned.save(output, {"mean": mean, "std": std, **model.arrays()}, config)
+    if plot is not None:
+        _plot(plot, {"training loss (mean of 50 steps)": _running_mean(losses, 50)}, "step",
+              "onset detector")
+    return Report(output, plot, time.perf_counter() - t0, float(np.mean(losses[-50:])), clips)

@@ -1,0 +1,116 @@
+"""audio.onset's learned detector: trained for real (FluidSynth renders, a short run),
+run hop by hop in numpy, and checked against the torch network it came from."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tonegraph.nodes.audio import learned
+
+from ..conftest import load_ok
+
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A detector trained briefly (what `make models` does at full length)."""
+    d = tmp_path_factory.mktemp("onsets")
+    out = d / "onsets.npz"
+    res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "-o", str(out),
+                          "--clips", "12", "--seconds", "4", "--steps", "40", "--checkpoint-every", "20",
+                          "--soundfont", SOUNDFONT, "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "trained on 12 clips" in res.stdout
+    return out
+
+
+def test_training_writes_weights_a_plot_and_resumes_to_the_same_bytes(trained, tmp_path):
+    assert trained.with_name("onsets.loss.png").is_file()
+    w = learned.Weights.load(trained)
+    assert w.lookahead == 1 and w.front["hop"] == 256 and w.config["trained"]["soundfont"] == "TimGM6mb.sf2"
+    with np.load(trained, allow_pickle=False) as z:           # arrays only, no pickles
+        assert "config" in z.files and all(z[k].dtype != object for k in z.files)
+    # The same run in two halves (stopped after 20 steps, resumed to 40) gives the same weights.
+    half = tmp_path / "half.npz"
+    base = [sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "-o", str(half), "--clips", "12",
+            "--seconds", "4", "--checkpoint-every", "20", "--soundfont", SOUNDFONT, "-q"]
+    assert subprocess.run(base + ["--steps", "20"], capture_output=True, timeout=600).returncode == 0
+    assert subprocess.run(base + ["--steps", "40", "--resume"], capture_output=True, timeout=600).returncode == 0
+    with np.load(trained) as a, np.load(half) as b:
+        assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "config")
+
+
+def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
+    import torch
+
+    from tonegraph.nodes.ml.onsettrain import OnsetNet, features
+
+    torch.manual_seed(0)
+    net = OnsetNet(128, 32).eval()
+    rng = np.random.default_rng(0)
+    mean, std = rng.random(64).astype(np.float32), (rng.random(64) + 0.5).astype(np.float32)
+    path = tmp_path / "w.npz"
+    learned.save(path, {"mean": mean, "std": std, **net.arrays()}, {"frontend": learned.FRONT, "lookahead": 1})
+    w = learned.Weights.load(path)
+    mel = rng.standard_normal((300, 64)).astype(np.float32)
+    with torch.no_grad():
+        want = torch.sigmoid(net(torch.from_numpy(features(mel, mean, std))[None]))[0].numpy()
+    got = learned.activations(w, mel)
+    # After frame t the network answers for frame t - 1 (its look-ahead).
+    assert np.abs(got[:-1] - want[1:]).max() < 1e-5
+    # Frames after t + look-ahead change nothing about frame t.
+    other = mel.copy()
+    other[200:] = rng.standard_normal((100, 64))
+    assert np.array_equal(learned.activations(w, other)[:199], got[:199])
+    assert not np.allclose(learned.activations(w, other)[199:], got[199:])
+
+
+def test_the_node_streams_what_the_whole_file_gives_at_another_samplerate(trained, write_patch, registry, tmp_path):
+    """audio.onset method learned in a real patch at 44.1 kHz (the detector resamples to
+    its 22,050 Hz) gives the onsets picked from the whole file's activation."""
+    from tests.eval import mir
+
+    from tonegraph.engine.runtime import Runtime
+    from tonegraph.nodes.audio.synth import render_groove
+
+    x, hits, _ = render_groove(44100, 120.0, 4, seed=5)
+    song = tmp_path / "groove.wav"
+    sf.write(song, x, 44100, subtype="FLOAT")
+    out = tmp_path / "on.jsonl"
+    path = write_patch(f"""
+patch: {{samplerate: 44100, hop: 512}}
+nodes:
+  f: {{type: audio.file, params: {{path: "{song}"}}}}
+  o: {{type: audio.onset, params: {{method: learned, model: "{trained}", threshold: 0.3, silence: -120}}, in: {{audio: f}}}}
+  r: {{type: io.record, params: {{path: "{out}"}}, in: {{onset: o}}}}
+""")
+    Runtime(load_ok(path, registry), registry, offline=True).run()
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    got = np.array([r["t"] for r in rows])
+    activation, rate = mir.learned_activation(x, 44100, trained)
+    want = mir.learned_onsets(activation, rate, 0.3)
+    assert len(got) > 0 and all(0.0 <= r["value"] <= 1.0 for r in rows)
+    n = min(len(got), len(want))
+    assert abs(len(got) - len(want)) <= 1 and np.abs(got[:n] - want[:n]).max() < 1e-6
+
+
+def test_a_bad_weights_file_is_a_patch_error_in_one_line(write_patch, tmp_path, registry):
+    from tonegraph.engine.graph import load_graph
+
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not a zip")
+    path = write_patch(f"""
+nodes:
+  s: {{type: audio.synth}}
+  o: {{type: audio.onset, params: {{method: learned, model: "{bad}"}}, in: {{audio: s}}}}
+""")
+    graph, errors = load_graph(path, registry)
+    assert graph is None and len(errors) == 1
+    assert "bad.npz is not an onset detector's weights file" in str(errors[0]) and "\n" not in str(errors[0])
