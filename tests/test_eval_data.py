@@ -7,11 +7,23 @@ import pytest
 
 from tests.eval import mir
 
-pytestmark = pytest.mark.skipif(
+needs_data = pytest.mark.skipif(
     not mir.DATA.is_dir(), reason=f"annotated recordings not found at {mir.DATA} "
                                   f"(../shared/data is not shipped with the project)")
 
 
+def test_lock_counts_the_beats_before_four_in_a_row_match_and_offsets_pair_events():
+    import numpy as np
+
+    ref = np.arange(10) * 0.5
+    est = np.concatenate([[0.1, 0.83], ref[3:] + 0.02])         # wrong, wrong, then held
+    assert mir.lock(ref, est) == 3 and mir.lock(ref, est + 0.2) is None and mir.lock(ref, ref) == 0
+    assert np.allclose(mir.offsets(ref, ref[3:] + 0.02), 0.02) and len(mir.offsets(ref, np.zeros(0))) == 0
+    assert mir.kind_of("mdb_drums", "MusicDelta_Rock_drum") == "drums"
+    assert mir.kind_of("mdb_drums", "MusicDelta_Rock_mix") == "full mix"
+
+
+@needs_data
 def test_clips_are_found_with_their_annotations():
     clips = mir.clips()
     names = {(c.source, c.name) for c in clips}
@@ -20,6 +32,7 @@ def test_clips_are_found_with_their_annotations():
     assert sum(c.beats is not None for c in clips) >= 30
 
 
+@needs_data
 @pytest.mark.parametrize("source,name", [("madmom", "sample"), ("midi_render", "groove_funk138")])
 def test_engine_streaming_equals_aubio_and_scores(source, name):
     clip = next(c for c in mir.clips() if (c.source, c.name) == (source, name))
