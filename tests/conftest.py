@@ -143,7 +143,10 @@ def wait_for(pred, timeout: float = 10.0) -> bool:
 
 
 def rows(path: Path) -> list:
-    """The rows an io.record JSON Lines file holds so far."""
+    """The rows an io.record JSON Lines file holds so far (whole rows: a row still being
+    written, with no newline yet, is left for the next look)."""
     import json
 
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().split("\n")[:-1] if line]

@@ -18,6 +18,8 @@ known two detector frames (23 ms) after its own analysis frame ends.
 
 from __future__ import annotations
 
+from collections import deque
+
 import aubio
 import numpy as np
 
@@ -28,7 +30,11 @@ from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
 
-METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
+METHODS = ("learned", "hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
+#: Each method's threshold when the patch gives none (chosen by `make eval`'s
+#: cross-validation over kinds of material).
+THRESHOLDS = {"learned": 0.7}
+AUBIO_THRESHOLD = 0.15
 #: Frames of the learned detector's activation an onset must be the largest of.
 LEARNED_PRE = 3
 
@@ -38,11 +44,13 @@ class Onset(Analyzer):
     description = "Onsets (note starts, drum hits) as events, with aubio or a learned detector."
     default_output = "onset"
     params = {
-        "method": P.choice("hfc", METHODS, "Onset detection function.", restart=True),
+        "method": P.choice("learned", METHODS, "Onset detector: the project's learned one, or one "
+                           "of aubio's detection functions.", restart=True),
         "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
-        "threshold": P.number(0.15, "Peak-picking threshold: higher finds fewer onsets.",
-                              min=0.0, max=10.0),
+        "threshold": P.Param("float", None, "Peak-picking threshold: higher finds fewer onsets; "
+                             "none: the method's own (learned 0.7, aubio's 0.15).", "", 0.0, 10.0,
+                             nullable=True),
         "silence": P.number(-70.0, "Quieter than this is silence: no onsets.", unit="dB",
                             min=-120.0, max=0.0),
         "minioi": P.number(0.02, "Least time between two onsets.", unit="s", min=0.0, max=5.0),
@@ -53,8 +61,10 @@ class Onset(Analyzer):
                               "none: the shipped detector."),
     }
     outputs = {
-        "onset": ports.event("An onset, at its media time; strength 0..1 against the recent loudest."),
-        "strength": ports.number("The onset detection function every hop, 0..1 against the recent loudest."),
+        "onset": ports.event("An onset, at its media time; strength 0..1: how loud it is against the "
+                             "recent loudest."),
+        "strength": ports.number("Every hop: aubio's detection function, 0..1 against the recent "
+                                 "loudest; learned: the network's activation (0..1, how onset-like)."),
     }
 
     @classmethod
@@ -96,7 +106,11 @@ class Onset(Analyzer):
         self.frame_samples = float(w.front["hop"]) / float(w.front["samplerate"]) * self.ctx.samplerate
         self.frame_rate = float(w.front["samplerate"]) / float(w.front["hop"])
         self.frame = 0                     # the frame the next activation belongs to
-        self.previous = 0.0
+        self.energies: deque[float] = deque([0.0], maxlen=w.lookahead + 2)
+        # Hop levels over the frames an onset can be behind (its frame, the look-ahead,
+        # the picking frame), at least the last hop.
+        behind = (w.lookahead + 2) * self.frame_samples + float(w.front["n_fft"]) / float(w.front["samplerate"]) * self.ctx.samplerate
+        self.levels: deque[float] = deque(maxlen=max(1, int(np.ceil(behind / self.ctx.hop))))
 
     def params_changed(self, changed: set[str]) -> None:
         if self.learned is not None:
@@ -104,7 +118,7 @@ class Onset(Analyzer):
 
             p = self.p
             last = getattr(self, "picker", None)
-            self.picker = Picker(p.threshold, LEARNED_PRE, max(1, round(p.minioi * self.frame_rate)))
+            self.picker = Picker(threshold_of(p), LEARNED_PRE, max(1, round(p.minioi * self.frame_rate)))
             if last is not None:
                 self.picker.index, self.picker.last = last.index, last.last
             self.silence = 10 ** (p.silence / 20)
@@ -137,18 +151,27 @@ class Onset(Analyzer):
 
     def _process_learned(self, tick: Tick) -> None:
         x = self.samples(tick)
-        loud = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) >= self.silence
+        # Silence is judged over the last few hops: the onset being reported now was
+        # heard a frame or two ago, and the sound may have stopped since.
+        self.levels.append(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
+        loud = max(self.levels) >= self.silence
         events = []
         for mel in self.front.push(x):
+            energy = float(np.exp(mel).sum())        # how loud the frame is
             a = self.learned.push(mel)
             if a is None:
+                self.scale(energy)
+                self.energies.append(energy)
                 continue
             frame, self.frame = self.frame, self.frame + 1
-            self.out["strength"] = self.scale(a)
+            self.out["strength"] = a
+            self.scale(energy)
             if self.picker(a) and loud:        # the frame before this one was an onset
+                # Its strength: how loud the hit is (the loudest of its frame and those
+                # around it) against the loudest frame of the last 'recent' seconds.
                 events.append(Event(self.time_of(tick, (frame - 1) * self.frame_samples),
-                                    self.scale.of(self.previous)))
-            self.previous = a
+                                    self.scale.of(max(max(self.energies), energy))))
+            self.energies.append(energy)
         if events:
             self.out["onset"] = tuple(events)
         self.fed += self.ctx.hop
@@ -158,9 +181,16 @@ def make_onset(method: str, buf_size: int, hop: int, samplerate: int) -> "aubio.
     return aubio.onset(method, buf_size, hop, samplerate)
 
 
+def threshold_of(p) -> float:
+    """The threshold a params namespace asks for, or its method's own."""
+    if p.threshold is not None:
+        return float(p.threshold)
+    return THRESHOLDS.get(p.method, AUBIO_THRESHOLD)
+
+
 def apply_onset_params(det, p) -> None:
     """Set the tunable parameters of an aubio onset object from a params namespace."""
-    det.set_threshold(p.threshold)
+    det.set_threshold(threshold_of(p))
     det.set_silence(p.silence)
     det.set_minioi_s(p.minioi)
     det.set_awhitening(1 if p.whitening else 0)

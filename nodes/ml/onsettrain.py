@@ -9,10 +9,13 @@ Training data, made afresh from ``--seed``:
   reeds, leads), chords, drum kits and bands of all three, at 60-200 BPM, with every
   note-on as an onset (moved by FluidSynth's own delay, measured first: 6 ms here);
 * the built-in groove (audio.synth) in random timbres, with its known hits;
-* sound with no onsets: drones with vibrato and tremolo, slowly swelling noise;
+* metronome clicks and beeps (tone or noise bursts, sharp or soft, often in digital
+  silence), and sound with no onsets: drones with vibrato and tremolo, slowly
+  swelling noise;
 * a quarter overdriven; then each clip is changed as a room and a recording would:
   level (-25..0 dB), a tilted EQ, reverb (0.1-1.5 s), background noise, and three in
-  five are mixed with one or two other clips (their onsets joined).
+  five are mixed with one or two other clips (their onsets joined); one in ten is left
+  as it was made.
 
 The network (see nodes/audio/learned.py) learns, after frame ``t``, whether frame
 ``t - lookahead`` starts a note (targets 1 on the onset's frame and 0.5 on each side).
@@ -280,6 +283,33 @@ def texture(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     return (x * fade / (np.max(np.abs(x)) + 1e-9)).astype(np.float32)
 
 
+def clicks(rng: np.random.Generator, n: int, sr: int) -> tuple[np.ndarray, np.ndarray]:
+    """Metronome clicks and beeps: tone or noise bursts, sharp or a few ms soft, short
+    or long, on a tempo or anywhere, often in digital silence (what a click track or a
+    test signal is)."""
+    x = np.zeros(n)
+    if rng.random() < 0.6:
+        period = 60.0 / rng.uniform(50, 220)
+        times = np.arange(rng.uniform(0, period), n / sr - 0.05, period)
+    else:
+        times = np.sort(rng.uniform(0, n / sr - 0.05, int(rng.integers(3, 30))))
+    hz, length = rng.uniform(200, 5000), rng.uniform(0.005, 0.15)
+    attack, tone = rng.choice([0.0, 0.001, 0.003, 0.006]), rng.random() < 0.7
+    kept = []
+    for t in times:
+        if kept and t - kept[-1] < 0.06:
+            continue
+        m = int(length * sr)
+        u = np.arange(m) / sr
+        env = np.minimum(1.0, u / attack) if attack > 0 else np.ones(m)
+        env *= np.exp(-u / (length / rng.uniform(0.5, 4)))
+        burst = np.sin(2 * np.pi * hz * u) if tone else rng.standard_normal(m)
+        i = int(t * sr)
+        x[i:i + m] += (burst * env * rng.uniform(0.3, 1.0))[: n - i]
+        kept.append(t)
+    return x.astype(np.float32), np.array(kept)
+
+
 def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr: int,
                progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
     """``count`` clips of sound and their onsets [s]."""
@@ -292,6 +322,8 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
             kind = rng.random()
             if kind < 0.12:
                 x, onsets = texture(rng, n, sr), np.zeros(0)
+            elif kind < 0.2:
+                x, onsets = clicks(rng, n, sr)
             elif soundfont is None or kind < 0.25:
                 timbre = Timbre(kick_hz=float(rng.uniform(35, 70)), kick_decay=float(rng.uniform(5, 20)),
                                 snare_hz=float(rng.uniform(150, 260)), hat_gain=float(rng.uniform(0.1, 0.6)),
@@ -316,6 +348,9 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
                 progress(i + 1)
     clips = []
     for i, (x, onsets) in enumerate(raw):
+        if rng.random() < 0.1:                               # left as it is: digital silence and all
+            clips.append((x.astype(np.float32), merge(onsets)))
+            continue
         for _ in range(int(rng.choice([0, 0, 1, 1, 2]))):   # mixed with other clips
             j = int(rng.integers(len(raw)))
             y, more = raw[j]
@@ -359,6 +394,7 @@ def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps:
     front = dict(learned.FRONT)
     sr = int(front["samplerate"])
     checkpoint = checkpoint or output.with_name(output.stem + ".ckpt")
+    state = _load_checkpoint(checkpoint, "onsets") if resume else None     # before hours of data
     torch.manual_seed(seed)
     with _progress(clips, "data", quiet) as bar:
         task = bar.add_task(f"rendering {clips} clips through {font.name}", total=clips)
@@ -374,8 +410,7 @@ def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps:
     losses: list[float] = []
     start = 0
     gen = np.random.default_rng(seed + 1)
-    if resume:
-        state = _load_checkpoint(checkpoint, "onsets")
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimiser"])
         losses, start = list(state["losses"]), int(state["step"])

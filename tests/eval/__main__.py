@@ -37,7 +37,7 @@ METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specfl
 
 
 def aubio_grid(quick: bool = False) -> list[dict]:
-    base = mir.node_defaults("audio.onset")
+    base = mir.node_defaults("audio.onset")           # the method and threshold are set below
     thresholds = (0.1, 0.3, 0.8) if quick else (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
     whitening = (False,) if quick else (False, True)
     return [base | {"method": m, "threshold": t, "whitening": w}
@@ -45,8 +45,13 @@ def aubio_grid(quick: bool = False) -> list[dict]:
 
 
 def describe(params: dict) -> str:
-    keys = ("method", "threshold", "whitening")
-    return ", ".join(f"{k} {params[k]}" for k in keys if k in params)
+    from tonegraph.nodes.audio.onset import threshold_of
+
+    shown = dict(params)
+    if "method" in shown:
+        shown["threshold"] = threshold_of(mir.as_params({"threshold": None} | shown))
+    keys = ("method", "threshold") + (() if shown.get("method") == "learned" else ("whitening",))
+    return ", ".join(f"{k} {shown[k]}" for k in keys if k in shown)
 
 
 # -- scoring, in worker processes ---------------------------------------------------------
@@ -203,10 +208,7 @@ def evaluate(quick: bool = False) -> int:
     table("Onset latency: detected minus annotated time of matched onsets [ms]",
           ["detector", "onsets matched", "mean", "spread (sd)", "median"], latency)
 
-    live = {"tonegraph": onset_p}
-    if "learned" in families:
-        pick = families["learned"][0][cvs["learned"].best_overall]
-        live["learned"] = onset_p | {"method": "learned", "threshold": pick["threshold"]}
+    live = {"tonegraph": onset_p, "aubio": onset_p | {"method": "hfc"}}
     delays = {name: [] for name in live}
     for c in on_clips:
         x, sr = mir.load_mono(c.audio)

@@ -114,3 +114,43 @@ nodes:
     graph, errors = load_graph(path, registry)
     assert graph is None and len(errors) == 1
     assert "bad.npz is not an onset detector's weights file" in str(errors[0]) and "\n" not in str(errors[0])
+
+
+def test_training_input_problems_are_one_line(tmp_path):
+    from ..conftest import tonegraph
+
+    out = str(tmp_path / "o.npz")
+    for args, said in ((["--soundfont", "/nonexistent.sf2"], "error: --soundfont: no such file: /nonexistent.sf2"),
+                       (["--resume", "--soundfont", SOUNDFONT, "--clips", "4"], "error: --resume: no checkpoint at"),
+                       (["--clips", "2"], "argument --clips: 2 is outside 4..1000000")):
+        res = tonegraph("train", "onsets", "-o", out, "-q", *args)
+        assert res.returncode in (1, 2) and said in res.stderr and "Traceback" not in res.stderr, res.stderr
+
+
+def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silence():
+    """A click track (1 kHz, 30 ms, as jack_metro makes it) in digital silence, 48 kHz,
+    256-sample hops: the default detector reports every click, where it is, loud."""
+    from tests.eval import mir
+
+    from tonegraph.engine.node import Context, Tick
+    from tonegraph.engine.ports import AudioBlock, PortType
+    from tonegraph.nodes.audio.onset import Onset
+
+    sr, hop = 48000, 256
+    x = np.zeros(sr * 6, np.float32)
+    t = np.arange(int(0.03 * sr)) / sr
+    clicks = 0.25 + 0.5 * np.arange(12)
+    for c in clicks:
+        x[int(c * sr):int(c * sr) + len(t)] += 0.5 * np.sin(2 * np.pi * 1000 * t)
+    node = Onset("o", {}, Context(samplerate=sr, hop=hop, offline=True), {"audio": PortType.AUDIO})
+    node.configure()
+    assert node.p.method == "learned"
+    events = []
+    for i, h in enumerate(mir.hops_of(x, hop)):
+        node.inp["audio"] = AudioBlock(h[:, None], i * hop / sr, sr, h)
+        node.out["onset"] = ()
+        node.process(Tick(i * hop / sr, hop / sr, i))
+        events += node.out["onset"]
+    assert len(events) == 12
+    assert np.abs(np.array([e.t for e in events]) - clicks).max() < 0.015
+    assert min(e.value for e in events) > 0.8
