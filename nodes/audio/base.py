@@ -60,31 +60,38 @@ class Analyzer(Node):
 
 class Strength:
     """A detector's values as 0..1 against its own recent history: the value over the
-    largest of the last ``seconds`` (a sliding maximum), so after a quiet passage begins
-    its own hits read near 1 again once the loud ones are that far behind."""
+    largest of the last ``seconds``, so after a quiet passage begins its own hits read
+    near 1 again once the loud ones are that far behind.  The window moves in eighths
+    (the largest of each eighth is kept), so taking a hop costs two comparisons: this
+    runs every hop of every analyser."""
+
+    PARTS = 8
 
     def __init__(self, seconds: float, hop_s: float) -> None:
-        self.span = max(1, round(seconds / hop_s))
-        self.window: deque[tuple[int, float]] = deque()   # (hop, value), values falling
-        self.hop = 0
+        self.part = max(1, round(seconds / hop_s / self.PARTS))   # hops per eighth
+        self.parts: deque[float] = deque([0.0] * (self.PARTS - 1), maxlen=self.PARTS - 1)
+        self.before = 0.0          # the largest of the finished eighths
+        self.current = 0.0         # the largest of the eighth being filled
+        self.count = 0
 
     @property
     def peak(self) -> float:
-        return self.window[0][1] if self.window else 0.0
+        return self.before if self.before > self.current else self.current
 
     def __call__(self, value: float) -> float:
         """Take this hop's value; return it as 0..1."""
-        value = max(0.0, float(value))
-        w = self.window
-        while w and w[-1][1] <= value:
-            w.pop()
-        w.append((self.hop, value))
-        while w[0][0] <= self.hop - self.span:
-            w.popleft()
-        self.hop += 1
+        if value > self.current:
+            self.current = value
+        self.count += 1
+        if self.count == self.part:
+            self.parts.append(self.current)
+            self.before = max(self.parts)
+            self.current, self.count = 0.0, 0
         return self.of(value)
 
     def of(self, value: float) -> float:
         """A value of the last few hops as 0..1 against the largest of the window."""
-        peak = self.peak
-        return min(1.0, max(0.0, float(value)) / peak) if peak > 1e-12 else 0.0
+        peak = self.before if self.before > self.current else self.current
+        if peak <= 1e-12 or value <= 0.0:
+            return 0.0
+        return 1.0 if value >= peak else value / peak

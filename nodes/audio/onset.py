@@ -30,7 +30,7 @@ from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
 
-METHODS = ("learned", "hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
+METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none (chosen by `make eval`'s
 #: cross-validation over kinds of material).
 THRESHOLDS = {"learned": 0.7}
@@ -44,8 +44,8 @@ class Onset(Analyzer):
     description = "Onsets (note starts, drum hits) as events, with aubio or a learned detector."
     default_output = "onset"
     params = {
-        "method": P.choice("learned", METHODS, "Onset detector: the project's learned one, or one "
-                           "of aubio's detection functions.", restart=True),
+        "method": P.choice("hfc", METHODS, "Onset detector: one of aubio's detection functions, or "
+                           "the project's learned one.", restart=True),
         "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
         "threshold": P.Param("float", None, "Peak-picking threshold: higher finds fewer onsets; "

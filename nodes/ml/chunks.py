@@ -43,8 +43,8 @@ class Chunker:
     def __init__(self, samplerate: int = SAMPLERATE) -> None:
         self.samplerate = samplerate
         self.frames: list[tuple[np.ndarray, np.ndarray]] = []   # (MFCC, log mel) per hop
-        # The onset detector is audio.onset's aubio one (hfc) with its tuned settings:
-        # a library of songs is cut five times faster than by the learned detector.
+        # The onset detector is audio.onset's aubio one (hfc) with its tuned settings
+        # (five times faster than the learned detector, for a library of songs).
         defaults = SimpleNamespace(**{n: d.default for n, d in Onset.params.items()} | {"method": "hfc"})
         self.onset = aubio.onset(defaults.method, WINDOW, HOP, self.samplerate)
         apply_onset_params(self.onset, defaults)

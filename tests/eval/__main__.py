@@ -208,7 +208,7 @@ def evaluate(quick: bool = False) -> int:
     table("Onset latency: detected minus annotated time of matched onsets [ms]",
           ["detector", "onsets matched", "mean", "spread (sd)", "median"], latency)
 
-    live = {"tonegraph": onset_p, "aubio": onset_p | {"method": "hfc"}}
+    live = {"tonegraph": onset_p, "learned": onset_p | {"method": "learned"}}
     delays = {name: [] for name in live}
     for c in on_clips:
         x, sr = mir.load_mono(c.audio)
