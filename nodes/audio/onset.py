@@ -13,7 +13,9 @@ so streaming and whole-file results are identical.
 causal network trained on rendered MIDI and synthesised grooves, ``tonegraph train
 onsets``) instead of aubio: ``threshold`` is then the activation (0..1) an onset must
 reach, ``buf_size`` and ``whitening``/``compression`` do not apply, and an onset is
-known two detector frames (23 ms) after its own analysis frame ends.
+known two detector frames (23 ms) after its own analysis frame ends.  Its onsets'
+strength is how loud the hit is against the loudest of ``recent``; ``strength`` is then
+the network's activation every hop.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from tonegraph.engine.ports import Event
 from .base import RECENT, Analyzer, Strength
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
-#: Each method's threshold when the patch gives none (chosen by `make eval`'s
-#: cross-validation over kinds of material).
+#: Each method's threshold when the patch gives none: the learned detector's chosen by
+#: `make eval`'s cross-validation over kinds of material, aubio's by the earlier search
+#: over the same recordings (see the README's "Accuracy").
 THRESHOLDS = {"learned": 0.7}
 AUBIO_THRESHOLD = 0.15
 #: Frames of the learned detector's activation an onset must be the largest of.
