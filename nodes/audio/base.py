@@ -57,7 +57,6 @@ class Analyzer(Node):
         return tick.t + (sample - self.fed) / self.ctx.samplerate
 
 
-
 class Strength:
     """A detector's values as 0..1 against its own recent history: the value over the
     largest of the last ``seconds``, so after a quiet passage begins its own hits read
@@ -91,7 +90,7 @@ class Strength:
 
     def of(self, value: float) -> float:
         """A value of the last few hops as 0..1 against the largest of the window."""
-        peak = self.before if self.before > self.current else self.current
+        peak = self.peak
         if peak <= 1e-12 or value <= 0.0:
             return 0.0
         return 1.0 if value >= peak else value / peak

@@ -33,6 +33,11 @@ def pick_channels(data: np.ndarray, channel: int) -> np.ndarray:
     return data[:, channel:channel + 1]
 
 
+def rms(x: np.ndarray) -> float:
+    """Root mean square of a block of samples (0 for none)."""
+    return math.sqrt(float(np.dot(x, x)) / len(x)) if len(x) else 0.0
+
+
 def db(x: float, floor: float = -120.0) -> float:
     """Amplitude to decibels relative to full scale, never below ``floor``."""
     return 20.0 * math.log10(x) if x > 10 ** (floor / 20.0) else floor

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from tonegraph.engine import params as P
@@ -11,7 +9,7 @@ from tonegraph.engine import ports
 from tonegraph.engine.node import Tick
 
 from .base import Analyzer
-from .dsp import db
+from .dsp import db, rms
 
 
 class Level(Analyzer):
@@ -28,7 +26,7 @@ class Level(Analyzer):
 
     def process(self, tick: Tick) -> None:
         x = self.samples(tick)
-        rms = math.sqrt(float(np.dot(x, x)) / len(x)) if len(x) else 0.0
-        self.out["rms"] = rms
+        level = rms(x)
+        self.out["rms"] = level
         self.out["peak"] = float(np.abs(x).max()) if len(x) else 0.0
-        self.out["db"] = db(rms, self.p.floor)
+        self.out["db"] = db(level, self.p.floor)

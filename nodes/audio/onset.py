@@ -31,6 +31,7 @@ from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
+from .dsp import rms
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none: the learned detector's chosen by
@@ -86,13 +87,13 @@ class Onset(Analyzer):
     def setup(self) -> None:
         p = self.p
         self.learned = None
+        self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
         if p.method == "learned":
             self._setup_learned()
         else:
             self.det = make_onset(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
             self._descriptor = self.det.get_descriptor
         self.params_changed({"threshold", "silence", "minioi", "whitening", "compression"})
-        self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
         self.last = [0.0, 0.0, 0.0]       # the detection function's last three values
         self._rate = float(self.ctx.samplerate)
         self._hop = self.ctx.hop
@@ -100,35 +101,31 @@ class Onset(Analyzer):
     def _setup_learned(self) -> None:
         from tonegraph.nodes.ml.frontend import MelFrontEnd
 
-        from .learned import SHIPPED, Stream, Weights
+        from .learned import SHIPPED, Picker, Stream, Weights
 
         w = Weights.load(self.ctx.resolve_input(self.p.model) if self.p.model else SHIPPED)
         self.learned = Stream(w)
         self.front = MelFrontEnd(w.front, self.ctx.samplerate)
         #: Patch samples per detector frame.
         self.frame_samples = float(w.front["hop"]) / float(w.front["samplerate"]) * self.ctx.samplerate
-        self.frame_rate = float(w.front["samplerate"]) / float(w.front["hop"])
-        self.frame = 0                     # the frame the next activation belongs to
+        self.picker = Picker(0.0, LEARNED_PRE, 1)          # set by params_changed
         self.energies: deque[float] = deque([0.0], maxlen=w.lookahead + 2)
-        # Hop levels over the frames an onset can be behind (its frame, the look-ahead,
-        # the picking frame), at least the last hop.
-        behind = (w.lookahead + 2) * self.frame_samples + float(w.front["n_fft"]) / float(w.front["samplerate"]) * self.ctx.samplerate
+        # Hop levels over what an onset can be behind (its window, the look-ahead, the
+        # picking frame): silence is judged there, not in the hop that reports it.
+        behind = (w.lookahead + 2) * self.frame_samples + w.front["n_fft"] / w.front["samplerate"] * self.ctx.samplerate
         self.levels: deque[float] = deque(maxlen=max(1, int(np.ceil(behind / self.ctx.hop))))
 
     def params_changed(self, changed: set[str]) -> None:
-        if self.learned is not None:
-            from .learned import Picker
-
-            p = self.p
-            last = getattr(self, "picker", None)
-            self.picker = Picker(threshold_of(p), LEARNED_PRE, max(1, round(p.minioi * self.frame_rate)))
-            if last is not None:
-                self.picker.index, self.picker.last = last.index, last.last
-            self.silence = 10 ** (p.silence / 20)
+        p = self.p
+        if "recent" in changed:
+            self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
+        if self.learned is None:
+            apply_onset_params(self.det, p)
             return
-        apply_onset_params(self.det, self.p)
-        if "recent" in changed and hasattr(self, "scale"):
-            self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
+        frame_rate = self.ctx.samplerate / self.frame_samples
+        self.picker.threshold = threshold_of(p)
+        self.picker.minioi = max(1, round(p.minioi * frame_rate))
+        self.silence = 10 ** (p.silence / 20)
 
     def process(self, tick: Tick) -> None:
         if self.learned is not None:
@@ -151,29 +148,23 @@ class Onset(Analyzer):
             self.out["onset"] = (Event(t, self.scale.of(max(last))),)
         self.fed += self._hop
 
-
     def _process_learned(self, tick: Tick) -> None:
         x = self.samples(tick)
-        # Silence is judged over the last few hops: the onset being reported now was
-        # heard a frame or two ago, and the sound may have stopped since.
-        self.levels.append(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
+        self.levels.append(rms(x))
         loud = max(self.levels) >= self.silence
         events = []
         for mel in self.front.push(x):
             energy = float(np.exp(mel).sum())        # how loud the frame is
-            a = self.learned.push(mel)
-            if a is None:
-                self.scale(energy)
-                self.energies.append(energy)
-                continue
-            frame, self.frame = self.frame, self.frame + 1
-            self.out["strength"] = a
             self.scale(energy)
-            if self.picker(a) and loud:        # the frame before this one was an onset
-                # Its strength: how loud the hit is (the loudest of its frame and those
-                # around it) against the loudest frame of the last 'recent' seconds.
-                events.append(Event(self.time_of(tick, (frame - 1) * self.frame_samples),
-                                    self.scale.of(max(max(self.energies), energy))))
+            a = self.learned.push(mel)
+            if a is not None:
+                self.out["strength"] = a
+                if self.picker(a) and loud:
+                    # The frame before this one was an onset.  Its strength: how loud the
+                    # hit is (the loudest of its frame and those around it) against the
+                    # loudest frame of the last 'recent' seconds.
+                    events.append(Event(self.time_of(tick, self.picker.last * self.frame_samples),
+                                        self.scale.of(max(max(self.energies), energy))))
             self.energies.append(energy)
         if events:
             self.out["onset"] = tuple(events)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import statistics
 
 import aubio
-import numpy as np
 
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
@@ -19,6 +18,7 @@ from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
+from .dsp import rms
 
 
 class Tempo(Analyzer):
@@ -79,7 +79,7 @@ class Tempo(Analyzer):
         sr = self.ctx.samplerate
         x = self.samples(tick)
         detected = self.det(x)[0]
-        level = self.scale(float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))))
+        level = self.scale(rms(x))
         t_end = tick.t + self.ctx.hop / sr
         for tap in self.inp["tap"]:
             if self.taps and tap.t - self.taps[-1] > 2.0:

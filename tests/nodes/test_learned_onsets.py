@@ -154,3 +154,25 @@ def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silenc
     assert len(events) == 12
     assert np.abs(np.array([e.t for e in events]) - clicks).max() < 0.015
     assert min(e.value for e in events) > 0.8
+
+
+def test_params_changed_live_reach_the_learned_detector():
+    """threshold, minioi and recent set while it runs reach the learned path (its
+    picker keeps its place; 'recent' makes a new loudness window)."""
+    from types import SimpleNamespace
+
+    from tonegraph.engine.node import Context
+    from tonegraph.engine.ports import PortType
+    from tonegraph.nodes.audio.onset import Onset
+
+    node = Onset("o", {"method": "learned"}, Context(samplerate=22050, hop=256, offline=True),
+                 {"audio": PortType.AUDIO})
+    node.configure()
+    picker, scale = node.picker, node.scale
+    assert picker.threshold == 0.7 and picker.minioi == 2          # 20 ms at 86 frames/s
+    picker.index = 41
+    node.p = SimpleNamespace(**{**vars(node.p), "threshold": 0.4, "minioi": 0.1, "recent": 2.0})
+    node.params_changed({"threshold", "minioi", "recent"})
+    assert node.picker is picker and picker.index == 41
+    assert picker.threshold == 0.4 and picker.minioi == 9 and node.scale is not scale
+    assert node.scale.part == round(2.0 / (256 / 22050) / 8)
