@@ -263,12 +263,21 @@ class Shader(GLNode):
         if self.program is None:
             target.draw(self.black, lambda prog: None)
         else:
+            self._upload()                 # once a frame, for the picture and the sprites
             target.draw(self.program, lambda prog: self._bind(prog, tick, prev))
             if self.sprite_program is not None:
                 target.draw_sprites(self.sprite_program, lambda prog: self._bind(prog, tick, prev),
                                     self.sprite_count())
         self.targets = [target, prev]
         self.out["out"] = target.texture
+
+    def _upload(self) -> None:
+        """The spectrum and waveform textures, where a program of this shader reads them."""
+        used = self.uniforms.keys() | self.sprite_uniforms.keys()
+        if "spectrum" in used:
+            self.spec_tex = self.service.upload_1d(self.inp["spectrum"], self.spec_tex)
+        if "waveform" in used:
+            self.wave_tex = self.service.upload_1d(mono(self.inp["waveform"], self.ctx.hop), self.wave_tex)
 
     def uniforms_of(self, prog) -> dict:
         """The uniforms ``prog`` (the picture's program or the sprites') declares."""
@@ -288,12 +297,9 @@ class Shader(GLNode):
         if "prev" in u:
             textures["prev"] = prev.texture.id
         inp = self.inp
-        if "spectrum" in u:
-            self.spec_tex = self.service.upload_1d(inp["spectrum"], self.spec_tex)
-            textures["spectrum"] = self.spec_tex[0]
-        if "waveform" in u:
-            self.wave_tex = self.service.upload_1d(mono(inp["waveform"], self.ctx.hop), self.wave_tex)
-            textures["waveform"] = self.wave_tex[0]
+        for name, tex in (("spectrum", self.spec_tex), ("waveform", self.wave_tex)):
+            if name in u:
+                textures[name] = tex[0]
         for name, typ in self.wired.items():
             if name in self.inputs or name not in u:
                 continue

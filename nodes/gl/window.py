@@ -144,9 +144,9 @@ class Window(GLNode):
         img = self.texture_of("image", self.inp["image"])
         if self.window is not None and not self.closed:
             self._show(img)
-        if self.target is None:
-            return
-        if self.sink is not None and self.readback is None:
+        if self.target is None or self.sink is None:
+            return                     # shown on screen, or offscreen with nobody recording
+        if self.readback is None:
             self._record()
         w, h = self.target.width, self.target.height
         fit = self._fit(img, w, h)
@@ -167,25 +167,22 @@ class Window(GLNode):
             # Drawn upside down, so that reading it back gives the top row first.
             self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
             targets, flip = [self.target], False
-        if self.sink is not None:
-            frame = self.readback.push(targets, flip)
-            if frame is not None:
-                self.sink(frame)
+        frame = self.readback.push(targets, flip)
+        if frame is not None:
+            self.sink(frame)
 
     def _framebuffer(self, texture_id: int):
         """A framebuffer around the image's texture to read it back from (kept for the
         two or so textures an upstream node takes turns drawing into)."""
-        fb = self.reads.get(texture_id)
-        if fb is None:
+        read = self.reads.get(texture_id)
+        if read is None:
             value = self.inp["image"]
-            tex = value if hasattr(value, "id") else self.uploads["image"][1]
             fb = self.service.pyglet.image.Framebuffer()
-            fb.attach_texture(tex)
+            fb.attach_texture(value if hasattr(value, "id") else self.uploads["image"][1])
             while len(self.reads) >= 4:
                 self.reads.pop(next(iter(self.reads))).delete()
-            self.reads[texture_id] = _Read(fb)
-            fb = self.reads[texture_id]
-        return fb
+            read = self.reads[texture_id] = _Read(fb)
+        return read
 
     def _fit(self, img, w: int, h: int) -> tuple[float, float]:
         from .compose import fit_scale
