@@ -197,7 +197,7 @@ def render(mid, soundfont: Path, sr: int, folder: Path) -> np.ndarray:
     mid.save(src)
     subprocess.run(["fluidsynth", "-ni", "-q", "-R", "0", "-C", "0", "-g", "0.5", "-r", str(sr),
                     "-F", str(wav), str(soundfont), str(src)], check=True, capture_output=True, timeout=120)
-    x, rate = sf.read(wav, dtype="float32", always_2d=True)
+    x, _ = sf.read(wav, dtype="float32", always_2d=True)
     return x.mean(axis=1)
 
 
@@ -379,7 +379,7 @@ def targets(onsets: np.ndarray, frames: int, front: dict) -> np.ndarray:
 # -- training -------------------------------------------------------------------------------
 
 
-def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps: int = 4000,
+def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps: int = 5000,
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
                  lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,

@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tonegraph.nodes.audio import learned
+from tonegraph.nodes.audio import learned, onset
 
 from . import mir
 
-METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux")
+METHODS = tuple(m for m in onset.METHODS if m != "learned")      # aubio's
 
 
 def aubio_grid(quick: bool = False) -> list[dict]:
@@ -63,15 +63,16 @@ def _load(kind: str) -> None:
     _DATA[:] = [(c, *mir.load_mono(c.audio)) for c in mir.clips() if getattr(c, kind) is not None]
 
 
+def _scored(found) -> tuple[np.ndarray, np.ndarray]:
+    """F per onset clip, and every matched offset, of (clip, onsets found) pairs."""
+    found = list(found)
+    return (np.array([mir.onset_f(c.onsets, est) for c, est in found]),
+            np.concatenate([mir.offsets(c.onsets, est) for c, est in found]))
+
+
 def _score_onsets(params: dict | None) -> tuple[np.ndarray, np.ndarray]:
-    """F per onset clip, and every matched offset, for one aubio setting (None: aubio's
-    defaults)."""
-    scores, offs = [], []
-    for c, x, sr in _DATA:
-        est = mir.aubio_onsets(x, sr, params)
-        scores.append(mir.onset_f(c.onsets, est))
-        offs.append(mir.offsets(c.onsets, est))
-    return np.array(scores), np.concatenate(offs)
+    """One aubio setting (None: aubio's defaults) on every onset clip."""
+    return _scored((c, mir.aubio_onsets(x, sr, params)) for c, x, sr in _DATA)
 
 
 LEARNED_THRESHOLDS = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
@@ -79,16 +80,12 @@ _ACTIVATIONS: dict[str, tuple[np.ndarray, float]] = {}
 
 
 def _score_learned(threshold: float) -> tuple[np.ndarray, np.ndarray]:
-    """F per onset clip, and every matched offset, for the shipped learned detector
-    picked at ``threshold``."""
-    scores, offs = [], []
+    """The shipped learned detector picked at ``threshold`` on every onset clip (each
+    clip's activation computed once per worker)."""
     for c, x, sr in _DATA:
         if c.name not in _ACTIVATIONS:
             _ACTIVATIONS[c.name] = mir.learned_activation(x, sr)
-        est = mir.learned_onsets(*_ACTIVATIONS[c.name], threshold)
-        scores.append(mir.onset_f(c.onsets, est))
-        offs.append(mir.offsets(c.onsets, est))
-    return np.array(scores), np.concatenate(offs)
+    return _scored((c, mir.learned_onsets(*_ACTIVATIONS[c.name], threshold)) for c, _, _ in _DATA)
 
 
 # -- tables -------------------------------------------------------------------------------
@@ -221,10 +218,10 @@ def evaluate(quick: bool = False) -> int:
 
     beat_clips = [c for c in clips if c.beats is not None]
     bkinds = [c.kind for c in beat_clips]
-    ours_b, aub_b, offs_o, offs_a = [], [], [], []
+    ours_b, aub_b, offs_o, offs_a, aubio_beats = [], [], [], [], {}
     for c in beat_clips:
         x, sr = mir.load_mono(c.audio)
-        aubio_est = mir.aubio_beats(x, sr, None)
+        aubio_est = aubio_beats[c.name] = mir.aubio_beats(x, sr, None)
         ours_b.append(mir.beat_scores(c.beats, ours_beats[c.name]))
         aub_b.append(mir.beat_scores(c.beats, aubio_est))
         offs_o.append(mir.offsets(c.beats, ours_beats[c.name], 0.07))
@@ -236,11 +233,8 @@ def evaluate(quick: bool = False) -> int:
              *(f3(c[k]) for c in cols)] for k in cols[0]]
     table("Beats, mean over clips (mir_eval, 70 ms, untrimmed)",
           ["kind", "clips", "tonegraph F", "CMLt", "AMLt", "aubio defaults F", "CMLt", "AMLt"], rows)
-    locks = {"tonegraph": [mir.lock(c.beats, ours_beats[c.name]) for c in beat_clips]}
-    locks["aubio defaults"] = []
-    for c in beat_clips:
-        x, sr = mir.load_mono(c.audio)
-        locks["aubio defaults"].append(mir.lock(c.beats, mir.aubio_beats(x, sr, None)))
+    locks = {name: [mir.lock(c.beats, est[c.name]) for c in beat_clips]
+             for name, est in (("tonegraph", ours_beats), ("aubio defaults", aubio_beats))}
     rows = []
     for name, got in locks.items():
         held = [g for g in got if g is not None]

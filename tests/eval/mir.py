@@ -96,12 +96,6 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)), sr
 
 
-def hops(x: np.ndarray) -> Iterator[np.ndarray]:
-    n = -(-len(x) // HOP)
-    padded = np.zeros(n * HOP, dtype=np.float32)
-    padded[: len(x)] = x
-    for i in range(n):
-        yield padded[i * HOP:(i + 1) * HOP]
 
 
 # -- aubio, offline --------------------------------------------------------------------
@@ -113,7 +107,7 @@ def aubio_onsets(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
     else:
         det = aubio.onset(params["method"], params.get("buf_size", 1024), HOP, sr)
         apply_onset_params(det, as_params(params))
-    return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
+    return np.array([det.get_last() / sr for h in hops_of(x, HOP) if det(h)[0]])
 
 
 def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
@@ -123,7 +117,7 @@ def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
         det = aubio.tempo(params["method"], params.get("buf_size", 1024), HOP, sr)
         det.set_threshold(params["threshold"])
         det.set_silence(params["silence"])
-    return np.array([det.get_last() / sr for h in hops(x) if det(h)[0]])
+    return np.array([det.get_last() / sr for h in hops_of(x, HOP) if det(h)[0]])
 
 
 def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
@@ -181,7 +175,7 @@ def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP
     return np.array([emitted[j][1] - arrive(clip.onsets[i]) for i, j in pairs])
 
 
-def hops_of(x: np.ndarray, hop: int) -> Iterator[np.ndarray]:
+def hops_of(x: np.ndarray, hop: int = HOP) -> Iterator[np.ndarray]:
     n = -(-len(x) // hop)
     padded = np.zeros(n * hop, dtype=np.float32)
     padded[: len(x)] = x
