@@ -40,8 +40,11 @@ def make_sounds(folder: Path, count: int = 80, seed: int = 0, samplerate: int = 
         x = _fit(x, n)
         if kind != "quiet":
             x = x * 10 ** (rng.uniform(-30.0, 0.0) / 20) / max(float(np.abs(x).max()), 1e-9)
-        sf.write(folder / f"{kind}-{i:04d}.flac", np.clip(x, -1, 1).astype(np.float32), samplerate,
-                 subtype="PCM_24")
+        # Written whole or not at all (a stopped run leaves no half file to train on).
+        path = folder / f"{kind}-{i:04d}.flac"
+        part = path.with_name(path.name + ".part")
+        sf.write(part, np.clip(x, -1, 1).astype(np.float32), samplerate, format="FLAC", subtype="PCM_24")
+        part.replace(path)
         made[kind] += 1
     return made
 

@@ -406,7 +406,11 @@ def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int =
                 r = big * 0.006 * (1 + 2 * rng.random())
                 draw.ellipse((p[0] - r, p[1] - r, p[0] + r, p[1] + r), fill=palette[2])
         im = im.filter(ImageFilter.GaussianBlur(1.0)).resize((size, size), Image.LANCZOS)
-        im.save(folder / f"squiggle-{i:05d}.png")
+        # Written whole or not at all (a stopped run leaves no half image to train on).
+        path = folder / f"squiggle-{i:05d}.png"
+        part = path.with_name(path.name + ".part")
+        im.save(part, format="PNG")
+        part.replace(path)
     return count
 
 

@@ -595,3 +595,35 @@ def test_autoencoder_scales_a_frames_hops_at_once_as_it_would_one_by_one(smooth)
         assert np.allclose(node.out["out"], want, atol=1e-5) and abs(node.out["error"] - novelty) < 1e-9 * max(1, novelty)
         assert np.allclose(node.mean, ref["mean"]) and np.allclose(node.var, ref["var"])
         assert abs(node.err_mean - ref["err"]) < 1e-9
+
+
+def test_a_stopped_draw_or_sounds_run_leaves_no_half_file(tmp_path, monkeypatch):
+    """Ctrl-C while a file is being written (here: the third one) leaves the files
+    before it whole and no half one under a name training would read."""
+    import soundfile as sf
+    from PIL import Image
+
+    from tonegraph.nodes.ml.sounds import make_sounds
+    from tonegraph.nodes.ml.train import draw_squiggles
+
+    for module, name, run in ((Image.Image, "save", lambda d: draw_squiggles(d, count=5, size=32)),
+                              (sf, "write", lambda d: make_sounds(d, count=5, seconds=0.5))):
+        real, calls = getattr(module, name), []
+
+        def stopped(*args, real=real, calls=calls, name=name, **kw):
+            calls.append(1)
+            if len(calls) == 3:                  # Image.save(self, file), sf.write(file, data)
+                target = args[1] if name == "save" else args[0]
+                open(target, "wb").write(b"half a file")
+                raise KeyboardInterrupt
+            return real(*args, **kw)
+        monkeypatch.setattr(module, name, stopped)
+        folder = tmp_path / name
+        folder.mkdir()
+        with pytest.raises(KeyboardInterrupt):
+            run(folder)
+        monkeypatch.setattr(module, name, real)
+        kept = sorted(p for p in folder.iterdir() if p.suffix in (".png", ".flac"))
+        assert len(kept) == 2
+        for p in kept:
+            (Image.open(p).load() if p.suffix == ".png" else sf.read(p))
