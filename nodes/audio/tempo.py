@@ -1,4 +1,8 @@
-"""audio.tempo: beats, tempo and beat phase with aubio's beat tracker.
+"""audio.tempo: beats, tempo and beat phase.
+
+Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux
+(nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores
+both on annotated recordings; the README has the table.
 
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.  Tapping
@@ -18,22 +22,31 @@ from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
+from .beats import BeatTracker
 from .dsp import rms
 
 
 class Tempo(Analyzer):
     type_name = "audio.tempo"
-    description = "Beat events, BPM, confidence and a 0..1 beat phase, with aubio; tap or set to override."
+    description = "Beat events, BPM, confidence and a 0..1 beat phase; tap or set to override."
     default_output = "beat"
     params = {
+        "tracker": P.choice("dbn", ("dbn", "aubio"),
+                            "dbn: a bar-pointer model over spectral flux, 55-215 BPM by default; "
+                            "aubio: aubio's beat tracker.", restart=True),
+        "min_bpm": P.number(55.0, "Slowest tempo the dbn tracker considers.", unit="BPM",
+                            min=20.0, max=400.0, restart=True),
+        "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
+                            min=20.0, max=400.0, restart=True),
         "method": P.choice("complex", ("specdiff", "hfc", "complex", "energy", "specflux",
                                         "kl", "mkl", "phase"),
-                           "Onset function the tracker follows.", restart=True),
-        "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
+                           "Onset function aubio's tracker follows.", restart=True),
+        "buf_size": P.integer(1024, "aubio's analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
-        "threshold": P.number(0.02, "Peak-picking threshold of the tracker's onset function.",
+        "threshold": P.number(0.02, "Peak-picking threshold of aubio's onset function.",
                               min=0.0, max=10.0),
-        "silence": P.number(-90.0, "Quieter than this is silence.", unit="dB", min=-120.0, max=0.0),
+        "silence": P.number(-60.0, "Quieter than this is silence: no beats after 2 s of it.",
+                            unit="dB", min=-120.0, max=0.0),
         "tap_hold": P.number(30.0, "How long tapped tempo overrides the tracker after the last tap.",
                              unit="s", min=0.0),
         "recent": RECENT,
@@ -51,9 +64,21 @@ class Tempo(Analyzer):
         "phase": ports.number("Position between beats, 0..1."),
     }
 
+    @classmethod
+    def check(cls, params, wired, ctx):
+        errors = super().check(params, wired, ctx)
+        if params["min_bpm"] * 1.5 > params["max_bpm"]:
+            errors.append(("max_bpm", f"max_bpm {params['max_bpm']:g} must be at least 1.5x "
+                                      f"min_bpm {params['min_bpm']:g}"))
+        return errors
+
     def setup(self) -> None:
         p = self.p
-        self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
+        self.det = self.tracker = None
+        if p.tracker == "aubio":
+            self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
+        else:
+            self.tracker = BeatTracker(self.ctx.samplerate, p.min_bpm, p.max_bpm, p.silence)
         self.params_changed({"threshold", "silence"})
         self.last_beat: float | None = None
         self.period = 0.5
@@ -61,8 +86,11 @@ class Tempo(Analyzer):
         self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
 
     def params_changed(self, changed: set[str]) -> None:
-        self.det.set_threshold(self.p.threshold)
-        self.det.set_silence(self.p.silence)
+        if self.det is not None:
+            self.det.set_threshold(self.p.threshold)
+            self.det.set_silence(self.p.silence)
+        else:
+            self.tracker.set_silence(self.p.silence)
         if "recent" in changed:
             self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
@@ -78,7 +106,10 @@ class Tempo(Analyzer):
     def process(self, tick: Tick) -> None:
         sr = self.ctx.samplerate
         x = self.samples(tick)
-        detected = self.det(x)[0]
+        if self.tracker is not None:
+            found = self.tracker.push(x)
+        else:
+            found = [self.det.get_last()] if self.det(x)[0] else []
         level = self.scale(rms(x))
         t_end = tick.t + self.ctx.hop / sr
         for tap in self.inp["tap"]:
@@ -105,23 +136,41 @@ class Tempo(Analyzer):
                 out["beat"] = tuple(beats)
             out["confidence"] = 1.0
         else:
-            if detected:
-                t = self.time_of(tick, self.det.get_last())
-                self.last_beat = t
-                out["beat"] = (Event(t, level),)
-            period = self.det.get_period_s()
-            if period > 0:
-                self.period = period
-            out["confidence"] = float(self.det.get_confidence())
+            tr = self.tracker
+            if found:
+                # Beats as sample counts of the patch's sound (the tracker's frames are
+                # its own 100 a second).
+                per = 1.0 if tr is None else sr / tr.fps
+                beats = tuple(Event(self.time_of(tick, n * per), level) for n in found)
+                self.last_beat = beats[-1].t
+                out["beat"] = beats
+            if tr is not None:
+                self.period = 60.0 / tr.bpm
+                out["confidence"] = tr.confidence()
+            else:
+                period = self.det.get_period_s()
+                if period > 0:
+                    self.period = period
+                out["confidence"] = float(self.det.get_confidence())
         out["bpm"] = 60.0 / self.period if self.period > 0 else 0.0
-        if self.last_beat is not None and self.period > 0:
+        if manual is None and self.tracker is not None:
+            out["phase"] = self.tracker.phase
+        elif self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
         self.fed += self.ctx.hop
 
     def state(self) -> dict:
-        return {"last_beat": self.last_beat, "period": self.period, "taps": list(self.taps)}
+        return {"last_beat": self.last_beat, "period": self.period, "taps": list(self.taps),
+                "tracker": self.tracker, "fed": self.fed}
 
     def restore(self, state: dict) -> None:
+        # A reload that keeps the tracker's settings keeps what it has heard (its belief
+        # over tempo and phase), so the beat goes on through an edit.
+        old = state.get("tracker")
+        if self.tracker is not None and old is not None and old.config == self.tracker.config:
+            old.set_silence(self.p.silence)
+            self.tracker = old
+            self.fed = state.get("fed", 0)     # its frames count from its own start
         self.last_beat = state.get("last_beat")
         self.period = state.get("period", self.period)
         self.taps = list(state.get("taps", []))

@@ -23,10 +23,12 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 
 class MelFrontEnd:
-    """Streaming log-mel analysis: ``push`` samples at ``input_rate``, get whole frames."""
+    """Streaming log-mel analysis: ``push`` samples at ``input_rate``, get whole frames
+    (``log`` False: the mel band magnitudes themselves)."""
 
-    def __init__(self, config: dict, input_rate: int | None = None) -> None:
+    def __init__(self, config: dict, input_rate: int | None = None, log: bool = True) -> None:
         self.config = dict(config)
+        self.log = log
         sr, n_fft, hop = int(config["samplerate"]), int(config["n_fft"]), int(config["hop"])
         self.hop = hop
         self.pv = aubio.pvoc(n_fft, hop)
@@ -48,8 +50,11 @@ class MelFrontEnd:
             x = np.concatenate([self.pending, x])
         hop = self.hop
         n = len(x) // hop
-        frames = [np.log(np.asarray(self.fb(self.pv(x[i * hop:(i + 1) * hop])), dtype=np.float32)
-                         + FLOOR) for i in range(n)]
+        # np.array copies: aubio hands back the same buffer on every call.
+        frames = [np.array(self.fb(self.pv(x[i * hop:(i + 1) * hop])), dtype=np.float32)
+                  for i in range(n)]
+        if self.log:
+            frames = [np.log(f + FLOOR) for f in frames]
         self.pending = x[n * hop:].copy()
         return frames
 

@@ -3,7 +3,9 @@
 Offline speed: a file -> onset -> record patch over a 3-minute file (aubio's hfc), against
 a bare aubio loop (aubio.source + aubio.onset, same parameters) over the same file, in the same
 run. Target: the engine at >= 0.8x the bare loop's speed.  Beside it, the same patch with
-the learned detector (audio.onset method learned): target >= 50x real time.
+the learned detector (audio.onset method learned): target >= 50x real time.  And
+file -> tempo -> record with the dbn tracker (the default) and aubio's tracker over the
+same file: the dbn's cost as a multiple of aubio's, and both in x real time.
 
 Live overhead: through a real PortAudio device (JACK's dummy backend, clicks from
 jack_metro), the time from PortAudio handing a block over to the moment an onset it
@@ -88,6 +90,22 @@ nodes:
             Runtime(lgraph, reg, offline=True).run()
             counts["learned"] = sum(1 for _ in open(Path(d) / "learned.jsonl"))
 
+        trackers = {}
+        for tracker in ("dbn", "aubio"):
+            tp = Path(d) / f"{tracker}.yaml"
+            tp.write_text(patch.read_text().replace(
+                "o: {type: audio.onset, params: {method: hfc, threshold: 0.3, minioi: 0.02}",
+                f"o: {{type: audio.tempo, params: {{tracker: {tracker}}}")
+                .replace("{onset: o}", "{beat: o.beat}").replace("o.jsonl", f"{tracker}.jsonl"))
+            tgraph, errors = load_graph(tp, reg)
+            assert not errors, errors
+            trackers[tracker] = tgraph
+
+        def engine_tracker(tracker: str) -> None:
+            (Path(d) / f"{tracker}.jsonl").unlink(missing_ok=True)
+            Runtime(trackers[tracker], reg, offline=True).run()
+            counts[tracker] = sum(1 for _ in open(Path(d) / f"{tracker}.jsonl"))
+
         # Interleaved pairs: the machine's speed drifts by +-20 % between runs here,
         # so each engine run is compared with the bare run just before it, and the
         # median of those ratios is the figure; the best times are printed beside it.
@@ -96,6 +114,10 @@ nodes:
             tb, te = best_of(bare, 1), best_of(engine, 1)
             pairs.append((tb, te))
         t_learned = min(best_of(engine_learned, 1) for _ in range(3))
+        beat_pairs = [(best_of(lambda: engine_tracker("aubio"), 1), best_of(lambda: engine_tracker("dbn"), 1))
+                      for _ in range(3)]
+    t_aubio, t_dbn = min(p[0] for p in beat_pairs), min(p[1] for p in beat_pairs)
+    cost = statistics.median(td / ta for ta, td in beat_pairs)
     t_bare, t_engine = min(p[0] for p in pairs), min(p[1] for p in pairs)
     speed = statistics.median(tb / te for tb, te in pairs)
     table(f"Offline speed, file -> onset -> record over a {seconds // 60}-minute file "
@@ -108,7 +130,13 @@ nodes:
             "PASS" if speed >= 0.8 else "FAIL"],
            ["tonegraph offline, method learned (target >= 50x real time)",
             f"{t_learned:.3f} s", f"{seconds / t_learned:.0f}x", counts["learned"]]])
-    return {"offline_speed": speed, "learned_x_realtime": seconds / t_learned}
+    table("Beat tracking offline, file -> tempo -> record over the same file",
+          ["run", "best time", "x real time", "beats"],
+          [["aubio's tracker", f"{t_aubio:.3f} s", f"{seconds / t_aubio:.0f}x", counts["aubio"]],
+           ["dbn tracker (the default)", f"{t_dbn:.3f} s", f"{seconds / t_dbn:.0f}x", counts["dbn"]],
+           [f"dbn time over aubio's, median of {len(beat_pairs)} paired runs", f"{cost:.2f}", "", ""]])
+    return {"offline_speed": speed, "learned_x_realtime": seconds / t_learned,
+            "dbn_x_realtime": seconds / t_dbn, "dbn_over_aubio": cost}
 
 
 class Probe(Node):

@@ -25,9 +25,12 @@ from __future__ import annotations
 
 import itertools
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
 from tonegraph.nodes.audio import learned, onset
 
@@ -150,8 +153,9 @@ def evaluate(quick: bool = False) -> int:
     clips = mir.clips()
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
     print(f"{len(clips)} annotated clips from {mir.DATA}")
-    print(f"audio.onset defaults: {describe(onset_p)}; audio.tempo defaults: "
-          f"{tempo_p['method']}, threshold {tempo_p['threshold']}")
+    print(f"audio.onset defaults: {describe(onset_p)}; audio.tempo defaults: tracker "
+          f"{tempo_p['tracker']}, {tempo_p['min_bpm']:g}-{tempo_p['max_bpm']:g} BPM, silence "
+          f"{tempo_p['silence']:g} dB (aubio's: {tempo_p['method']}, threshold {tempo_p['threshold']})")
 
     # The engine, streaming, on every clip (its onsets equal aubio's with the same
     # settings: tests/test_eval_data.py).
@@ -218,34 +222,53 @@ def evaluate(quick: bool = False) -> int:
 
     beat_clips = [c for c in clips if c.beats is not None]
     bkinds = [c.kind for c in beat_clips]
-    ours_b, aub_b, offs_o, offs_a, aubio_beats = [], [], [], [], {}
+    aubio_p = tempo_p | {"tracker": "aubio"}
+    trackers = {"tonegraph": ours_beats, "aubio, tonegraph's settings": {}, "aubio defaults": {}}
     for c in beat_clips:
         x, sr = mir.load_mono(c.audio)
-        aubio_est = aubio_beats[c.name] = mir.aubio_beats(x, sr, None)
-        ours_b.append(mir.beat_scores(c.beats, ours_beats[c.name]))
-        aub_b.append(mir.beat_scores(c.beats, aubio_est))
-        offs_o.append(mir.offsets(c.beats, ours_beats[c.name], 0.07))
-        offs_a.append(mir.offsets(c.beats, aubio_est, 0.07))
-    ours_b, aub_b = np.array(ours_b), np.array(aub_b)
-    cols = [by_kind(bkinds, a[:, i]) for a in (ours_b, aub_b) for i in range(3)]
+        trackers["aubio, tonegraph's settings"][c.name] = mir.engine_events(c, sr, onset_p, aubio_p)[1]
+        trackers["aubio defaults"][c.name] = mir.aubio_beats(x, sr, None)
+    scores = {name: np.array([mir.beat_scores(c.beats, est[c.name]) for c in beat_clips])
+              for name, est in trackers.items()}
+    cols = [by_kind(bkinds, a[:, i]) for a in scores.values() for i in range(3)]
     bcounts = {k: bkinds.count(k) for k in set(bkinds)}
     rows = [[k, bcounts.get(k, len(bkinds) if k == "all clips" else len(bcounts)),
              *(f3(c[k]) for c in cols)] for k in cols[0]]
-    table("Beats, mean over clips (mir_eval, 70 ms, untrimmed)",
-          ["kind", "clips", "tonegraph F", "CMLt", "AMLt", "aubio defaults F", "CMLt", "AMLt"], rows)
-    locks = {name: [mir.lock(c.beats, est[c.name]) for c in beat_clips]
-             for name, est in (("tonegraph", ours_beats), ("aubio defaults", aubio_beats))}
-    rows = []
-    for name, got in locks.items():
+    short = {"tonegraph": "tonegraph", "aubio, tonegraph's settings": "aubio ours",
+             "aubio defaults": "aubio defaults"}
+    table(f"Beats, mean over clips (mir_eval, 70 ms, untrimmed); tonegraph is the {tempo_p['tracker']} "
+          f"tracker, 'aubio ours' aubio's tracker with the node's settings",
+          ["kind", "clips", *(h for name in trackers for h in (f"{short[name]} F", "CMLt", "AMLt"))], rows)
+
+    def lock_row(name: str, got: list) -> list:
         held = [g for g in got if g is not None]
-        rows.append([name, f"{len(held)} of {len(got)}", f"{np.median(held):.0f}" if held else "-",
-                     f"{np.percentile(held, 90):.0f}" if held else "-", max(held) if held else "-"])
+        return [name, f"{len(held)} of {len(got)}", f"{np.median(held):.0f}" if held else "-",
+                f"{np.percentile(held, 90):.0f}" if held else "-", max(held) if held else "-"]
     table("Beats until the tracker holds (4 annotated beats in a row matched, from the first)",
-          ["tracker", "clips where it holds", "median beats", "90th percentile", "worst"], rows)
+          ["tracker", "clips where it holds", "median beats", "90th percentile", "worst"],
+          [lock_row(name, [mir.lock(c.beats, est[c.name]) for c in beat_clips])
+           for name, est in trackers.items()])
+
+    after = {name: [] for name in trackers}
+    splices = list(mir.spliced(beat_clips))
+    with tempfile.TemporaryDirectory() as d:
+        for name, x, sr, cut, ref in splices:
+            path = Path(d) / "splice.wav"
+            sf.write(path, x, sr, subtype="FLOAT")
+            clip = mir.Clip("splice", name, path, None, ref)
+            for tracker, params in (("tonegraph", tempo_p), ("aubio, tonegraph's settings", aubio_p)):
+                est = mir.engine_events(clip, sr, onset_p, params)[1]
+                after[tracker].append(mir.lock(ref, est[est > cut - 0.05]))
+            est = mir.aubio_beats(x, sr, None)
+            after["aubio defaults"].append(mir.lock(ref, est[est > cut - 0.05]))
+    table(f"Beats until the tracker holds again after a tempo change: {len(splices)} hard cuts "
+          f"from one recording into another of a different tempo (12 s, then 16 s)",
+          ["tracker", "cuts where it holds", "median beats", "90th percentile", "worst"],
+          [lock_row(name, got) for name, got in after.items()])
     table("Beat latency: detected minus annotated time of matched beats [ms]",
           ["tracker", "beats matched", "mean", "spread (sd)", "median"],
-          [latency_row("tonegraph", np.concatenate(offs_o)),
-           latency_row("aubio defaults", np.concatenate(offs_a))])
+          [latency_row(name, np.concatenate([mir.offsets(c.beats, est[c.name], 0.07) for c in beat_clips]))
+           for name, est in trackers.items()])
     return 0
 
 

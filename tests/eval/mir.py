@@ -120,6 +120,41 @@ def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
     return np.array([det.get_last() / sr for h in hops_of(x, HOP) if det(h)[0]])
 
 
+def dbn_beats(x: np.ndarray, sr: int, params: dict) -> np.ndarray:
+    """The dbn tracker over a whole signal at once (the node feeds it hop by hop)."""
+    from tonegraph.nodes.audio.beats import BeatTracker
+
+    tracker = BeatTracker(sr, params["min_bpm"], params["max_bpm"], params["silence"])
+    return np.array(tracker.push(x), dtype=float) / tracker.fps
+
+
+def spliced(clips: list[Clip], at: float = 12.0, then: float = 16.0, min_change: float = 0.08
+            ) -> Iterator[tuple[str, np.ndarray, int, float, np.ndarray]]:
+    """Tempo changes from real recordings: the first ``at`` seconds of one clip cut
+    straight into the first ``then`` seconds of another whose tempo differs by more than
+    ``min_change`` (and is not twice or half of it), as a DJ's hard cut would.  Yields
+    (name, samples, rate, cut time, annotated beats after the cut)."""
+    usable = [c for c in clips if c.beats is not None and len(c.beats) > 8]
+    loaded = {c.name: load_mono(c.audio) for c in usable}
+    usable = [c for c in usable if loaded[c.name][1] == 44100 and len(loaded[c.name][0]) > at * 44100]
+    bpm = {c.name: 60.0 / float(np.median(np.diff(c.beats))) for c in usable}
+
+    def apart(a: float, b: float) -> bool:
+        return all(abs(np.log(a / b) - np.log(k)) > min_change for k in (1.0, 2.0, 0.5))
+    seen = set()
+    for i, a in enumerate(usable):
+        b = next((c for c in usable[i + 1:] + usable[:i] if c.name not in seen and c.name != a.name
+                  and apart(bpm[a.name], bpm[c.name])), None)
+        if b is None:
+            continue
+        seen.add(b.name)
+        (xa, sr), (xb, _) = loaded[a.name], loaded[b.name]
+        cut = int(at * sr)
+        x = np.concatenate([xa[:cut], xb[:int(then * sr)]])
+        after = b.beats[b.beats < then] + at
+        yield f"{a.name} -> {b.name}", x, sr, at, after
+
+
 def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
     """The learned detector's activation of every frame of a signal, as audio.onset
     computes it live, and its frames per second."""

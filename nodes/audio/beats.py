@@ -1,0 +1,187 @@
+"""A causal beat tracker: a bar-pointer model filtered forward over spectral flux.
+
+The sound becomes an activation 100 times a second: the rectified rise of log-mel band
+magnitudes from one frame to the next, each band compared with the loudest of its
+neighbours in the frame before (SuperFlux, Böck & Widmer 2013), scaled 0..1 against the
+loudest of the last few seconds.  A hidden Markov model then keeps a belief over every
+(tempo, position in the beat) pair: the position advances one frame at a time, the tempo
+may change only at a beat and then mostly to a close one, and the activation is the
+likelihood of "a beat now" (Krebs, Böck & Widmer 2015, the bar-pointer model of madmom's
+``DBNBeatTrackingProcessor``).  Filtering forward only (no look-ahead), the most likely
+state (the likeliest position of the tempo holding the most belief) entering its beat
+region is a beat: the model's sense of the tempo carries it
+through a bar without hits, and a new tempo takes over within a few beats.
+
+The front end is the autoencoder's (``nodes/ml/frontend.py``): aubio's phase vocoder and
+mel filterbank at 22,050 Hz, the patch's sound resampled to that rate, so the tracker
+hears the same at any patch samplerate or hop.  Nothing here is learned; ``make eval``
+compares it with aubio's tracker on annotated recordings.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Strength
+
+#: The front end: 100 frames a second (hop 220 at 22,050 Hz), 64 mel bands.
+FRONT = {"samplerate": 22050, "n_fft": 1024, "hop": 220, "bands": 64, "fmin": 30.0,
+         "fmax": 11000.0}
+#: Band magnitudes are compressed as log(1 + GAMMA * m) before their rise is taken.
+GAMMA = 10.0
+#: Activations are scaled against the loudest of the last NORM_S seconds, but never
+#: against less than FLOOR of the loudest of the last LONG_S seconds (so a near-silent
+#: stretch's noise is not blown up to full beats).
+NORM_S, LONG_S, FLOOR = 3.0, 20.0, 0.1
+#: The front end's band magnitudes of a full-scale 440 Hz sine, added up (0 dB).
+FULL_SCALE = 17.3
+#: The activation the model sees stays inside (LOW, HIGH): no observation is certain.
+LOW, HIGH = 1e-3, 0.999
+
+
+class BarPointer:
+    """The forward filter of the bar-pointer model over one beat.
+
+    States are (interval, position) pairs: for each beat interval ``n`` frames long,
+    positions 0..n-1.  Each frame every state moves one position on; from the last
+    position of an interval the next state is position 0 of an interval close to it
+    (``exp(-transition * |n'/n - 1|)``).  Positions in the first 1/``observation`` of an
+    interval are the beat region: there the activation is the observation's likelihood,
+    elsewhere (1 - activation) / (``observation`` - 1).
+    """
+
+    def __init__(self, fps: float, min_bpm: float = 55.0, max_bpm: float = 215.0,
+                 tempi: int = 60, transition: float = 100.0, observation: int = 16) -> None:
+        self.fps = fps
+        lo, hi = 60.0 * fps / max_bpm, 60.0 * fps / min_bpm
+        grid = np.exp(np.linspace(np.log(lo), np.log(hi), tempi))
+        self.intervals = np.unique(np.round(grid).astype(int))
+        iv = self.intervals
+        self.first = np.concatenate([[0], np.cumsum(iv)[:-1]])
+        self.last = self.first + iv - 1
+        self.size = int(iv.sum())
+        self.previous = np.arange(self.size) - 1      # where each state's mass comes from
+        self.previous[self.first] = 0                  # (position 0 is filled separately)
+        self.tempo = np.repeat(np.arange(len(iv)), iv)
+        self.position = np.concatenate([np.arange(n) / n for n in iv])
+        self.beat = np.concatenate([np.arange(n) < max(1.0, n / observation) for n in iv])
+        self.beat_mask = self.beat.astype(np.float64)
+        ratio = iv[None, :] / iv[:, None]
+        t = np.exp(-transition * np.abs(ratio - 1.0))
+        self.transition = t / t.sum(axis=1, keepdims=True)
+        self.observation = observation
+        self.forward = np.full(self.size, 1.0 / self.size)
+
+    def step(self, activation: float) -> int:
+        """Take one frame's activation (0..1); return the most likely state."""
+        f = self.forward
+        new = f[self.previous]
+        new[self.first] = f[self.last] @ self.transition
+        a = min(HIGH, max(LOW, activation))
+        off = (1.0 - a) / (self.observation - 1)
+        new *= off + (a - off) * self.beat_mask
+        total = new.sum()
+        self.forward = new / total if total > 0 else np.full(self.size, 1.0 / self.size)
+        # The tempo holding the most belief, then its likeliest position: a single
+        # state of a stray tempo never wins over a tempo whose belief is spread.
+        tempo = int(np.add.reduceat(self.forward, self.first).argmax())
+        start = self.first[tempo]
+        return int(start + self.forward[start:start + self.intervals[tempo]].argmax())
+
+    def bpm(self, state: int) -> float:
+        return 60.0 * self.fps / float(self.intervals[self.tempo[state]])
+
+    def confidence(self, state: int, tempo_tol: float = 0.04, phase_tol: float = 0.08) -> float:
+        """The belief held by states that agree with ``state``: tempo within
+        ``tempo_tol`` (relative) and position within ``phase_tol`` of a beat."""
+        iv = self.intervals
+        near = np.abs(np.log(iv[self.tempo] / iv[self.tempo[state]])) < tempo_tol
+        d = np.abs(self.position - self.position[state])
+        d = np.minimum(d, 1.0 - d)
+        return float(self.forward[near & (d < phase_tol)].sum())
+
+
+class Flux:
+    """Streaming activation: push samples at ``input_rate``, get one value per frame."""
+
+    def __init__(self, input_rate: int) -> None:
+        from tonegraph.nodes.ml.frontend import MelFrontEnd
+
+        self.front = MelFrontEnd(FRONT, input_rate, log=False)
+        self.fps = FRONT["samplerate"] / FRONT["hop"]
+        self.before: np.ndarray | None = None      # the last frame, widened over neighbours
+        self.recent = Strength(NORM_S, 1.0 / self.fps)
+        self.longer = Strength(LONG_S, 1.0 / self.fps)
+
+    def push(self, samples: np.ndarray) -> list[tuple[float, float]]:
+        """(activation 0..1, band energy) of each frame the samples complete."""
+        out = []
+        for mag in self.front.push(samples):
+            level = np.log1p(GAMMA * mag.astype(np.float64))
+            widened = np.maximum(np.maximum(level, np.roll(level, 1)), np.roll(level, -1))
+            widened[0] = max(level[0], level[1])
+            widened[-1] = max(level[-1], level[-2])
+            rise = 0.0 if self.before is None else float(np.maximum(level - self.before, 0.0).sum())
+            self.before = widened
+            self.recent(rise)
+            self.longer(rise)
+            peak = max(self.recent.peak, FLOOR * self.longer.peak)
+            out.append((rise / peak if peak > 1e-9 else 0.0, float(mag.sum())))
+        return out
+
+
+class BeatTracker:
+    """Flux and the bar-pointer filter together, fed hop by hop.
+
+    ``push`` returns the beats found in the samples, as frame numbers (frame ``k``
+    starts ``k`` front-end hops after the first sample).  ``silence`` [dB]: frames whose
+    mel energy is below it count as silence (activation 0), and no beat is reported
+    after ``hold`` seconds of silence, so a finished song stops beating while a break
+    of a bar or two keeps its pulse.
+    """
+
+    def __init__(self, input_rate: int, min_bpm: float = 55.0, max_bpm: float = 215.0,
+                 silence: float = -70.0, hold: float = 2.0) -> None:
+        self.flux = Flux(input_rate)
+        self.fps = self.flux.fps
+        self.model = BarPointer(self.fps, min_bpm, max_bpm)
+        self.config = (input_rate, min_bpm, max_bpm)
+        self.set_silence(silence)
+        self.hold = round(hold * self.fps)
+        self.frame = 0                   # frames analysed so far
+        self.quiet = self.hold + 1       # frames of silence in a row (silent at the start)
+        self.last_beat = -10**9          # frame of the last beat reported
+        self.state = 0
+
+    def set_silence(self, db: float) -> None:
+        self.silence = FULL_SCALE * 10 ** (db / 20.0)
+
+    def push(self, samples: np.ndarray) -> list[int]:
+        beats = []
+        model = self.model
+        for activation, energy in self.flux.push(samples):
+            self.quiet = self.quiet + 1 if energy < self.silence else 0
+            state = model.step(activation if self.quiet == 0 else 0.0)
+            self.state = state
+            interval = model.intervals[model.tempo[state]]
+            if (model.beat[state] and self.quiet <= self.hold
+                    and self.frame - self.last_beat > 0.6 * interval):
+                beats.append(self.frame)
+                self.last_beat = self.frame
+            self.frame += 1
+        return beats
+
+    def seconds(self, frame: float) -> float:
+        return frame / self.fps
+
+    @property
+    def bpm(self) -> float:
+        return self.model.bpm(self.state)
+
+    @property
+    def phase(self) -> float:
+        """Where the most likely state is in its beat, 0..1."""
+        return float(self.model.position[self.state])
+
+    def confidence(self) -> float:
+        return self.model.confidence(self.state) if self.quiet <= self.hold else 0.0

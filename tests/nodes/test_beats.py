@@ -1,0 +1,141 @@
+"""audio.tempo's dbn tracker (nodes/audio/beats.py): streaming equals offline at any hop,
+it locks fast at the start and after a tempo change, stops in silence, and keeps its
+belief through a reload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tonegraph.engine.ports import AudioBlock
+from tonegraph.nodes.audio.beats import BeatTracker
+from tonegraph.nodes.audio.synth import render_groove
+from tonegraph.nodes.audio.tempo import Tempo
+
+from ..conftest import NodeDriver
+from .test_audio import Collect, run_patch
+
+SR = 44100
+
+
+@pytest.fixture(scope="module")
+def reg():
+    from tonegraph.engine.registry import default_registry
+
+    r = default_registry(plugins=False)
+    r.add(Collect, __name__)
+    return r
+
+
+def lock(ref: np.ndarray, est: np.ndarray, run: int = 4, window: float = 0.07) -> int | None:
+    """Annotated beats that pass before ``run`` in a row each have a beat within ``window``."""
+    hit = [len(est) > 0 and float(np.min(np.abs(est - r))) <= window for r in ref]
+    return next((i for i in range(len(ref) - run + 1) if all(hit[i:i + run])), None)
+
+
+def two_tempi(first: float, then: float, bars: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    a, _, beats_a = render_groove(SR, first, bars, seed=1)
+    b, _, beats_b = render_groove(SR, then, bars, seed=2)
+    cut = len(a) / SR
+    return (np.concatenate([a, b]).astype(np.float32), np.array(beats_a),
+            np.array(beats_b) + cut, cut)
+
+
+def node_beats(x: np.ndarray, hop: int = 512, node: NodeDriver | None = None) -> tuple[list, list]:
+    """Feed ``x`` hop by hop through an audio.tempo node; its beat times and confidences."""
+    d = node or tempo_node(hop)
+    beats, conf = [], []
+    for i in range(len(x) // hop):
+        block = x[i * hop:(i + 1) * hop]
+        out = d.tick(audio=AudioBlock(block[:, None], d.t, SR, block))
+        beats += [e.t for e in out["beat"]]
+        conf.append(out["confidence"])
+    return beats, conf
+
+
+def tempo_node(hop: int = 512) -> NodeDriver:
+    d = NodeDriver(Tempo, {}, wired=["audio"], fps=SR / hop)
+    d.node.ctx.hop = hop
+    d.node.configure()
+    return d
+
+
+def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path):
+    x, _, beats = render_groove(SR, 120.0, 8, seed=3)
+    path = tmp_path / "groove.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    whole = BeatTracker(SR)
+    want = np.array(whole.push(x.astype(np.float32)), dtype=float) / whole.fps
+    assert lock(np.array(beats), want) == 0
+    for hop in (256, 1024):
+        rt = run_patch(write_patch, reg, f"""
+            patch: {{samplerate: {SR}, hop: {hop}}}
+            nodes:
+              f: {{type: audio.file, params: {{path: "{path}", loop: false}}}}
+              t: {{type: audio.tempo, in: {{audio: f}}}}
+              c: {{type: test.collect, in: {{beat: t.beat, bpm: t.bpm, phase: t.phase}}}}
+            """)
+        rows = rt.runner.nodes["c"].rows
+        got = [e.t for evs in rows["beat"] for e in evs]
+        assert got == pytest.approx(list(want), abs=1e-6), hop
+        assert np.median(rows["bpm"][-50:]) == pytest.approx(120.0, rel=0.02)
+        phase = np.array(rows["phase"])
+        assert phase.min() >= 0.0 and phase.max() < 1.0 and phase.max() > 0.9
+
+
+@pytest.mark.parametrize("first,then", [(120.0, 150.0), (170.0, 120.0), (90.0, 128.0)])
+def test_locks_within_four_beats_at_the_start_and_after_a_tempo_change(first, then):
+    x, before, after, cut = two_tempi(first, then)
+    beats, _ = node_beats(x)
+    est = np.array(beats)
+    assert lock(before, est) == 0
+    assert lock(after, est[est > cut - 0.05]) <= 4
+    d = tempo_node()
+    node_beats(x, node=d)
+    assert d.node.out["bpm"] == pytest.approx(then, rel=0.02)
+
+
+def test_silence_stops_the_beat_and_music_brings_it_back():
+    x, _, beats = render_groove(SR, 120.0, 4, seed=3)
+    gap = 5.0
+    x = np.concatenate([x, np.zeros(int(gap * SR)), x]).astype(np.float32)
+    end = len(x) / SR / 2 - gap / 2                         # where the first part stops
+    got, conf = node_beats(x)
+    got = np.array(got)
+    assert not np.any((got > end + 2.1) & (got < end + gap)), got
+    assert min(conf[int((end + 2.5) * SR / 512):int((end + gap) * SR / 512)]) == 0.0
+    again = np.array(beats) + end + gap
+    assert lock(again, got[got > end + gap - 0.05]) <= 4
+
+
+def test_a_reload_keeps_what_the_tracker_has_heard():
+    x, before, after, cut = two_tempi(120.0, 150.0)
+    hop = 512
+    whole, _ = node_beats(x)
+    first = tempo_node()
+    half = (len(x) // hop // 2) * hop
+    got, _ = node_beats(x[:half], node=first)
+    # The reload: a new node of the same settings takes over the old one's state.
+    second = tempo_node()
+    second.node.restore(first.node.state())
+    second.index = first.index
+    assert second.node.tracker is first.node.tracker
+    rest, _ = node_beats(x[half:], node=second)
+    assert got + rest == pytest.approx(whole, abs=1e-9)
+    # New settings that change the tracker start it afresh.
+    third = NodeDriver(Tempo, {"min_bpm": 80.0}, wired=["audio"], fps=SR / hop)
+    third.node.restore(first.node.state())
+    assert third.node.tracker is not first.node.tracker
+
+
+def test_a_tempo_range_too_narrow_for_a_beat_is_refused(write_patch, reg):
+    from tonegraph.engine.graph import load_graph
+
+    path = write_patch("""
+        nodes:
+          s: {type: audio.synth}
+          t: {type: audio.tempo, params: {min_bpm: 100, max_bpm: 120}, in: {audio: s}}
+        """)
+    _, errors = load_graph(path, reg)
+    assert any("max_bpm 120 must be at least 1.5x min_bpm 100" in str(e) for e in errors), errors
