@@ -44,9 +44,12 @@ def readme_commands() -> list[str]:
 
 def run_as_pasted(command: str, cwd: Path, env: dict) -> tuple[int, str, bool]:
     """(exit code, stderr and stdout, whether it was stopped with Ctrl-C)."""
+    # Ctrl-C as a terminal delivers it: SIGINT at its default even when the suite was
+    # started in the background, whose children inherit it ignored.
     proc = subprocess.Popen(["bash", "-c", f"exec {command}"], cwd=cwd, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     long = command.startswith(LONG) and "--duration" not in command
     try:
         out, _ = proc.communicate(timeout=STARTED if long else FINITE)
