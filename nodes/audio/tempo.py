@@ -5,7 +5,14 @@ Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral fl
 both on annotated recordings; the README has the table.
 
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
-to the music; between detected beats it runs on at the current tempo.  Tapping
+to the music; between detected beats it runs on at the current tempo.
+
+Bars are counted, not detected: every ``beats_per_bar`` beats one is a ``downbeat``,
+and a tap on ``one`` (a button on a controller, a MIDI note) says which: the beat it
+falls nearest is the bar's first.  Until then the first beat heard is.  (Downbeats
+found from the sound alone, from low hits, backbeats and harmony changes, placed "one"
+right on the project's own grooves but on 0.2-0.6 of the bars of real MIDI renders,
+below what counting from a tapped "one" gives.)  Tapping
 (``tap`` events) or a ``bpm`` input above zero overrides the tracker: beats then come
 from an internal clock at that tempo, aligned to the last tap.
 """
@@ -38,6 +45,9 @@ class Tempo(Analyzer):
                             min=20.0, max=400.0, restart=True),
         "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
                             min=20.0, max=400.0, restart=True),
+        "early": P.boolean(True, "dbn: report a beat when the tracker expects it, as its sound "
+                                 "arrives, rather than once the sound is analysed (about 30 ms "
+                                 "later); a cold start still waits to hear its beats."),
         "method": P.choice("complex", ("specdiff", "hfc", "complex", "energy", "specflux",
                                         "kl", "mkl", "phase"),
                            "Onset function aubio's tracker follows.", restart=True),
@@ -49,12 +59,15 @@ class Tempo(Analyzer):
                             unit="dB", min=-120.0, max=0.0),
         "tap_hold": P.number(30.0, "How long tapped tempo overrides the tracker after the last tap.",
                              unit="s", min=0.0),
+        "beats_per_bar": P.integer(4, "Beats in a bar, for downbeat, bar_beat and bar_phase.",
+                                   min=1, max=32),
         "recent": RECENT,
     }
     inputs = {
         **Analyzer.inputs,
         "tap": ports.event("Tap tempo: two or more taps set the tempo and the beat."),
         "bpm": ports.number("Tempo override while above 0."),
+        "one": ports.event("The bar's first beat: the beat nearest a tap here becomes beat 1."),
     }
     outputs = {
         "beat": ports.event("A beat, at its media time; strength 0..1: the sound's level then "
@@ -62,6 +75,9 @@ class Tempo(Analyzer):
         "bpm": ports.number("Current tempo [BPM]."),
         "confidence": ports.number("The tracker's confidence, 0..1 (1 when overridden)."),
         "phase": ports.number("Position between beats, 0..1."),
+        "downbeat": ports.event("The first beat of each bar (the same event as its beat)."),
+        "bar_beat": ports.number("The last beat's place in its bar, 1..beats_per_bar (0 before any)."),
+        "bar_phase": ports.number("Position in the bar, 0..1: (bar_beat - 1 + phase) / beats_per_bar."),
     }
 
     @classmethod
@@ -84,6 +100,8 @@ class Tempo(Analyzer):
         self.period = 0.5
         self.taps: list[float] = []
         self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
+        self.counted = 0                 # beats counted since the last "one"
+        self.last_counted: float | None = None
 
     def params_changed(self, changed: set[str]) -> None:
         if self.det is not None:
@@ -106,8 +124,11 @@ class Tempo(Analyzer):
     def process(self, tick: Tick) -> None:
         sr = self.ctx.samplerate
         x = self.samples(tick)
+        until = None
         if self.tracker is not None:
-            found = self.tracker.push(x)
+            if self.p.early:
+                until = (self.fed + len(x)) / sr * self.tracker.fps
+            found = self.tracker.push(x, until)
         else:
             found = [self.det.get_last()] if self.det(x)[0] else []
         level = self.scale(rms(x))
@@ -154,14 +175,41 @@ class Tempo(Analyzer):
                 out["confidence"] = float(self.det.get_confidence())
         out["bpm"] = 60.0 / self.period if self.period > 0 else 0.0
         if manual is None and self.tracker is not None:
-            out["phase"] = self.tracker.phase
+            # Early beats leave as their sound arrives; the phase keeps time with them.
+            tr = self.tracker
+            out["phase"] = tr.phase_at(until) if until is not None else tr.phase
         elif self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
+        self._count_bars(out)
         self.fed += self.ctx.hop
+
+    def _count_bars(self, out: dict) -> None:
+        """Beats and taps on ``one`` in time order: a tap within half a beat after a beat
+        makes that beat "one" (it has gone out already; the count follows it from now
+        on), otherwise the next beat will be."""
+        n = self.p.beats_per_bar
+        marks = sorted([(b.t, 0, b) for b in out["beat"]] + [(e.t, 1, e) for e in self.inp["one"]],
+                       key=lambda m: (m[0], m[1]))
+        downs = []
+        for t, is_one, ev in marks:
+            if is_one:
+                near = self.last_counted is not None and t - self.last_counted < 0.5 * self.period
+                self.counted = 1 if near else 0
+            else:
+                if self.counted % n == 0:
+                    downs.append(ev)
+                self.counted += 1
+                self.last_counted = t
+        if downs:
+            out["downbeat"] = tuple(downs)
+        place = (self.counted - 1) % n + 1 if self.last_counted is not None else 0
+        out["bar_beat"] = float(place)
+        out["bar_phase"] = (place - 1 + out["phase"]) / n if place else 0.0
 
     def state(self) -> dict:
         return {"last_beat": self.last_beat, "period": self.period, "taps": list(self.taps),
-                "tracker": self.tracker, "fed": self.fed}
+                "tracker": self.tracker, "fed": self.fed, "counted": self.counted,
+                "last_counted": self.last_counted}
 
     def restore(self, state: dict) -> None:
         # A reload that keeps the tracker's settings keeps what it has heard (its belief
@@ -172,5 +220,7 @@ class Tempo(Analyzer):
             self.tracker = old
             self.fed = state.get("fed", 0)     # its frames count from its own start
         self.last_beat = state.get("last_beat")
+        self.counted = state.get("counted", 0)
+        self.last_counted = state.get("last_counted")
         self.period = state.get("period", self.period)
         self.taps = list(state.get("taps", []))

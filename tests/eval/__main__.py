@@ -15,8 +15,12 @@ singing; see ``mir.kind_of``):
   on; the node's defaults are the best family's setting chosen on every kind.
 
 Onsets: F-measure with a 50 ms window (annotated hits closer than 30 ms merged).
-Beats: mir_eval's F-measure (70 ms), CMLt and AMLt, untrimmed.  Latency: detected
-minus annotated time of every matched event (mean and spread), over all clips.
+Beats: mir_eval's F-measure (70 ms), CMLt and AMLt, untrimmed, for audio.tempo's dbn
+tracker (early beats on and off), aubio's tracker through the node, and aubio's
+defaults; beats until each tracker holds from a cold start and after hard cuts between
+recordings of different tempi (``mir.spliced``).  Latency: detected minus annotated
+time of every matched event (mean and spread), over all clips, and the live delay from
+a hop's arrival to the event leaving the node.
 
 ``python -m tests.eval --quick`` scores a smaller grid.
 """
@@ -223,9 +227,12 @@ def evaluate(quick: bool = False) -> int:
     beat_clips = [c for c in clips if c.beats is not None]
     bkinds = [c.kind for c in beat_clips]
     aubio_p = tempo_p | {"tracker": "aubio"}
-    trackers = {"tonegraph": ours_beats, "aubio, tonegraph's settings": {}, "aubio defaults": {}}
+    heard_p = tempo_p | {"early": False}
+    trackers = {"tonegraph": ours_beats, "tonegraph, early off": {}, "aubio, tonegraph's settings": {},
+                "aubio defaults": {}}
     for c in beat_clips:
         x, sr = mir.load_mono(c.audio)
+        trackers["tonegraph, early off"][c.name] = mir.engine_events(c, sr, onset_p, heard_p)[1]
         trackers["aubio, tonegraph's settings"][c.name] = mir.engine_events(c, sr, onset_p, aubio_p)[1]
         trackers["aubio defaults"][c.name] = mir.aubio_beats(x, sr, None)
     scores = {name: np.array([mir.beat_scores(c.beats, est[c.name]) for c in beat_clips])
@@ -234,10 +241,10 @@ def evaluate(quick: bool = False) -> int:
     bcounts = {k: bkinds.count(k) for k in set(bkinds)}
     rows = [[k, bcounts.get(k, len(bkinds) if k == "all clips" else len(bcounts)),
              *(f3(c[k]) for c in cols)] for k in cols[0]]
-    short = {"tonegraph": "tonegraph", "aubio, tonegraph's settings": "aubio ours",
-             "aubio defaults": "aubio defaults"}
+    short = {"tonegraph": "tonegraph", "tonegraph, early off": "early off",
+             "aubio, tonegraph's settings": "aubio ours", "aubio defaults": "aubio defaults"}
     table(f"Beats, mean over clips (mir_eval, 70 ms, untrimmed); tonegraph is the {tempo_p['tracker']} "
-          f"tracker, 'aubio ours' aubio's tracker with the node's settings",
+          f"tracker (early {tempo_p['early']}), 'aubio ours' aubio's tracker with the node's settings",
           ["kind", "clips", *(h for name in trackers for h in (f"{short[name]} F", "CMLt", "AMLt"))], rows)
 
     def lock_row(name: str, got: list) -> list:
@@ -256,7 +263,8 @@ def evaluate(quick: bool = False) -> int:
             path = Path(d) / "splice.wav"
             sf.write(path, x, sr, subtype="FLOAT")
             clip = mir.Clip("splice", name, path, None, ref)
-            for tracker, params in (("tonegraph", tempo_p), ("aubio, tonegraph's settings", aubio_p)):
+            for tracker, params in (("tonegraph", tempo_p), ("tonegraph, early off", heard_p),
+                                    ("aubio, tonegraph's settings", aubio_p)):
                 est = mir.engine_events(clip, sr, onset_p, params)[1]
                 after[tracker].append(mir.lock(ref, est[est > cut - 0.05]))
             est = mir.aubio_beats(x, sr, None)
@@ -265,6 +273,17 @@ def evaluate(quick: bool = False) -> int:
           f"from one recording into another of a different tempo (12 s, then 16 s)",
           ["tracker", "cuts where it holds", "median beats", "90th percentile", "worst"],
           [lock_row(name, got) for name, got in after.items()])
+    live_beats = {"tonegraph": tempo_p, "tonegraph, early off": heard_p,
+                  "aubio, tonegraph's settings": aubio_p}
+    delays = {name: [] for name in live_beats}
+    for c in beat_clips:
+        x, sr = mir.load_mono(c.audio)
+        for name, params in live_beats.items():
+            delays[name].append(mir.live_delays(c, x, sr, params, beats=True))
+    table(f"Live delay of beats: from the hop holding a beat's sound reaching the engine to "
+          f"its event leaving the node, hop {mir.HOP} samples [ms]",
+          ["tracker", "beats matched", "mean", "spread (sd)", "median"],
+          [latency_row(name, np.concatenate(d)) for name, d in delays.items()])
     table("Beat latency: detected minus annotated time of matched beats [ms]",
           ["tracker", "beats matched", "mean", "spread (sd)", "median"],
           [latency_row(name, np.concatenate([mir.offsets(c.beats, est[c.name], 0.07) for c in beat_clips]))

@@ -176,19 +176,23 @@ def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi
     return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])
 
 
-def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP) -> np.ndarray:
-    """How long after its sound reaches the engine each matched onset is out [s], as in
-    a live run at ``hop``: an onset's sound arrives with the hop that holds its
-    annotated time; the event leaves when the node's work on a later hop is done.  The
-    delay is the hops between the two plus the node's own time on the hop that emits it
-    (measured)."""
+def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP,
+                beats: bool = False) -> np.ndarray:
+    """How long after its sound reaches the engine each matched onset (or with ``beats``
+    each matched beat, from audio.tempo) is out [s], as in a live run at ``hop``: the
+    sound arrives with the hop that holds its annotated time; the event leaves when the
+    node's work on a later hop is done.  The delay is the hops between the two plus the
+    node's own time on the hop that emits it (measured); a beat the tracker expects
+    before its sound is heard can leave early (a negative delay)."""
     import time
 
     from tonegraph.engine.node import Context, Tick
     from tonegraph.engine.ports import AudioBlock, PortType
     from tonegraph.nodes.audio.onset import Onset
+    from tonegraph.nodes.audio.tempo import Tempo
 
-    cls = Onset
+    cls, port, ref, window = ((Tempo, "beat", clip.beats, 0.07) if beats
+                              else (Onset, "onset", clip.onsets, 0.05))
     node = cls("o", {k: cls.params[k].coerce(v, k) for k, v in params.items()},
                Context(samplerate=sr, hop=hop, offline=True), {"audio": PortType.AUDIO})
     node.configure()
@@ -196,18 +200,18 @@ def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP
     for i, h in enumerate(hops_of(x, hop)):
         t = i * hop / sr
         node.inp["audio"] = AudioBlock(h[:, None], t, sr, h)
-        node.out["onset"] = ()
+        node.out[port] = ()
         t0 = time.perf_counter()
         node.process(Tick(t, hop / sr, i))
         work = time.perf_counter() - t0
-        for ev in node.out["onset"]:
+        for ev in node.out[port]:
             emitted.append((ev.t, (i + 1) * hop / sr + work))
-    if not emitted or clip.onsets is None:
+    if not emitted or ref is None:
         return np.zeros(0)
     est = np.array([e[0] for e in emitted])
-    pairs = mir_eval.util.match_events(clip.onsets, est, 0.05)
+    pairs = mir_eval.util.match_events(ref, est, window)
     arrive = lambda t: (np.floor(t * sr / hop) + 1) * hop / sr  # noqa: E731 - end of its hop
-    return np.array([emitted[j][1] - arrive(clip.onsets[i]) for i, j in pairs])
+    return np.array([emitted[j][1] - arrive(ref[i]) for i, j in pairs])
 
 
 def hops_of(x: np.ndarray, hop: int = HOP) -> Iterator[np.ndarray]:

@@ -42,20 +42,25 @@ def two_tempi(first: float, then: float, bars: int = 8) -> tuple[np.ndarray, np.
             np.array(beats_b) + cut, cut)
 
 
-def node_beats(x: np.ndarray, hop: int = 512, node: NodeDriver | None = None) -> tuple[list, list]:
-    """Feed ``x`` hop by hop through an audio.tempo node; its beat times and confidences."""
+def node_beats(x: np.ndarray, hop: int = 512, node: NodeDriver | None = None,
+               ticks: list | None = None) -> tuple[list, list]:
+    """Feed ``x`` hop by hop through an audio.tempo node; its beat times and confidences
+    (and in ``ticks`` the start of the hop each beat left in)."""
     d = node or tempo_node(hop)
     beats, conf = [], []
     for i in range(len(x) // hop):
         block = x[i * hop:(i + 1) * hop]
-        out = d.tick(audio=AudioBlock(block[:, None], d.t, SR, block))
+        t = d.t + d.period                     # this tick's time
+        out = d.tick(audio=AudioBlock(block[:, None], t, SR, block))
         beats += [e.t for e in out["beat"]]
+        if ticks is not None:
+            ticks += [t for _ in out["beat"]]
         conf.append(out["confidence"])
     return beats, conf
 
 
-def tempo_node(hop: int = 512) -> NodeDriver:
-    d = NodeDriver(Tempo, {}, wired=["audio"], fps=SR / hop)
+def tempo_node(hop: int = 512, **params) -> NodeDriver:
+    d = NodeDriver(Tempo, params, wired=["audio"], fps=SR / hop)
     d.node.ctx.hop = hop
     d.node.configure()
     return d
@@ -73,7 +78,7 @@ def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path):
             patch: {{samplerate: {SR}, hop: {hop}}}
             nodes:
               f: {{type: audio.file, params: {{path: "{path}", loop: false}}}}
-              t: {{type: audio.tempo, in: {{audio: f}}}}
+              t: {{type: audio.tempo, params: {{early: false}}, in: {{audio: f}}}}
               c: {{type: test.collect, in: {{beat: t.beat, bpm: t.bpm, phase: t.phase}}}}
             """)
         rows = rt.runner.nodes["c"].rows
@@ -86,11 +91,14 @@ def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path):
 
 @pytest.mark.parametrize("first,then", [(120.0, 150.0), (170.0, 120.0), (90.0, 128.0)])
 def test_locks_within_four_beats_at_the_start_and_after_a_tempo_change(first, then):
+    """Beats reported once heard hold within 4 beats of a change; reported early (the
+    default), the old tempo's expected beats cost up to one more."""
     x, before, after, cut = two_tempi(first, then)
-    beats, _ = node_beats(x)
-    est = np.array(beats)
-    assert lock(before, est) == 0
-    assert lock(after, est[est > cut - 0.05]) <= 4
+    for early, most in ((False, 4), (True, 5)):
+        beats, _ = node_beats(x, node=tempo_node(early=early))
+        est = np.array(beats)
+        assert lock(before, est) == 0
+        assert lock(after, est[est > cut - 0.05]) <= most, early
     d = tempo_node()
     node_beats(x, node=d)
     assert d.node.out["bpm"] == pytest.approx(then, rel=0.02)
@@ -114,7 +122,7 @@ def test_a_reload_keeps_what_the_tracker_has_heard():
     hop = 512
     whole, _ = node_beats(x)
     first = tempo_node()
-    half = (len(x) // hop // 2) * hop
+    half = (len(x) // hop // 2) * hop + 17 * hop
     got, _ = node_beats(x[:half], node=first)
     # The reload: a new node of the same settings takes over the old one's state.
     second = tempo_node()
@@ -129,6 +137,34 @@ def test_a_reload_keeps_what_the_tracker_has_heard():
     assert third.node.tracker is not first.node.tracker
 
 
+def test_early_beats_leave_as_their_sound_arrives():
+    """Once locked, a beat leaves in the hop its sound arrives in (early, the default),
+    close to where the tracker places it once heard, which is a few hops later."""
+    x, _, beats = render_groove(SR, 120.0, 8, seed=3)
+    x = x.astype(np.float32)
+    hop = 512
+    sent = []
+    early, _ = node_beats(x, ticks=sent)
+    heard_at = []
+    late, _ = node_beats(x, node=tempo_node(early=False), ticks=heard_at)
+    early, late, sent, heard_at = map(np.array, (early, late, sent, heard_at))
+    locked = early > 3.0
+    assert np.all(early[locked] - sent[locked] < hop / SR)           # out in its own hop
+    assert np.all(early[locked] >= sent[locked] - 1e-9)
+    lag = heard_at[late > 3.0] - late[late > 3.0]
+    assert np.median(lag) > 0.02                                      # heard ~30 ms later
+    # The same beats: each one heard has an early one within 25 ms, most within 10 ms.
+    gaps = np.array([np.min(np.abs(early - t)) for t in late[late > 3.0]])
+    assert gaps.max() < 0.025 and np.median(gaps) <= 0.0101, gaps
+    assert mir_f(np.array(beats), early) > 0.95
+
+
+def mir_f(ref: np.ndarray, est: np.ndarray) -> float:
+    import mir_eval
+
+    return mir_eval.beat.f_measure(ref, est, 0.07)
+
+
 def test_a_tempo_range_too_narrow_for_a_beat_is_refused(write_patch, reg):
     from tonegraph.engine.graph import load_graph
 
@@ -139,3 +175,63 @@ def test_a_tempo_range_too_narrow_for_a_beat_is_refused(write_patch, reg):
         """)
     _, errors = load_graph(path, reg)
     assert any("max_bpm 120 must be at least 1.5x min_bpm 100" in str(e) for e in errors), errors
+
+
+def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
+    from tonegraph.engine.ports import Event
+
+    x, _, _ = render_groove(SR, 120.0, 8, seed=3)
+    x = x.astype(np.float32)
+    hop = 512
+
+    def run(taps: tuple = (), per_bar: int = 4):
+        d = NodeDriver(Tempo, {"beats_per_bar": per_bar}, wired=["audio", "one"], fps=SR / hop)
+        d.node.ctx.hop = hop
+        d.node.configure()
+        beats, downs, places, bar_phase = [], [], [], []
+        for i in range(len(x) // hop):
+            block = x[i * hop:(i + 1) * hop]
+            t = d.t + d.period
+            ones = tuple(Event(s) for s in taps if t <= s < t + hop / SR)
+            out = d.tick(audio=AudioBlock(block[:, None], t, SR, block), one=ones)
+            beats += [e.t for e in out["beat"]]
+            downs += [e.t for e in out["downbeat"]]
+            places.append(out["bar_beat"])
+            bar_phase.append(out["bar_phase"])
+        return np.array(beats), np.array(downs), places, np.array(bar_phase)
+
+    beats, downs, places, bar_phase = run()
+    assert list(downs) == list(beats[::4])               # counted from the first beat heard
+    assert set(places[200:]) == {1.0, 2.0, 3.0, 4.0}
+    assert 0.0 <= bar_phase.min() and bar_phase.max() < 1.0 and bar_phase[200:].max() > 0.9
+    # A tap 30 ms after the 7th beat: that beat was "one" (it went out already), so the
+    # next downbeat is four beats after it.
+    _, downs, _, _ = run(taps=(beats[6] + 0.03,))
+    assert list(downs[downs > beats[6]]) == list(beats[10::4])
+    # A tap 0.3 s after it (more than half a beat): the next beat is "one".
+    _, downs, _, _ = run(taps=(beats[6] + 0.3,))
+    assert list(downs[downs > beats[6]]) == list(beats[7::4])
+    _, downs, places, _ = run(per_bar=3)
+    assert list(downs) == list(beats[::3]) and set(places[200:]) == {1.0, 2.0, 3.0}
+
+
+def test_the_phase_wraps_with_the_early_beats():
+    """With early beats the phase is carried to the present: it wraps in the hop a beat
+    leaves in (so an LFO on the phase and a flash on the beat agree)."""
+    x, _, _ = render_groove(SR, 120.0, 8, seed=3)
+    x = x.astype(np.float32)
+    hop = 512
+    d = tempo_node()
+    wraps, sent = [], []
+    last = None
+    for i in range(len(x) // hop):
+        block = x[i * hop:(i + 1) * hop]
+        t = d.t + d.period
+        out = d.tick(audio=AudioBlock(block[:, None], t, SR, block))
+        if out["beat"] and t > 3.0:
+            sent.append(i)
+        if last is not None and out["phase"] < last - 0.5 and t > 3.0:
+            wraps.append(i)
+        last = out["phase"]
+    assert len(sent) > 20
+    assert all(min(abs(w - s) for w in wraps) <= 1 for s in sent), (sent, wraps)
