@@ -138,6 +138,7 @@ class Preset(Shader):
                                 "used instead of the preset's 'update'."),
         "size": Shader.params["size"],
         "pulse_decay": Shader.params["pulse_decay"],
+        "strengths": Shader.params["strengths"],
     }
     inputs = {
         **Shader.inputs,

@@ -15,8 +15,9 @@ Uniforms the shader declares are filled when the names match:
 for feedback), ``spectrum`` and ``waveform`` (sampler2D, 1 pixel high, value in red:
 the ``spectrum`` input's vector and the ``waveform`` input's latest samples), and any
 wired input by its own name: a number as ``float``, a vector as ``vec2``/``vec3``/
-``vec4`` (or ``float name[N]``), an event as a ``float`` pulse that jumps to 1 and
-decays over ``pulse_decay``, an image as a ``sampler2D`` (and its size in pixels as
+``vec4`` (or ``float name[N]``), an event as a ``float`` pulse that jumps to 1 (or,
+with ``strengths`` above 0, toward the event's own 0..1 strength, so a soft hit
+pulses less than a loud one) and decays over ``pulse_decay``, an image as a ``sampler2D`` (and its size in pixels as
 ``vec2 <name>_size``, so a shader can keep the image's aspect: fill or fit the frame,
 never stretch it).
 
@@ -140,6 +141,8 @@ class Shader(GLNode):
         "source": P.text("", "Inline GLSL, when no path is given."),
         "size": CANVAS_SIZE,
         "pulse_decay": P.number(0.25, "Time for an event's pulse to fade.", unit="s", min=0.001),
+        "strengths": P.number(0.0, "How far an event's strength sets its pulse: 0, every event "
+                                   "jumps to 1; 1, to its strength (0..1).", min=0.0, max=1.0),
         "sprites": P.integer(64, "How many sprites a shader with a sprite() function draws.",
                              min=0, max=1_000_000),
     }
@@ -256,9 +259,14 @@ class Shader(GLNode):
         self._size_targets()
         inp = self.inp
         decay = math.exp(-tick.dt / self.p.pulse_decay) if tick.dt > 0 else 1.0
+        k = self.p.strengths
         for name, typ in self.wired.items():
             if typ == PortType.EVENT:
-                self.pulses[name] = 1.0 if inp[name] else self.pulses.get(name, 0.0) * decay
+                held = self.pulses.get(name, 0.0) * decay
+                if inp[name]:
+                    top = max(min(max(e.value, 0.0), 1.0) for e in inp[name])
+                    held = max(held, 1.0 - k + k * top) if k > 0 else 1.0
+                self.pulses[name] = held
         prev, target = self.targets
         if self.program is None:
             target.draw(self.black, lambda prog: None)

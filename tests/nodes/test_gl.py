@@ -157,6 +157,40 @@ def test_event_pulse_jumps_and_decays(registry, write_patch):
     assert red[k + 15] < 5
 
 
+def test_event_strengths_set_the_pulse_height(write_patch):
+    """strengths 1: a soft event (0.3) pulses to 0.3 and a loud one (1.0) to 1; strengths
+    0.5 halfway; 0: every event to 1."""
+    from tonegraph.engine import ports
+    from tonegraph.engine.node import Node
+    from tonegraph.engine.ports import Event
+    from tonegraph.engine.registry import default_registry
+
+    class Hits(Node):
+        type_name = "test.hits"
+        outputs = {"out": ports.event()}
+
+        def process(self, tick):
+            self.out["out"] = tuple(Event(t, v) for t, v in ((0.5, 0.3), (1.5, 1.0))
+                                    if tick.t <= t < tick.t + tick.dt)
+
+    reg = default_registry(plugins=False)
+    reg.add(Hits, __name__)
+    src = '"uniform float hit; void mainImage(out vec4 c, in vec2 f) { c = vec4(hit, 0.0, 0.0, 1.0); }"'
+    peaks = {}
+    for k in (0.0, 0.5, 1.0):
+        path = patch(write_patch, f"""\
+  h:   {{type: test.hits}}
+  sh:  {{type: gl.shader, params: {{source: {src}, pulse_decay: 0.05, strengths: {k}}}, in: {{hit: h}}}}
+""", fps=30)
+        frames, rt = frames_of(path, reg, duration=2.0)
+        assert rt.report.faults == 0
+        red = np.array([f[16, 32, 0] for f in frames], dtype=float)
+        peaks[k] = (red[:30].max(), red[30:].max())
+    assert peaks[0.0][0] >= 250 and peaks[0.0][1] >= 250
+    assert abs(peaks[1.0][0] - 0.3 * 255) <= 3 and peaks[1.0][1] >= 250
+    assert abs(peaks[0.5][0] - 0.65 * 255) <= 3 and peaks[0.5][1] >= 250
+
+
 def test_feedback_reads_the_previous_frame(registry, write_patch):
     src = ('"uniform sampler2D prev; void mainImage(out vec4 c, in vec2 f) '
            '{ c = texture(prev, f / iResolution.xy) + vec4(4.0 / 255.0, 0.0, 0.0, 1.0); }"')
