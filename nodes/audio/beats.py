@@ -126,9 +126,9 @@ class Flux:
         out = []
         for mag in self.front.push(samples):
             level = np.log1p(GAMMA * mag.astype(np.float64))
-            widened = np.maximum(np.maximum(level, np.roll(level, 1)), np.roll(level, -1))
-            widened[0] = max(level[0], level[1])
-            widened[-1] = max(level[-1], level[-2])
+            widened = level.copy()                 # each band at least its neighbours
+            np.maximum(widened[1:], level[:-1], out=widened[1:])
+            np.maximum(widened[:-1], level[1:], out=widened[:-1])
             rise = 0.0 if self.before is None else float(np.maximum(level - self.before, 0.0).sum())
             self.before = widened
             self.recent(rise)
