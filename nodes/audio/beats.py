@@ -74,6 +74,7 @@ class BarPointer:
         self.position = np.concatenate([np.arange(n) / n for n in iv])
         self.beat = np.concatenate([np.arange(n) < max(1.0, n / observation) for n in iv])
         self.beat_mask = self.beat.astype(np.float64)
+        self.log_interval = np.log(iv.astype(np.float64))[self.tempo]    # per state
         ratio = iv[None, :] / iv[:, None]
         t = np.exp(-transition * np.abs(ratio - 1.0))
         self.transition = t / t.sum(axis=1, keepdims=True)
@@ -102,8 +103,7 @@ class BarPointer:
     def confidence(self, state: int, tempo_tol: float = 0.04, phase_tol: float = 0.08) -> float:
         """The belief held by states that agree with ``state``: tempo within
         ``tempo_tol`` (relative) and position within ``phase_tol`` of a beat."""
-        iv = self.intervals
-        near = np.abs(np.log(iv[self.tempo] / iv[self.tempo[state]])) < tempo_tol
+        near = np.abs(self.log_interval - self.log_interval[state]) < tempo_tol
         d = np.abs(self.position - self.position[state])
         d = np.minimum(d, 1.0 - d)
         return float(self.forward[near & (d < phase_tol)].sum())
