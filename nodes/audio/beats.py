@@ -160,6 +160,8 @@ class BeatTracker:
         self.quiet = self.hold + 1       # frames of silence in a row (silent at the start)
         self.last_beat = -10**9          # frame of the last beat reported
         self.state = 0
+        #: The model's belief in its best state (0 in silence), as of the last frame.
+        self.confidence = 0.0
 
     def set_silence(self, db: float) -> None:
         self.silence = FULL_SCALE * 10 ** (db / 20.0)
@@ -170,10 +172,12 @@ class BeatTracker:
         at the frame it is expected, rather than when its sound has been analysed (the
         front end hears a frame about 30 ms after its sound arrives); the beat the model
         then finds there is not reported twice.  Only while the model is sure enough
-        (``confidence`` >= EARLY_CONFIDENCE): a cold start waits to hear its beats."""
+        (``confidence`` >= EARLY_CONFIDENCE): a cold start waits to hear its beats.
+        ``confidence`` is computed here once per push, for this and for the node."""
         beats: list[float] = []
         model = self.model
-        for activation, energy in self.flux.push(samples):
+        frames = self.flux.push(samples)
+        for activation, energy in frames:
             self.quiet = self.quiet + 1 if energy < self.silence else 0
             state = model.step(activation if self.quiet == 0 else 0.0)
             self.state = state
@@ -183,34 +187,24 @@ class BeatTracker:
                 beats.append(self.frame)
                 self.last_beat = self.frame
             self.frame += 1
-        if until is not None and self.quiet <= self.hold and self.frame:
-            state = self.state
-            interval = model.intervals[model.tempo[state]]
-            ahead = self.frame - 1 + interval * (1.0 - model.position[state])
-            if (ahead < until and ahead - self.last_beat > 0.6 * interval
-                    and self.confidence() >= EARLY_CONFIDENCE):
+        if frames:
+            self.confidence = model.confidence(self.state) if self.quiet <= self.hold else 0.0
+        if until is not None and self.confidence >= EARLY_CONFIDENCE:
+            interval = model.intervals[model.tempo[self.state]]
+            ahead = self.frame - 1 + interval * (1.0 - model.position[self.state])
+            if ahead < until and ahead - self.last_beat > 0.6 * interval:
                 beats.append(ahead)
                 self.last_beat = ahead
         return beats
-
-    def seconds(self, frame: float) -> float:
-        return frame / self.fps
 
     @property
     def bpm(self) -> float:
         return self.model.bpm(self.state)
 
-    @property
-    def phase(self) -> float:
-        """Where the most likely state is in its beat, 0..1, at the last frame heard."""
-        return float(self.model.position[self.state])
-
-    def phase_at(self, frame: float) -> float:
-        """The phase carried on at the current tempo to ``frame`` (the present, when the
-        front end has not heard it yet)."""
+    def phase_at(self, frame: float | None = None) -> float:
+        """Where the most likely state is in its beat, 0..1: at the last frame heard, or
+        carried on at the current tempo to ``frame`` (the present, which the front end
+        has not heard yet)."""
         model, state = self.model, self.state
-        interval = float(model.intervals[model.tempo[state]])
-        return float((model.position[state] + (frame - (self.frame - 1)) / interval) % 1.0)
-
-    def confidence(self) -> float:
-        return self.model.confidence(self.state) if self.quiet <= self.hold else 0.0
+        ahead = 0.0 if frame is None else frame - (self.frame - 1)
+        return float((model.position[state] + ahead / model.intervals[model.tempo[state]]) % 1.0)

@@ -87,13 +87,12 @@ class Onset(Analyzer):
     def setup(self) -> None:
         p = self.p
         self.learned = None
-        self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
         if p.method == "learned":
             self._setup_learned()
         else:
             self.det = make_onset(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
             self._descriptor = self.det.get_descriptor
-        self.params_changed({"threshold", "silence", "minioi", "whitening", "compression"})
+        self.params_changed({"threshold", "silence", "minioi", "whitening", "compression", "recent"})
         self.last = [0.0, 0.0, 0.0]       # the detection function's last three values
         self._rate = float(self.ctx.samplerate)
         self._hop = self.ctx.hop

@@ -95,11 +95,10 @@ class Tempo(Analyzer):
             self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
         else:
             self.tracker = BeatTracker(self.ctx.samplerate, p.min_bpm, p.max_bpm, p.silence)
-        self.params_changed({"threshold", "silence"})
+        self.params_changed({"threshold", "silence", "recent"})
         self.last_beat: float | None = None
         self.period = 0.5
         self.taps: list[float] = []
-        self.scale = Strength(p.recent, self.ctx.hop / self.ctx.samplerate)
         self.counted = 0                 # beats counted since the last "one"
         self.last_counted: float | None = None
 
@@ -167,7 +166,7 @@ class Tempo(Analyzer):
                 out["beat"] = beats
             if tr is not None:
                 self.period = 60.0 / tr.bpm
-                out["confidence"] = tr.confidence()
+                out["confidence"] = tr.confidence
             else:
                 period = self.det.get_period_s()
                 if period > 0:
@@ -177,7 +176,7 @@ class Tempo(Analyzer):
         if manual is None and self.tracker is not None:
             # Early beats leave as their sound arrives; the phase keeps time with them.
             tr = self.tracker
-            out["phase"] = tr.phase_at(until) if until is not None else tr.phase
+            out["phase"] = tr.phase_at(until)
         elif self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
         self._count_bars(out)
