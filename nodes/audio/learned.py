@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tonegraph.engine.files import written_whole
+
 #: The shipped weights.
 SHIPPED = Path(__file__).resolve().parents[1] / "ml" / "models" / "onsets.npz"
 
@@ -80,10 +82,9 @@ class Weights:
 
 def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
     """Write a weights file (arrays and a JSON config; no pickles)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, config=np.array(json.dumps(config)), **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
-    tmp.replace(path)
+    with written_whole(Path(path), ".part.npz") as tmp:
+        np.savez(tmp, config=np.array(json.dumps(config)),
+                 **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
 
 
 def _sigmoid(x):

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tonegraph.engine.files import written_whole
+
 from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 
 #: Raised whenever what a song's analysis gives changes, so older cache entries are not used.
@@ -83,10 +85,9 @@ class Cache:
 
     def put(self, key: str, song: dict) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = self.folder / f"{key}.tmp.npz"
-        np.savez(tmp, duration=song["duration"], starts=song["starts"], ends=song["ends"],
-                 features=song["features"])
-        os.replace(tmp, self.folder / f"{key}.npz")
+        with written_whole(self.folder / f"{key}.npz", ".part.npz") as tmp:
+            np.savez(tmp, duration=song["duration"], starts=song["starts"], ends=song["ends"],
+                     features=song["features"])
 
 
 @dataclass

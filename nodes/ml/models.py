@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tonegraph.engine.files import written_whole
+
 log = logging.getLogger("tonegraph.ml")
 
 FORMAT_VERSION = 1
@@ -144,10 +146,9 @@ def save(path: Path, kind: str, config: dict, module: nn.Module, extra: dict, ha
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save({"tonegraph": kind, "version": FORMAT_VERSION, "config": config,
-                "state": state, "extra": extra}, tmp)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        torch.save({"tonegraph": kind, "version": FORMAT_VERSION, "config": config,
+                    "state": state, "extra": extra}, tmp)
 
 
 def load(path: Path, kind: str) -> tuple[nn.Module, dict]:

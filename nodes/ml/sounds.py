@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tonegraph.engine.files import written_whole
 from tonegraph.nodes.audio.synth import Timbre, render_groove
 
 #: Share of each kind of clip, in the order drawn.
@@ -41,10 +42,9 @@ def make_sounds(folder: Path, count: int = 80, seed: int = 0, samplerate: int = 
         if kind != "quiet":
             x = x * 10 ** (rng.uniform(-30.0, 0.0) / 20) / max(float(np.abs(x).max()), 1e-9)
         # Written whole or not at all (a stopped run leaves no half file to train on).
-        path = folder / f"{kind}-{i:04d}.flac"
-        part = path.with_name(path.name + ".part")
-        sf.write(part, np.clip(x, -1, 1).astype(np.float32), samplerate, format="FLAC", subtype="PCM_24")
-        part.replace(path)
+        with written_whole(folder / f"{kind}-{i:04d}.flac") as part:
+            sf.write(part, np.clip(x, -1, 1).astype(np.float32), samplerate, format="FLAC",
+                     subtype="PCM_24")
         made[kind] += 1
     return made
 

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from tonegraph.engine.files import written_whole
+
 from . import models
 from .frontend import DEFAULT as FRONT_DEFAULT
 from .frontend import audio_files, file_frames, windows
@@ -82,9 +84,8 @@ def _plot(path: Path, series: dict[str, list[float]], xlabel: str, title: str) -
 
 def _save_checkpoint(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(data, tmp)
-    tmp.replace(path)
+    with written_whole(path) as tmp:
+        torch.save(data, tmp)
 
 
 def _load_checkpoint(path: Path, kind: str) -> dict:
@@ -407,10 +408,8 @@ def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int =
                 draw.ellipse((p[0] - r, p[1] - r, p[0] + r, p[1] + r), fill=palette[2])
         im = im.filter(ImageFilter.GaussianBlur(1.0)).resize((size, size), Image.LANCZOS)
         # Written whole or not at all (a stopped run leaves no half image to train on).
-        path = folder / f"squiggle-{i:05d}.png"
-        part = path.with_name(path.name + ".part")
-        im.save(part, format="PNG")
-        part.replace(path)
+        with written_whole(folder / f"squiggle-{i:05d}.png") as part:
+            im.save(part, format="PNG")
     return count
 
 
