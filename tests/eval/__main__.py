@@ -232,8 +232,8 @@ def evaluate(quick: bool = False) -> int:
                 "aubio defaults": {}}
     for c in beat_clips:
         x, sr = mir.load_mono(c.audio)
-        trackers["tonegraph, early off"][c.name] = mir.engine_events(c, sr, onset_p, heard_p)[1]
-        trackers["aubio, tonegraph's settings"][c.name] = mir.engine_events(c, sr, onset_p, aubio_p)[1]
+        trackers["tonegraph, early off"][c.name] = mir.engine_events(c, sr, None, heard_p)[1]
+        trackers["aubio, tonegraph's settings"][c.name] = mir.engine_events(c, sr, None, aubio_p)[1]
         trackers["aubio defaults"][c.name] = mir.aubio_beats(x, sr, None)
     scores = {name: np.array([mir.beat_scores(c.beats, est[c.name]) for c in beat_clips])
               for name, est in trackers.items()}
@@ -265,7 +265,7 @@ def evaluate(quick: bool = False) -> int:
             clip = mir.Clip("splice", name, path, None, ref)
             for tracker, params in (("tonegraph", tempo_p), ("tonegraph, early off", heard_p),
                                     ("aubio, tonegraph's settings", aubio_p)):
-                est = mir.engine_events(clip, sr, onset_p, params)[1]
+                est = mir.engine_events(clip, sr, None, params)[1]
                 after[tracker].append(mir.lock(ref, est[est > cut - 0.05]))
             est = mir.aubio_beats(x, sr, None)
             after["aubio defaults"].append(mir.lock(ref, est[est > cut - 0.05]))

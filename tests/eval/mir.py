@@ -97,7 +97,6 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 
 
 
-
 # -- aubio, offline --------------------------------------------------------------------
 
 def aubio_onsets(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
@@ -224,12 +223,17 @@ def hops_of(x: np.ndarray, hop: int = HOP) -> Iterator[np.ndarray]:
 
 # -- the engine, streaming -------------------------------------------------------------
 
-def engine_events(clip: Clip, sr: int, onset_params: dict, tempo_params: dict) -> tuple[np.ndarray, np.ndarray]:
-    """Run a real patch (audio.file -> audio.onset, audio.tempo -> io.record) offline."""
+def engine_events(clip: Clip, sr: int, onset_params: dict | None, tempo_params: dict
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Run a real patch (audio.file -> audio.onset, audio.tempo -> io.record) offline;
+    ``onset_params`` None leaves audio.onset out (no onsets: only the beats are wanted)."""
     def params(d: dict) -> str:
         return "{" + ", ".join(f"{k}: {json.dumps(v)}" for k, v in d.items()) + "}"
 
     reg = default_registry(plugins=False)
+    onsets = ("" if onset_params is None else
+              f"  o: {{type: audio.onset, params: {params(onset_params)}, in: {{audio: f}}}}\n")
+    wired = "" if onset_params is None else "onset: o, "
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "events.jsonl"
         patch = Path(d) / "eval.yaml"
@@ -237,10 +241,9 @@ def engine_events(clip: Clip, sr: int, onset_params: dict, tempo_params: dict) -
 patch: {{name: eval, fps: 30, samplerate: {sr}, hop: {HOP}}}
 nodes:
   f: {{type: audio.file, params: {{path: {json.dumps(str(clip.audio))}}}}}
-  o: {{type: audio.onset, params: {params(onset_params)}, in: {{audio: f}}}}
   b: {{type: audio.tempo, params: {params(tempo_params)}, in: {{audio: f}}}}
-  r: {{type: io.record, params: {{path: {json.dumps(str(out))}}}, in: {{onset: o, beat: b.beat}}}}
-""")
+  r: {{type: io.record, params: {{path: {json.dumps(str(out))}}}, in: {{{wired}beat: b.beat}}}}
+{onsets}""")
         graph, errors = load_graph(patch, reg)
         assert not errors, errors
         Runtime(graph, reg, offline=True).run()

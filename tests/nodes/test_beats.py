@@ -14,6 +14,7 @@ from tonegraph.nodes.audio.synth import render_groove
 from tonegraph.nodes.audio.tempo import Tempo
 
 from ..conftest import NodeDriver
+from ..eval.mir import beat_f, lock
 from .test_audio import Collect, run_patch
 
 SR = 44100
@@ -28,12 +29,6 @@ def reg():
     return r
 
 
-def lock(ref: np.ndarray, est: np.ndarray, run: int = 4, window: float = 0.07) -> int | None:
-    """Annotated beats that pass before ``run`` in a row each have a beat within ``window``."""
-    hit = [len(est) > 0 and float(np.min(np.abs(est - r))) <= window for r in ref]
-    return next((i for i in range(len(ref) - run + 1) if all(hit[i:i + run])), None)
-
-
 def two_tempi(first: float, then: float, bars: int = 8) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     a, _, beats_a = render_groove(SR, first, bars, seed=1)
     b, _, beats_b = render_groove(SR, then, bars, seed=2)
@@ -42,16 +37,24 @@ def two_tempi(first: float, then: float, bars: int = 8) -> tuple[np.ndarray, np.
             np.array(beats_b) + cut, cut)
 
 
-def node_beats(x: np.ndarray, hop: int = 512, node: NodeDriver | None = None,
-               ticks: list | None = None) -> tuple[list, list]:
-    """Feed ``x`` hop by hop through an audio.tempo node; its beat times and confidences
-    (and in ``ticks`` the start of the hop each beat left in)."""
-    d = node or tempo_node(hop)
-    beats, conf = [], []
+def feed(d: NodeDriver, x: np.ndarray, hop: int = 512, **per_tick) -> list[tuple[float, dict]]:
+    """Feed ``x`` hop by hop through the node; (the tick's time, its outputs) per hop.
+    ``per_tick``: other inputs, each a function of the tick's time and length."""
+    ticks = []
     for i in range(len(x) // hop):
         block = x[i * hop:(i + 1) * hop]
         t = d.t + d.period                     # this tick's time
-        out = d.tick(audio=AudioBlock(block[:, None], t, SR, block))
+        more = {name: f(t, hop / SR) for name, f in per_tick.items()}
+        ticks.append((t, dict(d.tick(audio=AudioBlock(block[:, None], t, SR, block), **more))))
+    return ticks
+
+
+def node_beats(x: np.ndarray, node: NodeDriver | None = None, ticks: list | None = None
+               ) -> tuple[list, list]:
+    """An audio.tempo node's beat times and confidences over ``x`` (and in ``ticks`` the
+    time of the hop each beat left in)."""
+    beats, conf = [], []
+    for t, out in feed(node or tempo_node(), x):
         beats += [e.t for e in out["beat"]]
         if ticks is not None:
             ticks += [t for _ in out["beat"]]
@@ -59,8 +62,8 @@ def node_beats(x: np.ndarray, hop: int = 512, node: NodeDriver | None = None,
     return beats, conf
 
 
-def tempo_node(hop: int = 512, **params) -> NodeDriver:
-    d = NodeDriver(Tempo, params, wired=["audio"], fps=SR / hop)
+def tempo_node(hop: int = 512, wired: tuple = ("audio",), **params) -> NodeDriver:
+    d = NodeDriver(Tempo, params, wired=list(wired), fps=SR / hop)
     d.node.ctx.hop = hop
     d.node.configure()
     return d
@@ -95,13 +98,12 @@ def test_locks_within_four_beats_at_the_start_and_after_a_tempo_change(first, th
     default), the old tempo's expected beats cost up to one more."""
     x, before, after, cut = two_tempi(first, then)
     for early, most in ((False, 4), (True, 5)):
-        beats, _ = node_beats(x, node=tempo_node(early=early))
+        d = tempo_node(early=early)
+        beats, _ = node_beats(x, node=d)
         est = np.array(beats)
         assert lock(before, est) == 0
         assert lock(after, est[est > cut - 0.05]) <= most, early
-    d = tempo_node()
-    node_beats(x, node=d)
-    assert d.node.out["bpm"] == pytest.approx(then, rel=0.02)
+        assert d.node.out["bpm"] == pytest.approx(then, rel=0.02)
 
 
 def test_silence_stops_the_beat_and_music_brings_it_back():
@@ -132,7 +134,7 @@ def test_a_reload_keeps_what_the_tracker_has_heard():
     rest, _ = node_beats(x[half:], node=second)
     assert got + rest == pytest.approx(whole, abs=1e-9)
     # New settings that change the tracker start it afresh.
-    third = NodeDriver(Tempo, {"min_bpm": 80.0}, wired=["audio"], fps=SR / hop)
+    third = tempo_node(min_bpm=80.0)
     third.node.restore(first.node.state())
     assert third.node.tracker is not first.node.tracker
 
@@ -156,13 +158,7 @@ def test_early_beats_leave_as_their_sound_arrives():
     # The same beats: each one heard has an early one within 25 ms, most within 10 ms.
     gaps = np.array([np.min(np.abs(early - t)) for t in late[late > 3.0]])
     assert gaps.max() < 0.025 and np.median(gaps) <= 0.0101, gaps
-    assert mir_f(np.array(beats), early) > 0.95
-
-
-def mir_f(ref: np.ndarray, est: np.ndarray) -> float:
-    import mir_eval
-
-    return mir_eval.beat.f_measure(ref, est, 0.07)
+    assert beat_f(np.array(beats), early) > 0.95
 
 
 def test_a_tempo_range_too_narrow_for_a_beat_is_refused(write_patch, reg):
@@ -185,20 +181,12 @@ def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
     hop = 512
 
     def run(taps: tuple = (), per_bar: int = 4):
-        d = NodeDriver(Tempo, {"beats_per_bar": per_bar}, wired=["audio", "one"], fps=SR / hop)
-        d.node.ctx.hop = hop
-        d.node.configure()
-        beats, downs, places, bar_phase = [], [], [], []
-        for i in range(len(x) // hop):
-            block = x[i * hop:(i + 1) * hop]
-            t = d.t + d.period
-            ones = tuple(Event(s) for s in taps if t <= s < t + hop / SR)
-            out = d.tick(audio=AudioBlock(block[:, None], t, SR, block), one=ones)
-            beats += [e.t for e in out["beat"]]
-            downs += [e.t for e in out["downbeat"]]
-            places.append(out["bar_beat"])
-            bar_phase.append(out["bar_phase"])
-        return np.array(beats), np.array(downs), places, np.array(bar_phase)
+        d = tempo_node(hop, ("audio", "one"), beats_per_bar=per_bar)
+        outs = [out for _, out in feed(d, x, hop, one=lambda t, dt: tuple(
+            Event(s) for s in taps if t <= s < t + dt))]
+        return (np.array([e.t for out in outs for e in out["beat"]]),
+                np.array([e.t for out in outs for e in out["downbeat"]]),
+                [out["bar_beat"] for out in outs], np.array([out["bar_phase"] for out in outs]))
 
     beats, downs, places, bar_phase = run()
     assert list(downs) == list(beats[::4])               # counted from the first beat heard
@@ -220,14 +208,9 @@ def test_the_phase_wraps_with_the_early_beats():
     leaves in (so an LFO on the phase and a flash on the beat agree)."""
     x, _, _ = render_groove(SR, 120.0, 8, seed=3)
     x = x.astype(np.float32)
-    hop = 512
-    d = tempo_node()
     wraps, sent = [], []
     last = None
-    for i in range(len(x) // hop):
-        block = x[i * hop:(i + 1) * hop]
-        t = d.t + d.period
-        out = d.tick(audio=AudioBlock(block[:, None], t, SR, block))
+    for i, (t, out) in enumerate(feed(tempo_node(), x)):
         if out["beat"] and t > 3.0:
             sent.append(i)
         if last is not None and out["phase"] < last - 0.5 and t > 3.0:
