@@ -12,7 +12,7 @@ state (the likeliest position of the tempo holding the most belief) entering its
 region is a beat: the model's sense of the tempo carries it
 through a bar without hits, and a new tempo takes over within a few beats.
 
-The front end hears a frame about 30 ms after its sound arrives (the resampler, the
+The front end hears a frame about 35 ms after its sound arrives (the resampler, the
 analysis window, the hop).  Once the model is sure of the tempo, a beat it expects
 before the end of the samples just pushed is reported then, at the frame it is
 expected (``push(..., until)``): it leaves as its sound arrives.
@@ -170,7 +170,7 @@ class BeatTracker:
         """The beats in ``samples``, as frame numbers.  With ``until`` (the frame number
         where the samples end), a beat the model expects before then is reported now,
         at the frame it is expected, rather than when its sound has been analysed (the
-        front end hears a frame about 30 ms after its sound arrives); the beat the model
+        front end hears a frame about 35 ms after its sound arrives); the beat the model
         then finds there is not reported twice.  Only while the model is sure enough
         (``confidence`` >= EARLY_CONFIDENCE): a cold start waits to hear its beats.
         ``confidence`` is computed here once per push, for this and for the node."""

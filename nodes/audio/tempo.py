@@ -46,7 +46,7 @@ class Tempo(Analyzer):
         "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
                             min=20.0, max=400.0, restart=True),
         "early": P.boolean(True, "dbn: report a beat when the tracker expects it, as its sound "
-                                 "arrives, rather than once the sound is analysed (about 30 ms "
+                                 "arrives, rather than once the sound is analysed (about 35 ms "
                                  "later); a cold start still waits to hear its beats."),
         "method": P.choice("complex", ("specdiff", "hfc", "complex", "energy", "specflux",
                                         "kl", "mkl", "phase"),
