@@ -187,8 +187,9 @@ class Tempo(Analyzer):
         makes that beat "one" (it has gone out already; the count follows it from now
         on), otherwise the next beat will be."""
         n = self.p.beats_per_bar
-        marks = sorted([(b.t, 0, b) for b in out["beat"]] + [(e.t, 1, e) for e in self.inp["one"]],
-                       key=lambda m: (m[0], m[1]))
+        beats, ones = out["beat"], self.inp["one"]
+        marks = (sorted([(b.t, 0, b) for b in beats] + [(e.t, 1, e) for e in ones],
+                        key=lambda m: (m[0], m[1])) if beats or ones else ())
         downs = []
         for t, is_one, ev in marks:
             if is_one:
