@@ -67,8 +67,9 @@ def add_parsers(sub, with_nodes_path) -> None:
     g.add_argument("--latent", type=whole(1, 4096), default=64, help="latent size (default 64)")
     g.add_argument("--ngf", type=whole(1, 1024), default=32, help="generator width (default 32)")
     g.add_argument("--ndf", type=whole(1, 1024), default=32, help="discriminator width (default 32)")
-    g.add_argument("--arch", choices=("upsample", "dcgan"), default="upsample",
-                   help="upsample + convolution (default; clean edges) or transposed convolutions")
+    g.add_argument("--arch", choices=("upsample", "palette", "dcgan"), default="upsample",
+                   help="upsample + convolution (default; clean edges), the same painting with a "
+                        "few colours per image (drawings, graphics), or transposed convolutions")
     g.add_argument("--ema", type=number(0, 0.99999), default=0.999,
                    help="save a moving average of the generator over the steps (0: the last step)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",

@@ -74,7 +74,11 @@ class Generator(nn.Module):
 
     ``arch`` ``dcgan``: transposed convolutions (the weights shipped before 0.3 use
     it); ``upsample``: nearest-neighbour upsampling then a 3x3 convolution at each
-    scale, which draws clean edges where transposed convolutions leave a checkerboard."""
+    scale, which draws clean edges where transposed convolutions leave a checkerboard;
+    ``palette``: the same, but the last layer chooses, per pixel, a mixture of
+    :attr:`COLOURS` colours that a small network picks from the latent for the whole
+    image, as a painter picks a palette and then paints with it: each image keeps a few
+    clean colours, and different latents get different palettes."""
 
     def __init__(self, latent: int, size: int, ngf: int, arch: str = "dcgan") -> None:
         super().__init__()
@@ -85,31 +89,67 @@ class Generator(nn.Module):
         for _ in range(n - 1):
             layers += _up(ch, ch // 2, arch) + [nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
-        if arch == "upsample":
+        self.palette = None
+        if arch in ("upsample", "palette"):
             layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, ch, 3, 1, 1, bias=False),
-                       nn.BatchNorm2d(ch), nn.ReLU(True), nn.Conv2d(ch, 3, 3, 1, 1), nn.Tanh()]
+                       nn.BatchNorm2d(ch), nn.ReLU(True)]
+            if arch == "upsample":
+                layers += [nn.Conv2d(ch, 3, 3, 1, 1), nn.Tanh()]
+            else:
+                layers += [nn.Conv2d(ch, self.COLOURS, 3, 1, 1)]
+                self.palette = nn.Sequential(nn.Linear(latent, 4 * latent), nn.ReLU(True),
+                                             nn.Linear(4 * latent, self.COLOURS * 3), nn.Tanh())
         else:
             layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.latent = latent
 
+    #: How many colours a ``palette`` generator paints with.
+    COLOURS = 8
+
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.net(z[:, :, None, None])
+        out = self.net(z[:, :, None, None])
+        if self.palette is None:
+            return out
+        colours = self.palette(z).view(len(z), self.COLOURS, 3)
+        return torch.einsum("nkhw,nkc->nchw", out.softmax(dim=1), colours)
 
 
 def _up(cin: int, cout: int, arch: str) -> list[nn.Module]:
-    if arch == "upsample":
+    if arch in ("upsample", "palette"):
         return [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(cin, cout, 3, 1, 1, bias=False)]
     if arch != "dcgan":
         raise ValueError(f"unknown generator arch {arch!r}")
     return [nn.ConvTranspose2d(cin, cout, 4, 2, 1, bias=False)]
 
 
+class MinibatchStd(nn.Module):
+    """One more channel: how much the images of a group (of ``group``) differ from each
+    other, averaged over features and places (ProGAN's minibatch standard deviation).
+    A discriminator that sees it can tell a batch of look-alikes from real variety, so
+    a generator that collapses to a few colours or shapes is caught."""
+
+    def __init__(self, group: int = 4) -> None:
+        super().__init__()
+        self.group = group
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = min(self.group, n)
+        while n % g:
+            g -= 1
+        y = x.reshape(g, n // g, c, h, w)
+        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt().mean(dim=(1, 2, 3))    # one per group
+        y = y.reshape(n // g, 1, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+
 class Discriminator(nn.Module):
     """An image to one logit (real or generated).  ``spectral``: spectral normalisation
-    on every layer instead of batch normalisation (steadier training, SN-GAN)."""
+    on every layer instead of batch normalisation (steadier training, SN-GAN);
+    ``mbstd``: a :class:`MinibatchStd` channel before the last layer."""
 
-    def __init__(self, size: int, ndf: int, spectral: bool = False) -> None:
+    def __init__(self, size: int, ndf: int, spectral: bool = False, mbstd: bool = False) -> None:
         super().__init__()
         sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
         n = _ups(size)
@@ -121,7 +161,9 @@ class Discriminator(nn.Module):
                 layers.append(nn.BatchNorm2d(ch * 2))
             layers.append(nn.LeakyReLU(0.2, True))
             ch *= 2
-        layers.append(sn(nn.Conv2d(ch, 1, 4, 1, 0, bias=False)))
+        if mbstd:
+            layers.append(MinibatchStd())
+        layers.append(sn(nn.Conv2d(ch + int(mbstd), 1, 4, 1, 0, bias=False)))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,8 @@ from . import models
 from .frontend import DEFAULT as FRONT_DEFAULT
 from .frontend import audio_files, file_frames, windows
 
+#: The discriminator a GAN checkpoint holds (one of another make cannot be resumed).
+CRITIC = "spectral+mbstd"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
 
 
@@ -237,9 +239,11 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
               checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
               arch: str = "upsample", ema: float = 0.999, device: str = "cpu") -> Report:
     """Train ml.gan's generator.  The generator upsamples and convolves (``arch``
-    ``upsample``; ``dcgan`` for transposed convolutions), the discriminator has spectral
-    normalisation, every batch is flipped and turned at random (strokes have no
-    up or left), and the weights saved are an exponential moving average of the
+    ``upsample``; ``palette`` paints each image with a few colours of its own;
+    ``dcgan`` for transposed convolutions), the discriminator has spectral
+    normalisation and sees how alike the images of a batch are (minibatch standard
+    deviation, so a generator that draws one look for every latent is caught), every
+    batch is flipped and turned at random (strokes have no up or left), and the weights saved are an exponential moving average of the
     generator's over the steps (``ema``; 0 saves the last step's), which draws cleaner
     than any single step.  ``device`` ``cuda`` (or ``auto`` on a machine with a GPU)
     trains there; random numbers are drawn on the CPU either way."""
@@ -257,7 +261,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     gen = _seed_everything(seed)
     config = {"latent": int(latent), "size": int(size), "ngf": int(ngf), "arch": arch}
     g = models.Generator(latent, size, ngf, arch)
-    d = models.Discriminator(size, ndf, spectral=True)
+    d = models.Discriminator(size, ndf, spectral=True, mbstd=True)
     _init_dcgan(g)
     _init_dcgan(d)
     g, d = g.to(dev), d.to(dev)
@@ -269,7 +273,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     start = 0
     if resume:
         ck = _load_checkpoint(checkpoint, "gan")
-        if ck["config"] != config or ck["ndf"] != ndf:
+        if ck["config"] != config or ck["ndf"] != ndf or ck.get("critic") != CRITIC:
             raise TrainError(f"--resume: {checkpoint} was made with other settings {ck['config']}")
         g.load_state_dict(ck["g"])
         g_ema.load_state_dict(ck["g_ema"])
@@ -282,7 +286,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     n = len(data)
 
     def save_checkpoint(step: int) -> None:
-        _save_checkpoint(checkpoint, {"checkpoint": "gan", "config": config, "ndf": ndf,
+        _save_checkpoint(checkpoint, {"checkpoint": "gan", "config": config, "ndf": ndf, "critic": CRITIC,
                                       "g": g.state_dict(), "g_ema": g_ema.state_dict(),
                                       "d": d.state_dict(), "opt_g": opt_g.state_dict(),
                                       "opt_d": opt_d.state_dict(), "rng": gen.get_state(),

@@ -92,6 +92,44 @@ def test_gan_training_is_deterministic_resumable_and_draws_samples(squiggles, tm
     assert 0.0 <= img.min() and img.max() <= 1.0
 
 
+def test_a_palette_gan_paints_each_image_with_its_own_few_colours(squiggles, tmp_path):
+    """``arch: palette`` trains, resumes and loads like the others; each image is mixed
+    per pixel from the palette its latent picked (every pixel inside the palette's
+    colours), and two latents pick different palettes."""
+    tiny_gan(squiggles, tmp_path / "a.pt", arch="palette")
+    tiny_gan(squiggles, tmp_path / "r.pt", arch="palette", steps=3)
+    tiny_gan(squiggles, tmp_path / "r.pt", arch="palette", steps=6, resume=True)
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "r.pt"))
+    g = models.load(tmp_path / "a.pt", torch.load(tmp_path / "a.pt", weights_only=True)["tonegraph"])[0].float()
+    z = torch.from_numpy(np.random.default_rng(0).standard_normal((2, 8)).astype(np.float32))
+    with torch.no_grad():
+        img, palette = g(z), g.palette(z).view(2, g.COLOURS, 3)
+    assert img.shape == (2, 3, 16, 16)
+    for im, colours in zip(img, palette):
+        lo, hi = colours.min(dim=0).values, colours.max(dim=0).values
+        assert ((im >= lo[:, None, None] - 1e-5) & (im <= hi[:, None, None] + 1e-5)).all()
+    assert (palette[0] - palette[1]).abs().max() > 1e-3
+    # A checkpoint of another make (no minibatch-std critic) is refused in one line.
+    ck = torch.load(tmp_path / "r.pt.ckpt", weights_only=False)
+    ck.pop("critic")
+    torch.save(ck, tmp_path / "r.pt.ckpt")
+    with pytest.raises(train.TrainError, match="other settings"):
+        tiny_gan(squiggles, tmp_path / "r.pt", arch="palette", steps=9, resume=True)
+
+
+def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
+    from tonegraph.nodes.ml.models import MinibatchStd
+
+    layer = MinibatchStd(group=4)
+    same_ = torch.ones(8, 5, 4, 4)
+    varied = torch.randn(8, 5, 4, 4, generator=torch.Generator().manual_seed(0))
+    out = layer(same_)
+    assert out.shape == (8, 6, 4, 4) and torch.equal(out[:, :5], same_)
+    assert out[:, 5].abs().max() < 1e-3                        # alike: no spread
+    assert layer(varied)[:, 5].min() > 0.5                      # N(0, 1) features: std near 1
+    assert layer(torch.randn(6, 5, 4, 4)).shape == (6, 6, 4, 4)    # a batch the group does not divide
+
+
 def test_train_commands_report_bad_input_in_one_line(tmp_path, squiggles):
     empty = tmp_path / "empty"
     empty.mkdir()
