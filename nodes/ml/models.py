@@ -311,7 +311,9 @@ class GeneratorRunner(Runner):
     def __init__(self, module, data, device, half) -> None:
         # (tanh(x) + 1) / 2 == sigmoid(2x): doubling the last layer's weights and ending in
         # a sigmoid gives 0..1 straight from the network, with no passes over the images.
-        net = module.net
+        # A palette generator's pixels are mixtures (weights adding up to 1) of its
+        # palette, so mapping the palette to 0..1 maps every pixel.
+        net = module.net if module.palette is None else module.palette
         with torch.no_grad():
             net[-2].weight.mul_(2.0)
             if net[-2].bias is not None:

@@ -109,6 +109,9 @@ def test_a_palette_gan_paints_each_image_with_its_own_few_colours(squiggles, tmp
         lo, hi = colours.min(dim=0).values, colours.max(dim=0).values
         assert ((im >= lo[:, None, None] - 1e-5) & (im <= hi[:, None, None] + 1e-5)).all()
     assert (palette[0] - palette[1]).abs().max() > 1e-3
+    # Through the node's runner: the same pictures, in 0..1, rows last.
+    runner = models.shared("gan", tmp_path / "a.pt", "cpu")
+    assert np.allclose(runner.forward(z.numpy()), ((img + 1) / 2).permute(0, 2, 3, 1).numpy(), atol=1e-5)
     # A checkpoint of another make (no minibatch-std critic) is refused in one line.
     ck = torch.load(tmp_path / "r.pt.ckpt", weights_only=False)
     ck.pop("critic")
