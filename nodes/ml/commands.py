@@ -74,6 +74,9 @@ def add_parsers(sub, with_nodes_path) -> None:
                    help="save a moving average of the generator over the steps (0: the last step)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to train (default auto: a CUDA GPU when torch sees one)")
+    g.add_argument("--keep", choices=("last", "best"), default="last",
+                   help="save the last step's weights (default), or the checkpoint's whose samples "
+                        "were most like the training images")
     g.add_argument("--steps", type=_POS, default=4000)
     g.add_argument("--batch", type=_POS, default=32)
     g.add_argument("--lr", type=number(0, 10, above=True), default=2e-4)
@@ -163,7 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                                lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                                plot=plot, samples=args.samples or _beside(args.output, ".samples.png"),
                                checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-                               arch=args.arch, ema=args.ema, device=args.device)
+                               arch=args.arch, ema=args.ema, device=args.device, keep=args.keep)
             what = "images"
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -174,6 +177,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"{report.output}: trained on {report.items} {what} in {report.seconds:.0f} s, "
           f"final loss {report.final_loss:.4f}; loss plot {report.plot}")
+    if getattr(report, "kept_step", None):
+        print(f"kept the weights of step {report.kept_step}, the likest to the training images")
     if report.likeness:
         print("256 samples against the training images (1.0: alike): " + ", ".join(
             f"{k} {v:.2f}" for k, v in report.likeness.items()))

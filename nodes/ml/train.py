@@ -44,6 +44,8 @@ class Report:
     items: int
     #: GANs: how like the training images 256 samples are (see :func:`compare`).
     likeness: dict[str, float] | None = None
+    #: GANs trained with ``keep="best"``: the step whose weights were saved.
+    kept_step: int | None = None
 
 
 # -- shared pieces ----------------------------------------------------------------------
@@ -237,7 +239,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
               ndf: int = 32, steps: int = 4000, batch: int = 32, lr: float = 2e-4, seed: int = 0,
               checkpoint_every: int = 100, plot: Path | None = None, samples: Path | None = None,
               checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
-              arch: str = "upsample", ema: float = 0.999, device: str = "cpu") -> Report:
+              arch: str = "upsample", ema: float = 0.999, device: str = "cpu",
+              keep: str = "last") -> Report:
     """Train ml.gan's generator.  The generator upsamples and convolves (``arch``
     ``upsample``; ``palette`` paints each image with a few colours of its own;
     ``dcgan`` for transposed convolutions), the discriminator has spectral
@@ -246,8 +249,17 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     batch is flipped and turned at random (strokes have no up or left), and the weights saved are an exponential moving average of the
     generator's over the steps (``ema``; 0 saves the last step's), which draws cleaner
     than any single step.  ``device`` ``cuda`` (or ``auto`` on a machine with a GPU)
-    trains there; random numbers are drawn on the CPU either way."""
+    trains there; random numbers are drawn on the CPU either way.
+
+    ``keep`` ``best``: at every checkpoint the weights that would be saved are measured
+    against the training images (:func:`compare`, 64 fixed latents against 256 fixed
+    images, scored by the worst of its measures), and the best so far is what the
+    model file gets, not the last step's (a GAN's likeness swings from checkpoint to
+    checkpoint).  The measurement draws its own random numbers: the training is the
+    same either way."""
     t0 = time.perf_counter()
+    if keep not in ("last", "best"):
+        raise TrainError(f"--keep: {keep!r} is not last or best")
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
     try:
         models._ups(size)
@@ -271,6 +283,22 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     fixed = torch.randn(64, latent, generator=gen)
     hist: dict[str, list[float]] = {"discriminator": [], "generator": []}
     start = 0
+    final = g_ema if ema > 0 else g
+    to_u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
+    probe_gen = torch.Generator().manual_seed(int(seed) + 1)
+    probe = torch.randn(64, latent, generator=probe_gen)
+    probe_real = data[torch.randperm(len(data), generator=probe_gen)[:256]].permute(0, 2, 3, 1).numpy()
+    best: dict = {"score": -1.0, "step": 0, "state": None}
+
+    def measure(step: int) -> None:
+        training = final.training
+        final.eval()
+        with torch.inference_mode():
+            score = min(compare(to_u8(final(probe.to(dev))), probe_real).values())
+        final.train(training)
+        if score > best["score"]:
+            best.update(score=score, step=step, state=copy.deepcopy(final.state_dict()))
+
     if resume:
         ck = _load_checkpoint(checkpoint, "gan")
         if ck["config"] != config or ck["ndf"] != ndf or ck.get("critic") != CRITIC:
@@ -282,6 +310,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
         opt_d.load_state_dict(ck["opt_d"])
         gen.set_state(ck["rng"])
         hist, start = {k: list(v) for k, v in ck["losses"].items()}, int(ck["step"])
+        if "best" in ck:
+            best.update(ck["best"])
     softplus = nn.functional.softplus
     n = len(data)
 
@@ -290,7 +320,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
                                       "g": g.state_dict(), "g_ema": g_ema.state_dict(),
                                       "d": d.state_dict(), "opt_g": opt_g.state_dict(),
                                       "opt_d": opt_d.state_dict(), "rng": gen.get_state(),
-                                      "losses": hist, "step": step})
+                                      "losses": hist, "step": step}
+                         | ({"best": best} if keep == "best" else {}))
 
     with _progress(max(steps - start, 0), "gan", quiet) as bar:
         task = bar.add_task("", total=max(steps - start, 0))
@@ -316,11 +347,16 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
             bar.update(task, advance=1, description=f"step {step + 1}/{steps} "
                                                     f"D {hist['discriminator'][-1]:.3f} G {hist['generator'][-1]:.3f}")
             if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+                if keep == "best":
+                    measure(step + 1)
                 save_checkpoint(step + 1)
     g.eval()
-    final = g_ema if ema > 0 else g
+    final.eval()
     extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf),
                             "ema": float(ema)}}
+    if keep == "best" and best["state"] is not None:
+        final.load_state_dict(best["state"])
+        extra["trained_on"]["kept_step"] = int(best["step"])
     models.save(output, "gan", config, final, extra, half=True)
     if plot is not None:
         smooth = {k: _running_mean(v, 25) for k, v in hist.items()}
@@ -330,11 +366,11 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
             _grid(final(fixed.to(dev)), samples)
     with torch.inference_mode():
         made = torch.cat([final(torch.randn(64, latent, generator=gen).to(dev)) for _ in range(4)])
-    to_u8 = lambda t: ((t.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # noqa: E731
     pick = torch.randperm(n, generator=gen)[:256]
     likeness = compare(to_u8(made), data[pick].permute(0, 2, 3, 1).numpy())
     last = hist["generator"][-1] if hist["generator"] else math.nan
-    return Report(output, plot, time.perf_counter() - t0, last, n, likeness)
+    return Report(output, plot, time.perf_counter() - t0, last, n, likeness,
+                  int(best["step"]) if keep == "best" and best["state"] is not None else None)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:

@@ -120,6 +120,24 @@ def test_a_palette_gan_paints_each_image_with_its_own_few_colours(squiggles, tmp
         tiny_gan(squiggles, tmp_path / "r.pt", arch="palette", steps=9, resume=True)
 
 
+def test_gan_keep_best_saves_the_likest_checkpoint_and_trains_the_same(squiggles, tmp_path):
+    """--keep best: the model file holds the weights of the checkpoint scored likest to
+    the training images (every 3 steps here), the training itself is what --keep last
+    does (the same checkpointed generator), and a stop and resume keeps the same best."""
+    last = tiny_gan(squiggles, tmp_path / "l.pt", steps=9)
+    rep = tiny_gan(squiggles, tmp_path / "b.pt", steps=9, keep="best")
+    assert last.kept_step is None and rep.kept_step in (3, 6, 9)
+    ck_last = torch.load(tmp_path / "l.pt.ckpt", weights_only=False)
+    ck_best = torch.load(tmp_path / "b.pt.ckpt", weights_only=False)
+    assert same(ck_last["g"], ck_best["g"])                       # the same training
+    assert ck_best["best"]["step"] == rep.kept_step
+    assert same(states(tmp_path / "b.pt"), {k: v.half().float() if v.is_floating_point() else v
+                                             for k, v in ck_best["best"]["state"].items()})
+    tiny_gan(squiggles, tmp_path / "r.pt", steps=6, keep="best")
+    again = tiny_gan(squiggles, tmp_path / "r.pt", steps=9, keep="best", resume=True)
+    assert again.kept_step == rep.kept_step and same(states(tmp_path / "r.pt"), states(tmp_path / "b.pt"))
+
+
 def test_minibatch_std_tells_a_batch_of_look_alikes_from_a_varied_one():
     from tonegraph.nodes.ml.models import MinibatchStd
 
