@@ -177,7 +177,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"{report.output}: trained on {report.items} {what} in {report.seconds:.0f} s, "
           f"final loss {report.final_loss:.4f}; loss plot {report.plot}")
-    if getattr(report, "kept_step", None):
+    if report.kept_step is not None:
         print(f"kept the weights of step {report.kept_step}, the likest to the training images")
     if report.likeness:
         print("256 samples against the training images (1.0: alike): " + ", ".join(

@@ -80,6 +80,9 @@ class Generator(nn.Module):
     image, as a painter picks a palette and then paints with it: each image keeps a few
     clean colours, and different latents get different palettes."""
 
+    #: How many colours a ``palette`` generator paints with.
+    COLOURS = 8
+
     def __init__(self, latent: int, size: int, ngf: int, arch: str = "dcgan") -> None:
         super().__init__()
         n = _ups(size)
@@ -103,9 +106,6 @@ class Generator(nn.Module):
             layers += [nn.ConvTranspose2d(ch, 3, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
         self.latent = latent
-
-    #: How many colours a ``palette`` generator paints with.
-    COLOURS = 8
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         out = self.net(z[:, :, None, None])

@@ -246,9 +246,9 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     ``dcgan`` for transposed convolutions), the discriminator has spectral
     normalisation and sees how alike the images of a batch are (minibatch standard
     deviation, so a generator that draws one look for every latent is caught), every
-    batch is flipped and turned at random (strokes have no up or left), and the weights saved are an exponential moving average of the
-    generator's over the steps (``ema``; 0 saves the last step's), which draws cleaner
-    than any single step.  ``device`` ``cuda`` (or ``auto`` on a machine with a GPU)
+    batch is flipped and turned at random (strokes have no up or left), and the weights
+    saved are an exponential moving average of the generator's over the steps (``ema``;
+    0 saves the last step's), which draws cleaner than any single step.  ``device`` ``cuda`` (or ``auto`` on a machine with a GPU)
     trains there; random numbers are drawn on the CPU either way.
 
     ``keep`` ``best``: at every checkpoint the weights that would be saved are measured
@@ -290,11 +290,15 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     probe_real = data[torch.randperm(len(data), generator=probe_gen)[:256]].permute(0, 2, 3, 1).numpy()
     best: dict = {"score": -1.0, "step": 0, "state": None}
 
+    def likeness(z: torch.Tensor, real: np.ndarray) -> dict[str, float]:
+        with torch.inference_mode():
+            made = torch.cat([final(part.to(dev)) for part in z.split(64)])
+        return compare(to_u8(made), real)
+
     def measure(step: int) -> None:
         training = final.training
         final.eval()
-        with torch.inference_mode():
-            score = min(compare(to_u8(final(probe.to(dev))), probe_real).values())
+        score = min(likeness(probe, probe_real).values())
         final.train(training)
         if score > best["score"]:
             best.update(score=score, step=step, state=copy.deepcopy(final.state_dict()))
@@ -354,9 +358,10 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     final.eval()
     extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf),
                             "ema": float(ema)}}
-    if keep == "best" and best["state"] is not None:
+    kept = int(best["step"]) if keep == "best" and best["state"] is not None else None
+    if kept is not None:
         final.load_state_dict(best["state"])
-        extra["trained_on"]["kept_step"] = int(best["step"])
+        extra["trained_on"]["kept_step"] = kept
     models.save(output, "gan", config, final, extra, half=True)
     if plot is not None:
         smooth = {k: _running_mean(v, 25) for k, v in hist.items()}
@@ -364,13 +369,11 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     if samples is not None:
         with torch.inference_mode():
             _grid(final(fixed.to(dev)), samples)
-    with torch.inference_mode():
-        made = torch.cat([final(torch.randn(64, latent, generator=gen).to(dev)) for _ in range(4)])
+    z = torch.cat([torch.randn(64, latent, generator=gen) for _ in range(4)])
     pick = torch.randperm(n, generator=gen)[:256]
-    likeness = compare(to_u8(made), data[pick].permute(0, 2, 3, 1).numpy())
+    alike = likeness(z, data[pick].permute(0, 2, 3, 1).numpy())
     last = hist["generator"][-1] if hist["generator"] else math.nan
-    return Report(output, plot, time.perf_counter() - t0, last, n, likeness,
-                  int(best["step"]) if keep == "best" and best["state"] is not None else None)
+    return Report(output, plot, time.perf_counter() - t0, last, n, alike, kept)
 
 
 def _augment(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
