@@ -186,10 +186,10 @@ class Readback:
     gives the ones still in the ring at the end.
 
     ``planes``: what one frame is, as (width, height, format) reads laid end to end,
-    format ``"rgba"``, ``"rgb"``, ``"red"`` or ``"green"`` (one byte per channel);
-    ``shape``: the array each frame is given as."""
+    format ``"rgb"``, ``"red"`` or ``"green"`` (one byte per pixel); ``shape``: the
+    array each frame is given as."""
 
-    FORMATS = {"rgba": ("GL_RGBA", 4), "rgb": ("GL_RGB", 3), "red": ("GL_RED", 1), "green": ("GL_GREEN", 1)}
+    FORMATS = {"rgb": ("GL_RGB", 3), "red": ("GL_RED", 1), "green": ("GL_GREEN", 1)}
 
     def __init__(self, service: GL, planes: list[tuple[int, int, str]], shape: tuple[int, ...],
                  depth: int = 3) -> None:

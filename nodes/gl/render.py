@@ -263,10 +263,6 @@ def _writer(path: Path, w: int, h: int, fps: float, track: Path | None, crf: int
     return gen
 
 
-#: ffmpeg's name for the frames gl.window hands over, by channels (1: the YUV planes).
-_PIX_FMT = {1: "yuv420p", 3: "rgb24", 4: "rgba"}
-
-
 class _Sink:
     """Takes each frame from gl.window and hands it to a thread of its own, which feeds
     ffmpeg (and PNG files, if asked) while the next frames draw; the progress bar counts
@@ -321,7 +317,7 @@ class _Sink:
             try:
                 pixels = np.ascontiguousarray(pixels)      # a frame read bottom row first is a view
                 if self.writer is None:
-                    self.writer = self.open_writer(_PIX_FMT[pixels.shape[2] if pixels.ndim == 3 else 1])
+                    self.writer = self.open_writer("yuv420p" if pixels.ndim == 2 else "rgb24")
                 self.writer.send(pixels)
                 if self.frames_dir is not None:
                     from PIL import Image

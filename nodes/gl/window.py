@@ -60,12 +60,10 @@ class Window(GLNode):
 
     @property
     def pixels(self) -> str:
-        """The frames the sink is given: "rgb24" (H x W x 3), "rgba" (H x W x 4, alpha
-        as drawn: the GL's own layout, which a CPU renderer reads back in about half
-        the time of RGB, since it need not repack each pixel) or "yuv420p" (H * 3/2 x W:
+        """The frames the sink is given: "rgb24" (H x W x 3) or "yuv420p" (H * 3/2 x W:
         the planes an H.264 encoder takes, converted on the GL side from the image
         itself, so half the bytes come back and the encoder converts nothing); "auto":
-        yuv420p on a GPU, rgba on a CPU renderer (where a converting pass costs more
+        yuv420p on a GPU, rgb24 on a CPU renderer (where a converting pass costs more
         than ffmpeg's)."""
         return self.ctx.recorders.get(self.id, {}).get("pixels", "rgb24")
 
@@ -100,7 +98,7 @@ class Window(GLNode):
         """Set up reading frames back for the sink (at the first frame it is there)."""
         w, h = self.target.width, self.target.height
         if self.pixels == "auto":
-            self.pixels = "rgba" if self.service.software else "yuv420p"
+            self.pixels = "rgb24" if self.service.software else "yuv420p"
         if self.pixels == "yuv420p":
             from .context import YUV420
 
@@ -108,8 +106,6 @@ class Window(GLNode):
             self.chroma = self.service.target(w // 2, h // 2)
             self.readback = self.service.readback(
                 [(w, h, "red"), (w // 2, h // 2, "red"), (w // 2, h // 2, "green")], (h * 3 // 2, w))
-        elif self.pixels == "rgba":
-            self.readback = self.service.readback([(w, h, "rgba")], (h, w, 4))
         else:
             self.readback = self.service.readback([(w, h, "rgb")], (h, w, 3))
 

@@ -553,40 +553,6 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     assert len({a.tobytes() for a in late}) == 30             # every frame differs: order matters
 
 
-def test_rgba_frames_are_the_rgb_frames_and_encode_to_the_same_bytes(tmp_path, write_patch):
-    """gl.window's "rgba" frames (auto's choice on a CPU renderer, which reads RGBA back in
-    about half the time of RGB) hold the "rgb24" frames' pixels with the alpha drawn, and
-    x264 given either writes the same MP4, byte for byte."""
-    from tonegraph.engine.registry import default_registry
-    from tonegraph.nodes.gl.render import _writer, prepare
-
-    patch = write_patch("""
-        patch: {fps: 30}
-        nodes:
-          look: {type: gl.shader, params: {size: [64, 36], source: "
-            void mainImage(out vec4 c, in vec2 f) {
-              c = vec4(fract(iTime * 0.7), f.x / 64.0, f.y / 36.0, 1.0); }"}}
-          out: {type: gl.window, params: {size: [64, 36]}, in: {image: look}}
-        """)
-    frames = {}
-    for pixels in ("rgb24", "rgba"):
-        job = prepare(patch, default_registry(plugins=False), None, (64, 36), end=1.0)
-        win = job.runtime.runner.nodes[job.window]
-        got = frames[pixels] = []
-        win.sink, win.pixels = (lambda px, got=got: got.append(px.copy())), pixels
-        job.runtime.run()
-    rgb, rgba = frames["rgb24"], frames["rgba"]
-    assert len(rgb) == len(rgba) == 30
-    assert all(b.shape == (36, 64, 4) and np.array_equal(a, b[..., :3]) and (b[..., 3] == 255).all()
-               for a, b in zip(rgb, rgba))
-    for pixels, got in frames.items():
-        writer = _writer(tmp_path / f"{pixels}.mp4", 64, 36, 30.0, None, 18, "veryfast", pixels)
-        for px in got:
-            writer.send(np.ascontiguousarray(px))
-        writer.close()
-    assert (tmp_path / "rgb24.mp4").read_bytes() == (tmp_path / "rgba.mp4").read_bytes()
-
-
 def test_render_pre_roll_has_the_beat_tracker_locked_at_the_first_frame(tmp_path, write_patch):
     """From --start 10 s, the analysers heard the song from 2 s on: the tracker's tempo
     is the groove's 120 BPM from the first frame, and the first frame is on a beat; with
