@@ -70,6 +70,9 @@ def add_parsers(sub, with_nodes_path) -> None:
     g.add_argument("--arch", choices=("upsample", "palette", "dcgan"), default="upsample",
                    help="upsample + convolution (default; clean edges), the same painting with a "
                         "few colours per image (drawings, graphics), or transposed convolutions")
+    g.add_argument("--temperature", type=number(0, 100, above=True), default=1.0,
+                   help="a palette generator's sampling temperature, kept in the model file: below 1 "
+                        "each pixel takes one colour of its palette more firmly (crisper; default 1)")
     g.add_argument("--ema", type=number(0, 0.99999), default=0.999,
                    help="save a moving average of the generator over the steps (0: the last step)")
     g.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
@@ -166,7 +169,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                                lr=args.lr, seed=args.seed, checkpoint_every=args.checkpoint_every,
                                plot=plot, samples=args.samples or _beside(args.output, ".samples.png"),
                                checkpoint=args.checkpoint, resume=args.resume, quiet=args.quiet,
-                               arch=args.arch, ema=args.ema, device=args.device, keep=args.keep)
+                               arch=args.arch, ema=args.ema, device=args.device, keep=args.keep,
+                               temperature=args.temperature)
             what = "images"
     except TrainError as exc:
         print(f"error: {exc}", file=sys.stderr)

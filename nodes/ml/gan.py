@@ -11,6 +11,11 @@ truncation), blending in ``value`` by ``blend``.  Otherwise ``value`` is the lat
 it is when its length is the generator's, else through a fixed random projection (a
 0..1 code from ``ml.autoencoder`` then spans the latent space).
 
+A palette generator (``tonegraph train gan --arch palette``, the shipped one) draws at
+``temperature``: below 1 each pixel takes one colour of its image's palette firmly
+(flat paint, hard edges), at 1 it mixes them as in training.  It changes live, per
+node, within one shared batch.
+
 ``out`` is a float32 array of shape (size, size, 3), RGB in 0..1, row 0 at the top.
 The node runs in the render domain, once per drawn frame (a picture is only worth
 computing when it is drawn).  Nodes that share a weights file and device render in one
@@ -23,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from tonegraph.engine import ports
+from tonegraph.engine import params as P
 from tonegraph.engine.node import Tick
 
 from .base import MODEL_PARAMS, ModelNode
@@ -38,7 +44,12 @@ class Gan(ModelNode):
     kind = "gan"
     shipped = "gan.pt"
     domain = "render"
-    params = {**MODEL_PARAMS, **WALK_PARAMS}
+    params = {**MODEL_PARAMS, **WALK_PARAMS,
+              "temperature": P.number(0.0, "A palette generator's ink: how firmly each pixel takes one "
+                                      "colour of its image's palette. Lower is crisper (flat paint, hard "
+                                      "edges), 1 the soft mixtures it trained on; 0: the model file's own "
+                                      "(0.25 for the shipped model). Other generators ignore it.",
+                                      min=0.0, max=100.0)}
     inputs = WALK_INPUTS
     outputs = {
         "out": ports.image("The image: float32, size x size x 3, RGB in 0..1, top row first."),
@@ -61,16 +72,18 @@ class Gan(ModelNode):
             z = self.walk.step(inp, tick.dt)
         else:
             z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
-        if self.rendered is not None and np.array_equal(z, self.rendered):
+        row = np.append(z, np.float32(self.p.temperature))     # the runner's row: latent, temperature
+        if self.rendered is not None and np.array_equal(row, self.rendered):
             return []
-        self.pending = z
-        return [z]
+        self.pending = row
+        return [row]
 
     def deliver(self, tick: Tick, rows: np.ndarray | None) -> None:
         if rows is None:
             return
         self.out["out"] = rows[0]
-        self.out["latent"] = self.rendered = self.pending
+        self.rendered = self.pending
+        self.out["latent"] = self.pending[:-1]
 
     def state(self) -> dict:
         return self.walk.state()

@@ -78,13 +78,22 @@ class Generator(nn.Module):
     ``palette``: the same, but the last layer chooses, per pixel, a mixture of
     :attr:`COLOURS` colours that a small network picks from the latent for the whole
     image, as a painter picks a palette and then paints with it: each image keeps a few
-    clean colours, and different latents get different palettes."""
+    clean colours, and different latents get different palettes.
+
+    A palette generator draws at a sampling ``temperature`` (the weights file's, 1 when
+    it names none; ``forward`` may give one per image): the mixture weights are a
+    softmax of the last layer divided by it, so below 1 each pixel takes one colour of
+    its palette more firmly (flatter paint, harder edges) than the mixtures it trained
+    on, the way a language model samples below temperature 1.  It is not used in
+    training."""
 
     #: How many colours a ``palette`` generator paints with.
     COLOURS = 8
 
-    def __init__(self, latent: int, size: int, ngf: int, arch: str = "dcgan") -> None:
+    def __init__(self, latent: int, size: int, ngf: int, arch: str = "dcgan",
+                 temperature: float = 1.0) -> None:
         super().__init__()
+        self.temperature = float(temperature)
         n = _ups(size)
         ch = ngf * 2 ** (n - 1)
         layers: list[nn.Module] = [nn.ConvTranspose2d(latent, ch, 4, 1, 0, bias=False),
@@ -107,12 +116,17 @@ class Generator(nn.Module):
         self.net = nn.Sequential(*layers)
         self.latent = latent
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, temperature: float | torch.Tensor | None = None) -> torch.Tensor:
+        """Images for latents ``z``; ``temperature`` (a palette generator's; a number, or
+        one per image) overrides the file's."""
         out = self.net(z[:, :, None, None])
         if self.palette is None:
             return out
+        t = self.temperature if temperature is None else temperature
+        if isinstance(t, torch.Tensor):
+            t = t.to(out.dtype).view(-1, 1, 1, 1)
         colours = self.palette(z).view(len(z), self.COLOURS, 3)
-        return torch.einsum("nkhw,nkc->nchw", out.softmax(dim=1), colours)
+        return torch.einsum("nkhw,nkc->nchw", (out / t).softmax(dim=1), colours)
 
 
 def _up(cin: int, cout: int, arch: str) -> list[nn.Module]:
@@ -174,7 +188,7 @@ def build(kind: str, config: dict) -> nn.Module:
     if kind == "autoencoder":
         return AutoEncoder(int(config["input"]), [int(h) for h in config["hidden"]], int(config["code"]))
     return Generator(int(config["latent"]), int(config["size"]), int(config["ngf"]),
-                     str(config.get("arch", "dcgan")))
+                     str(config.get("arch", "dcgan")), float(config.get("temperature", 1.0)))
 
 
 # -- files --------------------------------------------------------------------------
@@ -304,7 +318,9 @@ class AutoEncoderRunner(Runner):
 
 
 class GeneratorRunner(Runner):
-    """Rows of latents in; images out, float32 ``size`` x ``size`` x 3 in 0..1."""
+    """Rows of latents in; images out, float32 ``size`` x ``size`` x 3 in 0..1.  A row
+    may carry one value more than the latent: a palette generator's temperature for
+    that image (0 or less: the file's own; other generators ignore it)."""
 
     kind = "gan"
 
@@ -324,8 +340,15 @@ class GeneratorRunner(Runner):
         self.size = int(self.config["size"])
 
     def forward(self, batch: np.ndarray) -> np.ndarray:
+        temperature = None
+        if batch.shape[1] == self.latent + 1:
+            batch, t = batch[:, :-1], batch[:, -1]
+            temperature = torch.from_numpy(np.where(t > 0, t, self.module.temperature).astype(np.float32))
         with torch.inference_mode():
-            img = self.module(self._input(batch)).permute(0, 2, 3, 1)
+            z = self._input(batch)
+            if temperature is not None:
+                temperature = temperature.to(z.device)
+            img = self.module(z, temperature).permute(0, 2, 3, 1)
             if self.dtype != torch.float32:
                 img = img.float()
             return img.cpu().numpy()

@@ -240,7 +240,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
               checkpoint_every: int = 100, plot: Path | None = None, samples: Path | None = None,
               checkpoint: Path | None = None, resume: bool = False, quiet: bool = False,
               arch: str = "upsample", ema: float = 0.999, device: str = "cpu",
-              keep: str = "last") -> Report:
+              keep: str = "last", temperature: float = 1.0) -> Report:
     """Train ml.gan's generator.  The generator upsamples and convolves (``arch``
     ``upsample``; ``palette`` paints each image with a few colours of its own;
     ``dcgan`` for transposed convolutions), the discriminator has spectral
@@ -256,10 +256,18 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     images, scored by the worst of its measures), and the best so far is what the
     model file gets, not the last step's (a GAN's likeness swings from checkpoint to
     checkpoint).  The measurement draws its own random numbers: the training is the
-    same either way."""
+    same either way.
+
+    ``temperature`` (``palette`` only): the sampling temperature the model file carries
+    (see :class:`models.Generator`); the training does not use it, the samples, the
+    likeness and ``keep`` ``best`` are drawn at it."""
     t0 = time.perf_counter()
     if keep not in ("last", "best"):
         raise TrainError(f"--keep: {keep!r} is not last or best")
+    if temperature != 1.0 and arch != "palette":
+        raise TrainError(f"--temperature: only a palette generator (--arch palette) has one, not {arch}")
+    if not 0 < temperature <= 100:
+        raise TrainError(f"--temperature: {temperature} is outside 0 (not included) to 100")
     checkpoint = checkpoint or output.with_name(output.name + ".ckpt")
     try:
         models._ups(size)
@@ -272,6 +280,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     data = torch.from_numpy(image_data(images, size))
     gen = _seed_everything(seed)
     config = {"latent": int(latent), "size": int(size), "ngf": int(ngf), "arch": arch}
+    if temperature != 1.0:
+        config["temperature"] = float(temperature)
     g = models.Generator(latent, size, ngf, arch)
     d = models.Discriminator(size, ndf, spectral=True, mbstd=True)
     _init_dcgan(g)
@@ -292,7 +302,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
 
     def likeness(z: torch.Tensor, real: np.ndarray) -> dict[str, float]:
         with torch.inference_mode():
-            made = torch.cat([final(part.to(dev)) for part in z.split(64)])
+            made = torch.cat([final(part.to(dev), temperature) for part in z.split(64)])
         return compare(to_u8(made), real)
 
     def measure(step: int) -> None:
@@ -368,7 +378,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
         _plot(plot, smooth, "step", f"GAN {size}x{size} ({arch}), {n} images")
     if samples is not None:
         with torch.inference_mode():
-            _grid(final(fixed.to(dev)), samples)
+            _grid(final(fixed.to(dev), temperature), samples)
     z = torch.cat([torch.randn(64, latent, generator=gen) for _ in range(4)])
     pick = torch.randperm(n, generator=gen)[:256]
     alike = likeness(z, data[pick].permute(0, 2, 3, 1).numpy())

@@ -120,6 +120,53 @@ def test_a_palette_gan_paints_each_image_with_its_own_few_colours(squiggles, tmp
         tiny_gan(squiggles, tmp_path / "r.pt", arch="palette", steps=9, resume=True)
 
 
+def test_a_palette_gans_temperature_sets_how_firmly_each_pixel_takes_one_colour(squiggles, tmp_path):
+    """--temperature is a sampling setting a palette generator's file carries: the
+    training is the same, pixels drawn below 1 sit nearer one palette colour than the
+    trained mixtures (crisper), and a row of latent + 1 values sets it per image
+    (0: the file's own)."""
+    tiny_gan(squiggles, tmp_path / "a.pt", arch="palette")
+    tiny_gan(squiggles, tmp_path / "t.pt", arch="palette", temperature=0.05)
+    assert same(states(tmp_path / "a.pt"), states(tmp_path / "t.pt"))
+    g = models.load(tmp_path / "t.pt", "gan")[0].float()
+    assert g.temperature == 0.05
+    z = torch.from_numpy(np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32))
+    with torch.no_grad():
+        crisp, soft, palette = g(z), g(z, 1.0), g.palette(z).view(3, g.COLOURS, 3)
+
+    def off_palette(img):       # mean distance of a pixel to its nearest palette colour
+        d = (img.permute(0, 2, 3, 1)[:, :, :, None, :] - palette[:, None, None]).norm(dim=-1)
+        return d.min(dim=-1).values.mean()
+
+    assert off_palette(crisp) < 0.6 * off_palette(soft)
+    runner = models.shared("gan", tmp_path / "t.pt", "cpu")
+    to01 = lambda x: ((x + 1) / 2).permute(0, 2, 3, 1).numpy()   # noqa: E731
+    assert np.allclose(runner.forward(z.numpy()), to01(crisp), atol=1e-5)
+    rows = np.hstack([z.numpy(), np.array([[1.0], [0.0], [0.05]], np.float32)])
+    out = runner.forward(rows)
+    assert np.allclose(out[0], to01(soft)[0], atol=1e-5) and np.allclose(out[1:], to01(crisp)[1:], atol=1e-5)
+    with pytest.raises(train.TrainError, match="--temperature"):
+        tiny_gan(squiggles, tmp_path / "u.pt", temperature=0.5)
+
+
+def test_ml_gan_temperature_param_changes_the_picture_live(registry, write_patch, tmp_path):
+    """The node's temperature reaches the shared runner per node, in the same batch."""
+    path = write_patch("""
+        nodes:
+          g1: {type: ml.gan, params: {seed: 3}}
+          g2: {type: ml.gan, params: {seed: 3, temperature: 1}}
+        """)
+    ex = runners(path, registry)[0]
+    ex.frame(Tick(0.0, 0.0, 0))
+    assert ex.nodes["g1"].model is ex.nodes["g2"].model
+    a, b = ex.nodes["g1"].out["out"], ex.nodes["g2"].out["out"]
+    assert np.abs(a - b).mean() > 0.005
+    assert ex.nodes["g1"].out["latent"].shape == (ex.nodes["g1"].model.latent,)
+    assert not ex.nodes["g2"].set_params({"temperature": 0})   # live: no restart; the file's own
+    ex.frame(Tick(0.0, 0.0, 1))
+    assert np.allclose(ex.nodes["g2"].out["out"], a, atol=1e-5)
+
+
 def test_gan_keep_best_saves_the_likest_checkpoint_and_trains_the_same(squiggles, tmp_path):
     """--keep best: the model file holds the weights of the checkpoint scored likest to
     the training images (every 3 steps here), the training itself is what --keep last
