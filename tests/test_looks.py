@@ -48,6 +48,20 @@ def test_a_shape_that_jumps_is_a_teleport_unless_an_onset_explains_it():
     assert metrics.teleports(change, onsets) == 0.0
 
 
+def test_a_jump_just_before_a_beat_is_the_beat_seen_early_not_a_teleport():
+    """A tracker that predicts beats flashes a frame or two before the annotated beat
+    (within mir_eval's 70 ms): that answers the beat.  Five frames early does not."""
+    def walk(k, y):
+        x = (k % 40) + (15 if (k // 40) % 2 else 0)   # jumps at frames 40, 80, ...
+        y[10:26, x:x + 8] = 220
+    change = metrics.structural_change(frames_of(400, walk))
+    for early, explained in ((1, True), (2, True), (5, False)):
+        beats = np.zeros(400, dtype=bool)
+        beats[early + 40::40] = True                  # the annotated beat comes after the jump
+        tele = metrics.teleports(change, beats_near=beats, lead=2)
+        assert (tele == 0.0) == explained, (early, tele)
+
+
 def test_onset_correlation_finds_the_picture_a_frame_late():
     rng = np.random.default_rng(0)
     sound = rng.random(300)

@@ -1,7 +1,7 @@
 // Feedback trails: the previous frame, turned and shrunk a little, fades behind rings
-// that bloom on every onset.  Each beat kicks the whole picture: the feedback zooms
-// out, the centre flares and the colour of the background lifts, so the beat is seen
-// across the frame, not only in one ring.
+// that bloom on every onset, over a ground that lights up with it.  Each beat kicks
+// the whole picture: the feedback zooms out, the centre flares and the colour of the
+// background lifts, so the beat is seen across the frame, not only in one ring.
 uniform sampler2D prev;  // this shader's previous frame
 uniform float onset;     // 1 on an onset, fading
 uniform float beat;      // 1 on a beat, fading
@@ -30,10 +30,10 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec3 col = palette(tint + 0.15 * r);
     // The beat: a flare at the centre and a lift of the whole frame.
     float flare = beat * exp(-r * r * 6.0);
-    vec3 ground = palette(tint + 0.5) * (0.05 + 0.12 * level) * (1.1 - r);
+    vec3 ground = palette(tint + 0.5) * (0.08 + 0.15 * level) * (1.1 - r) * (1.0 + 4.0 * onset);
     // Everything new is composited with max(), never added onto the trail, so the
     // feedback cannot build up to white.
-    vec3 fresh = col * ring * (0.35 + 0.9 * level) + col * flare * 0.9 + ground
+    vec3 fresh = col * ring * (0.6 + 0.9 * level) + col * flare * 0.9 + ground
                  + palette(tint + 0.25) * beat * 0.22;
     fragColor = vec4(max(trail, fresh), 1.0);
 }

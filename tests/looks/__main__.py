@@ -120,7 +120,8 @@ def look(patch: Path, song: Song, size: tuple[int, int], fps: float, registry) -
                   metrics.beat_contrast(m, times, beats), metrics.lagged_r(b, onset),
                   metrics.lagged_r(m, onset), share, run,
                   metrics.teleports(metrics.structural_change(f), onset,
-                                    metrics.near_beats(times, beats), window=round(fps / 3)),
+                                    metrics.near_beats(times, beats), window=round(fps / 3),
+                                    lead=round(0.07 * fps)),
                   len(f))
     result.sheet = contact(f, times, beats, fps)
     return result
