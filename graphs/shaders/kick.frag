@@ -1,7 +1,7 @@
 // A generated image played like an instrument (seed 001): each beat kicks it (a punch
-// of zoom and light; every onset a smaller flash), and the harsher the sound (a bright, noisy spectrum), the colder
-// and spikier it gets: its colour turns toward ice blue and its edges are sharpened
-// into spikes; a mellow sound leaves it warm and soft.
+// of zoom and light; every onset a smaller flash), and the harsher the sound (a bright,
+// noisy spectrum), the colder and spikier it gets: its colour turns toward ice blue and
+// its edges are sharpened into spikes; a mellow sound leaves it warm and soft.
 uniform sampler2D image;
 uniform float beat;     // 1 on a beat, fading
 uniform float onset;    // 1 on an onset, fading
