@@ -48,6 +48,28 @@ def test_a_shape_that_jumps_is_a_teleport_unless_an_onset_explains_it():
     assert metrics.teleports(change, onsets) == 0.0
 
 
+def test_a_faint_mark_on_a_dim_picture_rearranges_it_but_is_no_jump():
+    """A faint square appearing on a dim, slowly drifting picture changes its structure
+    (normalised, a dim picture's every mark is large) but moves no more light than the
+    drift does: not a jump.  A shape leaping across the frame is both."""
+    xs = np.arange(64)[None, :]
+
+    def faint(k, y):
+        y += 8.0 * np.sin(xs / 10.0 + 0.2 * k)
+        if k % 40 >= 30:
+            y[10:22, 40:52] += 10.0
+    f = frames_of(400, faint)
+    change, amount = metrics.structural_change(f), metrics.motion(f)
+    assert metrics.teleports(change) > 0.015                  # structure alone calls it a jump
+    assert metrics.teleports(change, amount=amount) == 0.0
+
+    def walk(k, y):
+        x = (k % 40) + (15 if (k // 40) % 2 else 0)
+        y[10:26, x:x + 8] = 220
+    f = frames_of(400, walk)
+    assert 0.015 < metrics.teleports(metrics.structural_change(f), amount=metrics.motion(f)) < 0.05
+
+
 def test_a_jump_just_before_a_beat_is_the_beat_seen_early_not_a_teleport():
     """A tracker that predicts beats flashes a frame or two before the annotated beat
     (within mir_eval's 70 ms): that answers the beat.  Five frames early does not."""

@@ -121,7 +121,7 @@ def look(patch: Path, song: Song, size: tuple[int, int], fps: float, registry) -
                   metrics.lagged_r(m, onset), share, run,
                   metrics.teleports(metrics.structural_change(f), onset,
                                     metrics.near_beats(times, beats), window=round(fps / 3),
-                                    lead=round(0.07 * fps)),
+                                    lead=round(0.07 * fps), amount=m),
                   len(f))
     result.sheet = contact(f, times, beats, fps)
     return result

@@ -14,10 +14,11 @@ array.  Every figure compares what the picture does with what the music does:
   the median change with nothing in the music to cause it: jumps rather than motion.
   The change measured is of the picture's structure (one minus the correlation of two
   frames' normalised luminance), so a flash that brightens a picture without
-  rearranging it is not one; and a frame within a third of a second after an onset
-  (strength >= 0.3) or a beat, or up to 70 ms before one (a tracker that predicts beats
-  flashes on time, a frame before the annotation), is the picture answering the music,
-  not a jump.
+  rearranging it is not one, and of its amount (the light that moves, as ``motion``),
+  so a faint mark on a dim picture is not one either; and a frame within a third of a
+  second after an onset (strength >= 0.3) or a beat, or up to 70 ms before one (a
+  tracker that predicts beats flashes on time, a frame before the annotation), is the
+  picture answering the music, not a jump.
 """
 
 from __future__ import annotations
@@ -127,9 +128,12 @@ def structural_change(frames: np.ndarray) -> np.ndarray:
 
 def teleports(change: np.ndarray, onset: np.ndarray | None = None,
               beats_near: np.ndarray | None = None, floor: float = 0.05,
-              window: int = 10, lead: int = 0) -> float:
+              window: int = 10, lead: int = 0, amount: np.ndarray | None = None) -> float:
     """Share of frames whose change exceeds 2.5x the median change (and ``floor``: a
-    still picture's noise is not a jump) that nothing in the music explains: no onset
+    still picture's noise is not a jump), and, given the ``amount`` of light each frame
+    moves (:func:`motion`), that also moves more than 2.5x the median amount (on a dim
+    picture a faint new mark rearranges the normalised picture without being seen as a
+    jump), that nothing in the music explains: no onset
     (strength >= 0.3) and no beat (``beats_near``) in the last ``window`` frames (a
     third of a second at 30 fps: a ring that spreads after a hit, or a punch that
     settles, answers it) or the next ``lead`` frames (a tracker that predicts beats
@@ -139,6 +143,8 @@ def teleports(change: np.ndarray, onset: np.ndarray | None = None,
         return 0.0
     med = float(np.median(moving))
     jumps = (moving > 2.5 * med) & (moving > floor)
+    if amount is not None:
+        jumps &= amount[1:] > 2.5 * float(np.median(amount[1:]))
     for cause in (onset, None if beats_near is None else beats_near.astype(float)):
         if cause is not None:
             recent = np.maximum.reduce([np.roll(cause, k) for k in range(-lead, window)])[1:]
