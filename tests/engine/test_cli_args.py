@@ -46,6 +46,8 @@ BAD = [
     ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--lr", "-1"],
     ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--ema", "1.5"],
     ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--size", "3"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--temperature", "0"],
+    ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/g.pt", "--temperature", "0.5"],   # not a palette
     ["train", "gan", "--images", "{tmp}", "-o", "{tmp}/missing/g.pt"],
     ["train", "autoencoder", "--audio", "{tmp}", "-o", "{tmp}/a.pt", "--epochs", "0"],
     ["train", "autoencoder", "--audio", "{tmp}", "-o", "{tmp}/a.pt", "--seed", "-1"],
