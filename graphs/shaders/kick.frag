@@ -41,7 +41,7 @@ void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec3 warm = col * vec3(1.12, 1.0, 0.86);
     col = mix(warm, cold, smoothstep(0.3, 0.9, harsh));
     // Light on the beat, and a vignette that opens with the loudness.
-    col *= 0.8 + (0.4 + 0.9 * level) * beat + 0.2 * level + 0.8 * onset * (0.4 + 0.6 * level);
+    col *= 0.8 + (0.5 + 1.0 * level) * beat + 0.2 * level + 0.8 * onset * (0.4 + 0.6 * level);
     col *= 1.0 - 0.55 * smoothstep(0.35, 0.85, length(c) * (1.3 - 0.4 * level));
     fragColor = vec4(max(col, 0.0), 1.0);
 }
