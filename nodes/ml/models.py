@@ -124,9 +124,11 @@ class Generator(nn.Module):
             return out
         t = self.temperature if temperature is None else temperature
         if isinstance(t, torch.Tensor):
-            t = t.to(out.dtype).view(-1, 1, 1, 1)
+            t = t.float().view(-1, 1, 1, 1)
         colours = self.palette(z).view(len(z), self.COLOURS, 3)
-        return torch.einsum("nkhw,nkc->nchw", (out / t).softmax(dim=1), colours)
+        # In float32: a low temperature would take float16 logits past its range.
+        weights = (out.float() / t).softmax(dim=1).to(colours.dtype)
+        return torch.einsum("nkhw,nkc->nchw", weights, colours)
 
 
 def _up(cin: int, cout: int, arch: str) -> list[nn.Module]:

@@ -145,6 +145,8 @@ def test_a_palette_gans_temperature_sets_how_firmly_each_pixel_takes_one_colour(
     rows = np.hstack([z.numpy(), np.array([[1.0], [0.0], [0.05]], np.float32)])
     out = runner.forward(rows)
     assert np.allclose(out[0], to01(soft)[0], atol=1e-5) and np.allclose(out[1:], to01(crisp)[1:], atol=1e-5)
+    with torch.no_grad():                        # float16 (CUDA's): a tiny temperature stays finite
+        assert torch.isfinite(g.half()(z.half(), torch.full((3,), 1e-6))).all()
     with pytest.raises(train.TrainError, match="--temperature"):
         tiny_gan(squiggles, tmp_path / "u.pt", temperature=0.5)
 
