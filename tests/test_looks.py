@@ -21,6 +21,12 @@ def frames_of(n: int, draw) -> np.ndarray:
     return out
 
 
+def leaping(k: int, y: np.ndarray) -> None:
+    """A bright block that glides a pixel a frame and leaps 15 pixels every 40 frames."""
+    x = (k % 40) + (15 if (k // 40) % 2 else 0)
+    y[10:26, x:x + 8] = 220
+
+
 def test_a_flash_on_each_beat_shows_the_beat_and_is_no_teleport():
     beats = np.arange(0, 10, 0.5)
     times = np.arange(300) / FPS
@@ -37,10 +43,7 @@ def test_a_flash_on_each_beat_shows_the_beat_and_is_no_teleport():
 
 
 def test_a_shape_that_jumps_is_a_teleport_unless_an_onset_explains_it():
-    def walk(k, y):
-        x = (k % 40) + (15 if (k // 40) % 2 else 0)   # glides, and jumps every 40 frames
-        y[10:26, x:x + 8] = 220
-    f = frames_of(400, walk)
+    f = frames_of(400, leaping)
     change = metrics.structural_change(f)
     assert 0.015 < metrics.teleports(change) < 0.05
     onsets = np.zeros(400)
@@ -63,25 +66,26 @@ def test_a_faint_mark_on_a_dim_picture_rearranges_it_but_is_no_jump():
     assert metrics.teleports(change) > 0.015                  # structure alone calls it a jump
     assert metrics.teleports(change, amount=amount) == 0.0
 
-    def walk(k, y):
-        x = (k % 40) + (15 if (k // 40) % 2 else 0)
-        y[10:26, x:x + 8] = 220
-    f = frames_of(400, walk)
+    f = frames_of(400, leaping)
     assert 0.015 < metrics.teleports(metrics.structural_change(f), amount=metrics.motion(f)) < 0.05
 
 
 def test_a_jump_just_before_a_beat_is_the_beat_seen_early_not_a_teleport():
     """A tracker that predicts beats flashes a frame or two before the annotated beat
-    (within mir_eval's 70 ms): that answers the beat.  Five frames early does not."""
-    def walk(k, y):
-        x = (k % 40) + (15 if (k // 40) % 2 else 0)   # jumps at frames 40, 80, ...
-        y[10:26, x:x + 8] = 220
-    change = metrics.structural_change(frames_of(400, walk))
+    (within mir_eval's 70 ms): that answers the beat.  Five frames early does not, nor
+    does a cause at the far end of the clip."""
+    change = metrics.structural_change(frames_of(400, leaping))      # leaps at 40, 80, ...
     for early, explained in ((1, True), (2, True), (5, False)):
         beats = np.zeros(400, dtype=bool)
         beats[early + 40::40] = True                  # the annotated beat comes after the jump
         tele = metrics.teleports(change, beats_near=beats, lead=2)
         assert (tele == 0.0) == explained, (early, tele)
+    # A hit near the clip's end explains the jump just after it, not one at the start.
+    change = np.full(400, 0.01)
+    change[[5, 398]] = 0.5
+    hit = np.zeros(400)
+    hit[397] = 1.0
+    assert metrics.teleports(change, hit, window=10, lead=2) == 1 / 399
 
 
 def test_onset_correlation_finds_the_picture_a_frame_late():

@@ -129,15 +129,17 @@ def structural_change(frames: np.ndarray) -> np.ndarray:
 def teleports(change: np.ndarray, onset: np.ndarray | None = None,
               beats_near: np.ndarray | None = None, floor: float = 0.05,
               window: int = 10, lead: int = 0, amount: np.ndarray | None = None) -> float:
-    """Share of frames whose change exceeds 2.5x the median change (and ``floor``: a
-    still picture's noise is not a jump), and, given the ``amount`` of light each frame
-    moves (:func:`motion`), that also moves more than 2.5x the median amount (on a dim
-    picture a faint new mark rearranges the normalised picture without being seen as a
-    jump), that nothing in the music explains: no onset
-    (strength >= 0.3) and no beat (``beats_near``) in the last ``window`` frames (a
-    third of a second at 30 fps: a ring that spreads after a hit, or a punch that
-    settles, answers it) or the next ``lead`` frames (a tracker that predicts beats
-    shows one a frame or two before its annotated time, inside mir_eval's 70 ms)."""
+    """Share of frames that jump with nothing in the music to explain it.
+
+    A jump: the frame's change exceeds 2.5x the median change (and ``floor``: a still
+    picture's noise is not a jump) and, given the ``amount`` of light each frame moves
+    (:func:`motion`), it also moves more than 2.5x the median amount (on a dim picture
+    a faint new mark rearranges the normalised picture without being seen as a jump).
+    Explained: an onset (strength >= 0.3) or a beat (``beats_near``) in the last
+    ``window`` frames (a third of a second at 30 fps: a ring that spreads after a hit,
+    or a punch that settles, answers it) or the next ``lead`` frames (a tracker that
+    predicts beats shows one a frame or two before its annotated time, inside
+    mir_eval's 70 ms).  Nothing wraps around the clip's ends."""
     moving = change[1:]
     if len(moving) == 0:
         return 0.0
@@ -147,8 +149,10 @@ def teleports(change: np.ndarray, onset: np.ndarray | None = None,
         jumps &= amount[1:] > 2.5 * float(np.median(amount[1:]))
     for cause in (onset, None if beats_near is None else beats_near.astype(float)):
         if cause is not None:
-            recent = np.maximum.reduce([np.roll(cause, k) for k in range(-lead, window)])[1:]
-            jumps &= recent < 0.3
+            # Frame i's causes are frames i - window + 1 .. i + lead.
+            padded = np.concatenate([np.zeros(window - 1), cause, np.zeros(lead)])
+            near = np.lib.stride_tricks.sliding_window_view(padded, window + lead).max(axis=1)
+            jumps &= near[1:] < 0.3
     return float(jumps.mean())
 
 
