@@ -57,8 +57,7 @@ models: setup
 	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
 	  --seed 0 --steps 3000 --ema 0 --arch palette --temperature 0.25 --keep best \
-	  --checkpoint build/gan.ckpt \
-	  --plot docs/models/gan-loss.png \
+	  --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
 	  --samples docs/models/gan-samples.png
 	$(VENV)/bin/tonegraph train onsets -o nodes/ml/models/onsets.npz --seed 0 \
 	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/onsets.ckpt \

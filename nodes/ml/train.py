@@ -248,8 +248,9 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
     deviation, so a generator that draws one look for every latent is caught), every
     batch is flipped and turned at random (strokes have no up or left), and the weights
     saved are an exponential moving average of the generator's over the steps (``ema``;
-    0 saves the last step's), which draws cleaner than any single step.  ``device`` ``cuda`` (or ``auto`` on a machine with a GPU)
-    trains there; random numbers are drawn on the CPU either way.
+    0 saves the last step's), which draws cleaner than any single step.  ``device``
+    ``cuda`` (or ``auto`` on a machine with a GPU) trains there; random numbers are
+    drawn on the CPU either way.
 
     ``keep`` ``best``: at every checkpoint the weights that would be saved are measured
     against the training images (:func:`compare`, 64 fixed latents against 256 fixed
@@ -364,8 +365,7 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
                 if keep == "best":
                     measure(step + 1)
                 save_checkpoint(step + 1)
-    g.eval()
-    final.eval()
+    g.eval()                          # the moving average (g_ema) is never trained
     extra = {"trained_on": {"images": int(n), "steps": int(steps), "seed": int(seed), "ndf": int(ndf),
                             "ema": float(ema)}}
     kept = int(best["step"]) if keep == "best" and best["state"] is not None else None

@@ -109,7 +109,7 @@ def run() -> None:
                 raw = Path(d) / "frames.raw"
                 _, _, frames, pix_fmt = _drawn(patch, reg, size, seconds, raw)
                 assert frames == rep.frames, (frames, rep.frames)
-                chosen, other = ("ffmpeg", "gl") if pix_fmt == "rgb24" else ("gl", "ffmpeg")
+                chosen, other = ("gl", "ffmpeg") if pix_fmt == "yuv420p" else ("ffmpeg", "gl")
                 alt = render(patch, reg, None, Path(d) / "c.mp4", size, None, 0.0, seconds, quiet=True,
                              convert=other)
                 encoded, encoded_cpu = _encoded(raw, pix_fmt, size, rep.fps, Path(d) / "e.mp4")
