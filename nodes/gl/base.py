@@ -52,9 +52,11 @@ class GLNode(Node):
 
             self.service = get(self.ctx.headless)
             self.service.make_current()
+            self.service.settle()
             self.start()
         else:
             self.service.make_current()
+            self.service.settle()
         self.draw(tick)
 
     def texture_of(self, slot: str, value) -> tuple[int, int, int] | None:

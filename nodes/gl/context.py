@@ -77,10 +77,27 @@ class GL:
         self.software = any(name in self.renderer.lower() for name in ("llvmpipe", "softpipe", "swrast"))
         self.quad_program = self.program(FULLSCREEN_COPY)
         self._quads: dict[int, object] = {}
+        #: Work that must run before the next GL command (see :meth:`later`).
+        self._later: list = []
 
     def make_current(self) -> None:
         if self.gl.current_context is not self.context:
             self.holder.switch_to()
+
+    def later(self, fn) -> None:
+        """Run ``fn`` just before the next GL work of any node (:meth:`settle`), not now.
+        A frame's readback goes here: the commands that drew it are flushed, so the
+        renderer draws it while the thread computes the next frame's inputs (a GAN's
+        forward pass, the audio analysis), and the read, which waits for the drawing,
+        comes when that work is done.  What it reads stays as drawn until then, since
+        nothing draws in between."""
+        self._later.append(fn)
+        self.gl.glFlush()
+
+    def settle(self) -> None:
+        """Run the work put off by :meth:`later`, in order."""
+        while self._later:
+            self._later.pop(0)()
 
     # -- programs -----------------------------------------------------------------
 

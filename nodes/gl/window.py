@@ -49,8 +49,9 @@ class Window(GLNode):
     @property
     def sink(self):
         """Called with each offscreen frame's pixels (uint8, read-only), in order;
-        `tonegraph render` sets it.  Frames are read back a few frames late (a ring of
-        pixel buffers), so drawing never waits for them; the last ones come at close.
+        `tonegraph render` sets it.  A frame is read when the next frame's GL work
+        starts (``GL.later``), into a ring of pixel buffers given out a few frames late,
+        so drawing never waits for the reads; the last ones come at close.
         It belongs to the run (``ctx.recorders``), so a window started afresh keeps it."""
         return self.ctx.recorders.get(self.id, {}).get("sink")
 
@@ -80,6 +81,7 @@ class Window(GLNode):
         self.readback = None
         self.yuv = self.chroma = None
         self.reads: dict[int, _Read] = {}
+        self.failed: Exception | None = None     # the last frame's read, put off, failed
 
     def start(self) -> None:
         self.copy = self.service.quad_program
@@ -141,6 +143,9 @@ class Window(GLNode):
         self.service.make_current()
 
     def draw(self, tick: Tick) -> None:
+        if self.failed is not None:
+            exc, self.failed = self.failed, None
+            raise exc
         img = self.texture_of("image", self.inp["image"])
         if self.window is not None and not self.closed:
             self._show(img)
@@ -167,9 +172,17 @@ class Window(GLNode):
             # Drawn upside down, so that reading it back gives the top row first.
             self.target.draw(self.copy, lambda prog: self._bind(prog, img, fit, 1.0))
             targets, flip = [self.target], False
-        frame = self.readback.push(targets, flip)
-        if frame is not None:
-            self.sink(frame)
+        self.service.later(lambda: self._push(targets, flip))
+
+    def _push(self, targets, flip: bool) -> None:
+        """Read a frame (run by whichever GL node works next: a failure is kept and
+        raised by this window's next draw, so the fault is the window's)."""
+        try:
+            frame = self.readback.push(targets, flip)
+            if frame is not None:
+                self.sink(frame)
+        except Exception as exc:  # noqa: BLE001 - raised again in draw
+            self.failed = exc
 
     def _framebuffer(self, texture_id: int):
         """A framebuffer around the image's texture to read it back from (kept for the
@@ -228,6 +241,7 @@ class Window(GLNode):
             self.window = None
         try:
             if getattr(self, "readback", None) is not None:
+                self.service.settle()                 # the last frame's read, put off
                 for frame in self.readback.drain():   # the last frames, still in the ring
                     self.sink(frame)
         finally:

@@ -514,8 +514,49 @@ def test_render_converts_to_yuv_on_the_gl_side_with_the_same_pictures(tmp_path, 
 
 def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, write_patch):
     """The pixel-buffer ring hands the sink every frame, late but in order, and the
-    last ones at close: the same pixels a synchronous glReadPixels gives right after
-    each frame is drawn."""
+    last ones at close: frame k's pixels are what its shader drew at time k / fps.
+    Each frame is read only after the next frame's other work (here a control node),
+    so the renderer draws it meanwhile; the read still comes before that frame's own
+    drawing."""
+    from tonegraph.engine.registry import default_registry
+    from tonegraph.nodes.control.lfo import Lfo
+    from tonegraph.nodes.gl import context
+    from tonegraph.nodes.gl.shader import Shader
+    from tonegraph.nodes.gl.render import prepare
+
+    patch = write_patch("""
+        patch: {fps: 30}
+        nodes:
+          wave: {type: control.lfo}
+          look: {type: gl.shader, params: {size: [48, 32], source: "
+            uniform float wave;
+            void mainImage(out vec4 c, in vec2 f) {
+              c = vec4(fract(iTime * 0.7), f.x / 48.0, f.y / 32.0, 1.0); }"},
+                 in: {wave: wave}}
+          out: {type: gl.window, params: {size: [48, 32]}, in: {image: look}}
+        """)
+    events, late = [], []
+    for cls, name, what in ((Lfo, "process", "control"), (Shader, "draw", "draw"),
+                            (context.Readback, "push", "read")):
+        def logged(self, *args, f=getattr(cls, name), what=what, **kw):
+            events.append(what)
+            return f(self, *args, **kw)
+        monkeypatch.setattr(cls, name, logged)
+    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=1.0)
+    win = job.runtime.runner.nodes[job.window]
+    win.sink, win.pixels = (lambda px: late.append(px.copy())), "rgb24"
+    job.runtime.run()
+    assert len(late) == 30
+    for k, frame in enumerate(late):
+        assert abs(int(frame[5, 5, 0]) - ((k / 30 * 0.7) % 1.0) * 255) <= 1.5, k
+    assert len({a.tobytes() for a in late}) == 30             # every frame differs: order matters
+    assert events[:8] == ["control", "draw", "control", "read", "draw", "control", "read", "draw"]
+    assert events.count("read") == 30 and events[-1] == "read"
+
+
+def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, write_patch):
+    """A frame's read runs when the next GL node starts its frame; when it fails, the
+    window is the node that failed (at its next draw), and the shader draws on."""
     from tonegraph.engine.registry import default_registry
     from tonegraph.nodes.gl import context
     from tonegraph.nodes.gl.render import prepare
@@ -524,33 +565,26 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
         patch: {fps: 30}
         nodes:
           look: {type: gl.shader, params: {size: [48, 32], source: "
-            void mainImage(out vec4 c, in vec2 f) {
-              c = vec4(fract(iTime * 0.7), f.x / 48.0, f.y / 32.0, 1.0); }"}}
+            void mainImage(out vec4 c, in vec2 f) { c = vec4(fract(iTime), 0.0, 0.0, 1.0); }"}}
           out: {type: gl.window, params: {size: [48, 32]}, in: {image: look}}
         """)
-    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=1.0)
-    now, late = [], []
-    push = context.Readback.push
+    push, calls = context.Readback.push, [0]
 
-    def also_now(self, targets, flip=False):        # a plain synchronous read, for comparison
-        import ctypes
-
-        gl, (w, h) = self.service.gl, self.planes[0][:2]
-        buf = np.empty((h, w, 3), np.uint8)
-        targets[0].fb.bind()
-        gl.glPixelStorei(gl.GL_PACK_ALIGNMENT, 1)
-        gl.glReadPixels(0, 0, w, h, gl.GL_RGB, gl.GL_UNSIGNED_BYTE,
-                        buf.ctypes.data_as(ctypes.POINTER(gl.GLubyte)))
-        targets[0].fb.unbind()
-        now.append(buf[::-1] if flip else buf)
+    def fails_once(self, targets, flip=False):
+        calls[0] += 1
+        if calls[0] == 5:
+            raise context.GLError("cannot map a pixel buffer to read a frame back")
         return push(self, targets, flip)
-    monkeypatch.setattr(context.Readback, "push", also_now)
+    monkeypatch.setattr(context.Readback, "push", fails_once)
+    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=0.5)
+    late = []
     win = job.runtime.runner.nodes[job.window]
-    win.sink, win.pixels = (lambda px: late.append(px.copy())), "rgb24"
+    win.sink, win.pixels = late.append, "rgb24"
     job.runtime.run()
-    assert len(now) == len(late) == 30
-    assert all(np.array_equal(a, b) for a, b in zip(now, late))
-    assert len({a.tobytes() for a in late}) == 30             # every frame differs: order matters
+    faults = job.runtime.runner.faults
+    assert set(faults) == {"out"} and faults["out"].count == 1
+    assert "cannot map a pixel buffer" in faults["out"].last_message
+    assert len(late) == 13          # 15 frames: the failed read and the frame whose draw raised it
 
 
 def test_render_pre_roll_has_the_beat_tracker_locked_at_the_first_frame(tmp_path, write_patch):
