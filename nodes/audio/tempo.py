@@ -57,10 +57,15 @@ class Tempo(Analyzer):
                               min=0.0, max=10.0),
         "silence": P.number(-60.0, "Quieter than this is silence: no beats after 2 s of it.",
                             unit="dB", min=-120.0, max=0.0),
-        "tap_hold": P.number(30.0, "How long tapped tempo overrides the tracker after the last tap.",
-                             unit="s", min=0.0),
+        "tap_hold": P.number(30.0, "How long tapped tempo (or a tapped 'one') overrides the tracker "
+                                   "after the last tap.", unit="s", min=0.0),
         "beats_per_bar": P.integer(4, "Beats in a bar, for downbeat, bar_beat and bar_phase.",
                                    min=1, max=32),
+        "bars": P.choice("sound", ("sound", "count"),
+                         "dbn: where a bar starts: heard from the sound (the beat where the harmony "
+                         "changes and the bass hits most, over the last bars), or counted from the "
+                         "first beat. A tap on 'one' sets it either way (with sound, for tap_hold "
+                         "seconds)."),
         "recent": RECENT,
     }
     inputs = {
@@ -101,6 +106,7 @@ class Tempo(Analyzer):
         self.taps: list[float] = []
         self.counted = 0                 # beats counted since the last "one"
         self.last_counted: float | None = None
+        self.one_held: float | None = None   # a tap on "one" holds the count until then
 
     def params_changed(self, changed: set[str]) -> None:
         if self.det is not None:
@@ -108,6 +114,7 @@ class Tempo(Analyzer):
             self.det.set_silence(self.p.silence)
         else:
             self.tracker.set_silence(self.p.silence)
+            self.tracker.meter.set_beats_per_bar(self.p.beats_per_bar)
         if "recent" in changed:
             self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
@@ -140,6 +147,7 @@ class Tempo(Analyzer):
                 self.last_beat = tap.t
         manual = self._manual_period(tick.t)
         out = self.out
+        places: dict[int, int] = {}       # the sound's place in the bar of each beat found
         if manual is not None:
             self.period = manual
             if self.last_beat is None:
@@ -164,6 +172,8 @@ class Tempo(Analyzer):
                 beats = tuple(Event(self.time_of(tick, n * per), level) for n in found)
                 self.last_beat = beats[-1].t
                 out["beat"] = beats
+                if tr is not None and self.p.bars == "sound":
+                    places = dict(zip(map(id, beats), tr.places))
             if tr is not None:
                 self.period = 60.0 / tr.bpm
                 out["confidence"] = tr.confidence
@@ -179,13 +189,14 @@ class Tempo(Analyzer):
             out["phase"] = tr.phase_at(until)
         elif self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
-        self._count_bars(out)
+        self._count_bars(out, places)
         self.fed += self.ctx.hop
 
-    def _count_bars(self, out: dict) -> None:
+    def _count_bars(self, out: dict, places: dict[int, int]) -> None:
         """Beats and taps on ``one`` in time order: a tap within half a beat after a beat
         makes that beat "one" (it has gone out already; the count follows it from now
-        on), otherwise the next beat will be."""
+        on), otherwise the next beat will be.  A beat the sound placed in its bar
+        (``places``, by the event's id) is counted there, unless a tap on ``one`` holds."""
         n = self.p.beats_per_bar
         beats, ones = out["beat"], self.inp["one"]
         marks = (sorted([(b.t, 0, b) for b in beats] + [(e.t, 1, e) for e in ones],
@@ -195,7 +206,17 @@ class Tempo(Analyzer):
             if is_one:
                 near = self.last_counted is not None and t - self.last_counted < 0.5 * self.period
                 self.counted = 1 if near else 0
+                self.one_held = t + self.p.tap_hold
+                if self.tracker is not None:
+                    # The sound's count starts from the tap too: the next beat the
+                    # tracker reports has the place the count gives it.
+                    later = sum(1 for b in beats if b.t > t)
+                    meter = self.tracker.meter
+                    meter.one = (meter.reported - (self.counted + later)) % n
             else:
+                place = places.get(id(ev))
+                if place is not None and (self.one_held is None or t > self.one_held):
+                    self.counted = place
                 if self.counted % n == 0:
                     downs.append(ev)
                 self.counted += 1
@@ -209,7 +230,7 @@ class Tempo(Analyzer):
     def state(self) -> dict:
         return {"last_beat": self.last_beat, "period": self.period, "taps": list(self.taps),
                 "tracker": self.tracker, "fed": self.fed, "counted": self.counted,
-                "last_counted": self.last_counted}
+                "last_counted": self.last_counted, "one_held": self.one_held}
 
     def restore(self, state: dict) -> None:
         # A reload that keeps the tracker's settings keeps what it has heard (its belief
@@ -217,10 +238,12 @@ class Tempo(Analyzer):
         old = state.get("tracker")
         if self.tracker is not None and old is not None and old.config == self.tracker.config:
             old.set_silence(self.p.silence)
+            old.meter.set_beats_per_bar(self.p.beats_per_bar)
             self.tracker = old
             self.fed = state.get("fed", 0)     # its frames count from its own start
         self.last_beat = state.get("last_beat")
         self.counted = state.get("counted", 0)
         self.last_counted = state.get("last_counted")
+        self.one_held = state.get("one_held")
         self.period = state.get("period", self.period)
         self.taps = list(state.get("taps", []))

@@ -288,6 +288,10 @@ def evaluate(quick: bool = False) -> int:
           ["tracker", "beats matched", "mean", "spread (sd)", "median"],
           [latency_row(name, np.concatenate([mir.offsets(c.beats, est[c.name], 0.07) for c in beat_clips]))
            for name, est in trackers.items()])
+    if not quick:
+        from . import downbeats
+
+        downbeats.evaluate(table)
     return 0
 
 

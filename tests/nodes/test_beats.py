@@ -181,7 +181,7 @@ def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
     hop = 512
 
     def run(taps: tuple = (), per_bar: int = 4):
-        d = tempo_node(hop, ("audio", "one"), beats_per_bar=per_bar)
+        d = tempo_node(hop, ("audio", "one"), beats_per_bar=per_bar, bars="count")
         outs = [out for _, out in feed(d, x, hop, one=lambda t, dt: tuple(
             Event(s) for s in taps if t <= s < t + dt))]
         return (np.array([e.t for out in outs for e in out["beat"]]),
@@ -201,6 +201,59 @@ def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
     assert list(downs[downs > beats[6]]) == list(beats[7::4])
     _, downs, places, _ = run(per_bar=3)
     assert list(downs) == list(beats[::3]) and set(places[200:]) == {1.0, 2.0, 3.0}
+
+
+def groove_from(beat: int, bpm: float = 124.0) -> tuple[np.ndarray, np.ndarray]:
+    """The built-in groove (its chord changes on each bar's first beat) heard from its
+    ``beat``-th beat on, and the times of its bars' first beats from then."""
+    x, _, beats = render_groove(SR, bpm, 16, seed=3)
+    cut = beats[beat]
+    bars = np.array(beats[4 * ((beat + 3) // 4)::4]) - cut
+    return x[int(round(cut * SR)):].astype(np.float32), bars
+
+
+def downbeats(x: np.ndarray, **params) -> tuple[np.ndarray, NodeDriver]:
+    d = tempo_node(512, ("audio", "one"), **params)
+    outs = [out for _, out in feed(d, x, one=lambda t, dt: ())]
+    return np.array([e.t for out in outs for e in out["downbeat"]]), d
+
+
+@pytest.mark.parametrize("beat", [1, 2, 3])
+def test_bars_heard_from_the_sound_start_where_the_harmony_changes(beat):
+    """Heard from mid-bar, counting makes the first beat heard "one" and stays wrong;
+    the sound's bars (the default) find the chord changes within a few bars and keep
+    them: every downbeat after 10 s is a bar's first beat."""
+    x, bars = groove_from(beat)
+    heard, _ = downbeats(x)
+    counted, _ = downbeats(x, bars="count")
+    late = bars[bars > 10.0]
+    assert beat_f(late, heard[heard > 10.0]) > 0.95
+    assert beat_f(late, counted[counted > 10.0]) < 0.1
+
+
+def test_a_tap_on_one_moves_the_sounds_bars_and_holds_them():
+    """A tap on ``one`` a beat after the true bar start wins over the sound for
+    tap_hold seconds, then the sound, finding the chord changes elsewhere, takes its
+    bars back."""
+    from tonegraph.engine.ports import Event
+
+    x, bars = groove_from(0)
+    beat = float(np.median(np.diff(bars))) / 4
+    tap = bars[3] + beat + 0.03                      # just after the beat after a bar's first
+
+    def run(hold: float) -> np.ndarray:
+        d = tempo_node(512, ("audio", "one"), tap_hold=hold)
+        outs = [out for _, out in feed(d, x, one=lambda t, dt: tuple(
+            Event(s) for s in (tap,) if t <= s < t + dt))]
+        return np.array([e.t for out in outs for e in out["downbeat"]])
+    end = bars[-1] + 0.5 * beat                        # the groove's last bar starts there
+
+    def within(t: np.ndarray, start: float) -> np.ndarray:
+        return t[(t > start) & (t < end)]
+    held = run(60.0)
+    assert beat_f(within(bars + beat, tap + 0.5), within(held, tap + 0.5)) > 0.95   # the tap's bars
+    back = run(5.0)
+    assert beat_f(within(bars, tap + 15.0), within(back, tap + 15.0)) > 0.95
 
 
 def test_the_phase_wraps_with_the_early_beats():
