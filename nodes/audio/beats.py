@@ -47,9 +47,13 @@ EARLY_CONFIDENCE = 0.5
 LOW, HIGH = 1e-3, 0.999
 #: Downbeats: each beat's evidence of starting a bar is averaged, per place in the bar,
 #: over about METER_BARS bars; another place becomes "one" when its average is
-#: METER_MARGIN times the current one's (on band recordings that start on a bar's
-#: first beat, 1.2 moved "one" off it on half of them, 1.5 on a quarter).
+#: METER_MARGIN times the current one's (1.2 moved a right "one" on band recordings
+#: heard from their first beat far more often).
 METER_BARS, METER_MARGIN = 8.0, 1.5
+#: The bands whose change is the harmony's: the lowest 20, below about 1 kHz (bass,
+#: chords); above them cymbals and voices change on any beat (all 64 bands placed
+#: bars worse on every set make eval measures).
+HARMONY_BANDS = 20
 
 
 class BarPointer:
@@ -149,9 +153,9 @@ class Meter:
 
     A bar most often starts where the harmony changes.  Each beat's evidence is how
     much the sound over the half bar it starts differs from the half bar before it
-    (the mean absolute difference of the bands' compressed levels): halves of a bar
-    hold the same drums, a backbeat's snare on 2 and 4 in each, so what differs is the
-    harmony.  The evidence is averaged per place in the bar over about METER_BARS
+    (the mean absolute difference of the compressed levels of the bands below about
+    1 kHz): halves of a bar hold the same drums, a backbeat's snare on 2 and 4 in
+    each, so what differs is the harmony.  The evidence is averaged per place in the bar over about METER_BARS
     bars, and the place with the most is "one".  It starts as the first beat heard
     (a song mostly starts on its "one") and moves only when another place has clearly
     more.  A beat's evidence is complete half a bar later, so where "one" is comes
@@ -196,7 +200,8 @@ class Meter:
             self.sum, self.frames = None, 0
         if self.index < 0:
             return
-        self.sum = level.copy() if self.sum is None else self.sum + level
+        low = level[:HARMONY_BANDS]
+        self.sum = low.copy() if self.sum is None else self.sum + low
         self.frames += 1
 
     def _close(self) -> None:
