@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 
@@ -304,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # the last guard: one line, never a traceback
         log.debug("internal error", exc_info=True)
         return _fail(f"error: internal error: {describe(exc)} (--log-level debug shows where)")
+    finally:
+        if argv is None and threading.current_thread() is threading.main_thread():
+            # The program is exiting: a Ctrl-C from now on (while threads, GL and files
+            # wind down) ends it at once, not with a KeyboardInterrupt traceback.
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

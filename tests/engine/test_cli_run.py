@@ -139,6 +139,31 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
     assert len(rows) >= 20
 
 
+def test_ctrl_c_while_the_program_exits_ends_it_without_a_traceback(write_patch, tmp_path):
+    """A Ctrl-C that comes as tonegraph is already exiting (its run over, the
+    interpreter winding down: here a clean-up that takes a while, as a GL driver's or
+    a thread's can) ends the process at once, with no "Exception ignored ...
+    KeyboardInterrupt" traceback."""
+    path = write_patch(RECORDED.replace("OUT", str(tmp_path / "out.jsonl")))
+    exiting = tmp_path / "exiting"
+    script = (f"import atexit, pathlib, sys, time\n"
+              f"def slow():\n"
+              f"    pathlib.Path({str(exiting)!r}).touch()\n"
+              f"    time.sleep(20)\n"
+              f"atexit.register(slow)\n"
+              f"from tonegraph.engine.cli import main\n"
+              f"sys.argv = ['tonegraph', 'run', {str(path)!r}, '--offline', '--duration', '1']\n"
+              f"sys.exit(main())\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    assert wait_for(exiting.exists, 60)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=10)
+    assert "stopped (duration reached)" in err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert proc.returncode == -signal.SIGINT
+
+
 def test_graph_dot_and_svg(tmp_path):
     res = tonegraph("graph", "graphs/demo.yaml")
     assert res.returncode == 0 and res.stdout.startswith('digraph "demo"')
