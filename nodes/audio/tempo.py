@@ -7,12 +7,13 @@ both on annotated recordings; the README has the table.
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.
 
-Bars are counted, not detected: every ``beats_per_bar`` beats one is a ``downbeat``,
-and a tap on ``one`` (a button on a controller, a MIDI note) says which: the beat it
-falls nearest is the bar's first.  Until then the first beat heard is.  (Downbeats
-found from the sound alone, from low hits, backbeats and harmony changes, placed "one"
-right on the project's own grooves but on 0.2-0.6 of the bars of real MIDI renders,
-below what counting from a tapped "one" gives.)  Tapping
+Bars: every ``beats_per_bar`` beats one is a ``downbeat``.  With the dbn tracker
+(``bars: sound``) where a bar starts is heard: the first beat heard is "one", and the
+count moves to another beat of the bar when it clearly starts more change of harmony
+(``Meter`` in nodes/audio/beats.py); ``bars: count`` only counts.  A tap on ``one`` (a
+button on a controller, a MIDI note) says which beat is the bar's first: the beat it
+falls nearest; with ``bars: sound`` the tap holds for ``tap_hold`` seconds, then the
+sound decides again.  Tapping
 (``tap`` events) or a ``bpm`` input above zero overrides the tracker: beats then come
 from an internal clock at that tempo, aligned to the last tap.
 """
@@ -62,10 +63,10 @@ class Tempo(Analyzer):
         "beats_per_bar": P.integer(4, "Beats in a bar, for downbeat, bar_beat and bar_phase.",
                                    min=1, max=32),
         "bars": P.choice("sound", ("sound", "count"),
-                         "dbn: where a bar starts: heard from the sound (the beat where the harmony "
-                         "changes and the bass hits most, over the last bars), or counted from the "
-                         "first beat. A tap on 'one' sets it either way (with sound, for tap_hold "
-                         "seconds)."),
+                         "dbn: where a bar starts: heard from the sound (the beat of the bar that "
+                         "starts the most change of harmony over the last bars; the first beat heard "
+                         "until another clearly does), or counted from the first beat. A tap on 'one' "
+                         "sets it either way (with sound, for tap_hold seconds)."),
         "recent": RECENT,
     }
     inputs = {
@@ -114,7 +115,6 @@ class Tempo(Analyzer):
             self.det.set_silence(self.p.silence)
         else:
             self.tracker.set_silence(self.p.silence)
-            self.tracker.meter.set_beats_per_bar(self.p.beats_per_bar)
         if "recent" in changed:
             self.scale = Strength(self.p.recent, self.ctx.hop / self.ctx.samplerate)
 
@@ -132,6 +132,9 @@ class Tempo(Analyzer):
         x = self.samples(tick)
         until = None
         if self.tracker is not None:
+            meter = self.tracker.meter        # changed here, on the thread that feeds it
+            if meter.n != self.p.beats_per_bar:
+                meter.set_beats_per_bar(self.p.beats_per_bar)
             if self.p.early:
                 until = (self.fed + len(x)) / sr * self.tracker.fps
             found = self.tracker.push(x, until)
@@ -207,12 +210,6 @@ class Tempo(Analyzer):
                 near = self.last_counted is not None and t - self.last_counted < 0.5 * self.period
                 self.counted = 1 if near else 0
                 self.one_held = t + self.p.tap_hold
-                if self.tracker is not None:
-                    # The sound's count starts from the tap too: the next beat the
-                    # tracker reports has the place the count gives it.
-                    later = sum(1 for b in beats if b.t > t)
-                    meter = self.tracker.meter
-                    meter.one = (meter.reported - (self.counted + later)) % n
             else:
                 place = places.get(id(ev))
                 if place is not None and (self.one_held is None or t > self.one_held):
@@ -238,11 +235,15 @@ class Tempo(Analyzer):
         old = state.get("tracker")
         if self.tracker is not None and old is not None and old.config == self.tracker.config:
             old.set_silence(self.p.silence)
-            old.meter.set_beats_per_bar(self.p.beats_per_bar)
             self.tracker = old
             self.fed = state.get("fed", 0)     # its frames count from its own start
         self.last_beat = state.get("last_beat")
         self.counted = state.get("counted", 0)
+        if self.tracker is not None and self.tracker is not old:
+            # A new tracker (other settings) hears the bar from where the count is.
+            n = self.p.beats_per_bar
+            self.tracker.meter.set_beats_per_bar(n)
+            self.tracker.meter.one = -self.counted % n
         self.last_counted = state.get("last_counted")
         self.one_held = state.get("one_held")
         self.period = state.get("period", self.period)

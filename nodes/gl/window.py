@@ -15,6 +15,7 @@ import logging
 
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
+from tonegraph.engine.errors import describe
 from tonegraph.engine.node import Tick
 
 from .base import SIZE, GLNode
@@ -143,9 +144,12 @@ class Window(GLNode):
         self.service.make_current()
 
     def draw(self, tick: Tick) -> None:
-        if self.failed is not None:
-            exc, self.failed = self.failed, None
-            raise exc
+        failed, self.failed = self.failed, None
+        self._draw()
+        if failed is not None:            # the last frame's read: raised once this one is on its way
+            raise failed
+
+    def _draw(self) -> None:
         img = self.texture_of("image", self.inp["image"])
         if self.window is not None and not self.closed:
             self._show(img)
@@ -242,6 +246,9 @@ class Window(GLNode):
         try:
             if getattr(self, "readback", None) is not None:
                 self.service.settle()                 # the last frame's read, put off
+                if self.failed is not None:
+                    log.error("gl.window '%s': the last frame could not be read back: %s", self.id,
+                              describe(self.failed))
                 for frame in self.readback.drain():   # the last frames, still in the ring
                     self.sink(frame)
         finally:

@@ -133,10 +133,13 @@ def test_a_reload_keeps_what_the_tracker_has_heard():
     assert second.node.tracker is first.node.tracker
     rest, _ = node_beats(x[half:], node=second)
     assert got + rest == pytest.approx(whole, abs=1e-9)
-    # New settings that change the tracker start it afresh.
+    # New settings that change the tracker start it afresh, its bars where the count was.
     third = tempo_node(min_bpm=80.0)
     third.node.restore(first.node.state())
     assert third.node.tracker is not first.node.tracker
+    counted = first.node.state()["counted"]
+    assert counted % 4 != 0                    # the next beat is mid-bar: the test can fail
+    assert third.node.tracker.meter.beat(0.0) == counted % 4
 
 
 def test_early_beats_leave_as_their_sound_arrives():

@@ -554,9 +554,11 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     assert events.count("read") == 30 and events[-1] == "read"
 
 
-def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, write_patch):
+def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, write_patch, caplog):
     """A frame's read runs when the next GL node starts its frame; when it fails, the
-    window is the node that failed (at its next draw), and the shader draws on."""
+    window is the node that failed (at its next draw, which still sends its own frame),
+    the shader draws on, and only the failed frame is missing.  The last frame's read,
+    at close, is reported when it fails."""
     from tonegraph.engine.registry import default_registry
     from tonegraph.nodes.gl import context
     from tonegraph.nodes.gl.render import prepare
@@ -568,23 +570,32 @@ def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, writ
             void mainImage(out vec4 c, in vec2 f) { c = vec4(fract(iTime), 0.0, 0.0, 1.0); }"}}
           out: {type: gl.window, params: {size: [48, 32]}, in: {image: look}}
         """)
-    push, calls = context.Readback.push, [0]
+    push = context.Readback.push
 
-    def fails_once(self, targets, flip=False):
-        calls[0] += 1
-        if calls[0] == 5:
-            raise context.GLError("cannot map a pixel buffer to read a frame back")
-        return push(self, targets, flip)
-    monkeypatch.setattr(context.Readback, "push", fails_once)
-    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=0.5)
-    late = []
-    win = job.runtime.runner.nodes[job.window]
-    win.sink, win.pixels = late.append, "rgb24"
-    job.runtime.run()
-    faults = job.runtime.runner.faults
+    def run(failing: int) -> tuple[list, dict]:
+        calls = [0]
+
+        def fails_once(self, targets, flip=False):
+            calls[0] += 1
+            if calls[0] == failing:
+                raise context.GLError("cannot map a pixel buffer to read a frame back")
+            return push(self, targets, flip)
+        monkeypatch.setattr(context.Readback, "push", fails_once)
+        job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=0.5)
+        late = []
+        win = job.runtime.runner.nodes[job.window]
+        win.sink, win.pixels = late.append, "rgb24"
+        job.runtime.run()
+        return late, job.runtime.runner.faults
+
+    late, faults = run(5)
     assert set(faults) == {"out"} and faults["out"].count == 1
     assert "cannot map a pixel buffer" in faults["out"].last_message
-    assert len(late) == 13          # 15 frames: the failed read and the frame whose draw raised it
+    assert len(late) == 14                   # 15 frames drawn, the 5th not read
+    caplog.clear()
+    late, faults = run(15)                   # the last frame, read as the window closes
+    assert len(late) == 14 and not faults
+    assert any("the last frame could not be read back" in r.getMessage() for r in caplog.records)
 
 
 def test_render_pre_roll_has_the_beat_tracker_locked_at_the_first_frame(tmp_path, write_patch):
