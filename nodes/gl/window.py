@@ -190,15 +190,21 @@ class Window(GLNode):
 
     def _framebuffer(self, texture_id: int):
         """A framebuffer around the image's texture to read it back from (kept for the
-        two or so textures an upstream node takes turns drawing into)."""
+        two or so textures an upstream node takes turns drawing into; made afresh when
+        the name belongs to another texture now, as after the upstream node restarts
+        and GL hands its freed names out again)."""
+        value = self.inp["image"]
+        texture = value if hasattr(value, "id") else self.uploads["image"][1]
         read = self.reads.get(texture_id)
+        if read is not None and read.texture is not texture:
+            self.reads.pop(texture_id).delete()
+            read = None
         if read is None:
-            value = self.inp["image"]
             fb = self.service.pyglet.image.Framebuffer()
-            fb.attach_texture(value if hasattr(value, "id") else self.uploads["image"][1])
+            fb.attach_texture(texture)
             while len(self.reads) >= 4:
                 self.reads.pop(next(iter(self.reads))).delete()
-            read = self.reads[texture_id] = _Read(fb)
+            read = self.reads[texture_id] = _Read(fb, texture)
         return read
 
     def _fit(self, img, w: int, h: int) -> tuple[float, float]:
@@ -270,10 +276,12 @@ class Window(GLNode):
 
 
 class _Read:
-    """What the readback ring reads a plane from: a framebuffer (``fb``)."""
+    """What the readback ring reads a plane from: a framebuffer (``fb``) around an
+    upstream node's ``texture``."""
 
-    def __init__(self, fb) -> None:
+    def __init__(self, fb, texture) -> None:
         self.fb = fb
+        self.texture = texture
 
     def delete(self) -> None:
         self.fb.delete()

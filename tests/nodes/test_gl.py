@@ -554,6 +554,46 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     assert events.count("read") == 30 and events[-1] == "read"
 
 
+def test_frames_stay_right_after_the_upstream_node_restarts(monkeypatch, write_patch):
+    """A node restarted mid-render (as the fault policy restarts a failing one) draws
+    into new textures: the recording follows them.  GL may hand a new texture a freed
+    name the window has read before (Mesa does not here, other drivers do): the window
+    then reads the new texture, not the deleted one its cached framebuffer holds."""
+    from tonegraph.engine.registry import default_registry
+    from tonegraph.nodes.gl.render import prepare
+    from tonegraph.nodes.gl.shader import Shader
+
+    patch = write_patch("""
+        patch: {fps: 30}
+        nodes:
+          look: {type: gl.shader, params: {size: [48, 32], source: "
+            void mainImage(out vec4 c, in vec2 f) { c = vec4(fract(iTime * 0.7), 0.0, 0.0, 1.0); }"}}
+          out: {type: gl.window, params: {size: [48, 32]}, in: {image: look}}
+        """)
+    process, calls, names, reused = Shader.process, [0], [], []
+
+    def restarting(self, tick):
+        calls[0] += 1
+        if calls[0] == 10:                 # what the fault policy does to restart a node
+            self.close()
+            self.configure()
+        process(self, tick)
+        names.append(self.out["out"].id)
+        if calls[0] == 12:                 # as if GL had given the new texture an old name
+            win.inp["image"] = self.out["out"]
+            reused.append(win._framebuffer(names[0]).texture is self.out["out"])
+    monkeypatch.setattr(Shader, "process", restarting)
+    job = prepare(patch, default_registry(plugins=False), None, (48, 32), end=1.0)
+    late = []
+    win = job.runtime.runner.nodes[job.window]
+    win.sink, win.pixels = (lambda px: late.append(px.copy())), "rgb24"
+    job.runtime.run()
+    assert reused == [True] and names[0] != names[-1]
+    assert len(late) == 30
+    for k, frame in enumerate(late):
+        assert abs(int(frame[5, 5, 0]) - ((k / 30 * 0.7) % 1.0) * 255) <= 1.5, k
+
+
 def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, write_patch, caplog):
     """A frame's read runs when the next GL node starts its frame; when it fails, the
     window is the node that failed (at its next draw, which still sends its own frame),
