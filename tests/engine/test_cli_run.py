@@ -141,21 +141,21 @@ def test_realtime_run_stops_cleanly_on_signal(write_patch, tmp_path, sig):
 
 def test_ctrl_c_while_the_program_exits_ends_it_without_a_traceback(write_patch, tmp_path):
     """A Ctrl-C that comes as tonegraph is already exiting (its run over, the
-    interpreter winding down: here a clean-up that takes a while, as a GL driver's or
-    a thread's can) ends the process at once, with no "Exception ignored ...
+    interpreter winding down: here a clean-up that waits, as a GL driver's or a
+    thread's can) ends the process at once, with no "Exception ignored ...
     KeyboardInterrupt" traceback."""
     path = write_patch(RECORDED.replace("OUT", str(tmp_path / "out.jsonl")))
     exiting = tmp_path / "exiting"
-    script = (f"import atexit, pathlib, sys, time\n"
+    script = (f"import atexit, pathlib, sys\n"
               f"def slow():\n"
               f"    pathlib.Path({str(exiting)!r}).touch()\n"
-              f"    time.sleep(20)\n"
+              f"    sys.stdin.readline()\n"                 # blocks until the test lets go
               f"atexit.register(slow)\n"
               f"from tonegraph.engine.cli import main\n"
               f"sys.argv = ['tonegraph', 'run', {str(path)!r}, '--offline', '--duration', '1']\n"
               f"sys.exit(main())\n")
-    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert wait_for(exiting.exists, 60)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=10)
