@@ -47,8 +47,8 @@ EARLY_CONFIDENCE = 0.5
 LOW, HIGH = 1e-3, 0.999
 #: Downbeats: each beat's evidence of starting a bar is averaged, per place in the bar,
 #: over about METER_BARS bars; another place becomes "one" when its average is
-#: METER_MARGIN times the current one's (1.2 moved a right "one" on band recordings
-#: heard from their first beat far more often).
+#: METER_MARGIN times the current one's (a margin of 1.2, with all 64 bands heard,
+#: moved a right "one" on about half the band recordings heard from their first beat).
 METER_BARS, METER_MARGIN = 8.0, 1.5
 #: The bands whose change is the harmony's: the lowest 20, below about 1 kHz (bass,
 #: chords); above them cymbals and voices change on any beat (all 64 bands placed
@@ -155,8 +155,8 @@ class Meter:
     much the sound over the half bar it starts differs from the half bar before it
     (the mean absolute difference of the compressed levels of the bands below about
     1 kHz): halves of a bar hold the same drums, a backbeat's snare on 2 and 4 in
-    each, so what differs is the harmony.  The evidence is averaged per place in the bar over about METER_BARS
-    bars, and the place with the most is "one".  It starts as the first beat heard
+    each, so what differs is the harmony.  The evidence is averaged per place in the
+    bar over about METER_BARS bars, and the place with the most is "one".  It starts as the first beat heard
     (a song mostly starts on its "one") and moves only when another place has clearly
     more.  A beat's evidence is complete half a bar later, so where "one" is comes
     from the bars before: a count that started mid-bar finds it after a few bars.
@@ -170,7 +170,7 @@ class Meter:
         self.reported = 0                    # beats reported so far
         self.waiting: list[float] = []       # their frames, not yet reached by the analysis
         self.index = -1                      # the beat whose span the frames now sum into
-        self.sum: np.ndarray | None = None
+        self.sum = np.zeros(HARMONY_BANDS)  # the levels of the beat's frames so far
         self.frames = 0
         self.n = 0
         self.set_beats_per_bar(beats_per_bar)
@@ -197,11 +197,10 @@ class Meter:
             self.waiting.pop(0)
             self._close()
             self.index += 1
-            self.sum, self.frames = None, 0
+            self.sum[:], self.frames = 0.0, 0
         if self.index < 0:
             return
-        low = level[:HARMONY_BANDS]
-        self.sum = low.copy() if self.sum is None else self.sum + low
+        self.sum += level[:HARMONY_BANDS]
         self.frames += 1
 
     def _close(self) -> None:

@@ -150,7 +150,7 @@ class Tempo(Analyzer):
                 self.last_beat = tap.t
         manual = self._manual_period(tick.t)
         out = self.out
-        places: dict[int, int] = {}       # the sound's place in the bar of each beat found
+        places: list[int] | None = None   # the sound's place in its bar of each beat
         if manual is not None:
             self.period = manual
             if self.last_beat is None:
@@ -176,7 +176,7 @@ class Tempo(Analyzer):
                 self.last_beat = beats[-1].t
                 out["beat"] = beats
                 if tr is not None and self.p.bars == "sound":
-                    places = dict(zip(map(id, beats), tr.places))
+                    places = tr.places
             if tr is not None:
                 self.period = 60.0 / tr.bpm
                 out["confidence"] = tr.confidence
@@ -195,23 +195,23 @@ class Tempo(Analyzer):
         self._count_bars(out, places)
         self.fed += self.ctx.hop
 
-    def _count_bars(self, out: dict, places: dict[int, int]) -> None:
+    def _count_bars(self, out: dict, places: list[int] | None) -> None:
         """Beats and taps on ``one`` in time order: a tap within half a beat after a beat
         makes that beat "one" (it has gone out already; the count follows it from now
         on), otherwise the next beat will be.  A beat the sound placed in its bar
-        (``places``, by the event's id) is counted there, unless a tap on ``one`` holds."""
+        (``places``, one per beat) is counted there, unless a tap on ``one`` holds."""
         n = self.p.beats_per_bar
         beats, ones = out["beat"], self.inp["one"]
-        marks = (sorted([(b.t, 0, b) for b in beats] + [(e.t, 1, e) for e in ones],
+        heard = places or [None] * len(beats)
+        marks = (sorted([(b.t, 0, b, p) for b, p in zip(beats, heard)] + [(e.t, 1, e, None) for e in ones],
                         key=lambda m: (m[0], m[1])) if beats or ones else ())
         downs = []
-        for t, is_one, ev in marks:
+        for t, is_one, ev, place in marks:
             if is_one:
                 near = self.last_counted is not None and t - self.last_counted < 0.5 * self.period
                 self.counted = 1 if near else 0
                 self.one_held = t + self.p.tap_hold
             else:
-                place = places.get(id(ev))
                 if place is not None and (self.one_held is None or t > self.one_held):
                     self.counted = place
                 if self.counted % n == 0:
