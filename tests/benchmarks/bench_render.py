@@ -10,8 +10,8 @@ takes the longer of a and b, unless the two together need more CPU than the mach
 has: the floor is max(a, b, (CPU time of a + CPU time of b) / cores), and r / floor is
 how far the render is from it (goal <= 1.3).  r / max(a, b) is printed too: on a
 machine where a and b each keep most cores busy (llvmpipe and x264 on 2 cores), no
-overlap brings it near 1.  Each of r, a and b is the faster of two
-runs (with its CPU time), so a moment of other work on the machine is not counted.
+overlap brings it near 1.  Each of r, a and b is the faster of two runs (with its CPU
+time), so a moment of other work on the machine is not counted.
 """
 
 from __future__ import annotations
