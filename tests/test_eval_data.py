@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.eval import mir
+from tonegraph.nodes.audio.onset import THRESHOLDS
 
 needs_data = pytest.mark.skipif(
     not mir.DATA.is_dir(), reason=f"annotated recordings not found at {mir.DATA} "
@@ -44,7 +45,7 @@ def test_engine_streaming_equals_aubio_and_scores(source, name):
     # The learned detector streamed equals its whole-file activation picked alike.
     learned_on, _ = mir.engine_events(clip, sr, onset_p | {"method": "learned"}, tempo_p)
     activation, rate = mir.learned_activation(x, sr)
-    want = mir.learned_onsets(activation, rate, 0.7)
+    want = mir.learned_onsets(activation, rate, THRESHOLDS["learned"])
     assert abs(len(learned_on) - len(want)) <= 1
     n = min(len(learned_on), len(want))
     assert list(learned_on[:n]) == pytest.approx(list(want[:n]), abs=1e-6)

@@ -37,7 +37,7 @@ METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specfl
 #: Each method's threshold when the patch gives none: the learned detector's chosen by
 #: `make eval`'s cross-validation over kinds of material, aubio's by the earlier search
 #: over the same recordings (see the README's "Accuracy").
-THRESHOLDS = {"learned": 0.7}
+THRESHOLDS = {"learned": 0.6}
 AUBIO_THRESHOLD = 0.15
 #: Frames of the learned detector's activation an onset must be the largest of.
 LEARNED_PRE = 3
@@ -53,7 +53,7 @@ class Onset(Analyzer):
         "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
         "threshold": P.Param("float", None, "Peak-picking threshold: higher finds fewer onsets; "
-                             "none: the method's own (learned 0.7, aubio's 0.15).", "", 0.0, 10.0,
+                             "none: the method's own (learned 0.6, aubio's 0.15).", "", 0.0, 10.0,
                              nullable=True),
         "silence": P.number(-70.0, "Quieter than this is silence: no onsets.", unit="dB",
                             min=-120.0, max=0.0),

@@ -91,10 +91,10 @@ def add_parsers(sub, with_nodes_path) -> None:
     o = command(kinds, "onsets", help="audio.onset's learned detector, on MIDI rendered by FluidSynth "
                                       "and synthesised grooves")
     _common(o, "an .npz for audio.onset's model param, method learned")
-    o.add_argument("--clips", type=whole(4, 1_000_000), default=600,
-                   help="training clips to make (default 600)")
+    o.add_argument("--clips", type=whole(4, 1_000_000), default=800,
+                   help="training clips to make (default 800)")
     o.add_argument("--seconds", type=number(2, 600), default=8.0, help="length of each clip (default 8)")
-    o.add_argument("--steps", type=_POS, default=5000)
+    o.add_argument("--steps", type=_POS, default=6000)
     o.add_argument("--batch", type=_POS, default=16)
     o.add_argument("--hidden", type=whole(4, 1024), default=64, help="network width (default 64)")
     o.add_argument("--lr", type=number(0, 10, above=True), default=2e-3)

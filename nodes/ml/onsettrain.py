@@ -6,8 +6,11 @@ Training data, made afresh from ``--seed``:
 * songs written at random as MIDI (mido) and rendered by FluidSynth through a General
   MIDI soundfont (Debian's ``fluid-soundfont-gm`` or ``timgm6mb-soundfont``, or
   ``--soundfont``): solo instruments (piano, guitars, basses, mallets, organ, brass,
-  reeds, leads), chords, drum kits and bands of all three, at 60-200 BPM, with every
-  note-on as an onset (moved by FluidSynth's own delay, measured first: 6 ms here);
+  reeds, leads), chords, drum kits, bands of all three, and rock bands whose guitars
+  are rendered apart, distorted and mixed up to 9 dB over the drums, most through a
+  mastering compressor (a loud record's dense mix, where hits barely stand out), at
+  60-200 BPM, with every note-on as an onset (moved by FluidSynth's own delay,
+  measured first: 6 ms here);
 * the built-in groove (audio.synth) in random timbres, with its known hits;
 * metronome clicks and beeps (tone or noise bursts, sharp or soft, often in digital
   silence), and sound with no onsets: drones with vibrato and tremolo, slowly
@@ -31,6 +34,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,14 +103,17 @@ def find_soundfont(given: Path | None) -> Path | None:
     return next((Path(p) for p in SOUNDFONTS if Path(p).is_file()), None)
 
 
-def random_song(rng: np.random.Generator, seconds: float):
-    """A MIDI file written at random, and its note-on times [s]."""
+def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.ndarray, float]]:
+    """A song written at random as MIDI, as its parts: each a MIDI file, its note-on
+    times [s] and how hard its sound is to be overdriven (0: clean).  Most songs are
+    one part; a rock band's guitars are a part of their own, to be distorted alone and
+    mixed loud over the drums, as on a record."""
     import mido
 
     bpm = float(rng.uniform(60, 200))
     tpb = 480
     beat_s = 60.0 / bpm
-    style = rng.choice(["solo", "chords", "drums", "band", "band"])
+    style = rng.choice(["solo", "chords", "drums", "band", "band", "rock", "rock"])
     events: list[tuple[float, int, mido.Message]] = []     # (beats, order, message)
 
     def note(ch: int, at: float, length: float, pitch: int, vel: int) -> None:
@@ -116,23 +123,29 @@ def random_song(rng: np.random.Generator, seconds: float):
     beats = seconds / beat_s
     channel = 0
 
-    def melodic(program: int, low: int, high: int, chords: bool) -> None:
+    def melodic(program: int, low: int, high: int, chords: bool, riff: bool = False) -> int:
+        """A line (or chords) on a channel of its own; ``riff``: power chords struck
+        on every eighth or quarter with few rests, as a rhythm guitar plays."""
         nonlocal channel
         ch = channel
         channel += 1
         events.append((0.0, 0, mido.Message("program_change", channel=ch, program=int(program))))
         at, pitch = float(rng.uniform(0, 1)), int(rng.integers(low, high))
-        grid = rng.choice([0.25, 0.5, 1.0 / 3.0, 0.5, 1.0])
+        grid = rng.choice([0.5, 0.5, 1.0]) if riff else rng.choice([0.25, 0.5, 1.0 / 3.0, 0.5, 1.0])
+        if riff:
+            at = 0.0
         while at < beats - 0.5:
-            length = float(rng.choice([1, 1, 2, 3, 4, 6, 8])) * grid
-            if rng.random() < 0.15:                              # a rest
+            length = float(rng.choice([1, 1, 1, 2] if riff else [1, 1, 2, 3, 4, 6, 8])) * grid
+            if rng.random() < (0.03 if riff else 0.15):          # a rest
                 at += length
                 continue
             pitch = int(np.clip(pitch + rng.integers(-5, 6), low, high))
-            vel = int(rng.integers(35, 128))
+            vel = int(rng.integers(70, 128) if riff else rng.integers(35, 128))
             gate = length * float(rng.uniform(0.3, 1.0))
             pitches = [pitch]
-            if chords or rng.random() < 0.1:
+            if riff:
+                pitches += [pitch + 7] + ([pitch + 12] if rng.random() < 0.5 else [])
+            elif chords or rng.random() < 0.1:
                 pitches += [pitch + d for d in rng.choice([3, 4, 5, 7, 9, 12], size=int(rng.integers(1, 4)),
                                                            replace=False)]
             spread = float(rng.uniform(0, 0.03)) / beat_s if len(pitches) > 1 else 0.0   # strummed
@@ -140,6 +153,7 @@ def random_song(rng: np.random.Generator, seconds: float):
                 if p < 120:
                     note(ch, at + k * spread, gate, p, vel)
             at += length
+        return ch
 
     def drums() -> None:
         pattern = rng.integers(0, 4)
@@ -163,31 +177,62 @@ def random_song(rng: np.random.Generator, seconds: float):
                 note(9, at, 0.1, h, int(rng.integers(40, 128)))
             at += 0.25
 
+    loud: set[int] = set()                 # the channels played through a distortion
     if style == "solo":
         melodic(int(rng.choice(MELODIC)), 40, 88, False)
     elif style == "chords":
         melodic(int(rng.choice([0, 1, 2, 4, 5, 24, 25, 26, 27, 16, 17])), 45, 76, True)
     elif style == "drums":
         drums()
-    else:
+    elif style == "band":
         drums()
         melodic(int(rng.choice(BASS)), 28, 52, False)
         for _ in range(int(rng.integers(1, 3))):
             melodic(int(rng.choice(MELODIC)), 48, 88, rng.random() < 0.4)
+    else:                                   # rock: drums, bass, distorted guitars
+        drums()
+        melodic(int(rng.choice(BASS)), 28, 45, False, riff=rng.random() < 0.5)
+        loud.add(melodic(int(rng.choice([29, 30, 27, 25])), 40, 60, False, riff=True))
+        if rng.random() < 0.5:
+            loud.add(melodic(int(rng.choice([29, 30, 81, 61, 65, 66])), 55, 84, False))
     events.sort(key=lambda e: (e[0], e[1]))
-    mid = mido.MidiFile(ticks_per_beat=tpb)
-    track = mido.MidiTrack()
-    mid.tracks.append(track)
-    track.append(mido.MetaMessage("set_tempo", tempo=int(round(beat_s * 1e6))))
-    now = 0
-    onsets = []
-    for at, _, msg in events:
-        tick = int(round(at * tpb))
-        track.append(msg.copy(time=tick - now))
-        now = tick
-        if msg.type == "note_on" and msg.velocity > 0:
-            onsets.append(tick / tpb * beat_s)
-    return mid, np.array(sorted(set(onsets)))
+    drive = float(rng.uniform(5, 40))
+    parts = []
+    for chosen in ({m.channel for _, _, m in events} - loud, loud):
+        if not chosen:
+            continue
+        mid = mido.MidiFile(ticks_per_beat=tpb)
+        track = mido.MidiTrack()
+        mid.tracks.append(track)
+        track.append(mido.MetaMessage("set_tempo", tempo=int(round(beat_s * 1e6))))
+        now = 0
+        onsets = []
+        for at, _, msg in events:
+            if msg.channel not in chosen:
+                continue
+            tick = int(round(at * tpb))
+            track.append(msg.copy(time=tick - now))
+            now = tick
+            if msg.type == "note_on" and msg.velocity > 0:
+                onsets.append(tick / tpb * beat_s)
+        parts.append((mid, np.array(sorted(set(onsets))), drive if chosen is loud else 0.0))
+    return parts
+
+
+def overdrive(x: np.ndarray, drive: float) -> np.ndarray:
+    """A distortion pedal: the sound driven into tanh, its peak at full scale."""
+    return (np.tanh(drive * x / (np.max(np.abs(x)) + 1e-9)) / np.tanh(drive)).astype(np.float32)
+
+
+def squash(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
+    """A mastering compressor: everything louder than the middle of the level's range
+    turned down hard (3:1 to 20:1 over 5-30 ms), so hits barely stand out of a dense
+    mix, as on a loud record."""
+    win = max(1, int(sr * rng.uniform(0.005, 0.03)))
+    env = np.sqrt(np.convolve(x.astype(np.float64) ** 2, np.ones(win) / win, mode="same")) + 1e-9
+    above = np.maximum(env / np.percentile(env, rng.uniform(30, 70)), 1.0)
+    y = x * above ** (1.0 / rng.uniform(3, 20) - 1.0)
+    return (y / (np.max(np.abs(y)) + 1e-9) * np.max(np.abs(x))).astype(np.float32)
 
 
 def render(mid, soundfont: Path, sr: int, folder: Path) -> np.ndarray:
@@ -336,13 +381,24 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
                                            seed=int(rng.integers(1 << 30)), timbre=timbre)
                 onsets = np.array(hits)
             else:
-                mid, onsets = random_song(rng, seconds)
-                x = render(mid, soundfont, sr, Path(d))
-                onsets = onsets + late
+                x, onsets = np.zeros(n, np.float32), []
+                parts = random_song(rng, seconds)
+                for k, (mid, times, drive) in enumerate(parts):
+                    y = render(mid, soundfont, sr, Path(d))
+                    y = np.pad(y, (0, max(0, n - len(y))))[:n]
+                    if drive:
+                        y = overdrive(y, drive)
+                    # Each part at its own loudness: distorted guitars up to 9 dB over the rest.
+                    level = np.sqrt(np.mean(y ** 2)) + 1e-9
+                    x += y / level * (10 ** (rng.uniform(-3, 9) / 20) if k else 1.0)
+                    onsets.append(times + late)
+                onsets = np.concatenate(onsets)
+                x = x / (np.max(np.abs(x)) + 1e-9)
+                if len(parts) > 1 and rng.random() < 0.7:
+                    x = squash(rng, x, sr)
             x = np.pad(x, (0, max(0, n - len(x))))[:n]
             if rng.random() < 0.25:                          # overdriven, as guitars are
-                drive = rng.uniform(2, 20)
-                x = (np.tanh(drive * x / (np.max(np.abs(x)) + 1e-9)) / np.tanh(drive)).astype(np.float32)
+                x = overdrive(x, rng.uniform(2, 20))
             raw.append((x, onsets[onsets < seconds - 0.05]))
             if progress is not None:
                 progress(i + 1)
@@ -379,7 +435,7 @@ def targets(onsets: np.ndarray, frames: int, front: dict) -> np.ndarray:
 # -- training -------------------------------------------------------------------------------
 
 
-def train_onsets(output: Path, *, clips: int = 600, seconds: float = 8.0, steps: int = 5000,
+def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps: int = 6000,
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
                  lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,

@@ -169,10 +169,46 @@ def test_params_changed_live_reach_the_learned_detector():
                  {"audio": PortType.AUDIO})
     node.configure()
     picker, scale = node.picker, node.scale
-    assert picker.threshold == 0.7 and picker.minioi == 2          # 20 ms at 86 frames/s
+    assert picker.threshold == 0.6 and picker.minioi == 2          # 20 ms at 86 frames/s
     picker.index = 41
     node.p = SimpleNamespace(**{**vars(node.p), "threshold": 0.4, "minioi": 0.1, "recent": 2.0})
     node.params_changed({"threshold", "minioi", "recent"})
     assert node.picker is picker and picker.index == 41
     assert picker.threshold == 0.4 and picker.minioi == 9 and node.scale is not scale
     assert node.scale.part == round(2.0 / (256 / 22050) / 8)
+
+
+def test_rock_bands_are_written_as_a_clean_part_and_a_distorted_guitar_part():
+    from tonegraph.nodes.ml.onsettrain import random_song
+
+    rng = np.random.default_rng(3)
+    songs = [random_song(rng, 8.0) for _ in range(60)]
+    rock = [s for s in songs if len(s) == 2]
+    assert rock and len(rock) < len(songs)                 # some songs are rock bands, not all
+    for (rest, rest_on, rest_drive), (guitars, guitar_on, drive) in rock:
+        assert rest_drive == 0.0 and drive >= 5.0
+        channels = lambda mid: {m.channel for m in mid.tracks[0] if m.type == "note_on"}  # noqa: E731
+        assert 9 in channels(rest) and 9 not in channels(guitars)  # drums stay clean
+        programs = {m.program for m in guitars.tracks[0] if m.type == "program_change"}
+        assert programs & {25, 27, 29, 30}                 # a guitar plays the riff
+        assert len(guitar_on) > 8 and np.all(guitar_on < 8.0) and np.all(np.diff(guitar_on) > 0)
+    assert all(len(s) == 1 and s[0][2] == 0.0 for s in songs if len(s) == 1)
+
+
+def test_the_mastering_compressor_flattens_hits_and_keeps_the_peak():
+    from tonegraph.nodes.ml.onsettrain import overdrive, squash
+
+    sr = 22050
+    rng = np.random.default_rng(0)
+    t = np.arange(2 * sr) / sr
+    hits = np.zeros_like(t)
+    for at in np.arange(0.1, 2.0, 0.25):                  # decaying noise bursts over a quiet drone
+        k = int(at * sr)
+        hits[k:k + 2000] += rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)
+    x = (0.6 * hits / np.abs(hits).max() + 0.05 * np.sin(2 * np.pi * 110 * t)).astype(np.float32)
+    y = squash(np.random.default_rng(1), x, sr)
+    crest = lambda v: np.abs(v).max() / np.sqrt(np.mean(v ** 2))  # noqa: E731
+    assert np.isclose(np.abs(y).max(), np.abs(x).max(), rtol=1e-5)
+    assert crest(y) < 0.7 * crest(x)
+    d = overdrive(x, 20.0)
+    assert np.isclose(np.abs(d).max(), 1.0, rtol=1e-5) and crest(d) < crest(x)
