@@ -39,6 +39,10 @@ METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specfl
 #: over the same recordings (see the README's "Accuracy").
 THRESHOLDS = {"learned": 0.6}
 AUBIO_THRESHOLD = 0.15
+#: Each method's least time between onsets [s] when the patch gives none, chosen with
+#: its threshold (the learned detector's 50 ms by the same cross-validation).
+MINIOI = {"learned": 0.05}
+AUBIO_MINIOI = 0.02
 #: Frames of the learned detector's activation an onset must be the largest of.
 LEARNED_PRE = 3
 
@@ -57,7 +61,8 @@ class Onset(Analyzer):
                              nullable=True),
         "silence": P.number(-70.0, "Quieter than this is silence: no onsets.", unit="dB",
                             min=-120.0, max=0.0),
-        "minioi": P.number(0.02, "Least time between two onsets.", unit="s", min=0.0, max=5.0),
+        "minioi": P.Param("float", None, "Least time between two onsets; none: the method's own "
+                          "(learned 0.05, aubio's 0.02).", "s", 0.0, 5.0, nullable=True),
         "whitening": P.boolean(False, "Adaptive spectral whitening (helps soft onsets)."),
         "compression": P.number(0.0, "Logarithmic magnitude compression; 0 is off.", min=0.0),
         "recent": RECENT,
@@ -123,7 +128,7 @@ class Onset(Analyzer):
             return
         frame_rate = self.ctx.samplerate / self.frame_samples
         self.picker.threshold = threshold_of(p)
-        self.picker.minioi = max(1, round(p.minioi * frame_rate))
+        self.picker.minioi = max(1, round(minioi_of(p) * frame_rate))
         self.silence = 10 ** (p.silence / 20)
 
     def process(self, tick: Tick) -> None:
@@ -181,10 +186,17 @@ def threshold_of(p) -> float:
     return THRESHOLDS.get(p.method, AUBIO_THRESHOLD)
 
 
+def minioi_of(p) -> float:
+    """The least time between onsets a params namespace asks for, or its method's own."""
+    if p.minioi is not None:
+        return float(p.minioi)
+    return MINIOI.get(p.method, AUBIO_MINIOI)
+
+
 def apply_onset_params(det, p) -> None:
     """Set the tunable parameters of an aubio onset object from a params namespace."""
     det.set_threshold(threshold_of(p))
     det.set_silence(p.silence)
-    det.set_minioi_s(p.minioi)
+    det.set_minioi_s(minioi_of(p))
     det.set_awhitening(1 if p.whitening else 0)
     det.set_compression(p.compression)

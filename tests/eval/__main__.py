@@ -57,11 +57,12 @@ def aubio_grid(quick: bool = False) -> list[dict]:
 
 
 def describe(params: dict) -> str:
-    from tonegraph.nodes.audio.onset import threshold_of
+    from tonegraph.nodes.audio.onset import minioi_of, threshold_of
 
     shown = dict(params)
     if "method" in shown:
-        shown["threshold"] = threshold_of(mir.as_params({"threshold": None} | shown))
+        p = mir.as_params({"threshold": None, "minioi": None} | shown)
+        shown["threshold"], shown["minioi"] = threshold_of(p), minioi_of(p)
     keys = ("method", "threshold") + (() if shown.get("method") == "learned" else ("compression",))
     said = ", ".join(f"{k} {shown[k]:g}" if isinstance(shown[k], float) else f"{k} {shown[k]}"
                      for k in keys if k in shown)

@@ -166,10 +166,14 @@ def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tup
     return learned.activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])
 
 
-def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi: float = 0.02) -> np.ndarray:
-    """Onset times [s] picked from an activation as audio.onset picks them live."""
+def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi: float | None = None
+                   ) -> np.ndarray:
+    """Onset times [s] picked from an activation as audio.onset picks them live
+    (``minioi`` None: the learned method's own)."""
     from tonegraph.nodes.audio.learned import Picker
-    from tonegraph.nodes.audio.onset import LEARNED_PRE
+    from tonegraph.nodes.audio.onset import LEARNED_PRE, MINIOI
+
+    minioi = MINIOI["learned"] if minioi is None else minioi
 
     pick = Picker(threshold, LEARNED_PRE, max(1, round(minioi * rate)))
     return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])

@@ -169,7 +169,8 @@ def test_params_changed_live_reach_the_learned_detector():
                  {"audio": PortType.AUDIO})
     node.configure()
     picker, scale = node.picker, node.scale
-    assert picker.threshold == 0.6 and picker.minioi == 2          # 20 ms at 86 frames/s
+    # The method's own threshold and least gap (50 ms: 4 frames at 86 frames/s).
+    assert picker.threshold == 0.6 and picker.minioi == 4
     picker.index = 41
     node.p = SimpleNamespace(**{**vars(node.p), "threshold": 0.4, "minioi": 0.1, "recent": 2.0})
     node.params_changed({"threshold", "minioi", "recent"})
@@ -212,3 +213,18 @@ def test_the_mastering_compressor_flattens_hits_and_keeps_the_peak():
     assert crest(y) < 0.7 * crest(x)
     d = overdrive(x, 20.0)
     assert np.isclose(np.abs(d).max(), 1.0, rtol=1e-5) and crest(d) < crest(x)
+
+
+def test_each_method_has_its_own_least_gap_unless_the_patch_gives_one():
+    from tonegraph.engine.node import Context
+    from tonegraph.engine.ports import PortType
+    from tonegraph.nodes.audio.onset import Onset
+
+    def node(params):
+        n = Onset("o", params, Context(samplerate=22050, hop=256, offline=True), {"audio": PortType.AUDIO})
+        n.configure()
+        return n
+    assert node({}).det.get_minioi_ms() == pytest.approx(20.0, abs=0.5)          # aubio's hfc
+    assert node({"minioi": 0.1}).det.get_minioi_ms() == pytest.approx(100.0, abs=0.5)
+    assert node({"method": "learned"}).picker.minioi == 4                       # 50 ms
+    assert node({"method": "learned", "minioi": 0.02}).picker.minioi == 2
