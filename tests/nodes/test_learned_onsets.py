@@ -127,9 +127,12 @@ def test_training_input_problems_are_one_line(tmp_path):
         assert res.returncode in (1, 2) and said in res.stderr and "Traceback" not in res.stderr, res.stderr
 
 
-def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silence():
+@pytest.mark.parametrize("every", [0.5, 0.15])
+def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silence(every):
     """A click track (1 kHz, 30 ms, as jack_metro makes it) in digital silence, 48 kHz,
-    256-sample hops: the shipped detector reports every click, where it is, loud."""
+    256-sample hops, 2 and about 7 clicks a second: the shipped detector reports every
+    click, where it is, loud.  (At 10 a second it hears about half: make bench's live
+    overhead table counts them.)"""
     from tests.eval import mir
 
     from tonegraph.engine.node import Context, Tick
@@ -139,7 +142,7 @@ def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silenc
     sr, hop = 48000, 256
     x = np.zeros(sr * 6, np.float32)
     t = np.arange(int(0.03 * sr)) / sr
-    clicks = 0.25 + 0.5 * np.arange(12)
+    clicks = np.arange(0.25, 5.9, every)
     for c in clicks:
         x[int(c * sr):int(c * sr) + len(t)] += 0.5 * np.sin(2 * np.pi * 1000 * t)
     node = Onset("o", {"method": "learned"}, Context(samplerate=sr, hop=hop, offline=True),
@@ -151,7 +154,7 @@ def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silenc
         node.out["onset"] = ()
         node.process(Tick(i * hop / sr, hop / sr, i))
         events += node.out["onset"]
-    assert len(events) == 12
+    assert len(events) == len(clicks)
     assert np.abs(np.array([e.t for e in events]) - clicks).max() < 0.015
     assert min(e.value for e in events) > 0.8
 
@@ -193,7 +196,7 @@ def test_rock_bands_are_written_as_a_clean_part_and_a_distorted_guitar_part():
         programs = {m.program for m in guitars.tracks[0] if m.type == "program_change"}
         assert programs & {25, 27, 29, 30}                 # a guitar plays the riff
         assert len(guitar_on) > 8 and np.all(guitar_on < 8.0) and np.all(np.diff(guitar_on) > 0)
-    assert all(len(s) == 1 and s[0][2] == 0.0 for s in songs if len(s) == 1)
+    assert all(s[0][2] == 0.0 for s in songs if len(s) == 1)           # one part: clean
 
 
 def test_the_mastering_compressor_flattens_hits_and_keeps_the_peak():
