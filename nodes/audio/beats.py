@@ -156,9 +156,9 @@ class Meter:
     (the mean absolute difference of the compressed levels of the bands below about
     1 kHz): halves of a bar hold the same drums, a backbeat's snare on 2 and 4 in
     each, so what differs is the harmony.  The evidence is averaged per place in the
-    bar over about METER_BARS bars, and the place with the most is "one".  It starts as the first beat heard
-    (a song mostly starts on its "one") and moves only when another place has clearly
-    more.  A beat's evidence is complete half a bar later, so where "one" is comes
+    bar over about METER_BARS bars, and the place with the most is "one".  It starts
+    as the first beat heard (a song mostly starts on its "one") and moves only when
+    another place has clearly more.  A beat's evidence is complete half a bar later, so where "one" is comes
     from the bars before: a count that started mid-bar finds it after a few bars.
     (The bass's hits at the beat were tried as a second cue and placed bars worse.)
 
