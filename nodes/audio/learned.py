@@ -15,6 +15,7 @@ config, nothing executable.
 from __future__ import annotations
 
 import json
+import math
 from collections import deque
 from pathlib import Path
 
@@ -87,50 +88,88 @@ def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
                  **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
 
 
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+def _sigmoid(x: float) -> float:
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
 
 
 class Stream:
     """One detector's running state: push log-mel frames, get activations (0..1) of
-    frames ``lookahead`` back (None until there is one)."""
+    frames ``lookahead`` back (None until there is one).
+
+    It runs on the audio thread, so a frame is a couple of dozen numpy calls into
+    buffers made once, in float32 as the network was trained: the features are written
+    straight into the first convolution's window, each layer into the next one's, and
+    the GRU's gates come from one matrix product over [convolution out, state] (its
+    sigmoids as tanh of half the input, the halves folded into the weights)."""
 
     def __init__(self, weights: Weights) -> None:
-        self.w = weights
-        self.prev: np.ndarray | None = None
-        f, h = weights.features, weights.hidden
-        self.window1 = np.zeros((weights.k1, f))
-        self.window2 = np.zeros((weights.k2, weights.b1.shape[0]))
-        self.h = np.zeros(h)
+        w = self.w = weights
+        f32 = np.float32
+        bands = w.mean.shape[0]
+        self.scale = (1.0 / w.std).astype(f32)
+        self.offset = (-w.mean / w.std).astype(f32)
+        self.w1, self.b1 = w.w1.astype(f32), w.b1.astype(f32)
+        self.w2, self.b2 = w.w2.astype(f32), w.b2.astype(f32)
+        n = w.hidden
+        c = w.b2.shape[0]
+        # Rows: r and z (halved for tanh) over [c2, h]; the candidate's input part over
+        # c2; its recurrent part over h.
+        m = np.zeros((4 * n, c + n))
+        m[:2 * n, :c], m[:2 * n, c:] = 0.5 * w.wi[:2 * n], 0.5 * w.wh[:2 * n]
+        m[2 * n:3 * n, :c], m[3 * n:, c:] = w.wi[2 * n:], w.wh[2 * n:]
+        b = np.concatenate([0.5 * (w.bi[:2 * n] + w.bh[:2 * n]), w.bi[2 * n:], w.bh[2 * n:]])
+        self.gates_w, self.gates_b = m.astype(f32), b.astype(f32)
+        self.out_w, self.out_b = w.out_w.astype(f32), w.out_b
+        self.window1 = np.zeros((w.k1, w.features), f32)
+        self.window2 = np.zeros((w.k2, w.b1.shape[0]), f32)
+        self.v = np.zeros(c + n, f32)                 # [conv2 out, GRU state]
+        self.g = np.zeros(4 * n, f32)
+        self.tmp = np.zeros(n, f32)
+        self.z, self.rise = self.window1[-1, :bands], self.window1[-1, bands:]
+        self.c2, self.h = self.v[:c], self.v[c:]
+        self.n = n
         self.frames = 0
 
-    def features(self, mel: np.ndarray) -> np.ndarray:
-        w = self.w
-        z = (np.asarray(mel, np.float64) - w.mean) / w.std
-        rise = np.maximum(z - (self.prev if self.prev is not None else z), 0.0)
-        self.prev = z
-        return np.concatenate([z, rise])
-
     def push(self, mel: np.ndarray) -> float | None:
-        w = self.w
-        x = self.features(mel)
-        self.window1[:-1] = self.window1[1:]
-        self.window1[-1] = x
-        c1 = np.maximum(w.w1 @ self.window1.ravel() + w.b1, 0.0)
-        self.window2[:-1] = self.window2[1:]
-        self.window2[-1] = c1
-        c2 = np.maximum(w.w2 @ self.window2.ravel() + w.b2, 0.0)
-        gi = w.wi @ c2 + w.bi
-        gh = w.wh @ self.h + w.bh
-        n = self.h.shape[0]
-        r = _sigmoid(gi[:n] + gh[:n])
-        z = _sigmoid(gi[n:2 * n] + gh[n:2 * n])
-        cand = np.tanh(gi[2 * n:] + r * gh[2 * n:])
-        self.h = (1.0 - z) * cand + z * self.h
+        w1, w2 = self.window1, self.window2
+        # Features: the standardised frame and its rise over the last one (none at first).
+        w1[:-1] = w1[1:]
+        np.multiply(mel, self.scale, out=self.z)
+        self.z += self.offset
+        if self.frames:
+            np.subtract(self.z, w1[-2, :self.z.shape[0]], out=self.rise)
+            np.maximum(self.rise, 0.0, out=self.rise)
+        else:
+            self.rise[:] = 0.0
+        w2[:-1] = w2[1:]
+        c1 = w2[-1]
+        np.dot(self.w1, w1.ravel(), out=c1)
+        c1 += self.b1
+        np.maximum(c1, 0.0, out=c1)
+        np.dot(self.w2, w2.ravel(), out=self.c2)
+        self.c2 += self.b2
+        np.maximum(self.c2, 0.0, out=self.c2)
+        n, g, h, tmp = self.n, self.g, self.h, self.tmp
+        np.dot(self.gates_w, self.v, out=g)
+        g += self.gates_b
+        rz = g[:2 * n]
+        np.tanh(rz, out=rz)
+        rz *= 0.5
+        rz += 0.5                                     # r, z: sigmoids
+        cand = g[2 * n:3 * n]
+        np.multiply(g[:n], g[3 * n:], out=tmp)
+        cand += tmp
+        np.tanh(cand, out=cand)
+        np.subtract(h, cand, out=tmp)                 # h = cand + z (h - cand)
+        tmp *= g[n:2 * n]
+        np.add(cand, tmp, out=h)
         self.frames += 1
-        if self.frames <= w.lookahead:
+        if self.frames <= self.w.lookahead:
             return None
-        return float(_sigmoid(w.out_w @ self.h + w.out_b))
+        return _sigmoid(float(self.out_w @ h) + self.out_b)
 
 
 class Picker:

@@ -32,8 +32,9 @@ class MelFrontEnd:
         sr, n_fft, hop = int(config["samplerate"]), int(config["n_fft"]), int(config["hop"])
         self.hop = hop
         self.pv = aubio.pvoc(n_fft, hop)
-        self.fb = aubio.filterbank(int(config["bands"]), n_fft)
-        self.fb.set_mel_coeffs(float(sr), float(config["fmin"]), float(config["fmax"]))
+        fb = aubio.filterbank(int(config["bands"]), n_fft)
+        fb.set_mel_coeffs(float(sr), float(config["fmin"]), float(config["fmax"]))
+        self.coeffs = np.ascontiguousarray(fb.get_coeffs(), dtype=np.float32)
         self.resampler = None
         if input_rate is not None and int(input_rate) != sr:
             import soxr
@@ -50,11 +51,16 @@ class MelFrontEnd:
             x = np.concatenate([self.pending, x])
         hop = self.hop
         n = len(x) // hop
-        # np.array copies: aubio hands back the same buffer on every call.
-        frames = [np.array(self.fb(self.pv(x[i * hop:(i + 1) * hop])), dtype=np.float32)
-                  for i in range(n)]
-        if self.log:
-            frames = [np.log(f + FLOOR) for f in frames]
+        frames = []
+        for i in range(n):
+            # The mel bands as one matrix product over the magnitudes (aubio's own
+            # filterbank loops over every coefficient, zeros included, and the result
+            # would need copying: aubio hands back the same buffer on every call).
+            f = self.coeffs @ self.pv(x[i * hop:(i + 1) * hop]).norm
+            if self.log:
+                f += FLOOR
+                np.log(f, out=f)
+            frames.append(f)
         self.pending = x[n * hop:].copy()
         return frames
 
