@@ -35,7 +35,7 @@ def pick_channels(data: np.ndarray, channel: int) -> np.ndarray:
 
 def rms(x: np.ndarray) -> float:
     """Root mean square of a block of samples (0 for none)."""
-    return math.sqrt(float(np.dot(x, x)) / len(x)) if len(x) else 0.0
+    return math.sqrt(float(x @ x) / len(x)) if len(x) else 0.0
 
 
 def db(x: float, floor: float = -120.0) -> float:

@@ -146,14 +146,14 @@ class Stream:
             self.rise[:] = 0.0
         w2[:-1] = w2[1:]
         c1 = w2[-1]
-        np.dot(self.w1, w1.ravel(), out=c1)
+        np.matmul(self.w1, w1.ravel(), out=c1)
         c1 += self.b1
         np.maximum(c1, 0.0, out=c1)
-        np.dot(self.w2, w2.ravel(), out=self.c2)
+        np.matmul(self.w2, w2.ravel(), out=self.c2)
         self.c2 += self.b2
         np.maximum(self.c2, 0.0, out=self.c2)
         n, g, h, tmp = self.n, self.g, self.h, self.tmp
-        np.dot(self.gates_w, self.v, out=g)
+        np.matmul(self.gates_w, self.v, out=g)
         g += self.gates_b
         rz = g[:2 * n]
         np.tanh(rz, out=rz)

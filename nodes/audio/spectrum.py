@@ -85,7 +85,7 @@ class Spectrum(Analyzer):
         bands = np.array(self.fb(spec), dtype=np.float32)
         # Amplitude per region: a sine of amplitude A in the region reads A.
         scale = self.scale
-        summary = [math.sqrt(float(np.dot(mag[a:b], mag[a:b]))) * scale for a, b in self.ranges]
+        summary = [math.sqrt(float(mag[a:b] @ mag[a:b])) * scale for a, b in self.ranges]
         diff = mag - self.prev
         flux = float(np.sum(diff[diff > 0])) * scale
         self.prev = mag

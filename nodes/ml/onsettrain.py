@@ -319,7 +319,8 @@ def texture(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
             hz = 55 * 2 ** rng.uniform(0, 5)
             vib = 1 + 0.01 * rng.uniform(0, 1) * np.sin(2 * np.pi * rng.uniform(3, 7) * t)
             x += np.sin(2 * np.pi * np.cumsum(hz * vib) / sr) * rng.uniform(0.2, 1)
-        x *= 1 + rng.uniform(0.1, 0.7) * np.sin(2 * np.pi * rng.uniform(2, 9) * t)
+        # Tremolo slower and shallower than a fast click train, which is all onsets.
+        x *= 1 + rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * rng.uniform(1, 5) * t)
     else:
         noise = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * np.linspace(1, rng.uniform(0.05, 1), n // 2 + 1), n)
         period = rng.uniform(1.0, 4.0)
@@ -333,8 +334,8 @@ def clicks(rng: np.random.Generator, n: int, sr: int) -> tuple[np.ndarray, np.nd
     or long, on a tempo or anywhere, often in digital silence (what a click track or a
     test signal is)."""
     x = np.zeros(n)
-    if rng.random() < 0.6:
-        period = 60.0 / rng.uniform(50, 220)
+    if rng.random() < 0.6:                     # 0.8 to 15 clicks a second
+        period = 1.0 / np.exp(rng.uniform(np.log(0.8), np.log(15.0)))
         times = np.arange(rng.uniform(0, period), n / sr - 0.05, period)
     else:
         times = np.sort(rng.uniform(0, n / sr - 0.05, int(rng.integers(3, 30))))
