@@ -11,7 +11,7 @@ TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
 APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core systemd iproute2 \
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1 \
-  fluidsynth timgm6mb-soundfont
+  fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 
 .PHONY: demo test bench bench-gpu eval looks soak system-deps setup docs models clean
 
@@ -47,8 +47,8 @@ docs: setup
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
 # itself: synthetic sounds of many kinds, and drawn squiggles.
-# The shipped onset detector is trained through the full General MIDI soundfont (148 MB).
-models: APT_PACKAGES += fluid-soundfont-gm
+# The shipped onset detector is trained through the full General MIDI soundfont
+# (fluid-soundfont-gm, 148 MB, which setup installs for the README's training command).
 models: setup
 	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
