@@ -1,21 +1,21 @@
-"""audio.onset: note and hit onsets with aubio's onset detector, as events.
+"""audio.onset: note and hit onsets, as events.
 
-Each ``onset`` event carries the media time of the onset (aubio's own estimate, which
-accounts for its detection delay) and its strength in 0..1: the detection function's
-value against the largest of the last few seconds (``recent``), so a desk or a MIDI
-velocity can use it as it is on any material.  ``strength`` gives the same scaled
-value every hop.
+The default detector is the project's own (``method: learned``, nodes/audio/learned.py:
+a small causal network trained on rendered MIDI, synthesised grooves and click tracks by
+``tonegraph train onsets``), chosen by `make eval`'s cross-validation over kinds of
+material (see the README's "Accuracy").  Its ``threshold`` is the activation (0..1) an
+onset must reach; ``buf_size`` and ``whitening``/``compression`` do not apply; an onset
+is known two detector frames (23 ms) after its own analysis frame ends.  Its onsets'
+strength is how loud the hit is against the loudest of ``recent``; ``strength`` is the
+network's activation every hop.
 
-The detector is the same aubio object a whole-file analysis uses, fed the same hops,
-so streaming and whole-file results are identical.
-
-``method: learned`` runs the project's own detector (nodes/audio/learned.py: a small
-causal network trained on rendered MIDI and synthesised grooves, ``tonegraph train
-onsets``) instead of aubio: ``threshold`` is then the activation (0..1) an onset must
-reach, ``buf_size`` and ``whitening``/``compression`` do not apply, and an onset is
-known two detector frames (23 ms) after its own analysis frame ends.  Its onsets'
-strength is how loud the hit is against the loudest of ``recent``; ``strength`` is then
-the network's activation every hop.
+Any of aubio's detection functions (``method: hfc`` and the rest) runs aubio's onset
+detector instead, the same aubio object a whole-file analysis uses, fed the same hops,
+so streaming and whole-file results are identical: cheaper, and its onsets leave
+earlier.  Each ``onset`` event then carries aubio's own estimate of the onset's media
+time and its strength in 0..1: the detection function's value against the largest of
+the last few seconds (``recent``), so a desk or a MIDI velocity can use it as it is on
+any material; ``strength`` gives the same scaled value every hop.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ LEARNED_PRE = 3
 
 class Onset(Analyzer):
     type_name = "audio.onset"
-    description = "Onsets (note starts, drum hits) as events, with aubio or a learned detector."
+    description = "Onsets (note starts, drum hits) as events, with a learned detector or aubio's."
     default_output = "onset"
     params = {
-        "method": P.choice("hfc", METHODS, "Onset detector: one of aubio's detection functions, or "
-                           "the project's learned one.", restart=True),
-        "buf_size": P.integer(1024, "Analysis window.", unit="samples", min=64, max=16384,
+        "method": P.choice("learned", METHODS, "Onset detector: the project's learned one, or one of "
+                           "aubio's detection functions.", restart=True),
+        "buf_size": P.integer(1024, "aubio's methods: analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
         "threshold": P.Param("float", None, "Peak-picking threshold: higher finds fewer onsets; "
                              "none: the method's own (learned 0.6, aubio's 0.15).", "", 0.0, 10.0,
@@ -63,8 +63,8 @@ class Onset(Analyzer):
                             min=-120.0, max=0.0),
         "minioi": P.Param("float", None, "Least time between two onsets; none: the method's own "
                           "(learned 0.05, aubio's 0.02).", "s", 0.0, 5.0, nullable=True),
-        "whitening": P.boolean(False, "Adaptive spectral whitening (helps soft onsets)."),
-        "compression": P.number(0.0, "Logarithmic magnitude compression; 0 is off.", min=0.0),
+        "whitening": P.boolean(False, "aubio's methods: adaptive spectral whitening (helps soft onsets)."),
+        "compression": P.number(0.0, "aubio's methods: logarithmic magnitude compression; 0 is off.", min=0.0),
         "recent": RECENT,
         "model": P.path(None, "method learned: its weights (.npz from 'tonegraph train onsets'); "
                               "none: the shipped detector."),
@@ -72,8 +72,9 @@ class Onset(Analyzer):
     outputs = {
         "onset": ports.event("An onset, at its media time; strength 0..1: how loud it is against the "
                              "recent loudest."),
-        "strength": ports.number("Every hop: aubio's detection function, 0..1 against the recent "
-                                 "loudest; learned: the network's activation (0..1, how onset-like)."),
+        "strength": ports.number("Every hop: learned, the network's activation (0..1, how "
+                                 "onset-like); aubio's methods, the detection function, 0..1 against "
+                                 "the recent loudest."),
     }
 
     @classmethod
