@@ -47,8 +47,9 @@ docs: setup
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
 # itself: synthetic sounds of many kinds, and drawn squiggles.
-# The shipped onset detector is trained through the full General MIDI soundfont
-# (fluid-soundfont-gm, 148 MB, which setup installs for the README's training command).
+# The shipped onset detector and beat activation are trained through the full General
+# MIDI soundfont (fluid-soundfont-gm, 148 MB, which setup installs for the README's
+# training commands).
 models: setup
 	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
 	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
@@ -62,6 +63,9 @@ models: setup
 	$(VENV)/bin/tonegraph train onsets -o nodes/ml/models/onsets.npz --seed 0 \
 	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/onsets.ckpt \
 	  --plot docs/models/onsets-loss.png
+	$(VENV)/bin/tonegraph train beats -o nodes/ml/models/beats.npz --seed 0 \
+	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/beats.ckpt \
+	  --plot docs/models/beats-loss.png
 
 setup: system-deps $(STAMP)
 

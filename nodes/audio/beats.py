@@ -19,8 +19,12 @@ expected (``push(..., until)``): it leaves as its sound arrives.
 
 The front end is the autoencoder's (``nodes/ml/frontend.py``): aubio's phase vocoder and
 mel filterbank at 22,050 Hz, the patch's sound resampled to that rate, so the tracker
-hears the same at any patch samplerate or hop.  Nothing here is learned; ``make eval``
-compares it with aubio's tracker on annotated recordings.
+hears the same at any patch samplerate or hop.  Flux rises on every hit, eighth notes
+and fills as much as beats; a learned beat activation (a small causal network over the
+same frames, trained by ``tonegraph train beats`` on where the beats of rendered songs
+are, nodes/ml/beattrain.py) can take a share of the activation, which says which hits
+are beats.  ``make eval`` compares the shares, and aubio's tracker, on annotated
+recordings.
 """
 
 from __future__ import annotations
@@ -119,16 +123,29 @@ class BarPointer:
 
 
 class Flux:
-    """Streaming activation: push samples at ``input_rate``, get one value per frame."""
+    """Streaming activation: push samples at ``input_rate``, get one value per frame.
 
-    def __init__(self, input_rate: int) -> None:
+    With ``beats`` (a learned beat activation's weights, nodes/audio/learned.py, trained
+    by ``tonegraph train beats`` on this front end) and ``share`` above 0, the
+    activation is ``share`` of the network's and the rest spectral flux; the network
+    answers for a frame one frame later, so each frame then comes out a frame (10 ms)
+    later too."""
+
+    def __init__(self, input_rate: int, beats=None, share: float = 0.0) -> None:
+        from tonegraph.nodes.ml.frontend import FLOOR as LOG_FLOOR
         from tonegraph.nodes.ml.frontend import MelFrontEnd
+
+        from .learned import Stream
 
         self.front = MelFrontEnd(FRONT, input_rate, log=False)
         self.fps = FRONT["samplerate"] / FRONT["hop"]
         self.before: np.ndarray | None = None      # the last frame, widened over neighbours
         self.recent = Strength(NORM_S, 1.0 / self.fps)
         self.longer = Strength(LONG_S, 1.0 / self.fps)
+        self.share = share if beats is not None else 0.0
+        self.stream = Stream(beats) if self.share > 0 else None
+        self.waiting: list[tuple[float, float, np.ndarray]] = []   # frames the network owes
+        self.log_floor = LOG_FLOOR      # under the magnitudes, as the network's front end
 
     def push(self, samples: np.ndarray) -> list[tuple[float, float, np.ndarray]]:
         """(activation 0..1, band energy, the bands' compressed levels) of each frame the
@@ -144,7 +161,15 @@ class Flux:
             self.recent(rise)
             self.longer(rise)
             peak = max(self.recent.peak, FLOOR * self.longer.peak)
-            out.append((rise / peak if peak > 1e-9 else 0.0, float(mag.sum()), level))
+            frame = (rise / peak if peak > 1e-9 else 0.0, float(mag.sum()), level)
+            if self.stream is None:
+                out.append(frame)
+                continue
+            self.waiting.append(frame)
+            beat = self.stream.push(np.log(mag + self.log_floor))
+            if beat is not None:
+                flux, energy, lvl = self.waiting.pop(0)
+                out.append(((1.0 - self.share) * flux + self.share * beat, energy, lvl))
         return out
 
 
@@ -235,11 +260,12 @@ class BeatTracker:
     """
 
     def __init__(self, input_rate: int, min_bpm: float = 55.0, max_bpm: float = 215.0,
-                 silence: float = -70.0, hold: float = 2.0) -> None:
-        self.flux = Flux(input_rate)
+                 silence: float = -70.0, hold: float = 2.0, beats=None, share: float = 0.0) -> None:
+        self.flux = Flux(input_rate, beats, share)
         self.fps = self.flux.fps
         self.model = BarPointer(self.fps, min_bpm, max_bpm)
-        self.config = (input_rate, min_bpm, max_bpm)
+        self.config = (input_rate, min_bpm, max_bpm, id(beats) if self.flux.share else None,
+                       self.flux.share)
         self.set_silence(silence)
         self.hold = round(hold * self.fps)
         self.frame = 0                   # frames analysed so far

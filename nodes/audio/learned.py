@@ -77,7 +77,7 @@ class Weights:
                 config = json.loads(str(arrays.pop("config")))
                 _cache[key] = cls(arrays, config)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise WeightsError(f"{path.name} is not an onset detector's weights file ({exc})") from None
+                raise WeightsError(f"{path.name} is not a learned detector's weights file ({exc})") from None
         return _cache[key]
 
 

@@ -1,8 +1,9 @@
 """audio.tempo: beats, tempo and beat phase.
 
 Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux
-(nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores
-both on annotated recordings; the README has the table.
+mixed with a learned beat activation (``learned`` is its share; nodes/audio/beats.py
+says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both on annotated
+recordings; the README has the table.
 
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.
@@ -21,6 +22,7 @@ from an internal clock at that tempo, aligned to the last tap.
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import aubio
 
@@ -30,8 +32,27 @@ from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
 from .base import RECENT, Analyzer, Strength
-from .beats import BeatTracker
+from .beats import FRONT, BeatTracker
 from .dsp import rms
+
+
+#: The shipped learned beat activation, and its default share of the dbn tracker's
+#: activation: none (spectral flux alone places beats best; a share of 0.7 relocks
+#: sooner after a change of tempo: make eval's beat tables, in the README).
+BEATS = Path(__file__).resolve().parents[1] / "ml" / "models" / "beats.npz"
+LEARNED = 0.0
+
+
+def beat_weights(path: Path):
+    """A learned beat activation's weights, checked to fit the tracker's front end."""
+    from .learned import Weights, WeightsError
+
+    w = Weights.load(path)
+    front = {k: w.front.get(k) for k in FRONT}
+    if front != FRONT:
+        raise WeightsError(f"{Path(path).name} was trained on another front end than the beat "
+                           f"tracker's ({front}, not {FRONT}): train it with 'tonegraph train beats'")
+    return w
 
 
 class Tempo(Analyzer):
@@ -40,8 +61,8 @@ class Tempo(Analyzer):
     default_output = "beat"
     params = {
         "tracker": P.choice("dbn", ("dbn", "aubio"),
-                            "dbn: a bar-pointer model over spectral flux, 55-215 BPM by default; "
-                            "aubio: aubio's beat tracker.", restart=True),
+                            "dbn: a bar-pointer model over spectral flux (and a share of a learned beat "
+                            "activation), 55-215 BPM by default; aubio: aubio's beat tracker.", restart=True),
         "min_bpm": P.number(55.0, "Slowest tempo the dbn tracker considers.", unit="BPM",
                             min=20.0, max=400.0, restart=True),
         "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
@@ -49,6 +70,11 @@ class Tempo(Analyzer):
         "early": P.boolean(True, "dbn: report a beat when the tracker expects it, as its sound "
                                  "arrives, rather than once the sound is analysed (about 35 ms "
                                  "later); a cold start still waits to hear its beats."),
+        "learned": P.number(LEARNED, "dbn: the share of the learned beat activation in what the "
+                                     "tracker follows (0: spectral flux alone, 1: the network alone).",
+                            min=0.0, max=1.0, restart=True),
+        "beat_model": P.path(None, "dbn: the learned beat activation's weights (.npz from 'tonegraph "
+                                   "train beats'); the shipped ones if unset.", restart=True),
         "method": P.choice("complex", ("specdiff", "hfc", "complex", "energy", "specflux",
                                         "kl", "mkl", "phase"),
                            "Onset function aubio's tracker follows.", restart=True),
@@ -89,6 +115,13 @@ class Tempo(Analyzer):
     @classmethod
     def check(cls, params, wired, ctx):
         errors = super().check(params, wired, ctx)
+        if params.get("tracker") == "dbn" and params.get("learned") and params.get("beat_model"):
+            from .learned import WeightsError
+
+            try:
+                beat_weights(ctx.resolve_input(params["beat_model"]))
+            except WeightsError as exc:
+                errors.append(("beat_model", str(exc)))
         if params["min_bpm"] * 1.5 > params["max_bpm"]:
             errors.append(("max_bpm", f"max_bpm {params['max_bpm']:g} must be at least 1.5x "
                                       f"min_bpm {params['min_bpm']:g}"))
@@ -100,7 +133,11 @@ class Tempo(Analyzer):
         if p.tracker == "aubio":
             self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
         else:
-            self.tracker = BeatTracker(self.ctx.samplerate, p.min_bpm, p.max_bpm, p.silence)
+            weights = None
+            if p.learned > 0:
+                weights = beat_weights(self.ctx.resolve_input(p.beat_model) if p.beat_model else BEATS)
+            self.tracker = BeatTracker(self.ctx.samplerate, p.min_bpm, p.max_bpm, p.silence,
+                                       beats=weights, share=p.learned)
         self.params_changed({"threshold", "silence", "recent"})
         self.last_beat: float | None = None
         self.period = 0.5

@@ -42,7 +42,8 @@ def add_parsers(sub, with_nodes_path) -> None:
     def command(parent, name: str, **kw) -> argparse.ArgumentParser:
         return add_mkdir(with_nodes_path(parent.add_parser(name, **kw)))
 
-    p = sub.add_parser("train", help="train the models of ml.autoencoder, ml.gan and audio.onset's learned method")
+    p = sub.add_parser("train", help="train the models of ml.autoencoder, ml.gan, audio.onset's learned "
+                                     "method and audio.tempo's beat activation")
     kinds = p.add_subparsers(dest="kind", required=True, metavar="KIND")
 
     a = command(kinds, "autoencoder", help="spectrogram autoencoder from a folder of sound files")
@@ -88,20 +89,26 @@ def add_parsers(sub, with_nodes_path) -> None:
                    help="an 8x8 sheet of generated images (default: the output's name with .samples.png)")
     g.set_defaults(func=cmd_train)
 
-    o = command(kinds, "onsets", help="audio.onset's learned detector, on MIDI rendered by FluidSynth "
-                                      "and synthesised grooves")
-    _common(o, "an .npz for audio.onset's model param, method learned")
-    o.add_argument("--clips", type=whole(4, 1_000_000), default=800,
-                   help="training clips to make (default 800)")
-    o.add_argument("--seconds", type=number(2, 600), default=8.0, help="length of each clip (default 8)")
-    o.add_argument("--steps", type=_POS, default=6000)
-    o.add_argument("--batch", type=_POS, default=16)
-    o.add_argument("--hidden", type=whole(4, 1024), default=64, help="network width (default 64)")
-    o.add_argument("--lr", type=number(0, 10, above=True), default=2e-3)
-    o.add_argument("--checkpoint-every", type=_POS, default=500, metavar="N")
-    o.add_argument("--soundfont", type=Path, metavar="SF2",
-                   help="a General MIDI soundfont (default: Debian's FluidR3_GM, else TimGM6mb)")
-    o.set_defaults(func=cmd_train)
+    for name, what, param, clips, seconds, steps in (
+            ("onsets", "audio.onset's learned detector, on MIDI rendered by FluidSynth and synthesised "
+                       "grooves", "audio.onset's model param, method learned", 800, 8, 6000),
+            ("beats", "audio.tempo's learned beat activation, on MIDI rendered by FluidSynth and "
+                      "synthesised grooves, each clip on one tempo", "audio.tempo's beat_model param",
+             600, 12, 3000)):
+        o = command(kinds, name, help=what)
+        _common(o, f"an .npz for {param}")
+        o.add_argument("--clips", type=whole(4, 1_000_000), default=clips,
+                       help=f"training clips to make (default {clips})")
+        o.add_argument("--seconds", type=number(2, 600), default=float(seconds),
+                       help=f"length of each clip (default {seconds})")
+        o.add_argument("--steps", type=_POS, default=steps)
+        o.add_argument("--batch", type=_POS, default=16)
+        o.add_argument("--hidden", type=whole(4, 1024), default=64, help="network width (default 64)")
+        o.add_argument("--lr", type=number(0, 10, above=True), default=2e-3)
+        o.add_argument("--checkpoint-every", type=_POS, default=500, metavar="N")
+        o.add_argument("--soundfont", type=Path, metavar="SF2",
+                       help="a General MIDI soundfont (default: Debian's FluidR3_GM, else TimGM6mb)")
+        o.set_defaults(func=cmd_train)
 
     m = command(sub, "analyze", help="cut a song (or every song in a folder) at its onsets and map the "
                                      "chunks by similarity (seed 003)")
@@ -148,14 +155,16 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     plot = args.plot or _beside(args.output, ".loss.png")
     try:
-        if args.kind == "onsets":
+        if args.kind in ("onsets", "beats"):
+            from .beattrain import train_beats
             from .onsettrain import train_onsets
 
-            report = train_onsets(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
-                                  batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
-                                  soundfont=args.soundfont, plot=plot, checkpoint=args.checkpoint,
-                                  resume=args.resume, checkpoint_every=args.checkpoint_every,
-                                  quiet=args.quiet)
+            train = train_onsets if args.kind == "onsets" else train_beats
+            report = train(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
+                           batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
+                           soundfont=args.soundfont, plot=plot, checkpoint=args.checkpoint,
+                           resume=args.resume, checkpoint_every=args.checkpoint_every,
+                           quiet=args.quiet)
             what = "clips"
         elif args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,

@@ -196,7 +196,16 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
         if rng.random() < 0.5:
             loud.add(melodic(int(rng.choice([29, 30, 81, 61, 65, 66])), 55, 84, False))
     events.sort(key=lambda e: (e[0], e[1]))
-    drive = float(rng.uniform(5, 40))
+    return midi_parts(events, loud, float(rng.uniform(5, 40)), tpb, beat_s)
+
+
+def midi_parts(events: list, loud: set[int], drive: float, tpb: int, beat_s: float
+               ) -> list[tuple[Any, np.ndarray, float]]:
+    """A song's (beats, order, message) events, time-ordered, as MIDI files: one of the
+    channels played clean, one of the ``loud`` ones (to be driven at ``drive``), each
+    with its note-on times [s] and drive (0: clean)."""
+    import mido
+
     parts = []
     for chosen in ({m.channel for _, _, m in events} - loud, loud):
         if not chosen:
@@ -217,6 +226,15 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
                 onsets.append(tick / tpb * beat_s)
         parts.append((mid, np.array(sorted(set(onsets))), drive if chosen is loud else 0.0))
     return parts
+
+
+def random_timbre(rng: np.random.Generator) -> Timbre:
+    """The built-in groove's sounds, drawn at random."""
+    return Timbre(kick_hz=float(rng.uniform(35, 70)), kick_decay=float(rng.uniform(5, 20)),
+                  snare_hz=float(rng.uniform(150, 260)), hat_gain=float(rng.uniform(0.1, 0.6)),
+                  pad_gain=float(rng.uniform(0, 0.15)), pad_wave=str(rng.choice(["sine", "saw", "square"])),
+                  bass_gain=float(rng.uniform(0, 0.4)), transpose=int(rng.integers(-5, 6)),
+                  quiet_level=float(rng.uniform(0.2, 1.0)))
 
 
 def overdrive(x: np.ndarray, drive: float) -> np.ndarray:
@@ -371,12 +389,7 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
             elif kind < 0.2:
                 x, onsets = clicks(rng, n, sr)
             elif soundfont is None or kind < 0.25:
-                timbre = Timbre(kick_hz=float(rng.uniform(35, 70)), kick_decay=float(rng.uniform(5, 20)),
-                                snare_hz=float(rng.uniform(150, 260)), hat_gain=float(rng.uniform(0.1, 0.6)),
-                                pad_gain=float(rng.uniform(0, 0.15)),
-                                pad_wave=str(rng.choice(["sine", "saw", "square"])),
-                                bass_gain=float(rng.uniform(0, 0.4)), transpose=int(rng.integers(-5, 6)),
-                                quiet_level=float(rng.uniform(0.2, 1.0)))
+                timbre = random_timbre(rng)
                 bpm = float(rng.uniform(70, 180))
                 x, hits, _ = render_groove(sr, bpm, max(1, int(seconds / (240 / bpm)) + 1),
                                            seed=int(rng.integers(1 << 30)), timbre=timbre)
@@ -441,6 +454,21 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
                  lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
                  checkpoint_every: int = 500, quiet: bool = False) -> Report:
+    return train_detector("onsets", make_clips, dict(learned.FRONT), output, clips=clips, seconds=seconds,
+                          steps=steps, batch=batch, length=length, hidden=hidden, lookahead=lookahead,
+                          lr=lr, halve_every=2000, seed=seed, soundfont=soundfont, plot=plot,
+                          checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
+                          quiet=quiet)
+
+
+def train_detector(kind: str, make: Any, front: dict, output: Path, *, clips: int, seconds: float,
+                   steps: int, batch: int, length: int, hidden: int, lookahead: int, lr: float,
+                   halve_every: int, seed: int, soundfont: Path | None, plot: Path | None, checkpoint: Path | None,
+                   resume: bool, checkpoint_every: int, quiet: bool) -> Report:
+    """Train an OnsetNet on ``make(count, seconds, seed, soundfont, samplerate,
+    progress)``'s clips and their event times (onsets, or beats) over ``front``'s
+    log-mel frames, the learning rate halved every ``halve_every`` steps, and write its
+    weights file."""
     if shutil.which("fluidsynth") is None:
         raise TrainError("fluidsynth is not installed (Debian: apt install fluidsynth fluid-soundfont-gm)")
     font = find_soundfont(soundfont)
@@ -448,14 +476,13 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
         raise TrainError("no General MIDI soundfont found (Debian: apt install fluid-soundfont-gm), "
                          "or name one with --soundfont")
     t0 = time.perf_counter()
-    front = dict(learned.FRONT)
     sr = int(front["samplerate"])
     checkpoint = checkpoint or output.with_name(output.stem + ".ckpt")
-    state = _load_checkpoint(checkpoint, "onsets") if resume else None     # before hours of data
+    state = _load_checkpoint(checkpoint, kind) if resume else None     # before hours of data
     torch.manual_seed(seed)
     with _progress(clips, "data", quiet) as bar:
         task = bar.add_task(f"rendering {clips} clips through {font.name}", total=clips)
-        data = make_clips(clips, seconds, seed, font, sr, progress=lambda k: bar.update(task, completed=k))
+        data = make(clips, seconds, seed, font, sr, progress=lambda k: bar.update(task, completed=k))
     mels = [clip_frames(x, sr, front) for x, _ in data]
     everything = np.concatenate(mels)
     mean, std = everything.mean(axis=0), everything.std(axis=0) + 1e-3
@@ -476,12 +503,12 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
     pos_weight = torch.tensor(1.0)
 
     def save(step: int) -> None:
-        _save_checkpoint(checkpoint, {"checkpoint": "onsets", "model": model.state_dict(),
+        _save_checkpoint(checkpoint, {"checkpoint": kind, "model": model.state_dict(),
                                       "optimiser": opt.state_dict(), "losses": losses, "step": step,
                                       "numpy": gen.bit_generator.state, "torch": torch.get_rng_state()})
 
     with _progress(steps, "train", quiet) as bar:
-        task = bar.add_task("onsets", total=steps, completed=start)
+        task = bar.add_task(kind, total=steps, completed=start)
         for step in range(start, steps):
             idx = gen.integers(len(feats), size=batch)
             xb, yb = [], []
@@ -493,8 +520,8 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
                 yb.append(y)
             x = torch.from_numpy(np.stack(xb))
             y = torch.from_numpy(np.stack(yb))
-            for group in opt.param_groups:          # halved every 2,000 steps, whatever --steps
-                group["lr"] = lr * 0.5 ** (step / 2000)
+            for group in opt.param_groups:          # halved every halve_every steps, whatever --steps
+                group["lr"] = lr * 0.5 ** (step / halve_every)
             logits = model(x)[:, lookahead:]
             loss = F.binary_cross_entropy_with_logits(logits, y[:, lookahead:], pos_weight=pos_weight)
             opt.zero_grad()
@@ -502,7 +529,7 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
             nn.utils.clip_grad_norm_(model.parameters(), 5.0)
             opt.step()
             losses.append(float(loss.detach()))
-            bar.update(task, advance=1, description=f"onsets, loss {losses[-1]:.4f}")
+            bar.update(task, advance=1, description=f"{kind}, loss {losses[-1]:.4f}")
             if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
                 save(step + 1)
     config = {"frontend": front, "lookahead": lookahead, "hidden": hidden,
@@ -512,5 +539,5 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
     learned.save(output, {"mean": mean, "std": std, **model.arrays()}, config)
     if plot is not None:
         _plot(plot, {"training loss (mean of 50 steps)": _running_mean(losses, 50)}, "step",
-              "onset detector")
+              "onset detector" if kind == "onsets" else "beat activation")
     return Report(output, plot, time.perf_counter() - t0, float(np.mean(losses[-50:])), clips)

@@ -4,6 +4,9 @@ belief through a reload."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -11,13 +14,14 @@ import soundfile as sf
 from tonegraph.engine.ports import AudioBlock
 from tonegraph.nodes.audio.beats import BeatTracker
 from tonegraph.nodes.audio.synth import render_groove
-from tonegraph.nodes.audio.tempo import Tempo
+from tonegraph.nodes.audio.tempo import BEATS, Tempo, beat_weights
 
 from ..conftest import NodeDriver
 from ..eval.mir import beat_f, lock
 from .test_audio import Collect, run_patch
 
 SR = 44100
+SOUNDFONT = "/usr/share/sounds/sf2/TimGM6mb.sf2"
 
 
 @pytest.fixture(scope="module")
@@ -69,11 +73,18 @@ def tempo_node(hop: int = 512, wired: tuple = ("audio",), **params) -> NodeDrive
     return d
 
 
+def default_tracker() -> BeatTracker:
+    """The tracker as audio.tempo makes it by default (its share of the shipped learned
+    beat activation)."""
+    share = Tempo.params["learned"].default
+    return BeatTracker(SR, beats=beat_weights(BEATS) if share else None, share=share)
+
+
 def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path):
     x, _, beats = render_groove(SR, 120.0, 8, seed=3)
     path = tmp_path / "groove.wav"
     sf.write(path, x, SR, subtype="FLOAT")
-    whole = BeatTracker(SR)
+    whole = default_tracker()
     want = np.array(whole.push(x.astype(np.float32)), dtype=float) / whole.fps
     assert lock(np.array(beats), want) == 0
     for hop in (256, 1024):
@@ -273,3 +284,90 @@ def test_the_phase_wraps_with_the_early_beats():
         last = out["phase"]
     assert len(sent) > 20
     assert all(min(abs(w - s) for w in wraps) <= 1 for s in sent), (sent, wraps)
+
+
+def test_training_the_beat_activation_writes_weights_the_tracker_takes(tmp_path, write_patch, reg):
+    """`tonegraph train beats`, briefly (what `make models` does at full length): the
+    weights are on the tracker's own front end, and a patch can name them."""
+    out = tmp_path / "beats.npz"
+    res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "train", "beats", "-o", str(out),
+                          "--clips", "6", "--seconds", "4", "--steps", "10", "--hidden", "8",
+                          "--soundfont", SOUNDFONT, "-q"], capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    assert "trained on 6 clips" in res.stdout and out.with_name("beats.loss.png").is_file()
+    w = beat_weights(out)
+    assert w.front["hop"] == 220 and w.hidden == 8 and w.lookahead == 1
+    x, _, _ = render_groove(SR, 120.0, 2, seed=3)
+    path = tmp_path / "groove.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    rt = run_patch(write_patch, reg, f"""
+        patch: {{samplerate: {SR}}}
+        nodes:
+          f: {{type: audio.file, params: {{path: "{path}", loop: false}}}}
+          t: {{type: audio.tempo, params: {{beat_model: "{out}", learned: 0.5}}, in: {{audio: f}}}}
+          c: {{type: test.collect, in: {{bpm: t.bpm}}}}
+        """)
+    assert len(rt.runner.nodes["c"].rows["bpm"]) > 100
+
+
+def test_a_beat_model_on_another_front_end_is_a_one_line_patch_error(write_patch, reg):
+    """The onset detector's weights (hop 256) are not a beat activation (hop 220)."""
+    from tonegraph.nodes.audio.learned import SHIPPED
+
+    from tonegraph.engine.graph import load_graph
+
+    graph, errors = load_graph(write_patch(f"""
+        nodes:
+          s: {{type: audio.synth}}
+          t: {{type: audio.tempo, params: {{beat_model: "{SHIPPED}", learned: 0.5}}, in: {{audio: s}}}}
+        """), reg)
+    assert graph is None and len(errors) == 1
+    assert "beat_model" in str(errors[0]) and "another front end" in str(errors[0])
+    assert "\n" not in str(errors[0])
+
+
+def test_beat_songs_keep_one_tempo_and_the_backbeat():
+    """Every training song's beats are its grid, and its drums' snares land on beats 2
+    and 4 (what tells a beat from an eighth note), but for fills and a few strays."""
+    from tonegraph.nodes.ml.beattrain import beat_song
+    from tonegraph.nodes.ml.onsettrain import DRUMS
+
+    rng = np.random.default_rng(5)
+    on_backbeat = off = 0
+    for _ in range(20):
+        parts, beats = beat_song(rng, 8.0)
+        period = np.diff(beats)
+        assert np.allclose(period, period[0]) and beats[0] == 0.0 and 0.3 <= period[0] <= 1.0
+        for mid, _ in parts:
+            ticks = 0
+            for msg in mid.tracks[0]:
+                ticks += msg.time
+                if msg.type == "note_on" and msg.channel == 9 and msg.note in DRUMS["snare"] and msg.velocity:
+                    at = ticks / mid.ticks_per_beat
+                    if at % 16 >= 15:                # the fill ending every fourth bar
+                        continue
+                    on_backbeat += at % 4 in (1.0, 3.0)
+                    off += at % 4 not in (1.0, 3.0)
+    assert on_backbeat > 3 * off
+
+
+def test_a_share_of_the_learned_beat_activation_hears_the_groove_at_its_own_tempo():
+    """Flux rises on every eighth-note hat of the groove at 100 BPM, and the tracker
+    follows it at 200; the shipped learned activation rises on the beats, and with a
+    share of it the tracker holds 100, and holds a new tempo within 4 beats of a cut."""
+    w = beat_weights(BEATS)
+    x, _, beats = render_groove(SR, 100.0, 8, seed=1)
+    heard = {}
+    for share in (0.0, 0.7):
+        t = BeatTracker(SR, beats=w if share else None, share=share)
+        est = np.array(t.push(x.astype(np.float32)), float) / t.fps
+        heard[share] = t.bpm
+        if share:
+            assert beat_f(np.array(beats), est) > 0.9
+    assert heard[0.0] == pytest.approx(200.0, rel=0.02) and heard[0.7] == pytest.approx(100.0, rel=0.02)
+    for first, then in ((120.0, 150.0), (170.0, 120.0), (90.0, 128.0)):
+        x, before, after, cut = two_tempi(first, then)
+        t = BeatTracker(SR, beats=w, share=0.7)
+        est = np.array(t.push(x), float) / t.fps
+        assert lock(before, est) <= 2 and lock(after, est[est > cut - 0.05]) <= 4
+        assert t.bpm == pytest.approx(then, rel=0.02)

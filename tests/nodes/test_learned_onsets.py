@@ -113,7 +113,7 @@ nodes:
 """)
     graph, errors = load_graph(path, registry)
     assert graph is None and len(errors) == 1
-    assert "bad.npz is not an onset detector's weights file" in str(errors[0]) and "\n" not in str(errors[0])
+    assert "bad.npz is not a learned detector's weights file" in str(errors[0]) and "\n" not in str(errors[0])
 
 
 def test_training_input_problems_are_one_line(tmp_path):
