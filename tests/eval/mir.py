@@ -122,8 +122,12 @@ def aubio_beats(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
 def dbn_beats(x: np.ndarray, sr: int, params: dict) -> np.ndarray:
     """The dbn tracker over a whole signal at once (the node feeds it hop by hop)."""
     from tonegraph.nodes.audio.beats import BeatTracker
+    from tonegraph.nodes.audio.tempo import BEATS, beat_weights
 
-    tracker = BeatTracker(sr, params["min_bpm"], params["max_bpm"], params["silence"])
+    share = params.get("learned", 0.0)
+    weights = beat_weights(Path(params.get("beat_model") or BEATS)) if share else None
+    tracker = BeatTracker(sr, params["min_bpm"], params["max_bpm"], params["silence"],
+                          beats=weights, share=share)
     return np.array(tracker.push(x), dtype=float) / tracker.fps
 
 
