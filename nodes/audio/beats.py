@@ -264,8 +264,8 @@ class BeatTracker:
         self.flux = Flux(input_rate, beats, share)
         self.fps = self.flux.fps
         self.model = BarPointer(self.fps, min_bpm, max_bpm)
-        self.config = (input_rate, min_bpm, max_bpm, id(beats) if self.flux.share else None,
-                       self.flux.share)
+        # The weights object itself: Weights.load hands out one object per file version.
+        self.config = (input_rate, min_bpm, max_bpm, beats if self.flux.share else None, self.flux.share)
         self.set_silence(silence)
         self.hold = round(hold * self.fps)
         self.frame = 0                   # frames analysed so far

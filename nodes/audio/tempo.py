@@ -1,8 +1,8 @@
 """audio.tempo: beats, tempo and beat phase.
 
-Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux
-mixed with a learned beat activation (``learned`` is its share; nodes/audio/beats.py
-says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both on annotated
+Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux, or
+over flux mixed with a learned beat activation (``learned`` is its share, 0 by default;
+nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both on annotated
 recordings; the README has the table.
 
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock

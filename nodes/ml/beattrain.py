@@ -42,9 +42,11 @@ from . import onsettrain as ot
 from .train import Report
 
 
-def beat_song(rng: np.random.Generator, seconds: float) -> tuple[list[tuple[Any, float]], np.ndarray]:
-    """A song written at random as MIDI on a steady tempo: its parts (a MIDI file and
-    how hard it is to be overdriven, 0: clean) and its beat times [s]."""
+def beat_song(rng: np.random.Generator, seconds: float
+              ) -> tuple[list[tuple[Any, np.ndarray, float]], np.ndarray]:
+    """A song written at random as MIDI on a steady tempo: its parts (``midi_parts``: a
+    MIDI file, its note-ons and how hard it is to be overdriven, 0: clean) and its beat
+    times [s]."""
     import mido
 
     bpm = float(np.exp(rng.uniform(np.log(60), np.log(200))))
@@ -130,8 +132,7 @@ def beat_song(rng: np.random.Generator, seconds: float) -> tuple[list[tuple[Any,
         if rng.random() < 0.5:
             loud.add(melodic(int(rng.choice([29, 30, 81, 61, 65, 66])), 55, 84, False))
     events.sort(key=lambda e: (e[0], e[1]))
-    parts = ot.midi_parts(events, loud, float(rng.uniform(5, 40)), tpb, beat_s)
-    return [(mid, drive) for mid, _, drive in parts], np.arange(0, seconds, beat_s)
+    return ot.midi_parts(events, loud, float(rng.uniform(5, 40)), tpb, beat_s), np.arange(0, seconds, beat_s)
 
 
 def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: int,
@@ -151,17 +152,7 @@ def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: 
                 beats = np.array(grid)
             else:
                 parts, beats = beat_song(rng, seconds)
-                x = np.zeros(n, np.float32)
-                for k, (mid, drive) in enumerate(parts):
-                    y = ot.render(mid, soundfont, sr, Path(d))
-                    y = np.pad(y, (0, max(0, n - len(y))))[:n]
-                    if drive:
-                        y = ot.overdrive(y, drive)
-                    level = np.sqrt(np.mean(y ** 2)) + 1e-9
-                    x += y / level * (10 ** (rng.uniform(-3, 9) / 20) if k else 1.0)
-                x = x / (np.max(np.abs(x)) + 1e-9)
-                if len(parts) > 1 and rng.random() < 0.7:
-                    x = ot.squash(rng, x, sr)
+                x = ot.mix_song(rng, parts, soundfont, sr, n, Path(d))
                 beats = beats + late
             x = np.pad(x, (0, max(0, n - len(x))))[:n]
             if rng.random() < 0.2:
@@ -177,8 +168,8 @@ def train_beats(output: Path, *, clips: int = 600, seconds: float = 12.0, steps:
                 lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
                 plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
                 checkpoint_every: int = 500, quiet: bool = False) -> Report:
-    front = {k: beat_front.FRONT[k] for k in ("samplerate", "n_fft", "hop", "bands", "fmin", "fmax")}
-    return ot.train_detector("beats", make_beat_clips, front, output, clips=clips, seconds=seconds,
-                             steps=steps, batch=batch, length=length, hidden=hidden, lookahead=lookahead,
-                             lr=lr, halve_every=1000, seed=seed, soundfont=soundfont, plot=plot, checkpoint=checkpoint,
-                             resume=resume, checkpoint_every=checkpoint_every, quiet=quiet)
+    return ot.train_detector("beats", make_beat_clips, dict(beat_front.FRONT), output, clips=clips,
+                             seconds=seconds, steps=steps, batch=batch, length=length, hidden=hidden,
+                             lookahead=lookahead, lr=lr, halve_every=1000, seed=seed, soundfont=soundfont,
+                             plot=plot, checkpoint=checkpoint, resume=resume,
+                             checkpoint_every=checkpoint_every, quiet=quiet)

@@ -237,6 +237,25 @@ def random_timbre(rng: np.random.Generator) -> Timbre:
                   quiet_level=float(rng.uniform(0.2, 1.0)))
 
 
+def mix_song(rng: np.random.Generator, parts: list, soundfont: Path, sr: int, n: int, folder: Path
+             ) -> np.ndarray:
+    """A song's parts (``midi_parts``) rendered and mixed as on a record, ``n`` samples:
+    each at its own loudness (distorted guitars up to 9 dB over the rest), most
+    multi-part songs through a mastering compressor."""
+    x = np.zeros(n, np.float32)
+    for k, (mid, _, drive) in enumerate(parts):
+        y = render(mid, soundfont, sr, folder)
+        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        if drive:
+            y = overdrive(y, drive)
+        level = np.sqrt(np.mean(y ** 2)) + 1e-9
+        x += y / level * (10 ** (rng.uniform(-3, 9) / 20) if k else 1.0)
+    x = x / (np.max(np.abs(x)) + 1e-9)
+    if len(parts) > 1 and rng.random() < 0.7:
+        x = squash(rng, x, sr)
+    return x
+
+
 def overdrive(x: np.ndarray, drive: float) -> np.ndarray:
     """A distortion pedal: the sound driven into tanh, its peak at full scale."""
     return (np.tanh(drive * x / (np.max(np.abs(x)) + 1e-9)) / np.tanh(drive)).astype(np.float32)
@@ -395,21 +414,9 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
                                            seed=int(rng.integers(1 << 30)), timbre=timbre)
                 onsets = np.array(hits)
             else:
-                x, onsets = np.zeros(n, np.float32), []
                 parts = random_song(rng, seconds)
-                for k, (mid, times, drive) in enumerate(parts):
-                    y = render(mid, soundfont, sr, Path(d))
-                    y = np.pad(y, (0, max(0, n - len(y))))[:n]
-                    if drive:
-                        y = overdrive(y, drive)
-                    # Each part at its own loudness: distorted guitars up to 9 dB over the rest.
-                    level = np.sqrt(np.mean(y ** 2)) + 1e-9
-                    x += y / level * (10 ** (rng.uniform(-3, 9) / 20) if k else 1.0)
-                    onsets.append(times + late)
-                onsets = np.concatenate(onsets)
-                x = x / (np.max(np.abs(x)) + 1e-9)
-                if len(parts) > 1 and rng.random() < 0.7:
-                    x = squash(rng, x, sr)
+                x = mix_song(rng, parts, soundfont, sr, n, Path(d))
+                onsets = np.concatenate([times + late for _, times, _ in parts])
             x = np.pad(x, (0, max(0, n - len(x))))[:n]
             if rng.random() < 0.25:                          # overdriven, as guitars are
                 x = overdrive(x, rng.uniform(2, 20))
@@ -463,8 +470,8 @@ def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps:
 
 def train_detector(kind: str, make: Any, front: dict, output: Path, *, clips: int, seconds: float,
                    steps: int, batch: int, length: int, hidden: int, lookahead: int, lr: float,
-                   halve_every: int, seed: int, soundfont: Path | None, plot: Path | None, checkpoint: Path | None,
-                   resume: bool, checkpoint_every: int, quiet: bool) -> Report:
+                   halve_every: int, seed: int, soundfont: Path | None, plot: Path | None,
+                   checkpoint: Path | None, resume: bool, checkpoint_every: int, quiet: bool) -> Report:
     """Train an OnsetNet on ``make(count, seconds, seed, soundfont, samplerate,
     progress)``'s clips and their event times (onsets, or beats) over ``front``'s
     log-mel frames, the learning rate halved every ``halve_every`` steps, and write its

@@ -73,26 +73,22 @@ def tempo_node(hop: int = 512, wired: tuple = ("audio",), **params) -> NodeDrive
     return d
 
 
-def default_tracker() -> BeatTracker:
-    """The tracker as audio.tempo makes it by default (its share of the shipped learned
-    beat activation)."""
-    share = Tempo.params["learned"].default
-    return BeatTracker(SR, beats=beat_weights(BEATS) if share else None, share=share)
-
-
-def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path):
+@pytest.mark.parametrize("share", [0.0, 0.7])
+def test_streaming_equals_the_whole_file_at_any_hop(write_patch, reg, tmp_path, share):
+    """Flux alone, and with a share of the learned beat activation (whose answer for a
+    frame comes a frame later, so the flux waits for it)."""
     x, _, beats = render_groove(SR, 120.0, 8, seed=3)
     path = tmp_path / "groove.wav"
     sf.write(path, x, SR, subtype="FLOAT")
-    whole = default_tracker()
+    whole = BeatTracker(SR, beats=beat_weights(BEATS) if share else None, share=share)
     want = np.array(whole.push(x.astype(np.float32)), dtype=float) / whole.fps
-    assert lock(np.array(beats), want) == 0
+    assert lock(np.array(beats), want) <= (2 if share else 0)
     for hop in (256, 1024):
         rt = run_patch(write_patch, reg, f"""
             patch: {{samplerate: {SR}, hop: {hop}}}
             nodes:
               f: {{type: audio.file, params: {{path: "{path}", loop: false}}}}
-              t: {{type: audio.tempo, params: {{early: false}}, in: {{audio: f}}}}
+              t: {{type: audio.tempo, params: {{early: false, learned: {share}}}, in: {{audio: f}}}}
               c: {{type: test.collect, in: {{beat: t.beat, bpm: t.bpm, phase: t.phase}}}}
             """)
         rows = rt.runner.nodes["c"].rows
@@ -308,13 +304,14 @@ def test_training_the_beat_activation_writes_weights_the_tracker_takes(tmp_path,
           c: {{type: test.collect, in: {{bpm: t.bpm}}}}
         """)
     assert len(rt.runner.nodes["c"].rows["bpm"]) > 100
+    stream = rt.runner.nodes["t"].tracker.flux.stream          # the trained weights, at work
+    assert stream is not None and stream.w.hidden == 8 and stream.frames > 100
 
 
 def test_a_beat_model_on_another_front_end_is_a_one_line_patch_error(write_patch, reg):
     """The onset detector's weights (hop 256) are not a beat activation (hop 220)."""
-    from tonegraph.nodes.audio.learned import SHIPPED
-
     from tonegraph.engine.graph import load_graph
+    from tonegraph.nodes.audio.learned import SHIPPED
 
     graph, errors = load_graph(write_patch(f"""
         nodes:
@@ -338,7 +335,7 @@ def test_beat_songs_keep_one_tempo_and_the_backbeat():
         parts, beats = beat_song(rng, 8.0)
         period = np.diff(beats)
         assert np.allclose(period, period[0]) and beats[0] == 0.0 and 0.3 <= period[0] <= 1.0
-        for mid, _ in parts:
+        for mid, _, _ in parts:
             ticks = 0
             for msg in mid.tracks[0]:
                 ticks += msg.time
