@@ -9,9 +9,12 @@ may lock to the eighth notes (twice the tempo) or take a while to leave a tempo
 that no longer holds; a network that has heard where the beat sits among kicks,
 snares, hats, bass notes and chords says which hits are beats.
 
-Training data, made afresh from ``--seed``, every clip one tempo (60-200 BPM, spread
+Training data, made afresh from ``--seed``, every clip on one tempo (60-200 BPM, spread
 evenly over octaves) with its beat grid as the labels (moved by FluidSynth's measured
-delay):
+delay), played as people play: in half the songs the tempo drifts by up to 8 % over
+the clip, in three of ten the eighths or sixteenths are swung (up to a triplet's), and
+every note is early or late by a spread of up to 12 ms; the labels are where the beats
+are played:
 
 * songs written at random as MIDI and rendered by FluidSynth: drum kits alone, bands
   (drums, bass, one or two melodic parts) and rock bands (drums, bass, distorted
@@ -41,6 +44,12 @@ from tonegraph.nodes.audio.synth import render_groove
 from . import onsettrain as ot
 from .train import Report
 
+#: How loosely the songs are played: a beat written at ``b`` of a clip's ``n`` beats is
+#: played at ``b * (1 + d * b / n)``, ``d`` up to ``drift`` either way (the beat's
+#: length changes by up to twice that over the clip); swung notes land up to ``swing``
+#: of their step late; each note is early or late by a spread of up to ``jitter`` s.
+FEEL = {"drift": 0.04, "swing": 0.33, "jitter": 0.012}
+
 
 def beat_song(rng: np.random.Generator, seconds: float
               ) -> tuple[list[tuple[Any, np.ndarray, float]], np.ndarray]:
@@ -56,10 +65,24 @@ def beat_song(rng: np.random.Generator, seconds: float
     style = rng.choice(["drums", "band", "band", "band", "rock", "rock", "keys"])
     events: list[tuple[float, int, mido.Message]] = []       # (beats, order, message)
     channel = [0]
+    # How the song is played against its grid: the tempo drifting up or down over the
+    # clip, eighths (or sixteenths) swung, every note a little early or late.
+    drift = float(rng.uniform(-FEEL["drift"], FEEL["drift"])) if rng.random() < 0.5 else 0.0
+    swing = float(rng.uniform(0.05, FEEL["swing"])) if rng.random() < 0.3 else 0.0
+    swung = float(rng.choice([0.5, 0.25]))
+    loose = float(rng.uniform(0.0, FEEL["jitter"])) / beat_s
+
+    def played(at: float) -> float:
+        """Where a note written at ``at`` beats sounds, in the grid's beats."""
+        off = at % (2 * swung)
+        if swing and abs(off - swung) < 1e-6:
+            at += swing * swung
+        return at * (1.0 + drift * at / beats)
 
     def note(ch: int, at: float, length: float, pitch: int, vel: int) -> None:
-        events.append((at, 1, mido.Message("note_on", channel=ch, note=int(pitch), velocity=int(vel))))
-        events.append((at + length, 0, mido.Message("note_off", channel=ch, note=int(pitch), velocity=0)))
+        start = max(0.0, played(at) + (float(rng.normal(0.0, loose)) if loose else 0.0))
+        events.append((start, 1, mido.Message("note_on", channel=ch, note=int(pitch), velocity=int(vel))))
+        events.append((start + length, 0, mido.Message("note_off", channel=ch, note=int(pitch), velocity=0)))
 
     def melodic(program: int, low: int, high: int, chords: bool, riff: bool = False,
                 grid: float | None = None) -> int:
@@ -132,7 +155,8 @@ def beat_song(rng: np.random.Generator, seconds: float
         if rng.random() < 0.5:
             loud.add(melodic(int(rng.choice([29, 30, 81, 61, 65, 66])), 55, 84, False))
     events.sort(key=lambda e: (e[0], e[1]))
-    return ot.midi_parts(events, loud, float(rng.uniform(5, 40)), tpb, beat_s), np.arange(0, seconds, beat_s)
+    grid = np.array([played(k) for k in range(int(np.ceil(beats)))]) * beat_s
+    return ot.midi_parts(events, loud, float(rng.uniform(5, 40)), tpb, beat_s), grid[grid < seconds]
 
 
 def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: int,
