@@ -323,6 +323,21 @@ def test_a_beat_model_on_another_front_end_is_a_one_line_patch_error(write_patch
     assert "\n" not in str(errors[0])
 
 
+def test_early_beats_do_not_hide_a_new_tempo():
+    """After a hard cut the model stays sure of the old tempo for a while, and beats it
+    sent early at the old tempo kept the new one's beats (found within 0.6 of a beat of
+    them) from being reported: with early beats the node held the new tempo up to two
+    beats later than without.  Now a beat found away from an early one is reported and
+    early beats wait until the model meets one."""
+    for first, then in ((140.0, 100.0), (128.0, 90.0), (170.0, 120.0)):
+        x, _, after, cut = two_tempi(first, then)
+        held = {}
+        for early in (True, False):
+            b = np.array(node_beats(x, tempo_node(early=early))[0])
+            held[early] = lock(after, b[b > cut - 0.05])
+        assert held[True] <= held[False] <= 4, (first, then, held)
+
+
 def test_beat_songs_keep_a_tempo_and_the_backbeat():
     """Every training song's beats are where its grid is played (a tempo drifting by a
     few percent at most over the clip), and its drums' snares land on beats 2 and 4
