@@ -223,6 +223,11 @@ class Meter:
         self.waiting.append(frame)
         return (k - self.one) % self.n
 
+    def again(self) -> int:
+        """The last beat reported, placed anew (an early beat the tracker misplaced): its
+        place in the bar, the count unchanged."""
+        return (self.reported - 1 - self.one) % self.n
+
     def frame(self, index: int, level: np.ndarray) -> None:
         """Frame ``index`` analysed: its bands' compressed levels (see :class:`Flux`)."""
         while self.waiting and index >= self.waiting[0]:
@@ -286,6 +291,9 @@ class BeatTracker:
         self.meter = Meter()
         #: The place in its bar of each beat the last ``push`` returned (0: "one").
         self.places: list[int] = []
+        #: Of each beat the last ``push`` returned, whether it is the one before placed
+        #: anew (an early beat the model then found elsewhere: the same beat of the bar).
+        self.again: list[bool] = []
 
     def set_silence(self, db: float) -> None:
         self.silence = FULL_SCALE * 10 ** (db / 20.0)
@@ -304,6 +312,7 @@ class BeatTracker:
         beats: list[float] = []
         model, meter = self.model, self.meter
         self.places = places = []
+        self.again = again = []
         frames = self.flux.push(samples)
         for activation, energy, level in frames:
             self.quiet = self.quiet + 1 if energy < self.silence else 0
@@ -315,7 +324,8 @@ class BeatTracker:
                 heard = gap > 0.6 * interval
                 if heard or (self.early and gap > MISPLACED * interval):
                     beats.append(self.frame)
-                    places.append(meter.beat(self.frame))
+                    places.append(meter.beat(self.frame) if heard else meter.again())
+                    again.append(not heard)
                     self.last_beat = self.frame
                     self.unheard = not heard and self.unheard
                     self.early = False
@@ -331,6 +341,7 @@ class BeatTracker:
             if ahead < until and ahead - self.last_beat > 0.6 * interval:
                 beats.append(ahead)
                 places.append(meter.beat(ahead))
+                again.append(False)
                 self.last_beat = ahead
                 self.early = self.unheard = True
         return beats

@@ -188,6 +188,7 @@ class Tempo(Analyzer):
         manual = self._manual_period(tick.t)
         out = self.out
         places: list[int] | None = None   # the sound's place in its bar of each beat
+        again: list[bool] | None = None    # whether each beat is the one before placed anew
         if manual is not None:
             self.period = manual
             if self.last_beat is None:
@@ -212,8 +213,10 @@ class Tempo(Analyzer):
                 beats = tuple(Event(self.time_of(tick, n * per), level) for n in found)
                 self.last_beat = beats[-1].t
                 out["beat"] = beats
-                if tr is not None and self.p.bars == "sound":
-                    places = tr.places
+                if tr is not None:
+                    again = tr.again
+                    if self.p.bars == "sound":
+                        places = tr.places
             if tr is not None:
                 self.period = 60.0 / tr.bpm
                 out["confidence"] = tr.confidence
@@ -229,29 +232,35 @@ class Tempo(Analyzer):
             out["phase"] = tr.phase_at(until)
         elif self.last_beat is not None and self.period > 0:
             out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
-        self._count_bars(out, places)
+        self._count_bars(out, places, again)
         self.fed += self.ctx.hop
 
-    def _count_bars(self, out: dict, places: list[int] | None) -> None:
+    def _count_bars(self, out: dict, places: list[int] | None, again: list[bool] | None = None) -> None:
         """Beats and taps on ``one`` in time order: a tap within half a beat after a beat
         makes that beat "one" (it has gone out already; the count follows it from now
         on), otherwise the next beat will be.  A beat the sound placed in its bar
-        (``places``, one per beat) is counted there, unless a tap on ``one`` holds."""
+        (``places``, one per beat) is counted there, unless a tap on ``one`` holds; a
+        beat that is the one before placed anew (``again``) is counted as that one, and
+        a bar's first beat is not announced twice."""
         n = self.p.beats_per_bar
         beats, ones = out["beat"], self.inp["one"]
         heard = places or [None] * len(beats)
-        marks = (sorted([(b.t, 0, b, p) for b, p in zip(beats, heard)] + [(e.t, 1, e, None) for e in ones],
+        anew = again or [False] * len(beats)
+        marks = (sorted([(b.t, 0, b, (p, a)) for b, p, a in zip(beats, heard, anew)]
+                        + [(e.t, 1, e, (None, False)) for e in ones],
                         key=lambda m: (m[0], m[1])) if beats or ones else ())
         downs = []
-        for t, is_one, ev, place in marks:
+        for t, is_one, ev, (place, same) in marks:
             if is_one:
                 near = self.last_counted is not None and t - self.last_counted < 0.5 * self.period
                 self.counted = 1 if near else 0
                 self.one_held = t + self.p.tap_hold
             else:
+                if same and self.counted > 0:
+                    self.counted -= 1
                 if place is not None and (self.one_held is None or t > self.one_held):
                     self.counted = place
-                if self.counted % n == 0:
+                if self.counted % n == 0 and not same:
                     downs.append(ev)
                 self.counted += 1
                 self.last_counted = t

@@ -213,6 +213,23 @@ def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
     assert list(downs) == list(beats[::3]) and set(places[200:]) == {1.0, 2.0, 3.0}
 
 
+def test_a_beat_placed_anew_is_counted_once():
+    """After a hard cut an early beat the tracker then finds elsewhere is reported again
+    where it is found (``BeatTracker.again``): the bar's count does not move on for it,
+    and a bar's first beat is not announced twice."""
+    from tonegraph.engine.ports import Event
+
+    for bars in ("count", "sound"):
+        node = tempo_node(512, ("audio", "one"), bars=bars).node
+        node.inp["one"] = ()
+        times = (1.0, 1.2, 1.6, 2.1, 2.6, 3.1, 3.6)
+        out = {"beat": tuple(Event(t) for t in times), "phase": 0.0}
+        places = None if bars == "count" else [0, 0, 1, 2, 3, 0, 1]
+        node._count_bars(out, places, [False, True, False, False, False, False, False])
+        assert [e.t for e in out["downbeat"]] == [1.0, 3.1]
+        assert out["bar_beat"] == 2.0
+
+
 def groove_from(beat: int, bpm: float = 124.0) -> tuple[np.ndarray, np.ndarray]:
     """The built-in groove (its chord changes on each bar's first beat) heard from its
     ``beat``-th beat on, and the times of its bars' first beats from then."""
