@@ -22,9 +22,9 @@ mel filterbank at 22,050 Hz, the patch's sound resampled to that rate, so the tr
 hears the same at any patch samplerate or hop.  Flux rises on every hit, eighth notes
 and fills as much as beats; a learned beat activation (a small causal network over the
 same frames, trained by ``tonegraph train beats`` on where the beats of rendered songs
-are, nodes/ml/beattrain.py) can take a share of the activation, which says which hits
-are beats.  ``make eval`` compares the shares, and aubio's tracker, on annotated
-recordings.
+are, nodes/ml/beattrain.py) can take a share of the activation (audio.tempo's
+``learned``), which says which hits are beats.  ``make eval`` compares a share with
+flux alone, and with aubio's tracker, on annotated recordings.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ EARLY_CONFIDENCE = 0.5
 #: reported as well (the early one was misplaced, after a change of tempo mostly), and
 #: no beat leaves early again until the model has met the last early one or heard one.
 #: Early beats that went on leaving at the old tempo after a hard cut hid the new
-#: tempo's beats: the tracker held it a median of 5 beats after the cut, against 4
-#: with beats reported once heard (make eval); 0.15-0.25 measured alike.
+#: tempo's beats: the tracker held it a median of 5 beats after make eval's cuts, 4
+#: since (and 5 with beats reported once heard); 0.15-0.25 measured alike.
 MISPLACED = 0.2
 #: The activation the model sees stays inside (LOW, HIGH): no observation is certain.
 LOW, HIGH = 1e-3, 0.999

@@ -172,7 +172,8 @@ def evaluate(quick: bool = False) -> int:
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
     print(f"{len(clips)} annotated clips from {mir.DATA}")
     print(f"audio.onset defaults: {describe(onset_p)}; audio.tempo defaults: tracker "
-          f"{tempo_p['tracker']}, {tempo_p['min_bpm']:g}-{tempo_p['max_bpm']:g} BPM, silence "
+          f"{tempo_p['tracker']}, learned {tempo_p['learned']:g}, {tempo_p['min_bpm']:g}-"
+          f"{tempo_p['max_bpm']:g} BPM, silence "
           f"{tempo_p['silence']:g} dB (aubio's: {tempo_p['method']}, threshold {tempo_p['threshold']})")
 
     # The engine, streaming, on every clip (its onsets equal the detector's over the

@@ -131,11 +131,12 @@ def dbn_beats(x: np.ndarray, sr: int, params: dict) -> np.ndarray:
     return np.array(tracker.push(x), dtype=float) / tracker.fps
 
 
-def spliced(clips: list[Clip], at: float = 12.0, then: float = 16.0, min_change: float = 0.08
-            ) -> Iterator[tuple[str, np.ndarray, int, float, np.ndarray]]:
+def spliced(clips: list[Clip], at: float = 12.0, then: float = 16.0, min_change: float = 0.08,
+            per: int = 3) -> Iterator[tuple[str, np.ndarray, int, float, np.ndarray]]:
     """Tempo changes from real recordings: the first ``at`` seconds of one clip cut
     straight into the first ``then`` seconds of another whose tempo differs by more than
-    ``min_change`` (and is not twice or half of it), as a DJ's hard cut would.  Yields
+    ``min_change`` (and is not twice or half of it), as a DJ's hard cut would; each clip
+    into the ``per`` clips after it (in order, wrapping round) that differ so.  Yields
     (name, samples, rate, cut time, annotated beats after the cut)."""
     usable = [c for c in clips if c.beats is not None and len(c.beats) > 8]
     loaded = {c.name: load_mono(c.audio) for c in usable}
@@ -144,18 +145,14 @@ def spliced(clips: list[Clip], at: float = 12.0, then: float = 16.0, min_change:
 
     def apart(a: float, b: float) -> bool:
         return all(abs(np.log(a / b) - np.log(k)) > min_change for k in (1.0, 2.0, 0.5))
-    seen = set()
     for i, a in enumerate(usable):
-        b = next((c for c in usable[i + 1:] + usable[:i] if c.name not in seen and c.name != a.name
-                  and apart(bpm[a.name], bpm[c.name])), None)
-        if b is None:
-            continue
-        seen.add(b.name)
-        (xa, sr), (xb, _) = loaded[a.name], loaded[b.name]
-        cut = int(at * sr)
-        x = np.concatenate([xa[:cut], xb[:int(then * sr)]])
-        after = b.beats[b.beats < then] + at
-        yield f"{a.name} -> {b.name}", x, sr, at, after
+        others = [c for c in usable[i + 1:] + usable[:i] if apart(bpm[a.name], bpm[c.name])]
+        for b in others[:per]:
+            (xa, sr), (xb, _) = loaded[a.name], loaded[b.name]
+            cut = int(at * sr)
+            x = np.concatenate([xa[:cut], xb[:int(then * sr)]])
+            after = b.beats[b.beats < then] + at
+            yield f"{a.name} -> {b.name}", x, sr, at, after
 
 
 def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
