@@ -327,8 +327,9 @@ class BeatTracker:
                     places.append(meter.beat(self.frame) if heard else meter.again())
                     again.append(not heard)
                     self.last_beat = self.frame
-                    self.unheard = not heard and self.unheard
                     self.early = False
+                    if heard:
+                        self.unheard = False
                 elif self.early:                  # the model meets the early beat
                     self.unheard = False
             meter.frame(self.frame, level)

@@ -2,8 +2,8 @@
 
 Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux, or
 over flux mixed with a learned beat activation (``learned`` is its share, 0 by default;
-nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both on annotated
-recordings; the README has the table.
+nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both
+on annotated recordings; the README has the table.
 
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.

@@ -51,14 +51,19 @@ from .train import Report
 FEEL = {"drift": 0.04, "swing": 0.33, "jitter": 0.012}
 
 
+def random_bpm(rng: np.random.Generator) -> float:
+    """A tempo of 60-200 BPM, as likely in each octave."""
+    return float(np.exp(rng.uniform(np.log(60), np.log(200))))
+
+
 def beat_song(rng: np.random.Generator, seconds: float
               ) -> tuple[list[tuple[Any, np.ndarray, float]], np.ndarray]:
-    """A song written at random as MIDI on a steady tempo: its parts (``midi_parts``: a
-    MIDI file, its note-ons and how hard it is to be overdriven, 0: clean) and its beat
-    times [s]."""
+    """A song written at random as MIDI on one tempo and played loosely (``FEEL``): its
+    parts (``midi_parts``: a MIDI file, its note-ons and how hard it is to be
+    overdriven, 0: clean) and the times its beats are played [s]."""
     import mido
 
-    bpm = float(np.exp(rng.uniform(np.log(60), np.log(200))))
+    bpm = random_bpm(rng)
     tpb = 480
     beat_s = 60.0 / bpm
     beats = seconds / beat_s
@@ -170,7 +175,7 @@ def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: 
         for i in range(count):
             if rng.random() < 0.15:
                 timbre = ot.random_timbre(rng)
-                bpm = float(np.exp(rng.uniform(np.log(60), np.log(200))))
+                bpm = random_bpm(rng)
                 x, _, grid = render_groove(sr, bpm, max(1, int(seconds / (240 / bpm)) + 1),
                                            seed=int(rng.integers(1 << 30)), timbre=timbre)
                 beats = np.array(grid)

@@ -17,11 +17,11 @@ singing; see ``mir.kind_of``):
 Onsets: F-measure with a 50 ms window (annotated hits closer than 30 ms merged).
 Beats: mir_eval's F-measure (70 ms), CMLt and AMLt, untrimmed, for audio.tempo's dbn
 tracker (early beats on and off, and with a share of the learned beat activation),
-aubio's tracker through the node, and aubio's
-defaults; beats until each tracker holds from a cold start and after hard cuts between
-recordings of different tempi (``mir.spliced``).  Latency: detected minus annotated
-time of every matched event (mean and spread), over all clips, and the live delay from
-a hop's arrival to the event leaving the node.
+aubio's tracker through the node, and aubio's defaults; beats until each tracker
+holds from a cold start and after hard cuts between recordings of different tempi
+(``mir.spliced``).  Latency: detected minus annotated time of every matched event
+(mean and spread), over all clips, and the live delay from a hop's arrival to the
+event leaving the node.
 
 ``python -m tests.eval --quick`` scores a smaller grid.
 """

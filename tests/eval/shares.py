@@ -1,7 +1,8 @@
 """``python -m tests.eval.shares``: the dbn tracker with each share of the learned beat
-activation (audio.tempo's ``learned``), over the annotated beat clips and the hard cuts
-between them that ``make eval`` uses, beats reported once heard (the whole file at once,
-which equals the node fed hop by hop with ``early: false``).
+activation (audio.tempo's ``learned``, the node's other defaults), over the annotated
+beat clips and the hard cuts between them that ``make eval`` uses, beats reported once
+heard (``mir.dbn_beats``: the whole file at once, which equals the node fed hop by hop
+with ``early: false``).
 
 Per share: beat F per kind of material and their mean, the country clip's F and CMLt
 (the clip every tracker here hears at twice its tempo), and how many annotated beats pass
@@ -17,18 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
-from tonegraph.nodes.audio.beats import BeatTracker
 from tonegraph.nodes.audio.learned import WeightsError
 from tonegraph.nodes.audio.tempo import BEATS, beat_weights
 
 from . import mir
 
 SHARES = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 1.0)
-
-
-def beats(x: np.ndarray, sr: int, weights, share: float) -> np.ndarray:
-    tracker = BeatTracker(sr, silence=-60.0, beats=weights if share else None, share=share)
-    return np.array(tracker.push(x), dtype=float) / tracker.fps
 
 
 def main(argv: list[str]) -> int:
@@ -41,7 +36,7 @@ def main(argv: list[str]) -> int:
         print(f"no annotated beat clips under {mir.DATA}", file=sys.stderr)
         return 1
     try:
-        weights = beat_weights(args.model)
+        beat_weights(args.model)
     except WeightsError as exc:
         print(f"error: --model: {exc}", file=sys.stderr)
         return 2
@@ -52,13 +47,15 @@ def main(argv: list[str]) -> int:
     print("| share | " + " | ".join(f"{k} F" for k in kinds) + " | mean of kinds | country F / CMLt "
           "| beats to hold after a cut: median / p90 | cuts held |")
     print("|" + " --- |" * (len(kinds) + 5))
+    defaults = mir.node_defaults("audio.tempo") | {"beat_model": str(args.model)}
     for share in args.shares:
-        scores = {c.name: mir.beat_scores(c.beats, beats(*audio[c.name], weights, share)) for c in clips}
+        params = defaults | {"learned": share}
+        scores = {c.name: mir.beat_scores(c.beats, mir.dbn_beats(*audio[c.name], params)) for c in clips}
         per_kind = [np.mean([scores[c.name][0] for c in clips if c.kind == k]) for k in kinds]
         country = next((scores[c.name] for c in clips if c.name.startswith("country")), (np.nan,) * 3)
         held = []
         for _, x, sr, cut, ref in cuts:
-            est = beats(x, sr, weights, share)
+            est = mir.dbn_beats(x, sr, params)
             held.append(mir.lock(ref, est[est > cut - 0.05]))
         ok = [h for h in held if h is not None]
         print(f"| {share:g} | " + " | ".join(f"{f:.3f}" for f in per_kind) + f" | {np.mean(per_kind):.3f} "
