@@ -24,6 +24,26 @@ def test_lock_counts_the_beats_before_four_in_a_row_match_and_offsets_pair_event
     assert mir.kind_of("mdb_drums", "MusicDelta_Rock_mix") == "full mix"
 
 
+def test_cross_validation_chooses_the_setting_whose_worst_kind_gains_most():
+    """Each fold's setting is the one whose worst kind among the others gains most over
+    the baseline (aubio's defaults): a setting far ahead on one kind and behind on
+    another loses to one a little ahead on both."""
+    import numpy as np
+
+    from tests.eval.__main__ import cross_validate
+
+    kinds = ["a", "a", "b", "c"]
+    baseline = np.array([0.5, 0.5, 0.5, 0.5])
+    grid = np.array([[0.9, 0.9, 0.4, 0.51],      # a +0.4, b -0.1, c +0.01 (the best mean)
+                     [0.55, 0.55, 0.55, 0.52],   # a +0.05, b +0.05, c +0.02 (never behind)
+                     [0.3, 0.3, 0.6, 0.6]])      # a -0.2, b +0.1, c +0.1
+    cv = cross_validate(kinds, grid, baseline)
+    assert cv.chosen == {"a": 2, "b": 1, "c": 1} and cv.best_overall == 1
+    assert np.allclose(cv.held_out, [0.3, 0.3, 0.55, 0.52])
+    by_mean = cross_validate(kinds, grid)
+    assert by_mean.chosen == {"a": 2, "b": 0, "c": 0} and by_mean.best_overall == 0
+
+
 @needs_data
 def test_clips_are_found_with_their_annotations():
     clips = mir.clips()
