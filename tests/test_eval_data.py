@@ -44,6 +44,21 @@ def test_cross_validation_chooses_the_setting_whose_worst_kind_gains_most():
     assert by_mean.chosen == {"a": 2, "b": 0, "c": 0} and by_mean.best_overall == 0
 
 
+def test_leave_one_source_out_rows_score_each_source_on_the_setting_the_others_chose():
+    import numpy as np
+
+    from tests.eval.__main__ import by_source
+
+    sources = ["x", "x", "y", "z"]
+    baseline = np.array([0.5, 0.7, 0.5, 0.5])
+    grid = [(np.array([0.9, 0.9, 0.4, 0.6]), None), (np.array([0.55, 0.75, 0.55, 0.52]), None)]
+    families = {"fam": (["first", "second"], str)}
+    rows = by_source(sources, families, {"fam": grid}, baseline)
+    assert [r[:2] for r in rows[:3]] == [["x (2)", "second"], ["y (1)", "first"], ["z (1)", "second"]]
+    assert rows[0][2:] == ["0.650", "0.600", "+0.050"] and rows[1][2:] == ["0.400", "0.500", "-0.100"]
+    assert rows[3] == ["fam: mean of sources", "", "0.523", "0.533", "-0.010"]
+
+
 @needs_data
 def test_clips_are_found_with_their_annotations():
     clips = mir.clips()

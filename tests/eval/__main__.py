@@ -14,7 +14,8 @@ singing; see ``mir.kind_of``):
   no kind is given up for another) is scored on the held-out kind.  A family's
   cross-validated figure is what it would score on material it was not tuned on; the
   node's defaults are the best family's setting chosen so on every kind.  The same
-  folds chosen by the mean of kinds are printed beside it.
+  folds chosen by the mean of kinds are printed beside it, and the same cross-validation
+  leaving one source of recordings out instead of one kind.
 
 Onsets: F-measure with a 50 ms window (annotated hits closer than 30 ms merged).
 Beats: mir_eval's F-measure (70 ms), CMLt and AMLt, untrimmed, for audio.tempo's dbn
@@ -167,6 +168,24 @@ def cross_validate(kinds: list[str], grid_scores: np.ndarray, baseline: np.ndarr
     return cv
 
 
+def by_source(sources: list[str], families: dict, scored: dict, baseline: np.ndarray) -> list[list]:
+    """Each family cross-validated by leaving one source out: per source, the setting
+    chosen on the others, its F there, aubio's defaults there and the gain; then the
+    means over sources."""
+    names = sorted(set(sources))
+    mask = {s: np.array([x == s for x in sources]) for s in names}
+    rows = []
+    for name, (settings, said) in families.items():
+        cv = cross_validate(sources, np.stack([r[0] for r in scored[name]]), baseline)
+        held = [float(cv.held_out[mask[s]].mean()) for s in names]
+        base = [float(baseline[mask[s]].mean()) for s in names]
+        rows += [[f"{s} ({int(mask[s].sum())})", said(settings[cv.chosen[s]]), f3(h), f3(b), f"{h - b:+.3f}"]
+                 for s, h, b in zip(names, held, base)]
+        rows.append([f"{name}: mean of sources", "", f3(np.mean(held)), f3(np.mean(base)),
+                     f"{np.mean(held) - np.mean(base):+.3f}"])
+    return rows
+
+
 def latency_row(name: str, offs: np.ndarray) -> list[str]:
     ms = offs * 1e3
     return [name, len(ms), f"{ms.mean():+.1f}", f"{ms.std():.1f}", f"{np.median(ms):+.1f}"]
@@ -237,6 +256,10 @@ def evaluate(quick: bool = False) -> int:
     table("Onsets, leave one kind out: each family's setting whose worst kind among the others "
           "gains most over aubio's defaults, scored on the one left out",
           ["held out", "chosen on the others", "F there", "aubio defaults", "gain"], rows)
+    table("Onsets, leave one source out: the same, the recordings grouped by where they come from "
+          "(clips in brackets; midi_render holds drum, band and piano renders, mdb_drums drums and "
+          "full mixes)", ["held out", "chosen on the others", "F there", "aubio defaults", "gain"],
+          by_source([c.source for c in on_clips], families, scored, default_scores))
     latency = [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs)]
     for name, cv in cvs.items():
         settings, said = families[name]
