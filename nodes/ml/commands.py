@@ -91,7 +91,7 @@ def add_parsers(sub, with_nodes_path) -> None:
 
     for name, what, param, clips, seconds, steps in (
             ("onsets", "audio.onset's learned detector, on MIDI rendered by FluidSynth and synthesised "
-                       "grooves", "audio.onset's model param, method learned", 800, 8, 6000),
+                       "grooves", "audio.onset's model param, method learned", 1600, 8, 10000),
             ("beats", "audio.tempo's learned beat activation, on MIDI rendered by FluidSynth and "
                       "synthesised grooves, each clip on one tempo", "audio.tempo's beat_model param",
              600, 12, 3000)):

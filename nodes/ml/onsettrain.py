@@ -54,6 +54,9 @@ MERGE = 0.03           # [s] onsets closer than this are one, as in the evaluati
 #: note "starts" in them is a matter of taste).
 MELODIC = (list(range(0, 16)) + list(range(16, 21)) + list(range(24, 40)) + [45, 46, 47]
            + list(range(56, 80)) + list(range(80, 88)) + list(range(104, 120)))
+#: The onset songs' programs: those and General MIDI's voices (choir aahs, voice oohs,
+#: synth voice), whose notes start as softly as sung ones (the beat songs keep MELODIC).
+ONSET_MELODIC = sorted(MELODIC + [52, 53, 54])
 BASS = list(range(32, 40))
 DRUMS = {"kick": (35, 36), "snare": (38, 40, 37), "hat": (42, 44, 46), "tom": (41, 43, 45, 47, 48, 50),
          "cymbal": (49, 51, 52, 55, 57, 59), "perc": (39, 54, 56, 60, 61, 62, 63, 64, 69, 70, 75, 76)}
@@ -130,6 +133,10 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
         ch = channel
         channel += 1
         events.append((0.0, 0, mido.Message("program_change", channel=ch, program=int(program))))
+        if program < 8 and not riff and rng.random() < 0.5:       # the sustain pedal, changed each bar
+            for bar in np.arange(0.0, beats, 4.0):
+                events.append((float(bar), 0, mido.Message("control_change", channel=ch, control=64, value=0)))
+                events.append((float(bar) + 0.1, 0, mido.Message("control_change", channel=ch, control=64, value=127)))
         at, pitch = float(rng.uniform(0, 1)), int(rng.integers(low, high))
         grid = rng.choice([0.5, 0.5, 1.0]) if riff else rng.choice([0.25, 0.5, 1.0 / 3.0, 0.5, 1.0])
         if riff:
@@ -140,7 +147,7 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
                 at += length
                 continue
             pitch = int(np.clip(pitch + rng.integers(-5, 6), low, high))
-            vel = int(rng.integers(70, 128) if riff else rng.integers(35, 128))
+            vel = int(rng.integers(70, 128) if riff else rng.integers(20, 128))
             gate = length * float(rng.uniform(0.3, 1.0))
             pitches = [pitch]
             if riff:
@@ -179,7 +186,7 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
 
     loud: set[int] = set()                 # the channels played through a distortion
     if style == "solo":
-        melodic(int(rng.choice(MELODIC)), 40, 88, False)
+        melodic(int(rng.choice(ONSET_MELODIC)), 40, 88, False)
     elif style == "chords":
         melodic(int(rng.choice([0, 1, 2, 4, 5, 24, 25, 26, 27, 16, 17])), 45, 76, True)
     elif style == "drums":
@@ -188,7 +195,7 @@ def random_song(rng: np.random.Generator, seconds: float) -> list[tuple[Any, np.
         drums()
         melodic(int(rng.choice(BASS)), 28, 52, False)
         for _ in range(int(rng.integers(1, 3))):
-            melodic(int(rng.choice(MELODIC)), 48, 88, rng.random() < 0.4)
+            melodic(int(rng.choice(ONSET_MELODIC)), 48, 88, rng.random() < 0.4)
     else:                                   # rock: drums, bass, distorted guitars
         drums()
         melodic(int(rng.choice(BASS)), 28, 45, False, riff=rng.random() < 0.5)
@@ -456,7 +463,7 @@ def targets(onsets: np.ndarray, frames: int, front: dict) -> np.ndarray:
 # -- training -------------------------------------------------------------------------------
 
 
-def train_onsets(output: Path, *, clips: int = 800, seconds: float = 8.0, steps: int = 6000,
+def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps: int = 10000,
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
                  lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
