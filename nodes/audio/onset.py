@@ -36,9 +36,9 @@ from .dsp import rms
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none: the learned detector's chosen by
 #: `make eval`'s cross-validation over kinds of material (the setting whose worst kind
-#: gains most over aubio's defaults; 0.6, the best mean of kinds, lost on piano), aubio's
-#: by the earlier search over the same recordings (see the README's "Accuracy").
-THRESHOLDS = {"learned": 0.5}
+#: gains most over aubio's defaults), aubio's by the earlier search over the same
+#: recordings (see the README's "Accuracy").
+THRESHOLDS = {"learned": 0.6}
 AUBIO_THRESHOLD = 0.15
 #: Each method's least time between onsets [s] when the patch gives none, chosen with
 #: its threshold (the learned detector's 50 ms by the same cross-validation).
@@ -58,7 +58,7 @@ class Onset(Analyzer):
         "buf_size": P.integer(1024, "aubio's methods: analysis window.", unit="samples", min=64, max=16384,
                               restart=True),
         "threshold": P.Param("float", None, "Peak-picking threshold: higher finds fewer onsets; "
-                             "none: the method's own (learned 0.5, aubio's 0.15).", "", 0.0, 10.0,
+                             "none: the method's own (learned 0.6, aubio's 0.15).", "", 0.0, 10.0,
                              nullable=True),
         "silence": P.number(-70.0, "Quieter than this is silence: no onsets.", unit="dB",
                             min=-120.0, max=0.0),
