@@ -51,7 +51,7 @@ def test_leave_one_source_out_rows_score_each_source_on_the_setting_the_others_c
 
     sources = ["x", "x", "y", "z"]
     baseline = np.array([0.5, 0.7, 0.5, 0.5])
-    grid = [(np.array([0.9, 0.9, 0.4, 0.6]), None), (np.array([0.55, 0.75, 0.55, 0.52]), None)]
+    grid = np.array([[0.9, 0.9, 0.4, 0.6], [0.55, 0.75, 0.55, 0.52]])
     families = {"fam": (["first", "second"], str)}
     rows = by_source(sources, families, {"fam": grid}, baseline)
     assert [r[:2] for r in rows[:3]] == [["x (2)", "second"], ["y (1)", "first"], ["z (1)", "second"]]

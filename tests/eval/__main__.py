@@ -168,15 +168,15 @@ def cross_validate(kinds: list[str], grid_scores: np.ndarray, baseline: np.ndarr
     return cv
 
 
-def by_source(sources: list[str], families: dict, scored: dict, baseline: np.ndarray) -> list[list]:
-    """Each family cross-validated by leaving one source out: per source, the setting
-    chosen on the others, its F there, aubio's defaults there and the gain; then the
-    means over sources."""
+def by_source(sources: list[str], families: dict, grids: dict, baseline: np.ndarray) -> list[list]:
+    """Each family cross-validated by leaving one source out (``grids``: per family,
+    settings x clips): per source, the setting chosen on the others, its F there,
+    aubio's defaults there and the gain; then the means over sources."""
     names = sorted(set(sources))
     mask = {s: np.array([x == s for x in sources]) for s in names}
     rows = []
     for name, (settings, said) in families.items():
-        cv = cross_validate(sources, np.stack([r[0] for r in scored[name]]), baseline)
+        cv = cross_validate(sources, grids[name], baseline)
         held = [float(cv.held_out[mask[s]].mean()) for s in names]
         base = [float(baseline[mask[s]].mean()) for s in names]
         rows += [[f"{s} ({int(mask[s].sum())})", said(settings[cv.chosen[s]]), f3(h), f3(b), f"{h - b:+.3f}"]
@@ -232,9 +232,9 @@ def evaluate(quick: bool = False) -> int:
     ours = np.array([mir.onset_f(c.onsets, ours_on[c.name]) for c in on_clips])
     ours_hfc = np.array([mir.onset_f(c.onsets, hfc_on[c.name]) for c in on_clips])
     ours_offs = np.concatenate([mir.offsets(c.onsets, ours_on[c.name]) for c in on_clips])
-    cvs = {name: cross_validate(kinds, np.stack([r[0] for r in scored[name]]), default_scores)
-           for name in families}
-    by_mean = {name: cross_validate(kinds, np.stack([r[0] for r in scored[name]])) for name in families}
+    grids = {name: np.stack([r[0] for r in scored[name]]) for name in families}     # settings x clips
+    cvs = {name: cross_validate(kinds, grids[name], default_scores) for name in families}
+    by_mean = {name: cross_validate(kinds, grids[name]) for name in families}
 
     columns = {"tonegraph": by_kind(kinds, ours), "tonegraph, method hfc": by_kind(kinds, ours_hfc),
                "aubio defaults": by_kind(kinds, default_scores)}
@@ -259,7 +259,7 @@ def evaluate(quick: bool = False) -> int:
     table("Onsets, leave one source out: the same, the recordings grouped by where they come from "
           "(clips in brackets; midi_render holds drum, band and piano renders, mdb_drums drums and "
           "full mixes)", ["held out", "chosen on the others", "F there", "aubio defaults", "gain"],
-          by_source([c.source for c in on_clips], families, scored, default_scores))
+          by_source([c.source for c in on_clips], families, grids, default_scores))
     latency = [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs)]
     for name, cv in cvs.items():
         settings, said = families[name]
