@@ -223,11 +223,6 @@ class Meter:
         self.waiting.append(frame)
         return (k - self.one) % self.n
 
-    def again(self) -> int:
-        """The last beat reported, placed anew (an early beat the tracker misplaced): its
-        place in the bar, the count unchanged."""
-        return (self.reported - 1 - self.one) % self.n
-
     def frame(self, index: int, level: np.ndarray) -> None:
         """Frame ``index`` analysed: its bands' compressed levels (see :class:`Flux`)."""
         while self.waiting and index >= self.waiting[0]:
@@ -289,11 +284,10 @@ class BeatTracker:
         #: The model's belief in its best state (0 in silence), as of the last frame.
         self.confidence = 0.0
         self.meter = Meter()
-        #: The place in its bar of each beat the last ``push`` returned (0: "one").
-        self.places: list[int] = []
-        #: Of each beat the last ``push`` returned, whether it is the one before placed
-        #: anew (an early beat the model then found elsewhere: the same beat of the bar).
-        self.again: list[bool] = []
+        #: The place in its bar of each beat the last ``push`` returned (0: "one"); None
+        #: for the beat before placed anew (an early beat the model then found
+        #: elsewhere: the same beat of the bar, in the same place).
+        self.places: list[int | None] = []
 
     def set_silence(self, db: float) -> None:
         self.silence = FULL_SCALE * 10 ** (db / 20.0)
@@ -312,7 +306,6 @@ class BeatTracker:
         beats: list[float] = []
         model, meter = self.model, self.meter
         self.places = places = []
-        self.again = again = []
         frames = self.flux.push(samples)
         for activation, energy, level in frames:
             self.quiet = self.quiet + 1 if energy < self.silence else 0
@@ -324,8 +317,7 @@ class BeatTracker:
                 heard = gap > 0.6 * interval
                 if heard or (self.early and gap > MISPLACED * interval):
                     beats.append(self.frame)
-                    places.append(meter.beat(self.frame) if heard else meter.again())
-                    again.append(not heard)
+                    places.append(meter.beat(self.frame) if heard else None)
                     self.last_beat = self.frame
                     self.early = False
                     if heard:
@@ -342,7 +334,6 @@ class BeatTracker:
             if ahead < until and ahead - self.last_beat > 0.6 * interval:
                 beats.append(ahead)
                 places.append(meter.beat(ahead))
-                again.append(False)
                 self.last_beat = ahead
                 self.early = self.unheard = True
         return beats

@@ -189,7 +189,7 @@ class Tempo(Analyzer):
                 self.last_beat = tap.t
         manual = self._manual_period(tick.t)
         out = self.out
-        places: list[int] | None = None   # the sound's place in its bar of each beat
+        places: list[int | None] | None = None   # the sound's place in its bar of each beat
         again: list[bool] | None = None    # whether each beat is the one before placed anew
         if manual is not None:
             self.period = manual
@@ -216,7 +216,7 @@ class Tempo(Analyzer):
                 self.last_beat = beats[-1].t
                 out["beat"] = beats
                 if tr is not None:
-                    again = tr.again
+                    again = [p is None for p in tr.places]
                     if self.p.bars == "sound":
                         places = tr.places
             if tr is not None:
@@ -237,7 +237,8 @@ class Tempo(Analyzer):
         self._count_bars(out, places, again)
         self.fed += self.ctx.hop
 
-    def _count_bars(self, out: dict, places: list[int] | None, again: list[bool] | None = None) -> None:
+    def _count_bars(self, out: dict, places: list[int | None] | None, again: list[bool] | None = None
+                    ) -> None:
         """Beats and taps on ``one`` in time order: a tap within half a beat after a beat
         makes that beat "one" (it has gone out already; the count follows it from now
         on), otherwise the next beat will be.  A beat the sound placed in its bar

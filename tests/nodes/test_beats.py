@@ -215,8 +215,8 @@ def test_bars_are_counted_and_a_tap_on_one_says_where_they_start():
 
 def test_a_beat_placed_anew_is_counted_once():
     """After a hard cut an early beat the tracker then finds elsewhere is reported again
-    where it is found (``BeatTracker.again``): the bar's count does not move on for it,
-    and a bar's first beat is not announced twice."""
+    where it is found (its place None in ``BeatTracker.places``): the bar's count does
+    not move on for it, and a bar's first beat is not announced twice."""
     from tonegraph.engine.ports import Event
 
     for bars in ("count", "sound"):
@@ -224,7 +224,7 @@ def test_a_beat_placed_anew_is_counted_once():
         node.inp["one"] = ()
         times = (1.0, 1.2, 1.6, 2.1, 2.6, 3.1, 3.6)
         out = {"beat": tuple(Event(t) for t in times), "phase": 0.0}
-        places = None if bars == "count" else [0, 0, 1, 2, 3, 0, 1]
+        places = None if bars == "count" else [0, None, 1, 2, 3, 0, 1]
         node._count_bars(out, places, [False, True, False, False, False, False, False])
         assert [e.t for e in out["downbeat"]] == [1.0, 3.1]
         assert out["bar_beat"] == 2.0
