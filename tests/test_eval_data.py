@@ -47,13 +47,13 @@ def test_cross_validation_chooses_the_setting_whose_worst_kind_gains_most():
 def test_leave_one_source_out_rows_score_each_source_on_the_setting_the_others_chose():
     import numpy as np
 
-    from tests.eval.__main__ import by_source
+    from tests.eval.__main__ import held_out_rows
 
     sources = ["x", "x", "y", "z"]
     baseline = np.array([0.5, 0.7, 0.5, 0.5])
     grid = np.array([[0.9, 0.9, 0.4, 0.6], [0.55, 0.75, 0.55, 0.52]])
     families = {"fam": (["first", "second"], str)}
-    rows = by_source(sources, families, {"fam": grid}, baseline)
+    rows = held_out_rows(sources, "sources", families, {"fam": grid}, baseline)
     assert [r[:2] for r in rows[:3]] == [["x (2)", "second"], ["y (1)", "first"], ["z (1)", "second"]]
     assert rows[0][2:] == ["0.650", "0.600", "+0.050"] and rows[1][2:] == ["0.400", "0.500", "-0.100"]
     assert rows[3] == ["fam: mean of sources", "", "0.523", "0.533", "-0.010"]

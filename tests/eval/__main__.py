@@ -168,20 +168,22 @@ def cross_validate(kinds: list[str], grid_scores: np.ndarray, baseline: np.ndarr
     return cv
 
 
-def by_source(sources: list[str], families: dict, grids: dict, baseline: np.ndarray) -> list[list]:
-    """Each family cross-validated by leaving one source out (``grids``: per family,
-    settings x clips): per source, the setting chosen on the others, its F there,
-    aubio's defaults there and the gain; then the means over sources."""
-    names = sorted(set(sources))
-    mask = {s: np.array([x == s for x in sources]) for s in names}
+def held_out_rows(groups: list[str], what: str, families: dict, grids: dict, baseline: np.ndarray
+                  ) -> list[list]:
+    """Each family cross-validated by leaving one group of clips out (``groups``: each
+    clip's kind or source; ``grids``: per family, settings x clips): per group, the
+    setting chosen on the others, its F there, aubio's defaults there and the gain; then
+    the means over the groups (``what`` they are)."""
+    names = sorted(set(groups))
+    mask = {s: np.array([x == s for x in groups]) for s in names}
     rows = []
     for name, (settings, said) in families.items():
-        cv = cross_validate(sources, grids[name], baseline)
+        cv = cross_validate(groups, grids[name], baseline)
         held = [float(cv.held_out[mask[s]].mean()) for s in names]
         base = [float(baseline[mask[s]].mean()) for s in names]
         rows += [[f"{s} ({int(mask[s].sum())})", said(settings[cv.chosen[s]]), f3(h), f3(b), f"{h - b:+.3f}"]
                  for s, h, b in zip(names, held, base)]
-        rows.append([f"{name}: mean of sources", "", f3(np.mean(held)), f3(np.mean(base)),
+        rows.append([f"{name}: mean of {what}", "", f3(np.mean(held)), f3(np.mean(base)),
                      f"{np.mean(held) - np.mean(base):+.3f}"])
     return rows
 
@@ -246,20 +248,14 @@ def evaluate(quick: bool = False) -> int:
             for k in columns["tonegraph"]]
     table("Onsets, F-measure (50 ms), mean over clips", ["kind", "clips", *columns], rows)
 
-    rows = []
-    for name, cv in cvs.items():
-        settings, said = families[name]
-        for k in sorted(cv.chosen):
-            held = columns[f"{name}, cross-validated"][k]
-            base = columns["aubio defaults"][k]
-            rows.append([k, said(settings[cv.chosen[k]]), f3(held), f3(base), f"{held - base:+.3f}"])
+    held_header = ["held out", "chosen on the others", "F there", "aubio defaults", "gain"]
     table("Onsets, leave one kind out: each family's setting whose worst kind among the others "
-          "gains most over aubio's defaults, scored on the one left out",
-          ["held out", "chosen on the others", "F there", "aubio defaults", "gain"], rows)
+          "gains most over aubio's defaults, scored on the one left out (clips in brackets)",
+          held_header, held_out_rows(kinds, "kinds", families, grids, default_scores))
     table("Onsets, leave one source out: the same, the recordings grouped by where they come from "
-          "(clips in brackets; midi_render holds drum, band and piano renders, mdb_drums drums and "
-          "full mixes)", ["held out", "chosen on the others", "F there", "aubio defaults", "gain"],
-          by_source([c.source for c in on_clips], families, grids, default_scores))
+          "(midi_render holds drum, band and piano renders, mdb_drums drums and full mixes)",
+          held_header, held_out_rows([c.source for c in on_clips], "sources", families, grids,
+                                     default_scores))
     latency = [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs)]
     for name, cv in cvs.items():
         settings, said = families[name]
