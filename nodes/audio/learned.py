@@ -1,12 +1,15 @@
-"""The learned onset detector: a small causal network over log-mel frames, run hop by
+"""The learned onset detector: small causal networks over log-mel frames, run hop by
 hop in numpy (no torch at run time).
 
-The network (trained by ``tonegraph train onsets``, see nodes/ml/onsettrain.py) reads
+A network (trained by ``tonegraph train onsets``, see nodes/ml/onsettrain.py) reads
 each log-mel frame standardised, with its rise over the previous frame, through two
 causal convolutions (5 and 3 frames), a GRU and a linear layer; its output after frame
-``t`` is the onset activation of frame ``t - lookahead``, and a peak is seen one frame after it.  So an onset is known
-``lookahead + 1`` frames after its own frame ends: with the shipped settings (22,050
-Hz, hop 256, look-ahead 1) 23 ms, plus whatever hop the patch buffers.
+``t`` is the onset activation of frame ``t - lookahead``, and a peak is seen one frame
+after it.  So an onset is known ``lookahead + 1`` frames after its own frame ends: with
+the shipped settings (22,050 Hz, hop 256, look-ahead 1) 23 ms, plus whatever hop the
+patch buffers.  A weights file may hold several such networks of one shape, each
+trained on its own songs (``--members``), their activations averaged (an ensemble, as
+madmom's onset and beat detectors are).
 
 Weights are an ``.npz`` file read with ``allow_pickle=False``: arrays and a JSON
 config, nothing executable.
@@ -36,22 +39,14 @@ class WeightsError(ValueError):
     """A weights file that cannot be used (one line)."""
 
 
-class Weights:
-    """A detector's arrays and config, shared by every node that loads the same file."""
+class Net:
+    """One network's arrays, the convolutions as matrices over their stacked windows."""
 
-    NAMES = ("mean", "std", "conv1_w", "conv1_b", "conv2_w", "conv2_b", "gru_wi", "gru_wh",
-             "gru_bi", "gru_bh", "out_w", "out_b")
-
-    def __init__(self, arrays: dict[str, np.ndarray], config: dict) -> None:
-        self.config = config
-        self.front = dict(config["frontend"])
-        self.lookahead = int(config["lookahead"])
-        a = {k: np.asarray(arrays[k], dtype=np.float64) for k in self.NAMES}
+    def __init__(self, a: dict[str, np.ndarray]) -> None:
         self.mean, self.std = a["mean"], a["std"]
-        # Convolutions as one matrix over the stacked window of frames (oldest first).
         w1 = a["conv1_w"]                           # (hidden, features, k)
-        self.k1 = w1.shape[2]
-        self.w1 = w1.transpose(0, 2, 1).reshape(w1.shape[0], -1)
+        self.k1, self.features = w1.shape[2], w1.shape[1]
+        self.w1 = w1.transpose(0, 2, 1).reshape(w1.shape[0], -1)      # oldest frame first
         self.b1 = a["conv1_b"]
         w2 = a["conv2_w"]
         self.k2 = w2.shape[2]
@@ -60,7 +55,34 @@ class Weights:
         self.wi, self.wh, self.bi, self.bh = a["gru_wi"], a["gru_wh"], a["gru_bi"], a["gru_bh"]
         self.hidden = self.wh.shape[1]
         self.out_w, self.out_b = a["out_w"].ravel(), float(a["out_b"].ravel()[0])
-        self.features = w1.shape[1]
+
+    def shape(self) -> tuple:
+        return (self.mean.shape, self.w1.shape, self.w2.shape, self.wh.shape, self.k1, self.k2)
+
+
+class Weights:
+    """A detector's networks and config, shared by every node that loads the same file.
+
+    A file holds one network (arrays named as ``NAMES``) or an ensemble of ``members``
+    networks of one shape (``m0_mean``, ``m0_std``, ... ``m1_mean``, ...), each trained
+    on its own data from its own seed; the detector's activation is the mean of theirs
+    (as madmom averages its eight onset and beat networks)."""
+
+    NAMES = ("mean", "std", "conv1_w", "conv1_b", "conv2_w", "conv2_b", "gru_wi", "gru_wh",
+             "gru_bi", "gru_bh", "out_w", "out_b")
+
+    def __init__(self, arrays: dict[str, np.ndarray], config: dict) -> None:
+        self.config = config
+        self.front = dict(config["frontend"])
+        self.lookahead = int(config["lookahead"])
+        count = int(config.get("members", 0))
+        prefixes = [f"m{i}_" for i in range(count)] if count else [""]
+        self.nets = [Net({k: np.asarray(arrays[p + k], dtype=np.float64) for k in self.NAMES})
+                     for p in prefixes]
+        if len({n.shape() for n in self.nets}) > 1:
+            raise ValueError("its networks differ in shape")
+        first = self.nets[0]
+        self.hidden, self.features = first.hidden, first.features
 
     @classmethod
     def load(cls, path: Path) -> "Weights":
@@ -72,13 +94,17 @@ class Weights:
         key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
         if key not in _cache:
             try:
-                with np.load(path, allow_pickle=False) as z:
-                    arrays = {k: z[k] for k in z.files}
-                config = json.loads(str(arrays.pop("config")))
-                _cache[key] = cls(arrays, config)
+                _cache[key] = cls(*read(path))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise WeightsError(f"{path.name} is not a learned detector's weights file ({exc})") from None
         return _cache[key]
+
+
+def read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
+    """A weights file's arrays and config (no pickles)."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    return arrays, json.loads(str(arrays.pop("config")))
 
 
 def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
@@ -86,6 +112,15 @@ def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:
     with written_whole(Path(path), ".part.npz") as tmp:
         np.savez(tmp, config=np.array(json.dumps(config)),
                  **{k: np.asarray(v, np.float32) for k, v in arrays.items()})
+
+
+def save_ensemble(path: Path, members: list[tuple[dict[str, np.ndarray], dict]]) -> None:
+    """Write one weights file holding several networks' (arrays, config), in order; the
+    config is the first's, with each member's ``trained`` listed."""
+    config = dict(members[0][1])
+    config["trained"] = [c.get("trained") for _, c in members]
+    config["members"] = len(members)
+    save(path, {f"m{i}_{k}": v for i, (a, _) in enumerate(members) for k, v in a.items()}, config)
 
 
 def _sigmoid(x: float) -> float:
@@ -96,80 +131,97 @@ def _sigmoid(x: float) -> float:
 
 
 class Stream:
-    """One detector's running state: push log-mel frames, get activations (0..1) of
+    """A detector's running state: push log-mel frames, get activations (0..1) of
     frames ``lookahead`` back (None until there is one).
 
     It runs on the audio thread, so a frame is a couple of dozen numpy calls into
-    buffers made once, in float32 as the network was trained: the features are written
-    straight into the first convolution's window, each layer into the next one's, and
-    the GRU's gates come from one matrix product over [convolution out, state] (its
-    sigmoids as tanh of half the input, the halves folded into the weights)."""
+    buffers made once, in float32 as the network was trained, all of an ensemble's
+    networks in each call (a leading axis): the features are written straight into
+    the first convolution's window, each layer into the next one's, and the GRU's gates
+    come from one matrix product over [convolution out, state] (its sigmoids as tanh of
+    half the input, the halves folded into the weights)."""
 
     def __init__(self, weights: Weights) -> None:
-        w = self.w = weights
+        self.w = weights
         f32 = np.float32
-        bands = w.mean.shape[0]
-        self.scale = (1.0 / w.std).astype(f32)
-        self.offset = (-w.mean / w.std).astype(f32)
-        self.w1, self.b1 = w.w1.astype(f32), w.b1.astype(f32)
-        self.w2, self.b2 = w.w2.astype(f32), w.b2.astype(f32)
-        n = w.hidden
-        c = w.b2.shape[0]
-        # Rows: r and z (halved for tanh) over [c2, h]; the candidate's input part over
-        # c2; its recurrent part over h.
-        m = np.zeros((4 * n, c + n))
-        m[:2 * n, :c], m[:2 * n, c:] = 0.5 * w.wi[:2 * n], 0.5 * w.wh[:2 * n]
-        m[2 * n:3 * n, :c], m[3 * n:, c:] = w.wi[2 * n:], w.wh[2 * n:]
-        b = np.concatenate([0.5 * (w.bi[:2 * n] + w.bh[:2 * n]), w.bi[2 * n:], w.bh[2 * n:]])
-        self.gates_w, self.gates_b = m.astype(f32), b.astype(f32)
-        self.out_w, self.out_b = w.out_w.astype(f32), w.out_b
-        self.window1 = np.zeros((w.k1, w.features), f32)
-        self.window2 = np.zeros((w.k2, w.b1.shape[0]), f32)
-        self.v = np.zeros(c + n, f32)                 # [conv2 out, GRU state]
-        self.g = np.zeros(4 * n, f32)
-        self.tmp = np.zeros(n, f32)
-        self.z, self.rise = self.window1[-1, :bands], self.window1[-1, bands:]
-        self.c2, self.h = self.v[:c], self.v[c:]
+        nets = weights.nets
+        n = weights.hidden
+        c = nets[0].b2.shape[0]
+        stack = lambda f: np.stack([f(x) for x in nets]).astype(f32)  # noqa: E731
+        bands = nets[0].mean.shape[0]
+        self.scale = stack(lambda x: 1.0 / x.std)
+        self.offset = stack(lambda x: -x.mean / x.std)
+        self.w1, self.b1 = stack(lambda x: x.w1), stack(lambda x: x.b1)
+        self.w2, self.b2 = stack(lambda x: x.w2), stack(lambda x: x.b2)
+
+        def gates(x: Net) -> np.ndarray:
+            # Rows: r and z (halved for tanh) over [c2, h]; the candidate's input part
+            # over c2; its recurrent part over h.
+            m = np.zeros((4 * n, c + n))
+            m[:2 * n, :c], m[:2 * n, c:] = 0.5 * x.wi[:2 * n], 0.5 * x.wh[:2 * n]
+            m[2 * n:3 * n, :c], m[3 * n:, c:] = x.wi[2 * n:], x.wh[2 * n:]
+            return m
+        self.gates_w = stack(gates)
+        self.gates_b = stack(lambda x: np.concatenate([0.5 * (x.bi[:2 * n] + x.bh[:2 * n]), x.bi[2 * n:],
+                                                       x.bh[2 * n:]]))
+        self.out_w = stack(lambda x: x.out_w)
+        self.out_b = np.array([x.out_b for x in nets], np.float64)
+        k = len(nets)
+        k1, k2 = nets[0].k1, nets[0].k2
+        self.window1 = np.zeros((k, k1, weights.features), f32)
+        self.window2 = np.zeros((k, k2, self.b1.shape[1]), f32)
+        self.v = np.zeros((k, c + n), f32)              # [conv2 out, GRU state]
+        self.g = np.zeros((k, 4 * n), f32)
+        self.tmp = np.zeros((k, n), f32)
+        self.z, self.rise = self.window1[:, -1, :bands], self.window1[:, -1, bands:]
+        self.c1 = self.window2[:, -1]
+        self.c2, self.h = self.v[:, :c], self.v[:, c:]
+        # Matrix-vector products as (k, rows, cols) @ (k, cols, 1), into (k, rows, 1) views.
+        self.flat1 = self.window1.reshape(k, -1, 1)
+        self.flat2 = self.window2.reshape(k, -1, 1)
+        self.col = lambda a: a[:, :, None]                # noqa: E731
         self.n = n
         self.frames = 0
 
     def push(self, mel: np.ndarray) -> float | None:
         w1, w2 = self.window1, self.window2
+        col = self.col
         # Features: the standardised frame and its rise over the last one (none at first).
-        w1[:-1] = w1[1:]
+        w1[:, :-1] = w1[:, 1:]
         np.multiply(mel, self.scale, out=self.z)
         self.z += self.offset
         if self.frames:
-            np.subtract(self.z, w1[-2, :self.z.shape[0]], out=self.rise)
+            np.subtract(self.z, w1[:, -2, :self.z.shape[1]], out=self.rise)
             np.maximum(self.rise, 0.0, out=self.rise)
         else:
             self.rise[:] = 0.0
-        w2[:-1] = w2[1:]
-        c1 = w2[-1]
-        np.matmul(self.w1, w1.ravel(), out=c1)
+        w2[:, :-1] = w2[:, 1:]
+        c1 = self.c1
+        np.matmul(self.w1, self.flat1, out=col(c1))
         c1 += self.b1
         np.maximum(c1, 0.0, out=c1)
-        np.matmul(self.w2, w2.ravel(), out=self.c2)
+        np.matmul(self.w2, self.flat2, out=col(self.c2))
         self.c2 += self.b2
         np.maximum(self.c2, 0.0, out=self.c2)
         n, g, h, tmp = self.n, self.g, self.h, self.tmp
-        np.matmul(self.gates_w, self.v, out=g)
+        np.matmul(self.gates_w, col(self.v), out=col(g))
         g += self.gates_b
-        rz = g[:2 * n]
+        rz = g[:, :2 * n]
         np.tanh(rz, out=rz)
         rz *= 0.5
         rz += 0.5                                     # r, z: sigmoids
-        cand = g[2 * n:3 * n]
-        np.multiply(g[:n], g[3 * n:], out=tmp)
+        cand = g[:, 2 * n:3 * n]
+        np.multiply(g[:, :n], g[:, 3 * n:], out=tmp)
         cand += tmp
         np.tanh(cand, out=cand)
         np.subtract(h, cand, out=tmp)                 # h = cand + z (h - cand)
-        tmp *= g[n:2 * n]
+        tmp *= g[:, n:2 * n]
         np.add(cand, tmp, out=h)
         self.frames += 1
         if self.frames <= self.w.lookahead:
             return None
-        return _sigmoid(float(self.out_w @ h) + self.out_b)
+        logits = np.einsum("kn,kn->k", self.out_w, h) + self.out_b
+        return sum(_sigmoid(float(x)) for x in logits) / len(logits)
 
 
 class Picker:

@@ -194,11 +194,11 @@ def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: 
 
 def train_beats(output: Path, *, clips: int = 600, seconds: float = 12.0, steps: int = 3000,
                 batch: int = 16, length: int = 700, hidden: int = 64, lookahead: int = 1,
-                lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
+                lr: float = 2e-3, seed: int = 0, members: int = 1, soundfont: Path | None = None,
                 plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
                 checkpoint_every: int = 500, quiet: bool = False) -> Report:
     return ot.train_detector("beats", make_beat_clips, dict(beat_front.FRONT), output, clips=clips,
                              seconds=seconds, steps=steps, batch=batch, length=length, hidden=hidden,
-                             lookahead=lookahead, lr=lr, halve_every=1000, seed=seed, soundfont=soundfont,
-                             plot=plot, checkpoint=checkpoint, resume=resume,
+                             lookahead=lookahead, lr=lr, halve_every=1000, seed=seed, members=members,
+                             soundfont=soundfont, plot=plot, checkpoint=checkpoint, resume=resume,
                              checkpoint_every=checkpoint_every, quiet=quiet)

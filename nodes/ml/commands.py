@@ -104,6 +104,10 @@ def add_parsers(sub, with_nodes_path) -> None:
         o.add_argument("--steps", type=_POS, default=steps)
         o.add_argument("--batch", type=_POS, default=16)
         o.add_argument("--hidden", type=whole(4, 1024), default=64, help="network width (default 64)")
+        o.add_argument("--members", type=whole(1, 64), default=1,
+                       help="networks to train, each on its own songs from its own seed (--seed, "
+                            "--seed + 1, ...), written as one file whose activation is their mean "
+                            "(default 1)")
         o.add_argument("--lr", type=number(0, 10, above=True), default=2e-3)
         o.add_argument("--checkpoint-every", type=_POS, default=500, metavar="N")
         o.add_argument("--soundfont", type=Path, metavar="SF2",
@@ -162,9 +166,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             train = train_onsets if args.kind == "onsets" else train_beats
             report = train(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
                            batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
-                           soundfont=args.soundfont, plot=plot, checkpoint=args.checkpoint,
-                           resume=args.resume, checkpoint_every=args.checkpoint_every,
-                           quiet=args.quiet)
+                           members=args.members, soundfont=args.soundfont, plot=plot,
+                           checkpoint=args.checkpoint, resume=args.resume,
+                           checkpoint_every=args.checkpoint_every, quiet=args.quiet)
             what = "clips"
         elif args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,

@@ -465,20 +465,69 @@ def targets(onsets: np.ndarray, frames: int, front: dict) -> np.ndarray:
 
 def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps: int = 10000,
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
-                 lr: float = 2e-3, seed: int = 0, soundfont: Path | None = None,
+                 lr: float = 2e-3, seed: int = 0, members: int = 1, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
                  checkpoint_every: int = 500, quiet: bool = False) -> Report:
     return train_detector("onsets", make_clips, dict(learned.FRONT), output, clips=clips, seconds=seconds,
                           steps=steps, batch=batch, length=length, hidden=hidden, lookahead=lookahead,
-                          lr=lr, halve_every=2000, seed=seed, soundfont=soundfont, plot=plot,
-                          checkpoint=checkpoint, resume=resume, checkpoint_every=checkpoint_every,
-                          quiet=quiet)
+                          lr=lr, halve_every=2000, seed=seed, members=members, soundfont=soundfont,
+                          plot=plot, checkpoint=checkpoint, resume=resume,
+                          checkpoint_every=checkpoint_every, quiet=quiet)
 
 
-def train_detector(kind: str, make: Any, front: dict, output: Path, *, clips: int, seconds: float,
-                   steps: int, batch: int, length: int, hidden: int, lookahead: int, lr: float,
-                   halve_every: int, seed: int, soundfont: Path | None, plot: Path | None,
-                   checkpoint: Path | None, resume: bool, checkpoint_every: int, quiet: bool) -> Report:
+def train_detector(kind: str, make: Any, front: dict, output: Path, *, members: int = 1, seed: int,
+                   plot: Path | None, checkpoint: Path | None, resume: bool, **settings: Any) -> Report:
+    """Train ``members`` networks, each as :func:`train_network` with its own seed
+    (``seed``, ``seed + 1``, ...: its own songs, its own start), and write them as one
+    weights file whose activation is their mean.  Each member's finished weights are
+    kept beside the checkpoint (``<checkpoint>.m<i>.npz``) until the file is written:
+    ``resume`` takes those as they are, resumes the member that was training from its
+    checkpoint, and trains the rest."""
+    checkpoint = checkpoint or output.with_name(output.stem + ".ckpt")
+    if members == 1:
+        return train_network(kind, make, front, output, seed=seed, plot=plot, checkpoint=checkpoint,
+                             resume=resume, **settings)
+    t0 = time.perf_counter()
+    first = checkpoint.with_name(f"{checkpoint.stem}.m0{checkpoint.suffix}")
+    if resume and not first.is_file():
+        raise TrainError(f"--resume: no checkpoint at {first}")
+    parts = []
+    for i in range(members):
+        part = checkpoint.with_name(f"{checkpoint.stem}.m{i}.npz")
+        ck = checkpoint.with_name(f"{checkpoint.stem}.m{i}{checkpoint.suffix}")
+        want = {"clips": settings["clips"], "seconds": settings["seconds"], "steps": settings["steps"],
+                "seed": seed + i}
+        _, config = learned.read(part) if resume and part.is_file() else ({}, {})
+        if {k: config.get("trained", {}).get(k) for k in want} != want:
+            train_network(kind, make, front, part, seed=seed + i, plot=None, checkpoint=ck,
+                          resume=resume and ck.is_file(), **settings)
+        parts.append((part, ck))
+    final = write_ensemble(kind, output, plot, parts)
+    for part, _ in parts:
+        part.unlink()
+    return Report(output, plot, time.perf_counter() - t0, final, settings["clips"] * members)
+
+
+def write_ensemble(kind: str, output: Path, plot: Path | None, parts: list[tuple[Path, Path]]) -> float:
+    """Write the networks of ``parts`` ((weights file, its checkpoint), in seed order)
+    as one weights file, and plot their training losses; the mean of their last 50
+    steps' losses."""
+    nets = [learned.read(part) for part, _ in parts]
+    curves = {f"network {i + 1} (seed {config['trained']['seed']})":
+              _running_mean(_load_checkpoint(ck, kind)["losses"], 50)
+              for i, ((_, ck), (_, config)) in enumerate(zip(parts, nets))}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    learned.save_ensemble(output, nets)
+    if plot is not None:
+        _plot(plot, curves, "step", ("onset detector" if kind == "onsets" else "beat activation")
+              + f": {len(parts)} networks, training loss (mean of 50 steps)")
+    return float(np.mean([c[-1] for c in curves.values()]))
+
+
+def train_network(kind: str, make: Any, front: dict, output: Path, *, clips: int, seconds: float,
+                  steps: int, batch: int, length: int, hidden: int, lookahead: int, lr: float,
+                  halve_every: int, seed: int, soundfont: Path | None, plot: Path | None,
+                  checkpoint: Path, resume: bool, checkpoint_every: int, quiet: bool) -> Report:
     """Train an OnsetNet on ``make(count, seconds, seed, soundfont, samplerate,
     progress)``'s clips and their event times (onsets, or beats) over ``front``'s
     log-mel frames, the learning rate halved every ``halve_every`` steps, and write its
@@ -491,7 +540,6 @@ def train_detector(kind: str, make: Any, front: dict, output: Path, *, clips: in
                          "or name one with --soundfont")
     t0 = time.perf_counter()
     sr = int(front["samplerate"])
-    checkpoint = checkpoint or output.with_name(output.stem + ".ckpt")
     state = _load_checkpoint(checkpoint, kind) if resume else None     # before hours of data
     torch.manual_seed(seed)
     with _progress(clips, "data", quiet) as bar:

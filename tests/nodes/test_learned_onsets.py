@@ -25,7 +25,8 @@ def trained(tmp_path_factory):
     out = d / "onsets.npz"
     res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "-o", str(out),
                           "--clips", "12", "--seconds", "4", "--steps", "40", "--checkpoint-every", "20",
-                          "--soundfont", SOUNDFONT, "-q"], capture_output=True, text=True, timeout=600)
+                          "--soundfont", SOUNDFONT, "--members", "1", "-q"],
+                         capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "trained on 12 clips" in res.stdout
     return out
@@ -40,11 +41,64 @@ def test_training_writes_weights_a_plot_and_resumes_to_the_same_bytes(trained, t
     # The same run in two halves (stopped after 20 steps, resumed to 40) gives the same weights.
     half = tmp_path / "half.npz"
     base = [sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "-o", str(half), "--clips", "12",
-            "--seconds", "4", "--checkpoint-every", "20", "--soundfont", SOUNDFONT, "-q"]
+            "--seconds", "4", "--checkpoint-every", "20", "--soundfont", SOUNDFONT, "--members", "1", "-q"]
     assert subprocess.run(base + ["--steps", "20"], capture_output=True, timeout=600).returncode == 0
     assert subprocess.run(base + ["--steps", "40", "--resume"], capture_output=True, timeout=600).returncode == 0
     with np.load(trained) as a, np.load(half) as b:
         assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "config")
+
+
+def test_an_ensemble_holds_each_seeds_network_and_resumes_network_by_network(trained, tmp_path):
+    """--members 2 trains the networks --seed 0 and --seed 1 would (the fixture is the
+    first), stopped after 20 steps and resumed to 40, into one file."""
+    out = tmp_path / "two.npz"
+    base = [sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "--clips", "12", "--seconds", "4",
+            "--checkpoint-every", "20", "--soundfont", SOUNDFONT, "-q"]
+    assert subprocess.run(base + ["-o", str(out), "--members", "2", "--steps", "20"],
+                          capture_output=True, timeout=600).returncode == 0
+    res = subprocess.run(base + ["-o", str(out), "--members", "2", "--steps", "40", "--resume"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0 and "trained on 24 clips" in res.stdout, res.stderr
+    single = tmp_path / "seed1.npz"
+    assert subprocess.run(base + ["-o", str(single), "--members", "1", "--steps", "40", "--seed", "1"],
+                          capture_output=True, timeout=600).returncode == 0
+    arrays, config = learned.read(out)
+    assert config["members"] == 2 and [t["seed"] for t in config["trained"]] == [0, 1]
+    for i, path in enumerate((trained, single)):
+        want, _ = learned.read(path)
+        assert all(np.array_equal(arrays[f"m{i}_{k}"], v) for k, v in want.items())
+    assert not np.array_equal(arrays["m0_out_w"], arrays["m1_out_w"])
+    # The members' own files are gone once the ensemble is written; the plot is there.
+    assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".npz") == ["seed1.npz", "two.npz"]
+    assert (tmp_path / "two.loss.png").is_file()
+
+
+def test_an_ensembles_activation_is_the_mean_of_its_networks(tmp_path):
+    import torch
+
+    from tonegraph.nodes.ml.onsettrain import OnsetNet, features
+
+    rng = np.random.default_rng(1)
+    mel = rng.standard_normal((200, 64)).astype(np.float32)
+    members, want = [], []
+    for seed in (0, 1, 2):
+        torch.manual_seed(seed)
+        net = OnsetNet(128, 16).eval()
+        mean, std = rng.random(64).astype(np.float32), (rng.random(64) + 0.5).astype(np.float32)
+        members.append(({"mean": mean, "std": std, **net.arrays()}, {"frontend": learned.FRONT, "lookahead": 1}))
+        with torch.no_grad():
+            want.append(torch.sigmoid(net(torch.from_numpy(features(mel, mean, std))[None]))[0].numpy())
+    path = tmp_path / "three.npz"
+    learned.save_ensemble(path, members)
+    w = learned.Weights.load(path)
+    assert len(w.nets) == 3 and w.config["members"] == 3
+    got = learned.activations(w, mel)
+    assert np.abs(got[:-1] - np.mean(want, axis=0)[1:]).max() < 1e-5
+    # Networks of different shapes are not one detector.
+    odd = OnsetNet(128, 8)
+    learned.save_ensemble(tmp_path / "odd.npz", members[:1] + [({**members[0][0], **odd.arrays()}, members[0][1])])
+    with pytest.raises(learned.WeightsError, match="odd.npz is not a learned detector's weights file"):
+        learned.Weights.load(tmp_path / "odd.npz")
 
 
 def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
