@@ -46,6 +46,8 @@ class Report:
     likeness: dict[str, float] | None = None
     #: GANs trained with ``keep="best"``: the step whose weights were saved.
     kept_step: int | None = None
+    #: Onset detectors: clicks of a click track at 10 a second heard, of how many.
+    clicks: tuple[int, int] | None = None
 
 
 # -- shared pieces ----------------------------------------------------------------------

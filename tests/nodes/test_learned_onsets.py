@@ -29,6 +29,10 @@ def trained(tmp_path_factory):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "trained on 12 clips" in res.stdout
+    from tonegraph.nodes.ml.onsettrain import heard_clicks
+
+    heard, total = heard_clicks(out)
+    assert f"it hears {heard} of the {total} clicks of a click track at 10 a second" in res.stdout
     return out
 
 
@@ -99,6 +103,20 @@ def test_an_ensembles_activation_is_the_mean_of_its_networks(tmp_path):
     learned.save_ensemble(tmp_path / "odd.npz", members[:1] + [({**members[0][0], **odd.arrays()}, members[0][1])])
     with pytest.raises(learned.WeightsError, match="odd.npz is not a learned detector's weights file"):
         learned.Weights.load(tmp_path / "odd.npz")
+
+
+def test_the_training_click_check_tells_a_detector_that_hears_clicks_from_one_that_does_not(tmp_path):
+    import torch
+
+    from tonegraph.nodes.ml.onsettrain import OnsetNet, heard_clicks
+
+    assert heard_clicks(learned.SHIPPED) == (57, 57)
+    torch.manual_seed(0)
+    path = tmp_path / "untrained.npz"
+    learned.save(path, {"mean": np.zeros(64), "std": np.ones(64), **OnsetNet(128, 16).arrays()},
+                 {"frontend": learned.FRONT, "lookahead": 1})
+    heard, total = heard_clicks(path)
+    assert total == 57 and heard < 10
 
 
 def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
