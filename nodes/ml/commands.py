@@ -104,7 +104,7 @@ def add_parsers(sub, with_nodes_path) -> None:
         o.add_argument("--steps", type=_POS, default=steps)
         o.add_argument("--batch", type=_POS, default=16)
         o.add_argument("--hidden", type=whole(4, 1024), default=64, help="network width (default 64)")
-        o.add_argument("--members", type=whole(1, 64), default=1,
+        o.add_argument("--members", type=whole(1, 64), default=1, metavar="N",
                        help="networks to train, each on its own songs from its own seed (--seed, "
                             "--seed + 1, ...), written as one file whose activation is their mean "
                             "(default 1)")
