@@ -17,6 +17,7 @@ config, nothing executable.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from collections import deque
@@ -83,6 +84,12 @@ class Weights:
             raise ValueError("its networks differ in shape")
         first = self.nets[0]
         self.hidden, self.features = first.hidden, first.features
+
+    def network(self, i: int) -> "Weights":
+        """The ``i``-th network alone, as a detector of its own."""
+        one = copy.copy(self)
+        one.nets = [self.nets[i]]
+        return one
 
     @classmethod
     def load(cls, path: Path) -> "Weights":

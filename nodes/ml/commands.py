@@ -197,7 +197,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if report.kept_step is not None:
         print(f"kept the weights of step {report.kept_step}, the likest to the training images")
     if report.clicks is not None:
-        print(f"it hears {report.clicks[0]} of the {report.clicks[1]} clicks of a click track at 10 a second")
+        alone = f" (its networks alone: {', '.join(map(str, report.network_clicks))})" if report.network_clicks else ""
+        print(f"it hears {report.clicks[0]} of the {report.clicks[1]} clicks of a click track at 10 a second{alone}")
     if report.likeness:
         print("256 samples against the training images (1.0: alike): " + ", ".join(
             f"{k} {v:.2f}" for k, v in report.likeness.items()))

@@ -473,18 +473,20 @@ def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps
                             lr=lr, halve_every=2000, seed=seed, members=members, soundfont=soundfont,
                             plot=plot, checkpoint=checkpoint, resume=resume,
                             checkpoint_every=checkpoint_every, quiet=quiet)
-    report.clicks = heard_clicks(output)
+    w = learned.Weights.load(output)
+    report.clicks = heard_clicks(w)
+    if members > 1:
+        report.network_clicks = [heard_clicks(w.network(i))[0] for i in range(members)]
     return report
 
 
-def heard_clicks(path: Path, per_second: float = 10.0) -> tuple[int, int]:
+def heard_clicks(w: learned.Weights, per_second: float = 10.0) -> tuple[int, int]:
     """How many clicks of a click track (1 kHz, 30 ms, ``per_second``, in digital
     silence, as jack_metro plays one) a detector reports at audio.onset's own settings
     for it, and of how many: networks trained alike on other seeds differ here (one
     heard 11 of 57 at 10 a second, where the shipped one hears them all)."""
     from tonegraph.nodes.audio.onset import LEARNED_PRE, MINIOI, THRESHOLDS
 
-    w = learned.Weights.load(path)
     sr = int(w.front["samplerate"])
     x = np.zeros(6 * sr, np.float32)
     u = np.arange(int(0.03 * sr)) / sr

@@ -48,6 +48,8 @@ class Report:
     kept_step: int | None = None
     #: Onset detectors: clicks of a click track at 10 a second heard, of how many.
     clicks: tuple[int, int] | None = None
+    #: Onset detectors of several networks: the clicks each network alone hears.
+    network_clicks: list[int] | None = None
 
 
 # -- shared pieces ----------------------------------------------------------------------

@@ -31,8 +31,8 @@ def trained(tmp_path_factory):
     assert "trained on 12 clips" in res.stdout
     from tonegraph.nodes.ml.onsettrain import heard_clicks
 
-    heard, total = heard_clicks(out)
-    assert f"it hears {heard} of the {total} clicks of a click track at 10 a second" in res.stdout
+    heard, total = heard_clicks(learned.Weights.load(out))
+    assert f"it hears {heard} of the {total} clicks of a click track at 10 a second\n" in res.stdout
     return out
 
 
@@ -63,6 +63,7 @@ def test_an_ensemble_holds_each_seeds_network_and_resumes_network_by_network(tra
     res = subprocess.run(base + ["-o", str(out), "--members", "2", "--steps", "40", "--resume"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0 and "trained on 24 clips" in res.stdout, res.stderr
+    assert "clicks of a click track at 10 a second (its networks alone: " in res.stdout
     single = tmp_path / "seed1.npz"
     assert subprocess.run(base + ["-o", str(single), "--members", "1", "--steps", "40", "--seed", "1"],
                           capture_output=True, timeout=600).returncode == 0
@@ -110,13 +111,18 @@ def test_the_training_click_check_tells_a_detector_that_hears_clicks_from_one_th
 
     from tonegraph.nodes.ml.onsettrain import OnsetNet, heard_clicks
 
-    assert heard_clicks(learned.SHIPPED) == (57, 57)
+    assert heard_clicks(learned.Weights.load(learned.SHIPPED)) == (57, 57)
     torch.manual_seed(0)
     path = tmp_path / "untrained.npz"
-    learned.save(path, {"mean": np.zeros(64), "std": np.ones(64), **OnsetNet(128, 16).arrays()},
+    learned.save(path, {"mean": np.zeros(64), "std": np.ones(64), **OnsetNet(128, 64).arrays()},
                  {"frontend": learned.FRONT, "lookahead": 1})
-    heard, total = heard_clicks(path)
+    heard, total = heard_clicks(learned.Weights.load(path))
     assert total == 57 and heard < 10
+    # Each network of an ensemble alone: the shipped one and the untrained one.
+    both = tmp_path / "both.npz"
+    learned.save_ensemble(both, [learned.read(learned.SHIPPED), learned.read(path)])
+    w = learned.Weights.load(both)
+    assert [heard_clicks(w.network(i)) for i in (0, 1)] == [(57, 57), (heard, total)]
 
 
 def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
