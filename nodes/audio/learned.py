@@ -171,8 +171,8 @@ class Stream:
         self.gates_w = stack(gates)
         self.gates_b = stack(lambda x: np.concatenate([0.5 * (x.bi[:2 * n] + x.bh[:2 * n]), x.bi[2 * n:],
                                                        x.bh[2 * n:]]))
-        self.out_w = stack(lambda x: x.out_w)
-        self.out_b = np.array([x.out_b for x in nets], np.float64)
+        self.out_w = stack(lambda x: x.out_w[None, :])               # (k, 1, hidden)
+        self.out_b = [x.out_b for x in nets]
         k = len(nets)
         k1, k2 = nets[0].k1, nets[0].k2
         self.window1 = np.zeros((k, k1, weights.features), f32)
@@ -186,13 +186,14 @@ class Stream:
         # Matrix-vector products as (k, rows, cols) @ (k, cols, 1), into (k, rows, 1) views.
         self.flat1 = self.window1.reshape(k, -1, 1)
         self.flat2 = self.window2.reshape(k, -1, 1)
-        self.col = lambda a: a[:, :, None]                # noqa: E731
+        self.c1_col, self.c2_col = self.c1[:, :, None], self.c2[:, :, None]
+        self.v_col, self.g_col = self.v[:, :, None], self.g[:, :, None]
+        self.h_col, self.logits = self.h[:, :, None], np.zeros((k, 1, 1), f32)
         self.n = n
         self.frames = 0
 
     def push(self, mel: np.ndarray) -> float | None:
         w1, w2 = self.window1, self.window2
-        col = self.col
         # Features: the standardised frame and its rise over the last one (none at first).
         w1[:, :-1] = w1[:, 1:]
         np.multiply(mel, self.scale, out=self.z)
@@ -204,14 +205,14 @@ class Stream:
             self.rise[:] = 0.0
         w2[:, :-1] = w2[:, 1:]
         c1 = self.c1
-        np.matmul(self.w1, self.flat1, out=col(c1))
+        np.matmul(self.w1, self.flat1, out=self.c1_col)
         c1 += self.b1
         np.maximum(c1, 0.0, out=c1)
-        np.matmul(self.w2, self.flat2, out=col(self.c2))
+        np.matmul(self.w2, self.flat2, out=self.c2_col)
         self.c2 += self.b2
         np.maximum(self.c2, 0.0, out=self.c2)
         n, g, h, tmp = self.n, self.g, self.h, self.tmp
-        np.matmul(self.gates_w, col(self.v), out=col(g))
+        np.matmul(self.gates_w, self.v_col, out=self.g_col)
         g += self.gates_b
         rz = g[:, :2 * n]
         np.tanh(rz, out=rz)
@@ -227,8 +228,8 @@ class Stream:
         self.frames += 1
         if self.frames <= self.w.lookahead:
             return None
-        logits = np.einsum("kn,kn->k", self.out_w, h) + self.out_b
-        return sum(_sigmoid(float(x)) for x in logits) / len(logits)
+        np.matmul(self.out_w, self.h_col, out=self.logits)
+        return sum(_sigmoid(float(x) + b) for x, b in zip(self.logits.flat, self.out_b)) / len(self.out_b)
 
 
 class Picker:
