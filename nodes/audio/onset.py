@@ -188,6 +188,16 @@ def threshold_of(p) -> float:
     return THRESHOLDS.get(p.method, AUBIO_THRESHOLD)
 
 
+def learned_picker(rate: float, threshold: float | None = None, minioi: float | None = None):
+    """A peak picker for the learned detector's activation at ``rate`` frames a second,
+    as audio.onset picks: the method's own threshold and least gap unless given."""
+    from .learned import Picker
+
+    threshold = THRESHOLDS["learned"] if threshold is None else threshold
+    minioi = MINIOI["learned"] if minioi is None else minioi
+    return Picker(threshold, LEARNED_PRE, max(1, round(minioi * rate)))
+
+
 def minioi_of(p) -> float:
     """The least time between onsets a params namespace asks for, or its method's own."""
     if p.minioi is not None:

@@ -480,21 +480,26 @@ def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps
     return report
 
 
-def heard_clicks(w: learned.Weights, per_second: float = 10.0) -> tuple[int, int]:
-    """How many clicks of a click track (1 kHz, 30 ms, ``per_second``, in digital
-    silence, as jack_metro plays one) a detector reports at audio.onset's own settings
-    for it, and of how many: networks trained alike on other seeds differ here (one
-    heard 11 of 57 at 10 a second, where the shipped one hears them all)."""
-    from tonegraph.nodes.audio.onset import LEARNED_PRE, MINIOI, THRESHOLDS
-
-    sr = int(w.front["samplerate"])
+def click_track(sr: int, per_second: float) -> tuple[np.ndarray, np.ndarray]:
+    """Six seconds of a click track as jack_metro plays one (1 kHz, 30 ms, amplitude
+    0.5) in digital silence, and its clicks' times [s]."""
     x = np.zeros(6 * sr, np.float32)
     u = np.arange(int(0.03 * sr)) / sr
     times = np.arange(0.25, 5.9, 1.0 / per_second)
     for t in times:
         x[int(t * sr):int(t * sr) + len(u)] += 0.5 * np.sin(2 * np.pi * 1000 * u)
-    rate = sr / float(w.front["hop"])
-    pick = learned.Picker(THRESHOLDS["learned"], LEARNED_PRE, max(1, round(MINIOI["learned"] * rate)))
+    return x, times
+
+
+def heard_clicks(w: learned.Weights, per_second: float = 10.0) -> tuple[int, int]:
+    """How many clicks of a :func:`click_track` a detector reports at audio.onset's own
+    settings for it, and of how many: networks trained alike on other seeds differ here
+    (one heard 11 of 57 at 10 a second, where the shipped one hears them all)."""
+    from tonegraph.nodes.audio.onset import learned_picker
+
+    sr = int(w.front["samplerate"])
+    x, times = click_track(sr, per_second)
+    pick = learned_picker(sr / float(w.front["hop"]))
     heard = sum(1 for a in learned.activations(w, clip_frames(x, sr, w.front)) if pick(float(a)))
     return heard, len(times)
 

@@ -61,13 +61,12 @@ def bare_learned(path: Path) -> int:
     network's stream and its peak picker, audio.onset's settings): what the engine adds
     to it is what the ratio measures."""
     from tonegraph.nodes.audio import learned
-    from tonegraph.nodes.audio.onset import LEARNED_PRE, MINIOI, THRESHOLDS
+    from tonegraph.nodes.audio.onset import learned_picker
     from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     w = learned.Weights.load(learned.SHIPPED)
     front, stream = MelFrontEnd(w.front, SR), learned.Stream(w)
-    rate = w.front["samplerate"] / w.front["hop"]
-    pick = learned.Picker(THRESHOLDS["learned"], LEARNED_PRE, round(MINIOI["learned"] * rate))
+    pick = learned_picker(w.front["samplerate"] / w.front["hop"])
     src = aubio.source(str(path), SR, HOP)
     n = 0
     while True:

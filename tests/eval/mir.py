@@ -171,12 +171,9 @@ def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi
                    ) -> np.ndarray:
     """Onset times [s] picked from an activation as audio.onset picks them live
     (``minioi`` None: the learned method's own)."""
-    from tonegraph.nodes.audio.learned import Picker
-    from tonegraph.nodes.audio.onset import LEARNED_PRE, MINIOI
+    from tonegraph.nodes.audio.onset import learned_picker
 
-    minioi = MINIOI["learned"] if minioi is None else minioi
-
-    pick = Picker(threshold, LEARNED_PRE, max(1, round(minioi * rate)))
+    pick = learned_picker(rate, threshold, minioi)
     return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])
 
 

@@ -216,13 +216,10 @@ def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silenc
     from tonegraph.engine.node import Context, Tick
     from tonegraph.engine.ports import AudioBlock, PortType
     from tonegraph.nodes.audio.onset import Onset
+    from tonegraph.nodes.ml.onsettrain import click_track
 
     sr, hop = 48000, 256
-    x = np.zeros(sr * 6, np.float32)
-    t = np.arange(int(0.03 * sr)) / sr
-    clicks = np.arange(0.25, 5.9, every)
-    for c in clicks:
-        x[int(c * sr):int(c * sr) + len(t)] += 0.5 * np.sin(2 * np.pi * 1000 * t)
+    x, clicks = click_track(sr, 1.0 / every)
     node = Onset("o", {"method": "learned"}, Context(samplerate=sr, hop=hop, offline=True),
                  {"audio": PortType.AUDIO})
     node.configure()
