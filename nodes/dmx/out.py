@@ -12,7 +12,18 @@ channel values sent last, for recording or a preview.
 ``host`` is where it goes: a node or a desk by address (default 127.0.0.1, this
 machine); empty sends sACN to its multicast group (239.255.<universe>) or Art-Net as a
 broadcast, which only a user asks for.  In an offline run nothing is sent.
-Through the ``sacn`` library (sACN) and ``stupidArtnet`` (Art-Net).
+
+sACN ``sync`` (off by default) names an E1.31 synchronization universe: each frame then
+says so and is followed by a sync packet, sent where the data goes (to ``host``, or to
+the sync universe's group when multicasting), so receivers that support it change
+their universes together.  When the node closes (the show stops, a reload removes it)
+sACN sends E1.31's three stream-terminated packets, and a receiver lets the universe go
+at once instead of after its timeout.
+
+Packets are built by the ``sacn`` library (E1.31) and ``stupidArtnet`` (Art-Net) and
+sent on the engine's thread from a non-blocking UDP socket of the node's own (no
+library thread).  A failed send never raises and never stalls the show: it is reported
+once, with the reason, and once more when frames go out again.
 """
 
 from __future__ import annotations
@@ -20,6 +31,8 @@ from __future__ import annotations
 import logging
 import math
 import re
+import socket
+import uuid
 
 import numpy as np
 
@@ -34,6 +47,44 @@ from . import fixtures as fx
 log = logging.getLogger("tonegraph.dmx")
 
 CHANNEL = re.compile(r"^ch([1-9][0-9]{0,2})$")
+SACN_PORT = 5568      # UDP port E1.31 receivers listen on
+MULTICAST_TTL = 8     # [hops] a multicast frame may travel (the sacn library's default)
+TERMINATED = 3        # stream-terminated packets sent on close (E1.31 6.2.6)
+
+
+class Link:
+    """The node's UDP socket: sends a frame's datagrams without blocking, and reports a
+    failure once per episode and its end once, never a traceback per frame."""
+
+    def __init__(self, node_id: str, to: str, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        self.node_id, self.to, self.sock = node_id, to, sock
+        self.problem, self.lost = "", 0
+
+    def send(self, datagrams: list[tuple[bytes, tuple[str, int]]]) -> bool:
+        try:
+            for data, addr in datagrams:
+                self.sock.sendto(data, addr)
+        except (BlockingIOError, InterruptedError):
+            return self._trouble("the network buffer is full")
+        except OSError as exc:
+            return self._trouble(exc.strerror or str(exc))
+        if self.problem:
+            log.warning("node '%s': DMX to %s sent again (%d frames not sent)", self.node_id, self.to,
+                        self.lost)
+            self.problem, self.lost = "", 0
+        return True
+
+    def _trouble(self, why: str) -> bool:
+        self.lost += 1
+        if not self.problem:
+            self.problem = why
+            log.warning("node '%s': DMX to %s not sent: %s; reported again when it recovers",
+                        self.node_id, self.to, why)
+        return False
+
+    def close(self) -> None:
+        self.sock.close()
 
 
 class DmxOut(Node):
@@ -48,6 +99,8 @@ class DmxOut(Node):
                               restart=True),
         "rate": P.number(44.0, "Frames sent per second.", unit="Hz", min=1.0, max=100.0),
         "priority": P.integer(100, "sACN priority (0-200; a desk at a higher one wins).", min=0, max=200),
+        "sync": P.integer(0, "sACN sync universe (1-63999): each frame is followed by a sync packet, "
+                             "sent where the data goes; 0: off.", min=0, max=63999),
         "fixtures": P.path(None, "Fixture file (YAML: types and fixtures), relative to the patch."),
         "values": P.choice("unit", ("unit", "dmx"), "Inputs in 0..1, or in 0-255 as they are."),
         "blackout": P.boolean(True, "Send one all-zero frame when the show stops."),
@@ -64,6 +117,8 @@ class DmxOut(Node):
             problems.append(("universe", f"an sACN universe is 1-63999, got {uni}"))
         if proto == "artnet" and not 0 <= uni <= 32767:
             problems.append(("universe", f"an Art-Net universe is 0-32767, got {uni}"))
+        if proto == "artnet" and params.get("sync", 0):
+            problems.append(("sync", "sync is an sACN sync universe; Art-Net sends none (set it to 0)"))
         attrs: dict = {}
         if params.get("fixtures"):
             path = ctx.resolve_input(params["fixtures"])
@@ -98,7 +153,7 @@ class DmxOut(Node):
             self.targets[name] = ((int(m.group(1)) - 1,),) if m else attrs[name].channels
         self.next_send = 0.0
         self.sent = 0
-        self.sender = None
+        self.link: Link | None = None
         if self.ctx.offline:
             log.warning("node '%s': DMX goes out in real time only; an offline run sends none", self.id)
             return
@@ -111,28 +166,29 @@ class DmxOut(Node):
     def _open(self) -> None:
         p = self.p
         if p.protocol == "sacn":
-            import sacn
+            from sacn.messages.data_packet import DataPacket, calculate_multicast_addr
 
-            s = sacn.sACNsender(bind_port=0, fps=int(min(p.rate, 100)), source_name=p.source_name[:63],
-                                universeDiscovery=False)
-            s.manual_flush = True
-            s.start()
-            s.activate_output(p.universe)
-            out = s[p.universe]
-            out.multicast = not p.host
-            if p.host:
-                out.destination = p.host
-            out.priority = p.priority
-            self.sender = s
+            self.cid = tuple(uuid.uuid4().bytes)            # this source, for receivers
+            self.packet = DataPacket(cid=self.cid, sourceName=p.source_name[:63], universe=p.universe,
+                                     priority=p.priority, sync_universe=p.sync)
+            self.sync_sequence = 0
+            self.dest = (p.host or calculate_multicast_addr(p.universe), SACN_PORT)
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            if not p.host:
+                sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
         else:
             from stupidArtnet import StupidArtnet
 
-            self.sender = StupidArtnet(p.host or "255.255.255.255", p.universe, 512, int(p.rate), True,
+            self.artnet = StupidArtnet(p.host or "255.255.255.255", p.universe, 512, int(p.rate), True,
                                        not p.host)
+            self.dest = (self.artnet.target_ip, self.artnet.port)
+            sock = self.artnet.socket_client
+        self.link = Link(self.id, self.dest[0], sock)
 
     def params_changed(self, changed: set[str]) -> None:
-        if "priority" in changed and self.sender is not None and self.p.protocol == "sacn":
-            self.sender[self.p.universe].priority = self.p.priority
+        if self.link is not None and self.p.protocol == "sacn":
+            self.packet.priority = self.p.priority
+            self.packet.syncAddr = self.p.sync
 
     def process(self, tick: Tick) -> None:
         scale = 255.0 if self.p.values == "unit" else 1.0
@@ -153,35 +209,43 @@ class DmxOut(Node):
                 else:
                     frame[chans[0]] = int(round(v))
         self.out["frame"] = frame.astype(np.float32)
-        if self.sender is not None and tick.t >= self.next_send:
+        if self.link is not None and tick.t >= self.next_send:
             self.next_send = tick.t + 1.0 / self.p.rate - 1e-6
             self._send(frame)
 
     def _send(self, frame: np.ndarray) -> None:
-        data = tuple(int(v) for v in frame)
-        try:
-            if self.p.protocol == "sacn":
-                self.sender[self.p.universe].dmx_data = data
-                self.sender.flush()
-            else:
-                self.sender.set(list(data))
-                self.sender.show()
-            self.sent += 1
-        except OSError as exc:
-            log.warning("node '%s': DMX not sent: %s", self.id, exc.strerror or exc)
+        if self.p.protocol == "artnet":
+            datagrams = [(bytes(self.artnet.packet_header) + frame.tobytes(), self.dest)]
+        else:
+            self.packet.dmxData = tuple(frame.tolist())
+            datagrams = [self._sacn_data()]
+            if self.p.sync:
+                datagrams.append(self._sacn_sync())
+        self.sent += self.link.send(datagrams)
+
+    def _sacn_data(self) -> tuple[bytes, tuple[str, int]]:
+        data = bytes(self.packet.getBytes())
+        self.packet.sequence_increase()
+        return data, self.dest
+
+    def _sacn_sync(self) -> tuple[bytes, tuple[str, int]]:
+        from sacn.messages.data_packet import calculate_multicast_addr
+        from sacn.messages.sync_packet import SyncPacket
+
+        sync = SyncPacket(cid=self.cid, syncAddr=self.p.sync, sequence=self.sync_sequence)
+        self.sync_sequence = (self.sync_sequence + 1) % 256
+        return bytes(sync.getBytes()), (self.p.host or calculate_multicast_addr(self.p.sync), SACN_PORT)
 
     def close(self) -> None:
-        sender, self.sender = getattr(self, "sender", None), None
-        if sender is None:
+        link, self.link = getattr(self, "link", None), None
+        if link is None:
             return
-        self.sender = sender
+        self.link = link
         if self.p.blackout:
             self._send(np.zeros(512, dtype=np.uint8))
-        self.sender = None
-        try:
-            if self.p.protocol == "sacn":
-                sender.stop()
-            else:
-                sender.close() if hasattr(sender, "close") else None
-        except Exception:  # noqa: BLE001 - leaving the network quietly
-            pass
+        if self.p.protocol == "sacn":
+            self.packet.option_StreamTerminated = True
+            for _ in range(TERMINATED):
+                link.send([self._sacn_data()])
+        self.link = None
+        link.close()

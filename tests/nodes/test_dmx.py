@@ -156,3 +156,162 @@ def test_ola_receives_the_lights_and_the_blackout(protocol, host):
     assert (playing[9], playing[10]) == (128, 0) and playing[19] == 255  # 16-bit pan, ch20
     assert "Traceback" not in log
     assert not any(after[:20]), after[:20]                               # blackout on stop
+
+
+#: Runs dmx.out for real inside a network namespace of the test's own (see
+#: tests/netns.py) on a virtual clock, 44 frames a second, then closes it, while UDP
+#: sockets capture what arrives at each address named in "listen" (unicast, or a
+#: multicast group joined on lo).  At frame "recover_at" the host's address is added to
+#: lo, so a host that was unreachable becomes reachable.  After the close a marker
+#: datagram is sent to each address: once it arrives, everything sent there before has.
+#: Prints {"packets": {address: [hex, ...]}, "log": ..., "stdout": ...}.
+DMX_PROBE = r"""
+import contextlib, io, json, logging, socket, subprocess, sys, time
+from tonegraph.engine.node import Context, Tick
+from tonegraph.engine.ports import PortType
+from tonegraph.nodes.dmx.out import DmxOut
+
+cfg = json.loads(sys.argv[1])
+port = 6454 if cfg["params"].get("protocol") == "artnet" else 5568
+MARK = b"end of capture"
+
+def listen(addr):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    if addr.startswith("239."):
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                     socket.inet_aton(addr) + socket.inet_aton("0.0.0.0"))
+    return s
+
+caps = {a: listen(a) for a in cfg["listen"]}
+text = io.StringIO()
+handler = logging.StreamHandler(text)
+handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+logging.basicConfig(level=logging.INFO, handlers=[handler])
+params = {k: DmxOut.params[k].coerce(v, k) for k, v in cfg["params"].items()}
+printed = io.StringIO()
+with contextlib.redirect_stdout(printed):
+    node = DmxOut("dmx", params, Context(fps=44.0), {"ch1": PortType.NUMBER})
+    node.configure()
+    for i in range(cfg["frames"]):
+        if i == cfg.get("recover_at"):
+            subprocess.run(["ip", "addr", "add", params["host"] + "/32", "dev", "lo"], check=True)
+            caps[params["host"]] = listen(params["host"])
+        node.inp["ch1"] = 0.2 + (i % 50) / 100
+        node.process(Tick(i / 44.0, 1 / 44.0, i))
+    node.close()
+marker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+packets = {}
+for addr, s in caps.items():
+    marker.sendto(MARK, (addr, port))
+    s.settimeout(0.2)
+    got, deadline = [], time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            data = s.recv(2048)
+        except socket.timeout:
+            continue
+        if data == MARK:
+            break
+        got.append(data.hex())
+    else:
+        raise SystemExit(f"the marker never reached {addr}")
+    packets[addr] = got
+print(json.dumps({"packets": packets, "log": text.getvalue(), "stdout": printed.getvalue()}))
+"""
+
+
+def run_dmx_probe(params: dict, listen: list[str], frames: int = 44, recover_at: int | None = None) -> dict:
+    from ..netns import in_network_namespace
+
+    cfg = {"params": params, "listen": listen, "frames": frames, "recover_at": recover_at}
+    res = in_network_namespace(sys.executable, "-c", DMX_PROBE, json.dumps(cfg), timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    got = json.loads(res.stdout.strip().splitlines()[-1])
+    got["packets"] = {a: [bytes.fromhex(p) for p in ps] for a, ps in got["packets"].items()}
+    return got
+
+
+def e131(packet: bytes) -> dict:
+    """An E1.31 packet's kind and fields (ANSI E1.31-2016, sections 6 and 7)."""
+    assert packet[4:16] == b"ASC-E1.17\0\0\0", packet[:16]
+    root, frame = int.from_bytes(packet[18:22], "big"), int.from_bytes(packet[40:44], "big")
+    if (root, frame) == (0x04, 0x02):
+        return {"kind": "data", "sync": int.from_bytes(packet[109:111], "big"),
+                "terminated": bool(packet[112] & 0x40), "universe": int.from_bytes(packet[113:115], "big"),
+                "dmx": packet[126:]}
+    if (root, frame) == (0x08, 0x01):
+        return {"kind": "sync", "sync": int.from_bytes(packet[45:47], "big")}
+    return {"kind": f"other {root:#x}/{frame:#x}"}
+
+
+def test_sacn_unicast_sends_no_sync_and_nothing_multicast_by_default():
+    """With sync off (the default) a unicast host gets data packets only, none naming a
+    sync universe, and nothing reaches the sync group 239.255.249.255 (the sacn
+    library's default sync universe 63999) or the universe's own group."""
+    got = run_dmx_probe({"host": "127.0.0.1", "universe": 1},
+                        ["127.0.0.1", "239.255.249.255", "239.255.0.1"])
+    unicast = [e131(p) for p in got["packets"]["127.0.0.1"]]
+    assert len(unicast) >= 44
+    assert {p["kind"] for p in unicast} == {"data"}
+    assert {p["sync"] for p in unicast} == {0} and {p["universe"] for p in unicast} == {1}
+    assert got["packets"]["239.255.249.255"] == [] and got["packets"]["239.255.0.1"] == []
+
+
+@pytest.mark.parametrize("host,data_at,sync_at", [("127.0.0.1", "127.0.0.1", "127.0.0.1"),
+                                                  ("", "239.255.0.1", "239.255.0.7")],
+                         ids=["unicast", "multicast"])
+def test_sacn_sync_goes_where_the_data_goes(host, data_at, sync_at):
+    """With 'sync: 7' each data frame names sync universe 7 and is followed by a sync
+    packet for it: unicast to the host when there is one, to universe 7's group when
+    multicasting; nothing goes anywhere else."""
+    everywhere = ["127.0.0.1", "239.255.0.1", "239.255.0.7", "239.255.249.255"]
+    got = run_dmx_probe({"host": host, "universe": 1, "sync": 7}, everywhere)
+    packets = {a: [e131(p) for p in ps] for a, ps in got["packets"].items()}
+    data = [p for p in packets[data_at] if p["kind"] == "data" and not p["terminated"]]
+    syncs = [p for p in packets[sync_at] if p["kind"] == "sync"]
+    assert len(data) >= 44 and {p["sync"] for p in data} == {7}
+    assert len(syncs) == len(data) and {p["sync"] for p in syncs} == {7}
+    assert sum(len(ps) for a, ps in packets.items() if a not in (data_at, sync_at)) == 0
+
+
+def test_sacn_close_sends_the_blackout_then_three_stream_terminated_packets():
+    """Closing the node (the show stops, or a reload removes it) sends the blackout
+    frame and then E1.31's three stream-terminated packets (options bit 6), so a
+    receiver lets go of the universe at once instead of after its 2.5 s timeout."""
+    got = run_dmx_probe({"host": "127.0.0.1", "universe": 3}, ["127.0.0.1"], frames=10)
+    packets = [e131(p) for p in got["packets"]["127.0.0.1"]]
+    assert [p["terminated"] for p in packets] == [False] * (len(packets) - 3) + [True] * 3
+    assert len(packets) >= 11 and {p["universe"] for p in packets} == {3}
+    assert packets[0]["dmx"][0] > 0 and not any(packets[-4]["dmx"])      # lights, then blackout
+
+
+@pytest.mark.parametrize("protocol", ["sacn", "artnet"])
+def test_an_unreachable_host_is_reported_once_and_once_when_it_recovers(protocol):
+    """A host with no route (ENETUNREACH in the namespace) for 200 frames, then
+    reachable (its address added to lo) for 50: two log lines in all, no traceback,
+    nothing printed, and the frames reach the host once it can be reached."""
+    host = "10.99.0.1"
+    got = run_dmx_probe({"protocol": protocol, "host": host}, [], frames=250, recover_at=200)
+    lines = got["log"].splitlines()
+    assert len(lines) <= 2 and "Traceback" not in got["log"] and got["stdout"] == "", got["log"]
+    assert lines[0] == (f"WARNING tonegraph.dmx: node 'dmx': DMX to {host} not sent: Network is "
+                        "unreachable; reported again when it recovers")
+    assert lines[1].startswith(f"WARNING tonegraph.dmx: node 'dmx': DMX to {host} sent again"), lines
+    arrived = got["packets"][host]
+    assert len(arrived) >= 50
+    if protocol == "artnet":
+        assert arrived[0][:10] == b"Art-Net\0\x00\x50"
+    else:
+        assert e131(arrived[0])["kind"] == "data"
+
+
+def test_sync_with_art_net_is_a_patch_error(write_patch, registry):
+    from tonegraph.engine.graph import load_graph
+
+    patch = write_patch("nodes:\n  dmx: {type: dmx.out, params: {protocol: artnet, sync: 7}}\n")
+    errors = " | ".join(str(e) for e in load_graph(patch, registry)[1])
+    assert "sync is an sACN sync universe; Art-Net sends none (set it to 0)" in errors
+    patch = write_patch("nodes:\n  dmx: {type: dmx.out, params: {protocol: sacn, sync: 64000}}\n")
+    assert "sync" in " | ".join(str(e) for e in load_graph(patch, registry)[1])
