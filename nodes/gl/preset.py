@@ -174,7 +174,6 @@ class Preset(Shader):
         return []
 
     def setup(self) -> None:
-        super().setup()       # the shader's state; its source is set from the preset below
         self.preset_path = self.ctx.resolve_input(self.p.path)
         self.file_stamps: dict[str, int] = {}
         self._saved(self.preset_path, "preset")
@@ -187,7 +186,7 @@ class Preset(Shader):
         self.next_update: dict[str, float] = {}
         self.phases: dict[str, float] = {}
         self.out["values"] = np.zeros(len(self.preset["update"]), dtype=np.float32)
-        self._load_shader()
+        super().setup()       # the shader's state, its source from the preset (_load_shader)
 
     def _load_shader(self) -> None:
         self.path = self.preset_path.parent / self.preset["shader"]

@@ -1,6 +1,7 @@
 """gl.shader: a GLSL fragment shader drawn over the whole frame, fed by the graph.
 
-The shader is a file (``path``, hot-reloaded when saved) or inline ``source``.  Two
+The shader is a file (``path``, hot-reloaded when saved) or inline ``source`` (compiled
+anew when a save or OSC changes it, from the next frame on).  Two
 forms are accepted:
 
 * ShaderToy-like: define ``void mainImage(out vec4 fragColor, in vec2 fragCoord)``;
@@ -34,8 +35,8 @@ from -1 to 1 across the sprite; without one, a round soft dot:
 ``colour * smoothstep(1.0, 0.0, length(q))``.  The whole source is compiled into both
 stages, so its functions must suit a vertex shader too (no ``dFdx``, no ``uv``).
 
-A shader that fails to compile is reported with its file and line; the last good one
-keeps running (before any good one, the output is black).
+A shader that fails to compile is reported once, with its file (or node) and line; the
+last good one keeps running (before any good one, the output is black).
 """
 
 from __future__ import annotations
@@ -164,9 +165,9 @@ class Shader(GLNode):
         return []
 
     def setup(self) -> None:
-        self.path = self.ctx.resolve_input(self.p.path) if self.p.path else None
         self.stamp: int | None = None
-        self.source = self._read() if self.path else self.p.source
+        self._load_shader()
+        self.edited: str | None = None      # an inline source set since the last frame
         self.program = None
         self.sprite_program = None
         self.black = None
@@ -175,6 +176,17 @@ class Shader(GLNode):
         self.targets: list = []
         self.spec_tex = None
         self.wave_tex = None
+
+    def _load_shader(self) -> None:
+        """The shader's source: its file's, or the inline one."""
+        self.path = self.ctx.resolve_input(self.p.path) if self.p.path else None
+        self.source = self._read() if self.path else self.p.source
+
+    def params_changed(self, changed: set[str]) -> None:
+        # A new inline source (a save, OSC) is compiled at the next frame, where the GL
+        # context is current; one that fails leaves the last good program drawing.
+        if "source" in changed and self.path is None:
+            self.edited = self.p.source
 
     def _read(self) -> str:
         st = os.stat(self.path)
@@ -256,6 +268,9 @@ class Shader(GLNode):
     def draw(self, tick: Tick) -> None:
         if self.path is not None:
             self._poll_file()
+        elif self.edited is not None:
+            self.source, self.edited = self.edited, None
+            self._compile(self.source)
         self._size_targets()
         inp = self.inp
         decay = math.exp(-tick.dt / self.p.pulse_decay) if tick.dt > 0 else 1.0

@@ -3,6 +3,7 @@ rendered MP4 files read back with ffmpeg."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -993,3 +994,73 @@ def test_a_window_restarted_by_the_fault_policy_keeps_recording(registry, write_
         assert wait_for(lambda: len(frames) > seen + 5, 10)
     finally:
         run.stop()
+
+
+def solid(r: float, g: float, b: float) -> str:
+    """An inline shader that fills the frame with one colour."""
+    return f"void mainImage(out vec4 c, in vec2 f) {{ c = vec4({r:.1f}, {g:.1f}, {b:.1f}, 1.0); }}"
+
+
+# Line 2 of this source is wrong (a comma missing), in every shader form.
+BROKEN = "void mainImage(out vec4 c, in vec2 f) {\n  c = vec4(0.0, 1.0 0.0, 1.0);\n}\n"
+
+
+@pytest.mark.parametrize("via", ["save", "osc"])
+def test_an_inline_shader_edit_draws_from_the_next_frames_and_a_broken_one_keeps_the_last(
+        registry, write_patch, caplog, via):
+    """A new inline source, saved in the patch or sent over OSC, is compiled and drawn;
+    one that fails is one error line with its GLSL line, as at start-up, and the last good
+    program draws on."""
+    import logging
+    import socket
+
+    from tonegraph.engine.osc import encode
+    from tonegraph.engine.runtime import OscOptions
+
+    from ..conftest import Watching, save
+
+    def text(source: str) -> str:     # a JSON string is a YAML double-quoted scalar
+        return ("patch: {fps: 30}\nnodes:\n"
+                f"  sh:  {{type: gl.shader, params: {{source: {json.dumps(source)}, size: [32, 16]}}}}\n"
+                "  win: {type: gl.window, params: {size: [32, 16]}, in: {image: sh}}\n")
+
+    # The broken source at start-up: the line it gives there.
+    _, rt = frames_of(write_patch(text(BROKEN), name="first.yaml"), registry, duration=0.1)
+    [startup] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert startup.startswith("node 'sh': line 2: ")
+    caplog.clear()
+
+    path = write_patch(text(solid(1, 0, 0)))
+    run = Watching(path, registry, headless=True, osc=OscOptions(port=0, query_port=0))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    last = {}
+    run.rt.current.nodes["win"].sink = lambda px: last.update(px=px.copy())
+    centre = lambda: tuple(last["px"][8, 16]) if "px" in last else None   # noqa: E731
+
+    def edit(source: str) -> None:
+        if via == "save":
+            save(path, text(source))
+        else:
+            sock.sendto(encode.message("/tonegraph/sh/source", [("s", source)]),
+                        ("127.0.0.1", run.rt.server.port))
+
+    try:
+        assert wait_for(lambda: centre() == (255, 0, 0), 20)
+        edit(solid(0, 1, 0))
+        assert wait_for(lambda: centre() == (0, 255, 0), 20)
+        edit(BROKEN)
+        errors = lambda: [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]  # noqa: E731
+        assert wait_for(lambda: errors(), 20)
+        frames = run.rt.frames
+        assert wait_for(lambda: run.rt.frames > frames + 10, 20)
+        assert centre() == (0, 255, 0)                              # the last good one draws on
+        [line] = errors()
+        assert line == startup.split(";")[0] + "; the last good shader keeps running"
+        edit(solid(0, 0, 1))
+        assert wait_for(lambda: centre() == (0, 0, 255), 20)
+        assert run.rt.reloads == (3 if via == "save" else 0) and run.rt.runner.fault_count() == 0
+    finally:
+        sock.close()
+        run.stop()
+    assert "Traceback" not in caplog.text
+
