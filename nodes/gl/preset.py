@@ -13,6 +13,11 @@ is saved (a broken save keeps the last good preset)::
       ]
     }
 
+``shader`` is found next to the preset and must lie inside the patch's folder (as a
+patch's includes must); a preset the user names outside that folder may name files in
+its own folder, no further.  A preset or parameters file is at most ``MAX_BYTES``, checked
+before it is parsed.
+
 ``sprites`` (optional) is how many sprites a shader with a ``sprite()`` function draws
 (see gl.shader): a count, or the name of a value in ``init`` or ``update``.
 
@@ -46,6 +51,7 @@ from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.errors import display_path
 from tonegraph.engine.node import Tick
+from tonegraph.engine.params import shown
 from tonegraph.nodes.control.curves import quantise
 
 from .shader import Shader
@@ -53,17 +59,20 @@ from .shader import Shader
 log = logging.getLogger("tonegraph.gl")
 
 ENTRY_KEYS = {"name", "feature", "min", "max", "step", "FPS", "hysteresis", "phase"}
+MAX_BYTES = 1 << 20     # [bytes] the largest preset or parameters file read
 
 
 class PresetError(ValueError):
     """A preset file that cannot be used (one line)."""
 
 
-def read_preset(path: Path) -> dict:
-    """The preset at ``path``, checked; raises PresetError naming what is wrong."""
+def read_preset(path: Path, patch_dir: Path) -> dict:
+    """The preset at ``path``, checked, its files confined (see the module doc) for a
+    patch in ``patch_dir``; raises PresetError naming what is wrong."""
     doc = _read_json(path)
     if not isinstance(doc, dict) or not isinstance(doc.get("shader"), str):
         raise PresetError("a preset is an object with 'shader', 'init' and 'update'")
+    _confined(path, patch_dir, "shader", doc["shader"])
     init = doc.get("init", {})
     if not isinstance(init, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
@@ -79,6 +88,22 @@ def read_preset(path: Path) -> dict:
     return {"shader": doc["shader"], "init": dict(init), "update": update, "sprites": sprites}
 
 
+def _confined(path: Path, patch_dir: Path, key: str, name: str) -> None:
+    """Raise PresetError unless the file ``name`` that a preset at ``path`` gives as
+    ``key`` lies where the preset may name files."""
+    root = patch_dir.resolve()
+    where = "the patch's folder"
+    try:
+        if not path.resolve().is_relative_to(root):
+            root, where = path.resolve().parent, "the preset's folder"
+        inside = (path.parent / name).resolve().is_relative_to(root)
+    except (OSError, ValueError):     # a NUL in the name, a symlink loop
+        inside = False
+    if not inside:
+        raise PresetError(f"'{key}' names {shown(name, 200)}, which is outside {where} "
+                          f"{display_path(root)}; a preset names files inside it")
+
+
 def read_mapping(path: Path) -> list[dict]:
     """A parameters file on its own (the ``mapping`` param): a JSON list of entries as
     in a preset's ``update``, or an object holding that list under ``parameters``."""
@@ -92,9 +117,15 @@ def read_mapping(path: Path) -> list[dict]:
 
 def _read_json(path: Path):
     try:
-        return json.loads(Path(path).read_text())
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
     except OSError as exc:
         raise PresetError(f"cannot read it: {exc.strerror or exc}") from None
+    if len(data) > MAX_BYTES:
+        raise PresetError(f"larger than {MAX_BYTES >> 20} MiB; a preset or parameters file "
+                          f"is at most {MAX_BYTES >> 20} MiB")
+    try:
+        return json.loads(data)
     except (ValueError, RecursionError) as exc:
         raise PresetError(f"not JSON: {exc}") from None
 
@@ -157,7 +188,7 @@ class Preset(Shader):
         if not path.is_file():
             return [("path", f"no such preset file: {display_path(path)}")]
         try:
-            doc = read_preset(path)
+            doc = read_preset(path, ctx.patch_dir)
         except PresetError as exc:
             return [("path", f"{display_path(path)}: {exc}")]
         shader = path.parent / doc["shader"]
@@ -177,7 +208,7 @@ class Preset(Shader):
         self.preset_path = self.ctx.resolve_input(self.p.path)
         self.file_stamps: dict[str, int] = {}
         self._saved(self.preset_path, "preset")
-        self.preset = read_preset(self.preset_path)
+        self.preset = read_preset(self.preset_path, self.ctx.patch_dir)
         self.mapping_path = self.ctx.resolve_input(self.p.mapping) if self.p.mapping else None
         if self.mapping_path is not None:
             self._saved(self.mapping_path, "mapping")
@@ -226,7 +257,7 @@ class Preset(Shader):
         if not self._saved(self.preset_path, "preset"):
             return
         try:
-            doc = read_preset(self.preset_path)
+            doc = read_preset(self.preset_path, self.ctx.patch_dir)
         except PresetError as exc:
             log.error("%s: %s; the last good preset keeps running", display_path(self.preset_path), exc)
             return

@@ -1064,3 +1064,77 @@ def test_an_inline_shader_edit_draws_from_the_next_frames_and_a_broken_one_keeps
         run.stop()
     assert "Traceback" not in caplog.text
 
+
+def preset_show(tmp_path, shader: str) -> tuple:
+    """A show folder with a patch playing a preset whose 'shader' is ``shader``, and a
+    shader file outside the folder (returns the patch, the preset and that file)."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "x.frag").write_text(solid(0, 0, 1))
+    show = tmp_path / "show"
+    (show / "presets").mkdir(parents=True)
+    (show / "presets" / "red.frag").write_text(solid(1, 0, 0))
+    preset = show / "presets" / "p.json"
+    preset.write_text(json.dumps({"shader": shader}))
+    patch = show / "patch.yaml"
+    patch.write_text("patch: {fps: 30}\nnodes:\n"
+                     "  p:   {type: gl.preset, params: {path: presets/p.json, size: [32, 16]}}\n"
+                     "  win: {type: gl.window, params: {size: [32, 16]}, in: {image: p}}\n")
+    return patch, preset, outside / "x.frag"
+
+
+@pytest.mark.parametrize("form", ["relative", "absolute"])
+def test_a_presets_shader_outside_the_patch_folder_is_refused_in_one_line(registry, tmp_path, form):
+    from tonegraph.engine.graph import load_graph
+
+    shader = "../../outside/x.frag" if form == "relative" else str(tmp_path / "outside" / "x.frag")
+    patch, preset, _ = preset_show(tmp_path, shader)
+    graph, errors = load_graph(patch, registry)
+    assert graph is None and len(errors) == 1
+    said = str(errors[0])
+    assert "\n" not in said and "p.json" in said and f"'shader' names {shader!r}" in said
+    assert "outside the patch's folder" in said
+    # A preset the user names outside the patch's folder may name files beside it, no further.
+    elsewhere = tmp_path / "outside" / "mine.json"
+    elsewhere.write_text(json.dumps({"shader": "x.frag"}))
+    assert load_graph(patch, registry, [f"p.path={elsewhere}"])[1] == []
+    elsewhere.write_text(json.dumps({"shader": "../show/presets/red.frag"}))
+    graph, errors = load_graph(patch, registry, [f"p.path={elsewhere}"])
+    assert graph is None and "outside the preset's folder" in str(errors[0])
+
+
+def test_a_preset_saved_with_a_shader_outside_the_folder_keeps_the_last_good_one(registry, tmp_path, caplog):
+    from ..conftest import Watching, save
+
+    patch, preset, outside = preset_show(tmp_path, "red.frag")
+    run = Watching(patch, registry, headless=True)
+    last = {}
+    run.rt.current.nodes["win"].sink = lambda px: last.update(px=px.copy())
+    try:
+        assert wait_for(lambda: "px" in last and tuple(last["px"][8, 16]) == (255, 0, 0), 20)
+        save(preset, json.dumps({"shader": str(outside)}))
+        assert wait_for(lambda: "keeps running" in caplog.text, 20)
+        frames = run.rt.frames
+        assert wait_for(lambda: run.rt.frames > frames + 10, 20)
+        assert tuple(last["px"][8, 16]) == (255, 0, 0)
+        assert any(r.name == "tonegraph.gl" and "p.json: 'shader' names" in r.getMessage()
+                   for r in caplog.records)
+        assert run.rt.current.nodes["p"].path.name == "red.frag"
+    finally:
+        run.stop()
+    assert "Traceback" not in caplog.text
+
+
+def test_an_oversized_preset_or_parameters_file_is_refused_before_it_is_parsed(registry, tmp_path):
+    from tonegraph.engine.graph import load_graph
+
+    patch, preset, _ = preset_show(tmp_path, "red.frag")
+    preset.write_text('{"shader": "red.frag"' + " " * (1 << 20) + "}")
+    graph, errors = load_graph(patch, registry)
+    assert graph is None and len(errors) == 1
+    assert "p.json" in str(errors[0]) and "at most 1 MiB" in str(errors[0]) and "\n" not in str(errors[0])
+    preset.write_text(json.dumps({"shader": "red.frag"}))
+    mapping = patch.parent / "m.json"
+    mapping.write_text("[" + " " * (1 << 20) + "]")
+    graph, errors = load_graph(patch, registry, [f"p.mapping={mapping}"])
+    assert graph is None and "m.json" in str(errors[0]) and "at most 1 MiB" in str(errors[0])
