@@ -5,8 +5,10 @@ column of every key and value; values are built from it with the safe constructo
 Python object tag is an error, never code.  Every problem found is collected, so one
 run reports all of them.
 
-Before composing, one pass over the parser's events bounds what a file can make the
-loader do: its size (:data:`MAX_BYTES`), nesting (:data:`MAX_DEPTH`), and the values its
+A file is read through engine/files.py's bounded reader: a regular file of at most
+:data:`~engine.files.TEXT_LIMIT` bytes (a link to ``/dev/zero`` or a FIFO is refused
+before a byte is read).  Before composing, one pass over the parser's events bounds
+what a file can make the loader do: its nesting (:data:`MAX_DEPTH`), and the values its
 aliases expand to (:data:`MAX_VALUES`; a 657-byte "billion laughs" file would otherwise
 build 10^9 values), and refuses an alias inside its own anchor.  Each is an error with
 the position of what crossed the line.
@@ -31,11 +33,11 @@ from typing import Any
 import yaml
 
 from .errors import Loc, PatchError, display_path
+from .files import TEXT_LIMIT, read_bounded, yaml_bounds
 
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
 WIRE_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_\-]*)(?:\.([A-Za-z_/][A-Za-z0-9_\-/{}]*))?$")
 TOP_KEYS = ("patch", "include", "nodes")
-MAX_BYTES = 4 << 20     # a patch file larger than this is refused
 MAX_DEPTH = 64          # deepest nesting of mappings and lists
 MAX_VALUES = 100_000    # values a file may hold once its aliases are expanded
 HEADER_KEYS = {"name": str, "fps": float, "samplerate": int, "hop": int, "description": str}
@@ -142,7 +144,7 @@ class _Reader:
 
     def compose(self, path: Path, shown: str, at: Loc | None) -> yaml.Node | None:
         try:
-            text = path.read_bytes()
+            text = read_bounded(path, TEXT_LIMIT, "patch file")
         except FileNotFoundError:
             self.errors.append(PatchError(f"no such patch file: {shown}", at or Loc(shown, 1, 1)))
             return None
@@ -156,12 +158,8 @@ class _Reader:
             col = exc.start - (text.rfind(b"\n", 0, exc.start) + 1) + 1
             self.err("file is not UTF-8 text", Loc(shown, line, col))
             return None
-        if len(text) > MAX_BYTES:
-            self.err(f"file is {len(text) / 2**20:.1f} MiB; a patch is at most {MAX_BYTES >> 20} MiB",
-                     Loc(shown, 1, 1))
-            return None
         try:
-            problem = _bounds(source)
+            problem = yaml_bounds(source, MAX_VALUES, MAX_DEPTH)
             if problem is not None:
                 message, mark = problem
                 self.err(message, Loc(shown, mark.line + 1, mark.column + 1))
@@ -368,35 +366,6 @@ class _Reader:
         close = difflib.get_close_matches(key, valid, n=1)
         hint = f"did you mean '{close[0]}'? " if close else ""
         return f"unknown {what} '{key}' ({hint}expected one of: {', '.join(valid)})"
-
-
-def _bounds(source: str) -> tuple[str, yaml.Mark] | None:
-    """The first limit a YAML text crosses (see the module docstring), as a message and
-    the mark of where; None when within them.  Walks the parser's events, which needs no
-    recursion however deep the text nests."""
-    open_: list[tuple[str | None, int]] = []   # (anchor, values before it) per open collection
-    sizes: dict[str, int] = {}                 # values an anchor expands to
-    total = 0
-    for ev in yaml.parse(source, Loader=yaml.SafeLoader):
-        if isinstance(ev, yaml.AliasEvent):
-            if any(anchor == ev.anchor for anchor, _ in open_):
-                return f"alias '{ev.anchor}' refers to itself (a recursive alias)", ev.start_mark
-            total += sizes.get(ev.anchor, 1)
-        elif isinstance(ev, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
-            total += 1
-            if isinstance(ev, yaml.CollectionStartEvent):
-                if len(open_) >= MAX_DEPTH:
-                    return f"nested deeper than {MAX_DEPTH} levels", ev.start_mark
-                open_.append((ev.anchor, total - 1))
-            elif ev.anchor:
-                sizes[ev.anchor] = 1
-        elif isinstance(ev, yaml.CollectionEndEvent) and open_:
-            anchor, before = open_.pop()
-            if anchor:
-                sizes[anchor] = total - before
-        if total > MAX_VALUES:
-            return f"aliases expand to more than {MAX_VALUES} values", ev.start_mark
-    return None
 
 
 def read_patch(path: str | Path) -> tuple[PatchSpec, list[PatchError]]:

@@ -12,7 +12,11 @@ trained on its own songs (``--members``), their activations averaged (an ensembl
 madmom's onset and beat detectors are).
 
 Weights are an ``.npz`` file read with ``allow_pickle=False``: arrays and a JSON
-config, nothing executable.
+config, nothing executable.  The file is read within bounds (engine/files.py: at most
+64 MiB, each array's shape checked before it is inflated), and the config's counts
+(``members``, ``lookahead``, the front end's sizes) within :data:`LIMITS`, so no file
+makes the detector allocate more than its arrays hold; each refusal is one line naming
+the file.
 """
 
 from __future__ import annotations
@@ -25,13 +29,18 @@ from pathlib import Path
 
 import numpy as np
 
-from tonegraph.engine.files import written_whole
+from tonegraph.engine.files import TEXT_LIMIT, FileError, parse_json, read_npz, written_whole
 
 #: The shipped weights.
 SHIPPED = Path(__file__).resolve().parents[1] / "ml" / "models" / "onsets.npz"
 
 #: The front end the shipped detector is trained with (recorded in every weights file).
 FRONT = {"samplerate": 22050, "n_fft": 1024, "hop": 256, "bands": 64, "fmin": 30.0, "fmax": 11000.0}
+
+#: The whole numbers of a weights file's config and their ranges: ``members`` as the
+#: trainer's ``--members`` allows (0: a single network), and the front end's sizes.
+LIMITS = {"members": (0, 64), "lookahead": (0, 64), "samplerate": (8000, 384000),
+          "n_fft": (16, 65536), "hop": (1, 65536), "bands": (1, 512)}
 
 _cache: dict[tuple, "Weights"] = {}
 
@@ -75,8 +84,10 @@ class Weights:
     def __init__(self, arrays: dict[str, np.ndarray], config: dict) -> None:
         self.config = config
         self.front = dict(config["frontend"])
-        self.lookahead = int(config["lookahead"])
-        count = int(config.get("members", 0))
+        for key in ("samplerate", "n_fft", "hop", "bands"):
+            _whole(self.front, key)
+        self.lookahead = _whole(config, "lookahead")
+        count = _whole(config, "members", 0)
         prefixes = [f"m{i}_" for i in range(count)] if count else [""]
         self.nets = [Net({k: np.asarray(arrays[p + k], dtype=np.float64) for k in self.NAMES})
                      for p in prefixes]
@@ -84,6 +95,9 @@ class Weights:
             raise ValueError("its networks differ in shape")
         first = self.nets[0]
         self.hidden, self.features = first.hidden, first.features
+        if first.mean.shape != (self.front["bands"],):
+            raise ValueError(f"its networks read {first.mean.shape} bands, its front end makes "
+                             f"{self.front['bands']}")
 
     def network(self, i: int) -> "Weights":
         """The ``i``-th network alone, as a detector of its own."""
@@ -102,16 +116,29 @@ class Weights:
         if key not in _cache:
             try:
                 _cache[key] = cls(*read(path))
+            except FileError as exc:
+                raise WeightsError(str(exc)) from None
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 raise WeightsError(f"{path.name} is not a learned detector's weights file ({exc})") from None
         return _cache[key]
 
 
 def read(path: Path) -> tuple[dict[str, np.ndarray], dict]:
-    """A weights file's arrays and config (no pickles)."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
-    return arrays, json.loads(str(arrays.pop("config")))
+    """A weights file's arrays and config (no pickles), within engine/files.py's bounds."""
+    arrays = read_npz(path, "weights file")
+    config = str(arrays.pop("config"))
+    if len(config) > TEXT_LIMIT:
+        raise ValueError(f"its config is longer than {TEXT_LIMIT} characters")
+    return arrays, parse_json(config)
+
+
+def _whole(config: dict, key: str, default: int | None = None) -> int:
+    """``config[key]``, a whole number within its :data:`LIMITS`; ValueError if not."""
+    value = config.get(key, default)
+    lo, hi = LIMITS[key]
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"'{key}' must be a whole number {lo}..{hi}, got {value!r}")
+    return value
 
 
 def save(path: Path, arrays: dict[str, np.ndarray], config: dict) -> None:

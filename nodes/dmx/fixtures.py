@@ -12,7 +12,10 @@ A patch addresses ``front/rgb`` or ``spot/pan`` instead of channel 37::
 Every channel name of a type is an attribute (``front/dimmer``); a channel followed by
 ``<name>_fine`` makes that attribute 16-bit (coarse and fine bytes); ``red``, ``green``
 and ``blue`` together also answer to ``rgb`` (a vector of three), and with ``white`` to
-``rgbw``.  The file is YAML, read safely, from the patch's folder.
+``rgbw``.  The file is YAML, read safely, from the patch's folder, within bounds
+(engine/files.py): a regular file of at most 1 MiB and :data:`MAX_VALUES` values, which
+a full universe of fixtures and their types needs only a fraction of, so a file of any
+size is refused or read in well under a second.
 """
 
 from __future__ import annotations
@@ -23,6 +26,10 @@ from pathlib import Path
 
 import yaml
 
+from tonegraph.engine.files import read_yaml
+
+CHANNELS = 512          # channels of one DMX universe
+MAX_VALUES = 20_000     # YAML values a fixture file may hold (512 fixtures take about 3,000)
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 GROUPS = {"rgbw": ("red", "green", "blue", "white"), "rgb": ("red", "green", "blue")}
 
@@ -46,7 +53,7 @@ class Attribute:
 def read(path: Path) -> dict[str, Attribute]:
     """``fixture/attribute`` -> Attribute, from a fixture file; raises FixtureError."""
     try:
-        doc = yaml.safe_load(Path(path).read_text())
+        doc = read_yaml(path, "fixture file", MAX_VALUES)
     except OSError as exc:
         raise FixtureError(f"cannot read it: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
@@ -60,6 +67,8 @@ def read(path: Path) -> dict[str, Attribute]:
         if not isinstance(chans, list) or not chans or not all(isinstance(c, str) and NAME.match(c)
                                                                for c in chans):
             raise FixtureError(f"type '{tname}' needs a list of channel names")
+        if len(chans) > CHANNELS:
+            raise FixtureError(f"type '{tname}' has {len(chans)} channels; a universe has {CHANNELS}")
         if len(set(chans)) != len(chans):
             raise FixtureError(f"type '{tname}' names a channel twice")
         types[tname] = chans

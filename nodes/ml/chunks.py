@@ -255,10 +255,11 @@ def place(doc: dict, features: np.ndarray, k: int = 5) -> tuple[np.ndarray, np.n
 
 
 def load_map(path: Path) -> dict:
-    """A map written by ``tonegraph analyze``, with arrays ready for :func:`place`."""
-    import json
+    """A map written by ``tonegraph analyze``, with arrays ready for :func:`place`; read
+    within engine/files.py's bounds for data (a regular file of at most 64 MiB)."""
+    from tonegraph.engine.files import DATA_LIMIT, read_json
 
-    doc = json.loads(Path(path).read_text())
+    doc = read_json(path, "map", DATA_LIMIT)
     if not isinstance(doc, dict) or doc.get("tonegraph") != "chunkmap":
         raise ValueError(f"{path}: not a map written by 'tonegraph analyze'")
     feats = np.array([c["features"] for c in doc["chunks"]], dtype=np.float64)

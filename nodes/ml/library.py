@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tonegraph.engine.files import written_whole
+from tonegraph.engine.files import read_npz, written_whole
 
 from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 
@@ -69,7 +69,8 @@ def describe_song(path: str) -> dict:
 
 
 class Cache:
-    """What each song gave, one ``.npz`` file (plain arrays, no pickles) per content key."""
+    """What each song gave, one ``.npz`` file (plain arrays, no pickles) per content key,
+    read within engine/files.py's bounds; an entry that cannot be read is analysed anew."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
@@ -77,9 +78,9 @@ class Cache:
     def get(self, key: str) -> dict | None:
         path = self.folder / f"{key}.npz"
         try:
-            with np.load(path, allow_pickle=False) as f:
-                return {"duration": float(f["duration"]), "starts": f["starts"], "ends": f["ends"],
-                        "features": f["features"]}
+            f = read_npz(path, "cache entry")
+            return {"duration": float(f["duration"]), "starts": f["starts"], "ends": f["ends"],
+                    "features": f["features"]}
         except (OSError, KeyError, ValueError):
             return None
 

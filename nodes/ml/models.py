@@ -4,7 +4,11 @@ Weights files are ``torch.save`` of plain data: a dict with ``tonegraph`` (the k
 ``autoencoder`` or ``gan``), ``version``, ``config`` (numbers and strings that rebuild
 the network), ``state`` (its tensors) and ``extra`` (normalisation tensors and the
 front end's settings).  They are read with ``torch.load(weights_only=True)``, which
-never runs pickled code.
+never runs pickled code, and within bounds: a regular file of at most 64 MiB whose
+parts unpack to no more (engine/files.py), describing a network of at most
+:data:`MAX_PARAMETERS` numbers (counted on torch's ``meta`` device, where nothing is
+allocated, before the network is built), so no file makes a node allocate more than a
+model of that size; each refusal is one line naming the file.
 
 Nodes that load the same file on the same device share one :class:`Runner`, so the
 engine can run their requests in one forward pass (engine/batch.py).
@@ -12,22 +16,27 @@ engine can run their requests in one forward pass (engine/batch.py).
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pickle
 import threading
 import weakref
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from tonegraph.engine.files import written_whole
+from tonegraph.engine.files import DATA_LIMIT, read_bounded, size_text, written_whole
 
 log = logging.getLogger("tonegraph.ml")
 
 FORMAT_VERSION = 1
+#: Numbers (weights and buffers) a network described by a weights file may have: as
+#: many as the largest file holds in float16.
+MAX_PARAMETERS = DATA_LIMIT // 2
 #: Where the shipped weights live.
 SHIPPED = Path(__file__).parent / "models"
 
@@ -214,9 +223,21 @@ def load(path: Path, kind: str) -> tuple[nn.Module, dict]:
     dict.  Raises ModelError with one line naming the file for anything unusable."""
     path = Path(path)
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        raw = read_bounded(path, DATA_LIMIT, "model file")
     except FileNotFoundError:
         raise ModelError(f"{path}: no such model file") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: {exc.strerror or exc}") from None
+    try:
+        with zipfile.ZipFile(io.BytesIO(raw)) as z:
+            unpacked = sum(info.file_size for info in z.infolist())
+    except zipfile.BadZipFile:
+        raise ModelError(f"{path}: not a tonegraph model file (not the zip file torch.save writes)") from None
+    if unpacked > DATA_LIMIT:
+        raise ModelError(f"{path}: unpacks to {size_text(unpacked)}, more than the "
+                         f"{size_text(DATA_LIMIT)} a model file may hold")
+    try:
+        data = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         raise ModelError(f"{path}: not a tonegraph model file (it holds objects other than "
                          f"tensors and numbers, which are never loaded)") from None
@@ -231,8 +252,15 @@ def load(path: Path, kind: str) -> tuple[nn.Module, dict]:
         raise ModelError(f"{path}: model format version {data.get('version')} is not "
                          f"{FORMAT_VERSION}; train it again with this tonegraph")
     try:
+        with torch.device("meta"):      # sizes only: nothing is allocated
+            size = sum(t.numel() for t in build(kind, data["config"]).state_dict().values())
+        if size > MAX_PARAMETERS:
+            raise ModelError(f"{path}: its config describes a network of {size} numbers, more than "
+                             f"the {MAX_PARAMETERS} a model file may")
         module = build(kind, data["config"])
         module.load_state_dict(data["state"])
+    except ModelError:
+        raise
     except Exception as exc:
         raise ModelError(f"{path}: weights do not fit the {kind} they describe ({exc})") from None
     module.eval()
