@@ -17,14 +17,21 @@ that domain (cheap, in place, on the thread that runs them).
 
 :class:`FaultPolicy` isolates failures: a node that raises keeps its last outputs (its
 events are dropped), the failure is counted and logged with the node's id at most once
-every few seconds, and the rest of the graph runs on.  A node that keeps failing is
-restarted afresh, with a growing pause between restarts: in real time the restart is a
-new plan built off the hot path (``on_restart``), offline it happens in place.
+every few seconds, and the rest of the graph runs on.  A node that keeps failing
+(``restart_after`` failures within :data:`FAULT_WINDOW`) is restarted afresh after a
+delay that doubles with each restart in a row, from 0.5 s to at most 30 s
+(:data:`RESTART_DELAY`): one log line announces each restart with its count and delay.
+Restarts are counted per node id, across the fresh objects they make, and forgotten
+once the node has gone :data:`HEALTHY` without a failure; a node that stops failing
+for :data:`FAULT_WINDOW` before its restart is due is not restarted.  In real time the
+restart is a new plan built off the hot path (``on_restart``), offline it happens in
+place.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -34,7 +41,7 @@ from typing import Any, Callable
 from .batch import BatchGroup
 from .clock import SYSTEM, Clock
 from .errors import NodeError, describe
-from .node import Context, Node
+from .node import Context, Node, Tick
 from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, Step
 from .ports import NO_EVENTS, PortType
 from .registry import Registry
@@ -43,19 +50,29 @@ log = logging.getLogger("tonegraph.runner")
 
 FAULT_LOG_INTERVAL = 5.0  # [s] between two log lines about the same failing node
 FAULT_WINDOW = 10.0       # [s] over which failures are counted for the restart policy
-RESTART_BACKOFF = (1.0, 60.0)  # [s] first and longest wait between two restarts of a node
+RESTART_DELAY = (0.5, 30.0)  # [s] wait before a node's first restart in a row, and the longest
+HEALTHY = 60.0            # [s] without a failure after which a node's restarts are forgotten
 
 
 @dataclass
 class Fault:
+    """One node object's failures (the fresh object a restart makes starts anew)."""
+
     count: int = 0
     last_message: str = ""
-    last_logged: float = -1e9
-    unlogged: int = 0
     window_start: float = -1e9
     in_window: int = 0
-    restarts: int = 0
-    next_restart: float = 0.0
+
+
+@dataclass
+class Backoff:
+    """A node id's restarts and reports, kept across the objects that replace it."""
+
+    restarts: int = 0               # restarts in a row (forgotten after HEALTHY)
+    due: float | None = None        # [s] when the announced restart is made
+    last_failure: float = -math.inf
+    last_logged: float = -math.inf
+    unlogged: int = 0               # failures since the last line about them
 
 
 class FaultPolicy:
@@ -67,41 +84,52 @@ class FaultPolicy:
         #: Restart a node that failed this many times within FAULT_WINDOW (0: never).
         self.restart_after = restart_after
         self.faults: dict[str, Fault] = {}
+        self.backoff: dict[str, Backoff] = {}
         #: Real time: asks for a new plan with this node started afresh.  None: restart
         #: in place (offline runs, where nothing waits).
         self.on_restart: Callable[[str], None] | None = None
+        self._media = 0.0           # [s] the last failing tick's media time (offline)
         self._lock = threading.Lock()
 
-    def __call__(self, node: Node, exc: BaseException) -> None:
+    def __call__(self, node: Node, exc: BaseException, tick: Tick | None = None) -> None:
         if node.out:
             for name, port in node.outputs.items():
                 if port.type == PortType.EVENT:
                     node.out[name] = NO_EVENTS
-        now = self.clock.now()
         with self._lock:
+            now = self._now(tick)
             f = self.faults.setdefault(node.id, Fault())
+            b = self.backoff.setdefault(node.id, Backoff())
+            if now - b.last_failure >= HEALTHY:
+                b.restarts = 0
+            if now - b.last_failure > FAULT_WINDOW:
+                b.due = None        # it stopped failing: a restart waits for failures anew
+            b.last_failure = now
             f.count += 1
             f.last_message = describe(exc)
-            if now - f.last_logged >= FAULT_LOG_INTERVAL:
-                extra = f" (and {f.unlogged} more since the last report)" if f.unlogged else ""
+            if now - b.last_logged >= FAULT_LOG_INTERVAL:
+                extra = f" (and {b.unlogged} more since the last report)" if b.unlogged else ""
                 log.error("node '%s' (%s) failed: %s%s; its outputs hold their last values",
                           node.id, node.type_name, f.last_message, extra)
-                f.last_logged = now
-                f.unlogged = 0
+                b.last_logged = now
+                b.unlogged = 0
             else:
-                f.unlogged += 1
+                b.unlogged += 1
             if now - f.window_start > FAULT_WINDOW:
                 f.window_start, f.in_window = now, 0
             f.in_window += 1
-            restart = bool(self.restart_after and f.in_window >= self.restart_after
-                           and now >= f.next_restart)
+            restart = b.due is not None and now >= b.due
             if restart:
-                first, longest = RESTART_BACKOFF
-                f.restarts += 1
-                f.next_restart = now + min(longest, first * 2 ** (f.restarts - 1))
+                b.due = None
+                b.restarts += 1
                 f.in_window = 0
-                log.error("node '%s' (%s) failed %d times in %g s: restarting it (restart %d)",
-                          node.id, node.type_name, self.restart_after, FAULT_WINDOW, f.restarts)
+            elif b.due is None and self.restart_after and f.in_window >= self.restart_after:
+                first, longest = RESTART_DELAY
+                delay = min(longest, first * 2 ** min(b.restarts, 32))
+                b.due = now + delay
+                log.error("node '%s' (%s) failed %d times in %g s: restarting it in %g s (restart %d)",
+                          node.id, node.type_name, self.restart_after, FAULT_WINDOW, delay,
+                          b.restarts + 1)
         if restart:
             if self.on_restart is not None:
                 self.on_restart(node.id)
@@ -113,14 +141,27 @@ class FaultPolicy:
                     log.error("node '%s' (%s) could not restart: %s", node.id, node.type_name,
                               describe(err))
 
+    def _now(self, tick: Tick | None) -> float:
+        """In real time the clock's time.  Offline (restarts in place) the media time of
+        the tick that failed, so a run restarts at the same frames however fast it runs;
+        a failure outside a tick (a batch member's, a param change's) takes the last."""
+        if self.on_restart is not None:
+            return self.clock.now()
+        if tick is not None:
+            self._media = tick.t
+        return self._media
+
     def count(self) -> int:
         return sum(f.count for f in list(self.faults.values()))
 
     def forget(self, ids) -> None:
-        """New objects start with a clean record."""
+        """New objects start with a clean record of failures; a restart announced for
+        the old object is not made on them.  Their ids' restarts in a row are kept."""
         with self._lock:
             for nid in ids:
                 self.faults.pop(nid, None)
+                if nid in self.backoff:
+                    self.backoff[nid].due = None
 
 
 class Runner:
@@ -194,13 +235,13 @@ class Runner:
                 env[f"g{k}"] = BatchGroup([self.nodes[c.node] for c in step.calls], self.policy)
                 ids = [call(c) for c in step.calls]
                 body += ["try:", f"    g{k}(tick)", "except Exception as exc:"]
-                body += [f"    fault(n{i}, exc)" for i in ids]
+                body += [f"    fault(n{i}, exc, tick)" for i in ids]
                 for i, c in zip(ids, step.calls):
                     posts(i, c, "")
                 continue
             c = step.calls[0]
             i = call(c)
-            body += ["try:", f"    p{i}(tick)", "except Exception as exc:", f"    fault(n{i}, exc)"]
+            body += ["try:", f"    p{i}(tick)", "except Exception as exc:", f"    fault(n{i}, exc, tick)"]
             if c.posts:
                 body.append("else:")
                 posts(i, c, "    ")
