@@ -109,3 +109,13 @@ def check_extras(parser: argparse.ArgumentParser, args: argparse.Namespace) -> N
         missing = missing_modules(f"tonegraph {args.command}", *need)
         if missing:
             parser.exit(1, f"error: {missing}\n")
+
+
+def networks(text: str) -> tuple:
+    """``--osc-allow``: addresses and networks, comma-separated, or ``none``."""
+    from .control import trusted_networks
+
+    try:
+        return trusted_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None

@@ -18,7 +18,8 @@ from pathlib import Path
 
 
 from . import __version__
-from .args import add_mkdir, check_extras, check_outputs, number, port, samplerate, seed, whole
+from .args import (add_mkdir, check_extras, check_outputs, networks, number, port, samplerate, seed,
+                   whole)
 from .errors import NodeError, TonegraphError, describe, display_path
 from .graph import load_graph, to_dot
 from .node import missing_extra
@@ -87,7 +88,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _fail(f"error: --status: {exc}")
     osc = None if args.offline else OscOptions(
         host=args.osc_host, port=None if args.no_osc else args.osc_port,
-        query_port=args.oscquery_port, status_to=args.status, status_interval=args.status_interval)
+        query_port=args.oscquery_port, status_to=args.status, status_interval=args.status_interval,
+        allow=args.osc_allow)
     runtime = Runtime(graph, registry, offline=args.offline, headless=args.headless,
                       duration=args.duration, fps=args.fps, osc=osc,
                       watch=not (args.offline or args.no_watch), sets=args.set)
@@ -241,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     osc.add_argument("--osc-host", default="127.0.0.1", metavar="ADDR",
                      help="interface to listen on (default 127.0.0.1; 0.0.0.0 opens it to the network)")
     osc.add_argument("--no-osc", action="store_true", help="do not listen for OSC")
+    osc.add_argument("--osc-allow", type=networks, metavar="NETS",
+                     help="addresses or networks (comma-separated, or 'none') answered in full: "
+                          "queries by pattern, /tonegraph/listen without a token, replies larger "
+                          "than the request (default: this machine, 127.0.0.0/8 and ::1)")
     osc.add_argument("--oscquery-port", type=port, metavar="N",
                      help="OSCQuery HTTP port (default: the OSC port + 1)")
     osc.add_argument("--status", metavar="HOST:PORT",

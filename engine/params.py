@@ -31,6 +31,9 @@ class Param:
     ``outpath`` an output file resolved against the working directory; ``expr`` a
     :mod:`engine.expr` expression.  ``restart`` marks a param whose change needs the
     node to be configured again (an FFT size) instead of being applied in place.
+    ``route`` marks a param that says where the node's output goes (a host, a port, a
+    universe, a file format): only the patch and the command line set those, never OSC,
+    so no datagram can turn a show's cues away from its desk.
     """
 
     kind: str
@@ -43,6 +46,7 @@ class Param:
     length: int | None = None
     restart: bool = False
     nullable: bool = False
+    route: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def range_text(self) -> str:
@@ -164,8 +168,8 @@ def number(default: float, description: str = "", *, unit: str = "", min: float 
 
 
 def integer(default: int, description: str = "", *, unit: str = "", min: int | None = None,
-            max: int | None = None, restart: bool = False) -> Param:
-    return Param("int", int(default), description, unit, min, max, restart=restart)
+            max: int | None = None, restart: bool = False, route: bool = False) -> Param:
+    return Param("int", int(default), description, unit, min, max, restart=restart, route=route)
 
 
 def boolean(default: bool, description: str = "", *, restart: bool = False) -> Param:
@@ -173,13 +177,15 @@ def boolean(default: bool, description: str = "", *, restart: bool = False) -> P
 
 
 def choice(default: str, choices: tuple[str, ...] | list[str], description: str = "", *,
-           restart: bool = False) -> Param:
+           restart: bool = False, route: bool = False) -> Param:
     assert default in choices
-    return Param("choice", default, description, choices=tuple(choices), restart=restart)
+    return Param("choice", default, description, choices=tuple(choices), restart=restart,
+                 route=route)
 
 
-def text(default: str, description: str = "", *, restart: bool = False) -> Param:
-    return Param("str", default, description, restart=restart)
+def text(default: str, description: str = "", *, restart: bool = False,
+         route: bool = False) -> Param:
+    return Param("str", default, description, restart=restart, route=route)
 
 
 def numbers(default: list[float], description: str = "", *, length: int | None = None,
@@ -210,5 +216,5 @@ def mapping(default: dict | None = None, description: str = "", *, restart: bool
 
 
 def strings(default: list[str] | None = None, description: str = "", *,
-            restart: bool = False) -> Param:
-    return Param("strings", list(default or []), description, restart=restart)
+            restart: bool = False, route: bool = False) -> Param:
+    return Param("strings", list(default or []), description, restart=restart, route=route)

@@ -56,6 +56,7 @@ class OscOptions:
     query_port: int | None = None    # None: the OSC port + 1 (0 when the OSC port is 0)
     status_to: str | None = None     # host:port for /tonegraph/status and /tonegraph/error
     status_interval: float = 1.0
+    allow: tuple | None = None       # trusted OSC senders' networks; None: loopback
 
 
 @dataclass
@@ -361,7 +362,7 @@ class Runtime:
                             opts.host, opts.port, exc.strerror or exc)
             else:
                 self.server = server
-                self.control = Control(self, server)
+                self.control = Control(self, server, opts.allow)
                 qport = opts.query_port if opts.query_port is not None else (
                     server.port + 1 if opts.port else 0)
                 query = OscQueryServer(lambda: self.current.nodes, self.graph.name, opts.host,

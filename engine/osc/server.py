@@ -31,6 +31,9 @@ class Incoming:
     args: list[Any]
     sender: tuple
     received: float
+    #: [bytes] what answers to a sender that is not trusted may take (see
+    #: :mod:`engine.control`): the datagram's size, shared among its messages.
+    budget: int = 0
 
 
 class OscServer:
@@ -86,8 +89,9 @@ class OscServer:
             self._report()
             return
         now = time.monotonic()
+        share = len(data) // max(1, len(messages))
         for _, msg in messages:
-            self.queue.append(Incoming(msg.address, list(msg.params), sender, now))
+            self.queue.append(Incoming(msg.address, list(msg.params), sender, now, share))
 
     def _report(self) -> None:
         dropped = self.malformed + self.oversized

@@ -92,15 +92,16 @@ class DmxOut(Node):
     extra, extra_modules = "dmx", ("sacn", "stupidArtnet")
     description = "Drive lights over sACN (E1.31) or Art-Net: channels or fixture attributes, 0..1."
     params = {
-        "protocol": P.choice("sacn", ("sacn", "artnet"), "sACN (E1.31) or Art-Net.", restart=True),
+        "protocol": P.choice("sacn", ("sacn", "artnet"), "sACN (E1.31) or Art-Net.", restart=True,
+                             route=True),
         "host": P.text("127.0.0.1", "Destination address; empty: sACN multicast / Art-Net broadcast.",
-                       restart=True),
+                       restart=True, route=True),
         "universe": P.integer(1, "Universe (sACN 1-63999, Art-Net 0-32767).", min=0, max=63999,
-                              restart=True),
+                              restart=True, route=True),
         "rate": P.number(44.0, "Frames sent per second.", unit="Hz", min=1.0, max=100.0),
         "priority": P.integer(100, "sACN priority (0-200; a desk at a higher one wins).", min=0, max=200),
         "sync": P.integer(0, "sACN sync universe (1-63999): each frame is followed by a sync packet, "
-                             "sent where the data goes; 0: off.", min=0, max=63999),
+                             "sent where the data goes; 0: off.", min=0, max=63999, route=True),
         "fixtures": P.path(None, "Fixture file (YAML: types and fixtures), relative to the patch."),
         "values": P.choice("unit", ("unit", "dmx"), "Inputs in 0..1, or in 0-255 as they are."),
         "blackout": P.boolean(True, "Send one all-zero frame when the show stops."),

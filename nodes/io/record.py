@@ -47,7 +47,7 @@ class Record(Node):
     params = {
         "path": P.outpath("record.jsonl", "Output file (relative to the working directory); "
                                           "rows are added after what it holds."),
-        "format": P.choice("jsonl", ("jsonl", "csv"), "File format.", restart=True),
+        "format": P.choice("jsonl", ("jsonl", "csv"), "File format.", restart=True, route=True),
         "flush": P.number(1.0, "Longest time rows wait in memory before being written.",
                           unit="s", min=0.0),
     }

@@ -32,7 +32,8 @@ class MidiOut(Node):
     extra, extra_modules = "midi", ("mido", "rtmidi")
     description = "Send notes from events, CC from numbers and clock from a tempo to a MIDI port."
     params = {
-        "port": P.text("", "Output port, by name substring (with 'virtual', the name of the port made)."),
+        "port": P.text("", "Output port, by name substring (with 'virtual', the name of the port made).",
+                       route=True),
         "virtual": P.boolean(False, "Make a port of our own that other apps connect to.", restart=True),
         "api": P.choice("auto", midiports.APIS, "MIDI system: ALSA, JACK, or auto.", restart=True),
         "channel": P.integer(1, "MIDI channel, 1-16.", min=1, max=16),

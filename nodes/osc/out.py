@@ -46,15 +46,16 @@ class OscOut(Node):
     description = "Send values and events as OSC to lighting desks and VJ software (profiles, bundles, TCP)."
     domain = "both"
     params = {
-        "host": P.text("127.0.0.1", "Receiver host name or address.", restart=True),
+        "host": P.text("127.0.0.1", "Receiver host name or address.", restart=True,
+                        route=True),
         "port": P.integer(0, "Receiver port; 0 uses the profile's usual port.", min=0, max=65535,
-                          restart=True),
+                          restart=True, route=True),
         "destinations": P.strings([], "More receivers as host:port (each gets every message).",
-                                  restart=True),
+                                  restart=True, route=True),
         "profile": P.choice("generic", tuple(PROFILES), "The receiver's conventions (see docs).",
-                            restart=True),
+                            restart=True, route=True),
         "protocol": P.choice("auto", ("auto", "udp", "tcp"), "auto: the profile's (tcp: SLIP).",
-                             restart=True),
+                             restart=True, route=True),
         "bundle": P.Param("bool", None, "Send bundles with timetags; empty: the profile's choice.",
                           nullable=True),
         "timetag": P.choice("media", ("media", "immediate"),

@@ -27,7 +27,7 @@ from tonegraph.engine.osc import encode
 from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
 
-from .common import percentile, quick, table
+from .common import best_of, percentile, quick, table
 
 
 class Pulse(Node):
@@ -171,8 +171,80 @@ def throughput() -> dict:
     return {"osc_rate": rate, "osc_lateness_ratio": ratio}
 
 
+class _Replies:
+    """Stands in for the UDP listener: the benchmark hands the control path its messages."""
+
+    def __init__(self) -> None:
+        self.inbox: list = []
+        self.sent = 0
+
+    def drain(self) -> list:
+        out, self.inbox = self.inbox, []
+        return out
+
+    def reply(self, sender, packet: bytes) -> None:
+        self.sent += len(packet)
+
+
+def hostile_patterns() -> dict:
+    """Address patterns from the network against graphs/demo.yaml's namespace, through
+    the control path (match, check, answer), per message; baseline in the same run: a
+    plain set of one param.  Beside them, the regex matcher it replaced on a 20-star
+    pattern against the same node ids.  Target: <= 1 ms each."""
+    import re
+
+    from tonegraph.engine.clock import FakeClock
+    from tonegraph.engine.control import Control
+    from tonegraph.engine.osc.server import Incoming
+
+    graph, errors = load_graph(Path("graphs/demo.yaml"), default_registry())
+    assert not errors, errors
+    rt = Runtime(graph, default_registry(), clock=FakeClock(), headless=True)
+    rt.current.configure()
+    server = _Replies()
+    control = Control(rt, server)
+    stranger = Control(rt, server, allow=())
+    cases = [
+        ("plain set /tonegraph/hit/decay f (baseline)", control, "/tonegraph/hit/decay", [0.25]),
+        ("200 stars + Q/x f", control, "/tonegraph/" + "*" * 200 + "Q/x", [1.0]),
+        ("1,000-char [...] list /value", control, "/tonegraph/[" + "abcdefghij" * 100 + "]/decay",
+         [0.25]),
+        ("16 x '*a' (the most wildcards) + Q/x", control, "/tonegraph/" + "*a" * 16 + "Q/x", [1.0]),
+        ("/tonegraph/*/* s (every param, refused)", control, "/tonegraph/*/*", ["x" * 40]),
+        ("/tonegraph/*/* query, trusted (one bundle)", control, "/tonegraph/*/*", []),
+        ("/tonegraph/*/* query, stranger (refused)", stranger, "/tonegraph/*/*", []),
+    ]
+    repeat = 20 if quick() else 200
+    rows, times = [], {}
+    try:
+        for label, ctl, address, args in cases:
+            def once(ctl=ctl, address=address, args=args):
+                server.inbox.append(Incoming(address, list(args), ("127.0.0.1", 9), 0.0, 64))
+                ctl.apply()
+            once()
+            per = [best_of(once, 1) for _ in range(repeat)]
+            times[label] = percentile(per, 50)
+            rows.append([label, f"{percentile(per, 50) * 1e3:.3f}", f"{max(per) * 1e3:.3f}"])
+    finally:
+        rt.current.close()
+    ids = list(rt.current.nodes)
+    old = re.compile("[^/]*" * 20 + "Q" + r"\Z")
+    t0 = time.perf_counter()
+    for nid in ids:
+        old.match(nid)
+    before = time.perf_counter() - t0
+    rows.append(["the regex matcher it replaced, 20 stars", f"{before * 1e3:.3f}", ""])
+    worst = max(times[c[0]] for c in cases[1:4])       # the patterns the target is for
+    base = times[cases[0][0]]
+    table("OSC patterns from the network, per message through the control path [ms] "
+          "(target <= 1 ms each)", ["message", "median", "max"], rows)
+    print(f"  worst hostile pattern {worst * 1e3:.3f} ms, {worst / base:.1f}x a plain set: "
+          f"{'PASS' if worst <= 1e-3 else 'FAIL'}")
+    return {"osc_hostile_pattern_ms": worst * 1e3}
+
+
 def run() -> dict:
-    return event_latency() | throughput()
+    return hostile_patterns() | event_latency() | throughput()
 
 
 if __name__ == "__main__":

@@ -431,6 +431,17 @@ class StubServer:
         self.sent_to.append((sender, packet))
 
 
+def apply_all(control) -> int:
+    """Apply until nothing waits (the time budget may leave messages for later ticks);
+    how many ticks it took."""
+    ticks = 1
+    control.apply()
+    while control.pending:
+        control.apply()
+        ticks += 1
+    return ticks
+
+
 def control_of(write_patch, registry):
     from tonegraph.engine.clock import FakeClock
     from tonegraph.engine.control import Control
@@ -518,13 +529,13 @@ def test_rejections_are_logged_once_per_address_cut_short_and_bounded(write_patc
             server.inbox.append(Incoming("/tonegraph/c/value", [huge], ("127.0.0.1", 9), 0.0))
         for i in range(1000):
             server.inbox.append(Incoming(f"/tonegraph/ghost{i}/value", [1.0], ("127.0.0.1", 9), 0.0))
-        control.apply()
+        assert apply_all(control) > 1                   # the time budget spreads them over ticks
         lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
         assert len(lines) == 10 and max(map(len, lines)) < 500
         assert len(server.replies) == 2000 and max(map(len, server.replies)) < 400
         clock.advance(5.0)
         server.inbox.append(Incoming("/tonegraph/c/value", [huge], ("127.0.0.1", 9), 0.0))
-        control.apply()
+        apply_all(control)
         last = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()][-1]
         assert "must be a number, got 'xxx" in last and "991 more rejected" in last
     finally:
@@ -560,9 +571,9 @@ def test_fuzzed_control_messages_make_a_small_log(write_patch, registry, caplog,
                 data[rng.randrange(len(data))] = rng.randrange(256)
             listener.handle(bytes(data), ("127.0.0.1", 9))
             if i % 100 == 0:
-                control.apply()
+                apply_all(control)
                 clock.advance(0.01)
-        control.apply()
+        apply_all(control)
     finally:
         rt.current.close()
     logged = sum(len(r.getMessage()) for r in caplog.records)
@@ -661,3 +672,216 @@ def test_apps_find_tonegraph_over_zeroconf_when_it_listens_beyond_loopback(write
     res = in_network_namespace(sys.executable, "-c", ZEROCONF_PROBE, str(patch), "127.0.0.1", "0")
     got = json.loads(res.stdout.strip().splitlines()[-1])
     assert "advertised" not in got["log"] and "zeroconf" not in got["log"]
+
+
+# -- datagrams from the network: linear patterns, no amplification, listeners who asked --
+
+ROUTED = """
+nodes:
+  saw: {type: control.lfo, params: {shape: saw, frequency: 2}}
+  c:   {type: control.constant, params: {value: 1}}
+  out: {type: osc.out, params: {host: 127.0.0.1, port: 9}, in: {/saw: saw}}
+  rec: {type: io.record, params: {path: rec.jsonl, flush: 0}, in: {c: c}}
+"""
+STRANGER = ("127.0.0.1", 40000)     # loopback, but the tests below trust no one
+
+
+def stranger_control(write_patch, registry, patch=ROUTED):
+    from tonegraph.engine.clock import FakeClock
+    from tonegraph.engine.control import Control
+    from tonegraph.engine.runtime import Runtime
+
+    from ..conftest import load_ok
+
+    clock = FakeClock()
+    rt = Runtime(load_ok(write_patch(patch), registry), registry, clock=clock)
+    rt.current.configure()
+    server = StubServer()
+    return Control(rt, server, allow=()), server, clock, rt
+
+
+def from_stranger(control, server, address, *args, sender=STRANGER):
+    """Send one datagram as an untrusted sender; (bytes in, [(to, bytes out)])."""
+    from tonegraph.engine.osc.server import Incoming
+
+    packet = encode.message(address, list(args))
+    server.sent_to.clear()
+    server.inbox.append(Incoming(address, [v for _, v in args], sender, 0.0, len(packet)))
+    apply_all(control)
+    return len(packet), list(server.sent_to)
+
+
+def test_a_pattern_of_200_stars_is_answered_at_once(write_patch, registry, monkeypatch, tmp_path):
+    """The matcher once backtracked: 200 stars held the control thread for good."""
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = control_of(write_patch, registry)
+    from tonegraph.engine.osc.server import Incoming
+
+    done = threading.Event()
+
+    def attack():
+        for address in ("/tonegraph/" + "*" * 200 + "Q/x", "/tonegraph/" + "*a" * 16 + "Q/x",
+                        "/tonegraph/[" + "abdefghijc" * 100 + "]/value"):
+            server.inbox.append(Incoming(address, [5.0], ("127.0.0.1", 9), 0.0))
+            apply_all(control)
+        done.set()
+
+    try:
+        threading.Thread(target=attack, daemon=True).start()
+        assert done.wait(20), "the control thread is stuck matching a pattern"
+        replies = [encode.decode(r)[0][1].params[0] for r in server.replies]
+        assert len(replies) == 2 and all("matches no node param" in r for r in replies)
+        assert rt.current.nodes["c"].p.value == 5.0              # through the 1,000-char list
+        assert compile_pattern("/" + "*" * 200 + "Q").match("/" + "a" * 300 + "Q")
+        with pytest.raises(ValueError, match="wildcards"):
+            compile_pattern("/" + "*a" * 40)
+    finally:
+        rt.current.close()
+
+
+def test_a_star_datagram_does_not_stop_a_running_show(write_patch, tmp_path):
+    """liblo's oscsend with a 200-star pattern against a running engine: the rows go on,
+    and SIGTERM still ends it."""
+    need("oscsend", "liblo-tools")
+    out = tmp_path / "rec.jsonl"
+    eng = Engine(write_patch(MAPPER.format(out=out)))
+    try:
+        assert wait_for(lambda: len(rows(out)) > 5)
+        for _ in range(3):
+            subprocess.run(["oscsend", "127.0.0.1", str(eng.port),
+                            "/tonegraph/" + "*" * 200 + "Q/x", "f", "1"], check=True, timeout=10)
+        before = len(rows(out))
+        assert wait_for(lambda: len(rows(out)) > before + 20, timeout=15)
+    finally:
+        log = eng.stop()
+    assert eng.proc.returncode == 0 and "Traceback" not in log
+
+
+def test_no_answer_outweighs_an_untrusted_datagram(write_patch, registry, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = stranger_control(write_patch, registry)
+    nodes = rt.current.nodes
+    try:
+        size, sent = from_stranger(control, server, "/tonegraph/*/*")      # 20 bytes, 60 params
+        assert sum(len(p) for _, p in sent) <= size and control.withheld >= 1
+        size, sent = from_stranger(control, server, "/tonegraph/*/*", ("s", "10.9.9.9"))
+        assert len(sent) <= 1 and sum(len(p) for _, p in sent) <= size
+        assert nodes["out"].p.host == "127.0.0.1"                 # where cues go is not OSC's
+        size, sent = from_stranger(control, server, "/tonegraph/saw/frequency")   # a query
+        assert sum(len(p) for _, p in sent) <= size
+        size, sent = from_stranger(control, server, "/tonegraph/saw/frequency", ("f", 3.0))
+        assert sent == [] and nodes["saw"].p.frequency == 3.0    # strangers may still play
+        rng = random.Random(7)
+        for _ in range(300):
+            address = "/tonegraph/" + rng.choice(["*", "saw", "c", "out", "{saw,c}", "ghost"]) \
+                + "/" + rng.choice(["*", "host", "port", "value", "frequency", "f?e*", "nope"])
+            args = rng.choice([(), (("f", 1.0),), (("s", "x" * rng.randint(0, 40)),),
+                               (("i", 5), ("i", 6))])
+            size, sent = from_stranger(control, server, address, *args)
+            assert sum(len(p) for _, p in sent) <= size, (address, args)
+    finally:
+        rt.current.close()
+
+
+def test_routing_params_are_read_only_over_osc_even_to_trusted_senders(write_patch, registry,
+                                                                        monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = control_of(write_patch, registry)
+    from tonegraph.engine.osc.server import Incoming
+
+    rt.current.close()
+    control, server, clock, rt = stranger_control(write_patch, registry)
+    control.allow = ()
+    try:
+        for address, arg in (("/tonegraph/out/host", "10.0.0.1"), ("/tonegraph/out/port", 7),
+                             ("/tonegraph/out/profile", "qlcplus"), ("/tonegraph/rec/format", "csv")):
+            server.replies.clear()
+            server.inbox.append(Incoming(address, [arg], ("127.0.0.1", 9), 0.0, 1000))
+            control.trusted = lambda sender: True
+            apply_all(control)
+            [reply] = [encode.decode(r)[0][1] for r in server.replies]
+            assert "never OSC" in reply.params[0], reply
+        nodes = rt.current.nodes
+        assert (nodes["out"].p.host, nodes["out"].p.port, nodes["rec"].p.format) == \
+            ("127.0.0.1", 9, "jsonl")
+    finally:
+        rt.current.close()
+
+
+def test_a_stranger_listens_only_after_echoing_its_token(write_patch, registry, monkeypatch,
+                                                          tmp_path):
+    from tonegraph.engine import control as control_module
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = stranger_control(write_patch, registry)
+    victim = ("127.0.0.1", 40001)
+    try:
+        _, sent = from_stranger(control, server, "/tonegraph/listen", sender=victim)
+        assert sent == [] and victim not in control.listeners           # too small to answer
+        size, sent = from_stranger(control, server, "/tonegraph/listen", ("s", "my-surface-1"),
+                                   sender=victim)
+        [(to, packet)] = sent
+        assert to == victim and len(packet) <= size and victim not in control.listeners
+        token = encode.decode(packet)[0][1].params[0]
+        from_stranger(control, server, "/tonegraph/listen", ("s", "guessed!"), sender=victim)
+        assert victim not in control.listeners                           # a wrong echo
+        _, sent = from_stranger(control, server, "/tonegraph/listen", ("s", "my-surface-1"),
+                                sender=victim)
+        token = encode.decode(sent[0][1])[0][1].params[0]
+        from_stranger(control, server, "/tonegraph/listen", ("s", token), sender=victim)
+        assert victim in control.listeners
+        # One datagram per change for each listener, however many params a pattern set.
+        _, sent = from_stranger(control, server, "/tonegraph/{saw,c}/*", ("f", 0.25))
+        to_victim = [p for who, p in sent if who == victim]
+        assert len(to_victim) == 1 and to_victim[0].startswith(encode.BUNDLE_HEAD)
+        changed = {m.address for _, m in encode.decode(to_victim[0])}
+        assert {"/tonegraph/saw/frequency", "/tonegraph/c/value"} <= changed
+        # Listeners that go quiet are forgotten.
+        clock.advance(control_module.LISTEN_TTL + 1)
+        from_stranger(control, server, "/tonegraph/saw/frequency", ("f", 2.0))
+        assert victim not in control.listeners
+    finally:
+        rt.current.close()
+
+
+def test_osc_allow_names_trusted_networks():
+    from tonegraph.engine.control import trusted_networks
+
+    nets = trusted_networks("192.168.1.0/24, 10.0.0.7,::1")
+    assert [str(n) for n in nets] == ["192.168.1.0/24", "10.0.0.7/32", "::1/128"]
+    assert trusted_networks("none") == ()
+    with pytest.raises(ValueError, match="'lan' is not an address or network"):
+        trusted_networks("lan")
+
+
+def test_a_running_show_answers_strangers_no_more_than_they_sent(write_patch, tmp_path):
+    """A real engine trusting no one (--osc-allow none): pattern queries and sets from a
+    UDP socket bring back no more bytes than went in; a refusal whose reason fits still
+    arrives, cut short, as the marker that everything before it was handled."""
+    out = tmp_path / "rec.jsonl"
+    eng = Engine(write_patch(MAPPER.format(out=out)), "--osc-allow", "none")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(10)
+    try:
+        assert wait_for(lambda: len(rows(out)) > 2)
+        sent = received = 0
+        for packet in (encode.message("/tonegraph/*/*"), encode.message("/tonegraph/*/*", [("s", "x")]),
+                       encode.message("/tonegraph/listen"), encode.message("/tonegraph/dim/out_range"),
+                       encode.message("/tonegraph/*/*", [("s", "a-long-string-" * 4)])):
+            eng.send(packet, sock)
+            sent += len(packet)
+        marker = encode.message("/tonegraph/dim/out_range", [("s", "loud-" * 12)])
+        eng.send(marker, sock)
+        while True:
+            data = sock.recv(65536)
+            [(_, reply)] = encode.decode(data)
+            if "out_range" in reply.params[0] and "must be a list" in reply.params[0]:
+                assert len(data) <= len(marker)
+                break
+            received += len(data)
+        assert received <= sent
+    finally:
+        sock.close()
+        log = eng.stop()
+    assert "Traceback" not in log
