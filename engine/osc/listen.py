@@ -15,10 +15,18 @@ changes which nodes run, every client is sent ``{"COMMAND": "PATH_CHANGED", "DAT
 
 The WebSocket protocol itself (handshake, framing, pings, close) is the ``websockets``
 library's, used without its I/O: this module only moves bytes.  At most ``MAX_SOCKETS``
-clients are served (more are answered 503), each may listen to ``MAX_PATHS`` paths, and a
-client that cannot take its messages within ``SEND_TIMEOUT`` is dropped, and one push sends
-a client at most ``PUSH_BYTES`` (what is left goes at the next); nothing a client sends
-can stop the server or slow the engine much.
+clients are served (fewer if the HTTP server keeps places for plain requests: see
+:mod:`engine.osc.query`; more are answered 503), each may listen to ``MAX_PATHS`` paths,
+and a client that cannot take its messages within ``SEND_TIMEOUT`` is dropped, and one
+push sends a client at most ``PUSH_BYTES`` (what is left goes at the next).  A client
+that sends no frame for ``PING_IDLE`` seconds is pinged, and closed (code 1011) if it
+then sends nothing for ``PONG_TIMEOUT`` seconds more, so idle sockets do not keep their
+places forever.  Nothing a client sends can stop the server or slow the engine much.
+
+Clients coming and going are logged at debug level only (the library's own "connection
+open" and "connection closed" lines too); every other line a client can cause is logged
+at most once every ``REPORT_EVERY`` seconds (:class:`Throttled`), with a count of the
+ones held back.
 """
 
 from __future__ import annotations
@@ -30,10 +38,11 @@ import threading
 from collections.abc import Callable
 from http import HTTPStatus
 
-from websockets.frames import Frame, Opcode
+from websockets.frames import CloseCode, Frame, Opcode
 from websockets.protocol import State
 from websockets.server import ServerProtocol
 
+from ..clock import SYSTEM, Clock
 from ..errors import describe
 from . import encode
 
@@ -46,6 +55,43 @@ MAX_MESSAGE = 65536    # [bytes] the longest message a client may send
 SEND_TIMEOUT = 1.0     # [s] a client must take a message within this
 PUSH_BYTES = 262144    # [bytes] sent to all clients per push at most; the rest waits
 POLL = 0.25            # [s] how often an idle connection looks for the server's stop
+PING_IDLE = 20.0       # [s] a client that sends no frame this long is pinged
+PONG_TIMEOUT = 10.0    # [s] and closed if it then sends nothing this long
+REPORT_EVERY = 10.0    # [s] between two log lines of one kind of trouble
+
+
+class Throttled:
+    """One kind of trouble a peer can cause, logged at most once every ``REPORT_EVERY``
+    seconds; the times in between are counted into the next line.  Safe to share
+    between threads."""
+
+    def __init__(self, logger: logging.Logger, level: int, clock: Clock = SYSTEM) -> None:
+        self.logger, self.level, self.clock = logger, level, clock
+        self._lock = threading.Lock()
+        self._next = -float("inf")     # clock time from which the next line may go out
+        self._held = 0                 # times not logged since the last line
+
+    def __call__(self, msg: str, *args) -> None:
+        now = self.clock.now()
+        with self._lock:
+            if now < self._next:
+                self._held += 1
+                return
+            held, self._held, self._next = self._held, 0, now + REPORT_EVERY
+        if held:
+            msg += f" ({held} more like it since the last report)"
+        self.logger.log(self.level, msg, *args)
+
+
+class _Quiet(logging.LoggerAdapter):
+    """The websockets library's own lines ("connection open", "connection closed",
+    "connection rejected") at debug level: a peer makes as many as it opens connections."""
+
+    def log(self, level, msg, *args, **kwargs) -> None:
+        super().log(logging.DEBUG, msg, *args, **kwargs)
+
+
+_LIBRARY_LOG = _Quiet(logging.getLogger("websockets.server"))
 
 
 def osc_args(leaf: dict) -> list[encode.Arg]:
@@ -62,12 +108,14 @@ def osc_args(leaf: dict) -> list[encode.Arg]:
 class Client:
     """One WebSocket connection: what it listens to, and what it was last sent."""
 
-    def __init__(self, sock, proto: ServerProtocol) -> None:
-        self.sock, self.proto = sock, proto
+    def __init__(self, sock, proto: ServerProtocol, clock: Clock = SYSTEM) -> None:
+        self.sock, self.proto, self.clock = sock, proto, clock
         self.lock = threading.Lock()          # the protocol and the socket's writing side
         self.paths: dict[str, tuple | None] = {}   # path -> (TYPE, VALUE) last sent
         self.cursor = 0                        # where the next push starts among the paths
         self.alive = True
+        self.heard = clock.now()               # when the client last sent a whole frame
+        self.pinged: float | None = None       # when it was pinged and has not answered since
 
     def _flush(self) -> None:
         data = b"".join(self.proto.data_to_send())
@@ -113,8 +161,27 @@ class Client:
                 self.paths.pop(path, None)
 
     def run(self, stopping: threading.Event) -> None:
-        """Read the client's frames until it closes, goes away or the server stops."""
+        """Read the client's frames until it closes, goes away, leaves a ping
+        unanswered or the server stops."""
         while self.alive and not stopping.is_set():
+            now = self.clock.now()
+            if self.pinged is None and now - self.heard >= PING_IDLE:
+                self.pinged = now
+                with self.lock:
+                    if self.proto.state is State.OPEN:
+                        self.proto.send_ping(b"tonegraph")
+                    try:
+                        self._flush()
+                    except OSError:
+                        break
+            elif self.pinged is not None and now - self.pinged >= PONG_TIMEOUT:
+                with self.lock:
+                    self.proto.fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+                    try:
+                        self._flush()
+                    except OSError:
+                        pass
+                break
             readable, _, _ = select.select([self.sock], [], [], POLL)
             if not readable:
                 continue
@@ -132,6 +199,8 @@ class Client:
                     self._flush()              # pongs, the closing handshake
                 except OSError:
                     break
+            if events:                         # a pong, or anything else: still there
+                self.heard, self.pinged = self.clock.now(), None
             for event in events:
                 if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                     self.command(event.data)
@@ -151,8 +220,8 @@ class Hub:
     """The WebSocket clients of one OSCQuery server and the thread that pushes to them."""
 
     def __init__(self, leaf_at: Callable[[dict, str], dict | None],
-                 nodes: Callable[[], dict]) -> None:
-        self.leaf_at, self.nodes = leaf_at, nodes
+                 nodes: Callable[[], dict], clock: Clock = SYSTEM) -> None:
+        self.leaf_at, self.nodes, self.clock = leaf_at, nodes, clock
         self.clients: set[Client] = set()
         self.slots = 0                 # connections holding a place, answered or not
         self.lock = threading.Lock()
@@ -160,10 +229,14 @@ class Hub:
         self._pusher: threading.Thread | None = None
         self._shape: tuple | None = None
         self._turn = 0
+        self._unsendable = Throttled(log, logging.WARNING, clock)
+        self._failing = Throttled(log, logging.ERROR, clock)
 
-    def serve(self, handler) -> None:
-        """Take over an HTTP request that asks for a WebSocket (on the handler's thread)."""
-        proto = ServerProtocol(max_size=MAX_MESSAGE)
+    def serve(self, handler, most: int | None = None) -> None:
+        """Take over an HTTP request that asks for a WebSocket (on the handler's thread);
+        ``most``: how many listeners the HTTP server has places for (MAX_SOCKETS at most)."""
+        most = MAX_SOCKETS if most is None else min(most, MAX_SOCKETS)
+        proto = ServerProtocol(max_size=MAX_MESSAGE, logger=_LIBRARY_LOG)
         head = handler.raw_requestline + b"".join(
             f"{k}: {v}\r\n".encode("latin-1", "replace") for k, v in handler.headers.items())
         proto.receive_data(head + b"\r\n")
@@ -174,13 +247,13 @@ class Hub:
             sock.sendall(b"".join(proto.data_to_send()))
             return
         with self.lock:                   # a slot is taken before the answer, so no
-            full = self.slots >= MAX_SOCKETS  # burst of handshakes gets past the limit
+            full = self.slots >= most     # burst of handshakes gets past the limit
             if not full:
                 self.slots += 1
         try:
             if full:
                 response = proto.reject(HTTPStatus.SERVICE_UNAVAILABLE,
-                                        f"{MAX_SOCKETS} listeners already\n")
+                                        f"{most} listeners already\n")
             else:
                 response = proto.accept(events[0])
             proto.send_response(response)
@@ -188,7 +261,9 @@ class Hub:
             sock.sendall(b"".join(proto.data_to_send()))
             if full or response.status_code != HTTPStatus.SWITCHING_PROTOCOLS:
                 return
-            client = Client(sock, proto)
+            client = Client(sock, proto, self.clock)
+            peer = handler.client_address[:2]
+            log.debug("OSCQuery: listener %s:%s opened", *peer)
             with self.lock:
                 self.clients.add(client)
                 if self._pusher is None:
@@ -200,6 +275,7 @@ class Hub:
             finally:
                 with self.lock:
                     self.clients.discard(client)
+                log.debug("OSCQuery: listener %s:%s closed", *peer)
         finally:
             if not full:
                 with self.lock:
@@ -210,7 +286,7 @@ class Hub:
             try:
                 self.push()
             except Exception as exc:  # a node that cannot describe itself: say so, go on
-                log.error("OSCQuery listen: %s", describe(exc))
+                self._failing("OSCQuery listen: %s", describe(exc))
                 self.stopping.wait(1.0)
 
     def push(self) -> None:
@@ -248,7 +324,8 @@ class Hub:
                         continue
                     packet = encode.message(path, osc_args(leaf))
                 except Exception as exc:  # a value OSC cannot carry: that path goes quiet
-                    log.warning("OSCQuery listen: %s: %s; not sent again", path[:200], describe(exc))
+                    self._unsendable("OSCQuery listen: %s: %s; not sent again", path[:200],
+                                     describe(exc))
                     with client.lock:
                         client.paths.pop(path, None)
                     continue
