@@ -3,7 +3,8 @@
 TouchOSC, Chataigne and ossia score discover every param under
 ``/tonegraph/<node>/<param>`` with its TYPE, VALUE, RANGE, DESCRIPTION and ACCESS, and
 then set them over OSC at the engine's UDP port.  ``?HOST_INFO`` tells them that port.
-Output files are listed read-only (ACCESS 1): OSC never sets them.  Each node's current
+Output files and the params that say where output goes (hosts, ports, universes)
+are listed read-only (ACCESS 1): OSC never sets them.  Each node's current
 outputs (numbers, vectors, text) are listed read-only too, under
 ``/tonegraph/<node>/outputs/<port>``.  Every leaf has a TYPE and a VALUE of that type (a
 param with no value yet reads as an empty string), as strict clients such as
@@ -105,7 +106,7 @@ def _leaf(path: str, p: Param, value) -> dict | None:
         vals = [value]
     else:
         return None  # mappings and lists are set in the patch, not over OSC
-    node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 1 if p.kind == "outpath" else 3,
+    node = {"FULL_PATH": path, "TYPE": typ, "VALUE": vals, "ACCESS": 1 if p.kind == "outpath" or p.route else 3,
             "DESCRIPTION": p.description + (f" [{p.unit}]" if p.unit else "")}
     if p.kind == "choice":
         node["RANGE"] = [{"VALS": list(p.choices)}]

@@ -804,6 +804,11 @@ def test_routing_params_are_read_only_over_osc_even_to_trusted_senders(write_pat
         nodes = rt.current.nodes
         assert (nodes["out"].p.host, nodes["out"].p.port, nodes["rec"].p.format) == \
             ("127.0.0.1", 9, "jsonl")
+        from tonegraph.engine.osc.query import tree
+
+        listed = tree(nodes)["CONTENTS"]["tonegraph"]["CONTENTS"]
+        assert listed["out"]["CONTENTS"]["host"]["ACCESS"] == 1            # read-only there too
+        assert listed["saw"]["CONTENTS"]["frequency"]["ACCESS"] == 3
     finally:
         rt.current.close()
 
