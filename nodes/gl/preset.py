@@ -15,8 +15,8 @@ is saved (a broken save keeps the last good preset)::
 
 ``shader`` is found next to the preset and must lie inside the patch's folder (as a
 patch's includes must); a preset the user names outside that folder may name files in
-its own folder, no further.  A preset or parameters file is at most ``MAX_BYTES``, checked
-before it is parsed.
+its own folder, no further.  A preset or parameters file is at most 1 MiB
+(:func:`engine.files.read_json`), checked before it is parsed.
 
 ``sprites`` (optional) is how many sprites a shader with a ``sprite()`` function draws
 (see gl.shader): a count, or the name of a value in ``init`` or ``update``.
@@ -39,7 +39,6 @@ mapped values in file order as ``values``, for recording as the seed exported th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -50,6 +49,7 @@ import numpy as np
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.errors import display_path
+from tonegraph.engine.files import FileError, read_json
 from tonegraph.engine.node import Tick
 from tonegraph.engine.params import shown
 from tonegraph.nodes.control.curves import quantise
@@ -59,7 +59,6 @@ from .shader import Shader
 log = logging.getLogger("tonegraph.gl")
 
 ENTRY_KEYS = {"name", "feature", "min", "max", "step", "FPS", "hysteresis", "phase"}
-MAX_BYTES = 1 << 20     # [bytes] the largest preset or parameters file read
 
 
 class PresetError(ValueError):
@@ -69,7 +68,7 @@ class PresetError(ValueError):
 def read_preset(path: Path, patch_dir: Path) -> dict:
     """The preset at ``path``, checked, its files confined (see the module doc) for a
     patch in ``patch_dir``; raises PresetError naming what is wrong."""
-    doc = _read_json(path)
+    doc = _read_json(path, "preset file")
     if not isinstance(doc, dict) or not isinstance(doc.get("shader"), str):
         raise PresetError("a preset is an object with 'shader', 'init' and 'update'")
     _confined(path, patch_dir, "shader", doc["shader"])
@@ -107,7 +106,7 @@ def _confined(path: Path, patch_dir: Path, key: str, name: str) -> None:
 def read_mapping(path: Path) -> list[dict]:
     """A parameters file on its own (the ``mapping`` param): a JSON list of entries as
     in a preset's ``update``, or an object holding that list under ``parameters``."""
-    doc = _read_json(path)
+    doc = _read_json(path, "parameters file")
     if isinstance(doc, dict) and "parameters" in doc:
         doc = doc["parameters"]
     if not isinstance(doc, list):
@@ -115,19 +114,15 @@ def read_mapping(path: Path) -> list[dict]:
     return check_entries(doc, "parameters")
 
 
-def _read_json(path: Path):
+def _read_json(path: Path, what: str):
     try:
-        with open(path, "rb") as f:
-            data = f.read(MAX_BYTES + 1)
+        return read_json(path, what)
+    except FileError as exc:     # its strerror is the reason alone
+        raise PresetError(exc.strerror) from None
     except OSError as exc:
         raise PresetError(f"cannot read it: {exc.strerror or exc}") from None
-    if len(data) > MAX_BYTES:
-        raise PresetError(f"larger than {MAX_BYTES >> 20} MiB; a preset or parameters file "
-                          f"is at most {MAX_BYTES >> 20} MiB")
-    try:
-        return json.loads(data)
-    except (ValueError, RecursionError) as exc:
-        raise PresetError(f"not JSON: {exc}") from None
+    except ValueError as exc:
+        raise PresetError(str(exc)) from None
 
 
 def check_entries(update, label: str) -> list[dict]:
