@@ -246,7 +246,7 @@ def _analyze_library(args: argparse.Namespace, out: Path) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .library import analyse_library, plot_library
+    from .library import SchedulerError, analyse_library, plot_library
 
     if args.dims != 2:
         print("error: --dims 3 is for one song; a folder is mapped in 2-D", file=sys.stderr)
@@ -261,10 +261,13 @@ def _analyze_library(args: argparse.Namespace, out: Path) -> int:
     try:
         with progress:
             doc, report = analyse_library(args.audio, cache, args.workers, args.scheduler, args.seed, tell)
+    except SchedulerError as exc:
+        print(f"error: --scheduler {args.scheduler}: {exc}", file=sys.stderr)
+        return 1
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    except OSError as exc:        # the scheduler cannot be reached, a file cannot be read
+    except OSError as exc:        # a file cannot be read
         print(f"error: {exc.strerror or exc}", file=sys.stderr)
         return 1
     for line in report.failed:

@@ -6,7 +6,12 @@ features as one song's map and the live ``ml.chunkmap``) as a task of its own on
 cluster: by default a ``LocalCluster`` of one single-threaded worker process per core,
 on 127.0.0.1, or an existing cluster named by its scheduler's address (its workers need
 tonegraph with the ``analyze`` extra installed and must see the same absolute paths, as
-on a shared filesystem).  What a song gave is kept in a cache
+on a shared filesystem).  Such an address is first checked within one deadline for
+connecting and Dask's handshake (:data:`SCHEDULER_DEADLINE`, in all): a peer that
+accepts and never answers, or answers with anything but Dask's handshake (bounded to
+:data:`HANDSHAKE_BYTES`), is a one-line :class:`SchedulerError` (Dask's own client
+waits for the handshake without a timeout and reads a frame of any length it is
+told).  What a song gave is kept in a cache
 keyed by a hash of the file's bytes (and of the features' version), so a second run
 analyses only new or changed songs.  Then all chunks of all songs are laid out together
 (z-scored features, PCA, then t-SNE) into one map, coloured by song, and a JSON that
@@ -19,6 +24,9 @@ import contextlib
 import hashlib
 import logging
 import os
+import socket
+import struct
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +41,12 @@ from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 FEATURE_VERSION = 1
 AUDIO = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 PCA_DIMS = 16   # chunks are reduced to this many dimensions before t-SNE
+SCHEDULER_DEADLINE = 10.0   # [s] to connect to a --scheduler and finish Dask's handshake, in all
+HANDSHAKE_BYTES = 1 << 16   # [bytes] a Dask handshake is a few hundred
+
+
+class SchedulerError(Exception):
+    """A --scheduler address that is not a Dask scheduler answering in time (one line)."""
 
 
 def songs_in(folder: Path) -> list[Path]:
@@ -119,7 +133,14 @@ def dask_client(workers: int | None = None, scheduler: str | None = None):
 @contextlib.contextmanager
 def _client(Client, LocalCluster, workers, scheduler):  # noqa: N803 (classes passed in)
     if scheduler:
-        client = Client(scheduler, timeout="10s")
+        end = time.monotonic() + SCHEDULER_DEADLINE
+        check_scheduler(scheduler, end)
+        try:
+            client = Client(scheduler, timeout=max(0.1, end - time.monotonic()))
+        except OSError as exc:
+            raise SchedulerError(f"no Dask scheduler answered within {SCHEDULER_DEADLINE:g} s ({exc})") from None
+        except Exception as exc:  # a Dask peer that is no scheduler (a worker) fails its requests
+            raise SchedulerError(f"not a Dask scheduler ({type(exc).__name__}: {exc})"[:300]) from None
         try:
             yield client
         finally:
@@ -130,6 +151,64 @@ def _client(Client, LocalCluster, workers, scheduler):  # noqa: N803 (classes pa
                       silence_logs=logging.ERROR) as cluster, \
             Client(cluster) as client:
         yield client
+
+
+def check_scheduler(address: str, end: float) -> None:
+    """Connect to a TCP scheduler address and read its side of Dask's handshake (a Dask
+    server speaks first: one frame of a few hundred bytes), all by ``end`` (a
+    ``time.monotonic()`` time); raises SchedulerError.  Other transports (tls, ucx)
+    are left to Dask."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.protocol.core import loads
+    from distributed.protocol.utils import unpack_frames
+
+    try:
+        scheme, loc = parse_address(address)
+        host, port = parse_host_port(loc) if scheme == "tcp" else (None, None)
+    except ValueError as exc:
+        raise SchedulerError(f"not a scheduler address like tcp://host:8786 ({exc})") from None
+    if scheme != "tcp":
+        return
+    not_dask = "not a Dask scheduler (what it sent is not Dask's handshake)"
+    try:
+        with socket.create_connection((host, port), timeout=max(0.01, end - time.monotonic())) as sock:
+            (size,) = struct.unpack("<Q", _receive(sock, 8, end))
+            if not 8 <= size <= HANDSHAKE_BYTES:
+                raise SchedulerError(not_dask)
+            frames, missing = unpack_frames(_receive(sock, size, end), partial=True)
+            message = loads(frames, deserialize=False)
+    except socket.timeout:
+        raise SchedulerError(f"no answer within {SCHEDULER_DEADLINE:g} s") from None
+    except OSError as exc:
+        raise SchedulerError(f"cannot connect ({exc.strerror or exc})") from None
+    except SchedulerError:
+        raise
+    except Exception:  # whatever Dask's decoders make of bytes that are not its own
+        raise SchedulerError(not_dask) from None
+    if missing or not isinstance(message, dict) or "pickle-protocol" not in message:
+        raise SchedulerError(not_dask)
+
+
+def _receive(sock: socket.socket, n: int, end: float) -> bytes:
+    """Exactly ``n`` bytes from ``sock`` by ``end``; SchedulerError if not."""
+    data = b""
+    while len(data) < n:
+        left = end - time.monotonic()
+        if left <= 0:
+            break
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(n - len(data))
+        except socket.timeout:
+            break
+        if not chunk:
+            raise SchedulerError("not a Dask scheduler (it closed the connection without Dask's handshake)")
+        data += chunk
+    if len(data) < n:
+        what = "sent nothing" if not data else "sent only part of a handshake"
+        raise SchedulerError(f"not a Dask scheduler (it accepted the connection but {what} "
+                             f"within {SCHEDULER_DEADLINE:g} s)")
+    return data
 
 
 def describe_songs(paths: list[Path], client, progress: Callable[[int, int, str], None] | None = None,
