@@ -24,8 +24,8 @@ delay that doubles with each restart in a row, from 0.5 s to at most 30 s
 Restarts are counted per node id, across the fresh objects they make, and forgotten
 once the node has gone :data:`HEALTHY` without a failure; a node that stops failing
 for :data:`FAULT_WINDOW` before its restart is due is not restarted.  In real time the
-restart is a new plan built off the hot path (``on_restart``), offline it happens in
-place.
+restart is a new plan built off the hot path (``on_restart``); offline it happens in
+place, timed by media time, so a run restarts a node at the same frames on any machine.
 """
 
 from __future__ import annotations
