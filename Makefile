@@ -29,9 +29,16 @@ bench: setup
 bench-gpu: setup
 	$(PY) -m tests.benchmarks.gpu
 
+# CHAOS=1: one live show under every fault and attack in turn for DURATION seconds
+# (default 3600), ending with a table (tests/chaos.py; needs root for its namespaces).
+DURATION ?= 3600
 soak: setup
+ifeq ($(CHAOS),1)
+	$(PY) -m tests.chaos --duration $(DURATION)
+else
 	TONEGRAPH_SOAK_HOURS=24 TONEGRAPH_SOAK_REALTIME=600 TONEGRAPH_RELOADS=1000 \
 	  $(PY) -m pytest -q tests/test_soak.py tests/engine/test_reload.py::test_many_reloads_with_corruptions_while_sending_osc
+endif
 
 eval: setup
 	$(PY) -m tests.eval

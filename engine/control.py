@@ -16,7 +16,8 @@ that sends nothing for ``LISTEN_TTL`` seconds is forgotten (sending ``/tonegraph
 again, any time, keeps it).
 
 Trusted senders (``--osc-allow``: loopback by default) are answered in full.  Any other
-sender may set params, but what is sent back to it never outweighs what it sent: each
+sender may set params (by a pattern only those applied in place: one datagram cannot
+rebuild every node of a show), but what is sent back to it never outweighs what it sent: each
 answer must fit in the bytes of its own datagram (an error reason is cut to fit, or not
 sent), a query by pattern is refused, and ``/tonegraph/listen`` registers it only once it
 has echoed a token: the engine answers ``/tonegraph/listen s TOKEN`` (so the request must
@@ -294,8 +295,9 @@ class Control:
             return
         answers: list[bytes] = []
         refused = []
+        stranger = not self.trusted(msg.sender)
         for nid, name in hits:
-            reason = self._param(msg, run, nid, name, answers)
+            reason = self._param(msg, run, nid, name, answers, in_place=stranger)
             if reason is not None:
                 refused.append(f"{nid}/{name}: {reason}")
         if refused:
@@ -303,9 +305,11 @@ class Control:
         for packet in _bundles(answers):
             self._answer(msg, packet)
 
-    def _param(self, msg: Incoming, run, node_id: str, name: str, answers: list) -> str | None:
+    def _param(self, msg: Incoming, run, node_id: str, name: str, answers: list,
+               in_place: bool = False) -> str | None:
         """Apply one param (or, with no arguments, add its value to ``answers``); the
-        reason it was refused, or None."""
+        reason it was refused, or None.  ``in_place``: refuse a value that would build
+        the node anew."""
         node = run.nodes.get(node_id)
         if node is None:
             return f"no node {shown(node_id, 40)} in the running patch"
@@ -336,7 +340,10 @@ class Control:
         if new == getattr(node.p, name):
             return None
         outputs = type(node).outputs_for(vars(node.p) | coerced)
-        if decl.restart or list(outputs) != list(node.out):
+        rebuild = decl.restart or list(outputs) != list(node.out)
+        if rebuild and in_place:
+            return "it rebuilds the node: set it by its own address, not by a pattern"
+        if rebuild:
             self._reloads.setdefault(node_id, {}).update(coerced)
         else:
             self.rt.in_domain(node_id, lambda: node.apply_params(coerced))

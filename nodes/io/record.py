@@ -166,6 +166,7 @@ class Record(Node):
         if self.pending:
             log.warning("node '%s': %d rows could not be written to %s (%s)", self.id,
                         len(self.pending), self.path, self.failing)
+        log.info("node '%s': %d rows recorded to %s", self.id, self.rows, self.path)
         try:
             os.close(self.fd)
         except OSError:

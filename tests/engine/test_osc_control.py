@@ -680,6 +680,7 @@ ROUTED = """
 nodes:
   saw: {type: control.lfo, params: {shape: saw, frequency: 2}}
   c:   {type: control.constant, params: {value: 1}}
+  beat: {type: audio.synth, params: {bpm: 120}}
   out: {type: osc.out, params: {host: 127.0.0.1, port: 9}, in: {/saw: saw}}
   rec: {type: io.record, params: {path: rec.jsonl, flush: 0}, in: {c: c}}
 """
@@ -767,6 +768,12 @@ def test_no_answer_outweighs_an_untrusted_datagram(write_patch, registry, monkey
         size, sent = from_stranger(control, server, "/tonegraph/*/*", ("s", "10.9.9.9"))
         assert len(sent) <= 1 and sum(len(p) for _, p in sent) <= size
         assert nodes["out"].p.host == "127.0.0.1"                 # where cues go is not OSC's
+        rebuilt = []
+        rt.reloader = type("Reloader", (), {"request_params": lambda self, nid, v: rebuilt.append(nid)})()
+        from_stranger(control, server, "/tonegraph/*/*", ("f", 100.0))    # one datagram ...
+        assert nodes["saw"].p.frequency == 100.0 and rebuilt == []        # ... rebuilds nothing
+        from_stranger(control, server, "/tonegraph/beat/bpm", ("f", 100.0))
+        assert rebuilt == ["beat"]                    # by its own address it may
         size, sent = from_stranger(control, server, "/tonegraph/saw/frequency")   # a query
         assert sum(len(p) for _, p in sent) <= size
         size, sent = from_stranger(control, server, "/tonegraph/saw/frequency", ("f", 3.0))
