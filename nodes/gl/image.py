@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import numpy as np
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.errors import NodeError, display_path
+from tonegraph.engine.files import DATA_LIMIT, read_bounded
 from tonegraph.engine.node import Tick
 
 from .base import GLNode
@@ -40,9 +42,10 @@ class Image(GLNode):
 
             path = self.ctx.resolve_input(self.p.path)
             try:
-                with PILImage.open(path) as im:
+                data = io.BytesIO(read_bounded(path, DATA_LIMIT, "image"))
+                with PILImage.open(data) as im:
                     self.pixels = np.asarray(im.convert("RGBA"))
-            except (OSError, UnidentifiedImageError) as exc:
+            except (OSError, UnidentifiedImageError, PILImage.DecompressionBombError) as exc:
                 raise NodeError(self.id, f"{display_path(path)}: cannot read it as an image ({exc})") from None
 
     def files(self) -> list[Path]:

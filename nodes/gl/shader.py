@@ -52,6 +52,7 @@ import numpy as np
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.errors import display_path
+from tonegraph.engine.files import TEXT_LIMIT, read_bounded, size_text
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import PortType
 from tonegraph.nodes.audio.dsp import mono
@@ -160,6 +161,9 @@ class Shader(GLNode):
             path = ctx.resolve_input(params["path"])
             if not path.is_file():
                 return [("path", f"no such shader file: {display_path(path)}")]
+            if path.stat().st_size > TEXT_LIMIT:
+                return [("path", f"{display_path(path)}: {size_text(path.stat().st_size)}, larger "
+                                 f"than the {size_text(TEXT_LIMIT)} a shader file may be")]
         elif not params.get("source", "").strip():
             return [("", "give the shader as 'path' (a file) or 'source' (inline GLSL)")]
         return []
@@ -191,7 +195,7 @@ class Shader(GLNode):
     def _read(self) -> str:
         st = os.stat(self.path)
         self.stamp = st.st_mtime_ns
-        return Path(self.path).read_text()
+        return read_bounded(self.path, TEXT_LIMIT, "shader file").decode("utf-8", "replace")
 
     def files(self) -> list[Path]:
         return [self.path] if getattr(self, "path", None) else []
@@ -261,7 +265,9 @@ class Shader(GLNode):
         if st.st_mtime_ns != self.stamp:
             try:
                 self.source = self._read()
-            except OSError:
+            except OSError as exc:
+                if st.st_mtime_ns == self.stamp:     # read and refused: too large, not a file
+                    log.error("node '%s': %s; the last good shader keeps running", self.id, exc)
                 return
             self._compile(self.source)
 

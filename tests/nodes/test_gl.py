@@ -1140,3 +1140,18 @@ def test_an_oversized_preset_or_parameters_file_is_refused_before_it_is_parsed(r
     graph, errors = load_graph(patch, registry, [f"p.mapping={mapping}"])
     assert graph is None and "m.json: " in str(errors[0])
     assert "larger than the 1 MiB a parameters file may be" in str(errors[0])
+
+
+def test_shader_files_and_images_past_their_bounds_are_refused_in_one_line(tmp_path):
+    """A shader file over 1 MiB or an image file over 64 MiB is refused before it is
+    read, as every other file a patch names is."""
+    from tonegraph.engine import files
+
+    (tmp_path / "big.frag").write_text("//" + "x" * (files.TEXT_LIMIT + 10))
+    (tmp_path / "p.yaml").write_text("nodes:\n  sh: {type: gl.shader, params: {path: big.frag}}\n")
+    res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "validate", "p.yaml"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "larger than the 1 MiB a shader file may be" in res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    with pytest.raises(OSError, match="larger than"):
+        files.read_bounded(tmp_path / "big.frag", files.TEXT_LIMIT, "shader file")
