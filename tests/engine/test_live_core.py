@@ -56,9 +56,9 @@ def test_expression_datagrams_are_refused_and_the_show_goes_on(write_patch, tmp_
     assert max(len(line) for line in log.splitlines()) < 600
 
 
-def test_osc_never_writes_files_and_restarts_append(write_patch, tmp_path):
+def test_osc_never_writes_files_nor_changes_their_format(write_patch, tmp_path):
     """Output paths cannot be set over OSC (the engine would have written anywhere the
-    process may write); a format change restarts the recorder, which appends."""
+    process may write), nor a recording's format (CSV rows went into a JSON Lines file)."""
     out = tmp_path / "rec.jsonl"
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -76,10 +76,10 @@ def test_osc_never_writes_files_and_restarts_append(write_patch, tmp_path):
             eng.send(encode.message("/tonegraph/a/value", [("f", float(k))]))
             assert wait_for(lambda: values(out, "m")[-1:] == [2.0 * k])
         before = out.read_text()
-        eng.send(encode.message("/tonegraph/rec/format", [("s", "csv")]))
-        assert wait_for(lambda: eng.said("set rec.format"))
+        [reply] = eng.ask(encode.message("/tonegraph/rec/format", [("s", "csv")]))
+        assert "'format' says where rec's output goes" in reply.params[0]
         eng.send(encode.message("/tonegraph/a/value", [("f", 9.0)]))
-        assert wait_for(lambda: out.read_text().rstrip().endswith(",m,18.0"))
+        assert wait_for(lambda: values(out, "m")[-1:] == [18.0])        # still JSON Lines
         assert eng.alive()
     finally:
         log = eng.stop()
