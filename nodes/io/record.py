@@ -6,7 +6,8 @@ event's own media time, and its strength as the value), text when it changes.  T
 other tools, as seed 002 exported its features to JSON for a web player.
 
 A recording is never lost to the engine: the file is opened for appending (a restart
-after a reload, a format change, or the next run add rows after the ones there), rows
+after a reload or the next run add rows after the ones there; a format other than the
+one the file holds is refused rather than mixed into it), rows
 go out in whole-row writes (one ``write`` per flush; a write the disk cut short is
 taken back, so no torn row is left), and a full disk is reported once, as is its
 recovery, with the rows of the meantime kept in memory (up to ``MAX_PENDING``) and
@@ -67,6 +68,12 @@ class Record(Node):
         self.fd: int | None = None
         self._open()
         self.csv = self.p.format == "csv"
+        if os.fstat(self.fd).st_size and (_first_byte(path) == b"{") == self.csv:
+            held = "JSON Lines" if self.csv else "CSV"
+            os.close(self.fd)
+            self.fd = None
+            raise OSError(f"{path} holds {held} rows; a {self.p.format} recording goes to a "
+                          f"file of its own (name another path)")
         if self.csv and os.fstat(self.fd).st_size == 0:
             self.pending: list[str] = [_csv_line(["t", "name", "value"])]
         else:
@@ -172,6 +179,11 @@ class Record(Node):
         except OSError:
             pass
         self.fd = None
+
+
+def _first_byte(path) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(1)
 
 
 def _csv_line(fields: list) -> str:

@@ -7,6 +7,7 @@ import io
 import json
 
 import numpy as np
+import pytest
 
 from tonegraph.engine.ports import Event, PortType
 from tonegraph.nodes.io.print import Print
@@ -116,3 +117,18 @@ def test_record_path_that_is_a_folder_or_under_a_file_is_a_set_up_error(tmp_path
     for bad in (tmp_path, tmp_path / "blocker" / "x.jsonl"):
         with pytest.raises(OSError):
             NodeDriver(Record, {"path": str(bad)}, wired={"x": PortType.NUMBER})
+
+
+def test_a_recording_never_mixes_formats_in_one_file(tmp_path):
+    """Rows are added after what a file holds, so a format other than the file's is
+    refused instead of writing CSV rows into JSON Lines (or the other way)."""
+    jsonl = tmp_path / "rec.jsonl"
+    r = NodeDriver(Record, {"path": str(jsonl)}, wired={"x": PortType.NUMBER}, fps=10)
+    r.tick(x=0.5)
+    r.node.close()
+    with pytest.raises(OSError, match="holds JSON Lines rows; a csv recording goes to a file"):
+        NodeDriver(Record, {"path": str(jsonl), "format": "csv"}, wired={"x": PortType.NUMBER})
+    again = NodeDriver(Record, {"path": str(jsonl)}, wired={"x": PortType.NUMBER}, fps=10)
+    again.tick(x=0.75)
+    again.node.close()
+    assert [json.loads(line)["value"] for line in jsonl.read_text().splitlines()] == [0.5, 0.75]
