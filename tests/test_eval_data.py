@@ -24,6 +24,34 @@ def test_lock_counts_the_beats_before_four_in_a_row_match_and_offsets_pair_event
     assert mir.kind_of("mdb_drums", "MusicDelta_Rock_mix") == "full mix"
 
 
+@pytest.mark.parametrize("source, name, kind", [
+    ("ssvd", "ssvd_test_101552", "singing"),
+    ("guitarset", "00_BN1-129-Eb_comp_mic", "solo guitar"),
+    ("hainsworth", "hains001", "full mix"),
+    ("simac", "simac_001", "full mix"),
+    ("bock_onsets", "ah_test_guitar_guitar2", "solo guitar"),
+    ("bock_onsets", "SoundCheck2_64_Instrumental_Acoustic_steel_strung_guitar_finger_style",
+     "solo guitar"),
+    ("bock_onsets", "SoundCheck2_61_Vocal_Soprano_opera", "singing"),
+    ("bock_onsets", "jpb_tabla", "drums"),
+    ("bock_onsets", "ah_development_percussion_conga1", "drums"),
+    ("bock_onsets", "ff123_DaFunk", "full mix"),
+    ("bock_onsets", "api_3-long_gone", "full mix"),
+    ("bock_onsets", "ah_test_clarinet_clarinet1", "solo instrument"),
+    ("bock_onsets", "ah_test_tanburpluck_ta_1eb06", "solo instrument"),
+])
+def test_every_source_of_real_recordings_has_its_kind(source, name, kind):
+    assert mir.kind_of(source, name) == kind
+
+
+@needs_data
+def test_no_clip_in_the_data_falls_to_a_guessed_kind():
+    """Every source folder is named in kind_of: a new one must be mapped, not counted
+    as a full mix by default."""
+    sources = {c.source for c in mir.clips()}
+    assert sources <= set(mir.SOURCE_KINDS), sources - set(mir.SOURCE_KINDS)
+
+
 def test_cross_validation_chooses_the_setting_whose_worst_kind_gains_most():
     """Each fold's setting is the one whose worst kind among the others gains most over
     the baseline (aubio's defaults): a setting far ahead on one kind and behind on

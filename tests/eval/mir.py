@@ -44,14 +44,25 @@ class Clip:
 
 
 #: The kinds of material, in table order.
-KINDS = ("solo guitar", "drums", "full mix", "piano", "singing")
+KINDS = ("solo guitar", "drums", "full mix", "piano", "singing", "solo instrument")
+
+#: Each source folder's kind, or how its clips' names tell theirs (see kind_of).
+SOURCE_KINDS = {
+    "guitar_onsets": "solo guitar", "guitarset": "solo guitar",
+    "vocadito": "singing", "ssvd": "singing",
+    "ballroom": "full mix", "gtzan": "full mix", "hainsworth": "full mix", "simac": "full mix",
+    "mdb_drums": "by name", "midi_render": "by name", "madmom": "by name", "bock_onsets": "by name",
+}
+
+#: bock_onsets' clips by what their names say (the data's MANIFEST.txt lists each).
+BOCK = (("guitar", "solo guitar"), ("Vocal", "singing"), ("tabla", "drums"),
+        ("percussion", "drums"), ("DaFunk", "full mix"), ("long_gone", "full mix"))
 
 
 def kind_of(source: str, name: str) -> str:
-    if source == "guitar_onsets":
-        return "solo guitar"
-    if source == "vocadito":
-        return "singing"
+    kind = SOURCE_KINDS.get(source, "full mix")
+    if kind != "by name":
+        return kind
     if source == "mdb_drums":
         return "drums" if name.endswith("_drum") else "full mix"
     if source == "midi_render":
@@ -60,7 +71,7 @@ def kind_of(source: str, name: str) -> str:
         return "full mix" if name.startswith("slakh") else "piano"
     if source == "madmom":
         return "piano" if name == "stereo_sample" else "full mix"
-    return "full mix"                       # ballroom, gtzan
+    return next((k for word, k in BOCK if word in name), "solo instrument")   # winds, strings
 
 
 def _times(path: Path) -> np.ndarray | None:
