@@ -124,3 +124,29 @@ def test_engine_streaming_equals_aubio_and_scores(source, name):
     assert mir.onset_f(clip.onsets, ours_on) > 0.6
     if clip.beats is not None:
         assert mir.beat_f(clip.beats, ours_beat) > 0.4
+
+
+def test_the_default_gate_asks_a_margin_on_every_source_or_aubios_own_defaults():
+    import numpy as np
+
+    from tests.eval.gate import judge
+
+    sources = ["a", "a", "b", "c"]
+    aubio = np.array([0.5, 0.5, 0.6, 0.7])
+    ahead = judge(sources, aubio + 0.03, aubio, is_aubio_default=False)
+    assert ahead.passed and ahead.rows[-1][-1] == "+0.030"
+    one_behind = judge(sources, aubio + np.array([0.2, 0.2, 0.2, 0.01]), aubio, False)
+    assert not one_behind.passed and "+0.010 on c" in one_behind.why      # a big mean is not enough
+    assert judge(sources, aubio - 0.003, aubio, is_aubio_default=True).passed
+    assert not judge(sources, aubio - np.array([0, 0, 0.02, 0]), aubio, True).passed
+
+
+def test_the_shipped_onset_default_is_one_the_gate_can_pass():
+    """The gate allows aubio's own defaults, or a method that was measured past it; make
+    eval checks the second on the data."""
+    from tests.eval.gate import is_aubios_default
+
+    assert is_aubios_default({"method": "hfc", "threshold": 0.058, "compression": 1.0,
+                              "minioi": 0.05, "silence": -70.0, "whitening": False})
+    assert not is_aubios_default({"method": "hfc", "threshold": 0.15, "compression": 0.0,
+                                  "minioi": 0.02, "silence": -70.0, "whitening": False})

@@ -21,7 +21,7 @@ import soundfile as sf
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
-from tonegraph.nodes.audio.onset import apply_onset_params
+from tonegraph.nodes.audio.onset import ANALYSIS_HOP, ANALYSIS_RATE, apply_onset_params
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
 AUDIO = (".wav", ".flac", ".ogg")
@@ -53,6 +53,9 @@ SOURCE_KINDS = {
     "ballroom": "full mix", "gtzan": "full mix", "hainsworth": "full mix", "simac": "full mix",
     "mdb_drums": "by name", "midi_render": "by name", "madmom": "by name", "bock_onsets": "by name",
 }
+
+#: Sources that are renders, not recordings: never what a default is judged on.
+RENDERED = frozenset({"midi_render"})
 
 #: bock_onsets' clips by what their names say (the data's MANIFEST.txt lists each).
 BOCK = (("guitar", "solo guitar"), ("Vocal", "singing"), ("tabla", "drums"),
@@ -111,11 +114,18 @@ def load_mono(path: Path) -> tuple[np.ndarray, int]:
 # -- aubio, offline --------------------------------------------------------------------
 
 def aubio_onsets(x: np.ndarray, sr: int, params: dict | None) -> np.ndarray:
-    """aubio over a whole signal; ``params`` None keeps aubio's own defaults."""
+    """aubio over a whole signal; ``params`` None keeps aubio's own defaults (at the
+    file's rate, as aubio's users run it), other settings are run as audio.onset runs
+    them (resampled to its analysis rate)."""
     if params is None:
         det = aubio.onset("default", 1024, HOP, sr)
     else:
-        det = aubio.onset(params["method"], params.get("buf_size", 1024), HOP, sr)
+        # As audio.onset hears it: at the rate its settings were chosen at.
+        if sr != ANALYSIS_RATE:
+            import soxr
+
+            x, sr = soxr.resample(x, sr, ANALYSIS_RATE, quality="QQ"), ANALYSIS_RATE
+        det = aubio.onset(params["method"], params.get("buf_size", 1024), ANALYSIS_HOP, sr)
         apply_onset_params(det, as_params(params))
     return np.array([det.get_last() / sr for h in hops_of(x, HOP) if det(h)[0]])
 
