@@ -58,10 +58,13 @@ def judge(sources: list[str], default: np.ndarray, aubio: np.ndarray, is_aubio_d
 def is_aubios_default(params: dict) -> bool:
     """Whether audio.onset's params are aubio's own defaults (hfc at 0.058, compression 1,
     50 ms apart, -70 dB, no whitening, a 1024-sample window)."""
-    return (params["method"] in ("hfc", "default") and params.get("threshold") == 0.058
-            and params.get("compression") == 1.0 and params.get("minioi") == 0.05
-            and params.get("silence") == -70.0 and not params.get("whitening")
-            and params.get("buf_size", 1024) == 1024)
+    from tonegraph.nodes.audio.onset import minioi_of, threshold_of
+
+    p = mir.as_params({"threshold": None, "minioi": None, "silence": -70.0, "whitening": False,
+                       "compression": 1.0, "buf_size": 1024} | params)
+    return (p.method == "hfc" and abs(threshold_of(p) - 0.058) < 1e-9 and p.compression == 1.0
+            and abs(minioi_of(p) - 0.05) < 1e-9 and p.silence == -70.0 and not p.whitening
+            and p.buf_size == 1024)
 
 
 def evaluate(table, clips: list | None = None, ours: dict | None = None,

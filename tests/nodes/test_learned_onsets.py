@@ -302,7 +302,7 @@ def test_each_method_has_its_own_least_gap_unless_the_patch_gives_one():
         n = Onset("o", params, Context(samplerate=22050, hop=256, offline=True), {"audio": PortType.AUDIO})
         n.configure()
         return n
-    assert node({"method": "hfc"}).det.get_minioi_ms() == pytest.approx(20.0, abs=0.5)
+    assert node({}).det.get_minioi_ms() == pytest.approx(50.0, abs=0.5)     # hfc, aubio's default
     assert node({"method": "hfc", "minioi": 0.1}).det.get_minioi_ms() == pytest.approx(100.0, abs=0.5)
-    assert node({}).picker.minioi == 4                       # learned, the default: 50 ms
+    assert node({"method": "learned"}).picker.minioi == 4    # its own: 50 ms
     assert node({"method": "learned", "minioi": 0.02}).picker.minioi == 2
