@@ -24,6 +24,17 @@ def test_lock_counts_the_beats_before_four_in_a_row_match_and_offsets_pair_event
     assert mir.kind_of("mdb_drums", "MusicDelta_Rock_mix") == "full mix"
 
 
+def test_metrical_level_names_octave_and_triple_time_errors():
+    import numpy as np
+
+    ref = np.arange(40) * 0.6                                     # 100 BPM
+    assert mir.metrical_level(ref, ref + 0.01) == "right"
+    assert mir.metrical_level(ref, np.arange(80) * 0.3) == "double"  # heard at 200
+    assert mir.metrical_level(ref, np.arange(20) * 1.2) == "half"
+    assert mir.metrical_level(ref, np.arange(60) * 0.4) == "3/2"
+    assert mir.metrical_level(ref, np.arange(40) * 0.47) == "other"
+
+
 @pytest.mark.parametrize("source, name, kind", [
     ("ssvd", "ssvd_test_101552", "singing"),
     ("guitarset", "00_BN1-129-Eb_comp_mic", "solo guitar"),

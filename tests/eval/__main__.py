@@ -309,6 +309,16 @@ def evaluate(quick: bool = False) -> int:
           f"node's settings",
           ["kind", "clips", *(h for name in trackers for h in (f"{short[name]} F", "CMLt", "AMLt"))], rows)
 
+    levels = {name: [(c, mir.metrical_level(c.beats, est[c.name])) for c in beat_clips]
+              for name, est in trackers.items()}
+    table("Beats: metrical level heard, per tracker (clips at another level than the annotated "
+          "tempo's: double or half is an octave error)",
+          ["tracker", *(f"{k} ({bcounts[k]})" for k in mir.KINDS if k in bcounts), "clips at another level"],
+          [[name, *(str(sum(1 for c, lv in got if c.kind == k and lv != "right"))
+                    for k in mir.KINDS if k in bcounts),
+            ", ".join(f"{c.name} {lv}" for c, lv in got if lv != "right") or "none"]
+           for name, got in levels.items()])
+
     def lock_row(name: str, got: list) -> list:
         held = [g for g in got if g is not None]
         return [name, f"{len(held)} of {len(got)}", f"{np.median(held):.0f}" if held else "-",

@@ -300,6 +300,24 @@ def beat_scores(ref: np.ndarray, est: np.ndarray) -> tuple[float, float, float]:
     return beat_f(ref, est), float(cmlt), float(amlt)
 
 
+#: Metrical levels a tracker may hear a song at, as its tempo over the annotated one.
+LEVELS = (("double", 2.0), ("half", 0.5), ("3/2", 1.5), ("2/3", 2 / 3), ("triple", 3.0),
+          ("third", 1 / 3))
+
+
+def metrical_level(ref: np.ndarray, est: np.ndarray, tolerance: float = 0.08) -> str:
+    """The level the tracker heard, from the median beat interval of its last two thirds
+    against the annotations': "right", one of LEVELS' names (an octave error: "double",
+    "half"; a triple-time error: "3/2", "2/3", ...), or "other"."""
+    if len(est) < 4 or len(ref) < 2:
+        return "other"
+    ratio = float(np.median(np.diff(ref)) / np.median(np.diff(est[len(est) // 3:])))
+    for name, level in (("right", 1.0), *LEVELS):
+        if abs(ratio / level - 1.0) < tolerance:
+            return name
+    return "other"
+
+
 def lock(ref: np.ndarray, est: np.ndarray, run: int = 4, window: float = 0.07) -> int | None:
     """How many annotated beats pass before the tracker holds: the index of the first
     annotated beat from which ``run`` beats in a row each have an estimated beat within
