@@ -2,8 +2,8 @@
 
 Addresses may be OSC patterns (``/tonegraph/*/decay``, ``/tonegraph/{front,back}/gain``,
 ``/tonegraph/lfo[12]/rate``): the value goes to every node param the pattern matches,
-and the message is answered once at most (refusals summed up in one reply).  Patterns
-are matched in time linear in the address (:mod:`engine.osc.pattern`), and the control
+and the message is answered once at most (refusals summed up in one reply). Patterns are
+matched in time linear in the address (:mod:`engine.osc.pattern`), and the control
 thread spends at most ``APPLY_BUDGET`` seconds a tick on messages: the rest wait for the
 next tick, so no flood or crafted datagram can hold a show.
 
@@ -11,33 +11,35 @@ A controller that sends ``/tonegraph/listen`` (no arguments) is told of every pa
 change made over OSC from then on, as ``/tonegraph/<node>/<param> value`` sent to the
 port it listened from (one datagram per change, a bundle when a pattern changed
 several), so two surfaces (or a surface and a script) stay in step;
-``/tonegraph/unlisten`` stops it.  At most ``MAX_LISTENERS`` listen at once, and one
-that sends nothing for ``LISTEN_TTL`` seconds is forgotten (sending ``/tonegraph/listen``
-again, any time, keeps it).
+``/tonegraph/unlisten`` stops it. At most ``MAX_LISTENERS`` listen at once, and one that
+sends nothing for ``LISTEN_TTL`` seconds is forgotten (sending ``/tonegraph/listen``
+again, any time, keeps it; a trusted listener is kept by anything it sends). Trusted and
+untrusted listeners have places of their own, an untrusted host ``PER_HOST`` at most.
 
-Trusted senders (``--osc-allow``: loopback by default) are answered in full.  Any other
-sender may set params (by a pattern only those applied in place: one datagram cannot
-rebuild every node of a show), but what is sent back to it never outweighs what it sent: each
-answer must fit in the bytes of its own datagram (an error reason is cut to fit, or not
-sent), a query by pattern is refused, and ``/tonegraph/listen`` registers it only once it
-has echoed a token: the engine answers ``/tonegraph/listen s TOKEN`` (so the request must
-carry a string of 12 characters or more, any text, for the answer to fit) and the
-sender registers by sending ``/tonegraph/listen s TOKEN`` back within
-``CHALLENGE_TTL`` seconds.  A forged sender address therefore neither amplifies traffic
-towards a victim nor enrols it as a listener.
+Trusted senders (``--osc-allow``: loopback by default) are answered in full. Any other
+sender may set params (by a pattern only those applied in place, and nodes rebuilt at
+most at ``REBUILDS``' rate: no datagram or stream of them keeps a show rebuilding), but
+what is sent back to it never outweighs what it sent: each answer must fit in the bytes
+of its own datagram (an error reason is cut to fit, or not sent), a query by pattern is
+refused, and ``/tonegraph/listen`` registers it only once it has echoed a token: the
+engine answers ``/tonegraph/listen s TOKEN`` (so the request must carry a string of 12
+characters or more, any text, for the answer to fit) and the sender registers by sending
+``/tonegraph/listen s TOKEN`` back within ``CHALLENGE_TTL`` seconds. A forged sender
+address therefore neither amplifies traffic towards a victim nor enrols it as a
+listener.
 
-Messages reach the control thread between two ticks (see :mod:`engine.osc.server`).  A
+Messages reach the control thread between two ticks (see :mod:`engine.osc.server`). A
 param value is checked exactly like the patch's own (type, range, choices, the node's
 cross-param checks) and is applied where the node runs, in place; a value that needs
 set-up (a model, an FFT size) goes to the reloader, which builds the node anew off the
 hot path and swaps it in, as a save would (one request per node, however many of its
-params a pattern set).  A message with no arguments asks for the current value, which is
+params a pattern set). A message with no arguments asks for the current value, which is
 answered at the same address.
 
 What OSC may not do: set an output file (``io.record``'s ``path``) or anything that says
 where output goes (a host, a port, a universe, a file format: the params marked
 ``route``; only the patch and the command line set those), or point an input file
-(sound, image, model, shader, map) outside the patch's folder.  A rejected message is
+(sound, image, model, shader, map) outside the patch's folder. A rejected message is
 answered to its sender at ``/tonegraph/error`` (within the rule above) and logged at
 most once per address every ``REJECT_LOG_INTERVAL`` seconds (and ``REJECT_LINES`` lines
 in all), its value cut short; nothing is applied.
@@ -47,6 +49,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import secrets
 import time
 from collections import deque
@@ -67,7 +70,9 @@ REJECT_ADDRESSES = 256      # addresses remembered for that
 REJECT_LINES = 10           # log lines about rejections per interval, all addresses together
 REPLY_CHARS = 300           # longest reason sent back
 PATTERN_CHARS = "*?[{"      # an address with one of these is an OSC pattern
-MAX_LISTENERS = 32          # senders of /tonegraph/listen kept at once
+MAX_LISTENERS = 32          # senders of /tonegraph/listen kept at once, trusted and not each
+PER_HOST = 4                # listeners and waiting tokens per untrusted host
+REBUILDS = (4, 1.0)         # untrusted senders' node rebuilds: a burst of 4, then 1 a second
 LISTEN_TTL = 600.0          # [s] a listener that sends nothing for this long is forgotten
 CHALLENGE_TTL = 10.0        # [s] an untrusted sender has to echo its listen token
 MAX_CHALLENGES = 256        # listen tokens waiting for their echo
@@ -109,9 +114,14 @@ class Control:
         #: senders of /tonegraph/listen, in order -> clock time they are forgotten at
         self.listeners: dict[tuple, float] = {}
         self._challenges: dict[tuple, tuple[str, float]] = {}   # sender -> (token, until)
-        self._backlog: deque[Incoming] = deque(maxlen=QUEUE)
+        self._backlog: deque[Incoming] = deque()
         self.withheld = 0          # answers not sent: larger than an untrusted request
-        self.deferred = 0          # messages left for a later tick by the time budget
+        self.deferred = 0          # ticks whose time budget left messages for later ones
+        self.dropped = 0           # messages dropped from a full backlog (the oldest)
+        #: Values sent to the reloader since the running patch last changed, per node: the
+        #: same values again (the running node changes only at the swap) ask nothing more.
+        self._asked: dict[str, dict] = {}
+        self._rebuild_tokens, self._rebuild_time = float(REBUILDS[0]), -1e9
         self._reloads: dict[str, dict] = {}
         self._echoes: list[bytes] = []
 
@@ -143,24 +153,29 @@ class Control:
         if run is not self._runner:
             self._runner = run
             self.receivers = [n for n in run.nodes.values() if hasattr(n, "receive_osc")]
+            self._asked = {}
         backlog = self._backlog
         backlog.extend(self.server.drain())
         if not backlog:
             return
+        if len(backlog) > QUEUE:                   # a flood outran the budget: oldest go
+            for _ in range(len(backlog) - QUEUE):
+                backlog.popleft()
+                self.dropped += 1
         now = self.rt.clock.now()
         if self.listeners:
             self.listeners = {who: until for who, until in self.listeners.items() if until > now}
         deadline = time.perf_counter() + APPLY_BUDGET
         while backlog:
             if time.perf_counter() > deadline:
-                self.deferred += len(backlog)
+                self.deferred += 1
                 return
             self._one(backlog.popleft(), run, now)
 
     def _one(self, msg: Incoming, run, now: float) -> None:
         try:
-            if msg.sender in self.listeners:
-                self.listeners[msg.sender] = now + LISTEN_TTL
+            if msg.sender in self.listeners and self.trusted(msg.sender):
+                self.listeners[msg.sender] = now + LISTEN_TTL   # others renew by listening
             if len(msg.address) > MAX_LENGTH:
                 self._reject(msg, f"address of {len(msg.address)} characters (at most {MAX_LENGTH})")
                 return
@@ -227,26 +242,41 @@ class Control:
         if msg.address == UNLISTEN:
             self.listeners.pop(who, None)
             return
-        if who not in self.listeners and len(self.listeners) >= MAX_LISTENERS:
-            self._reject(msg, f"{MAX_LISTENERS} listeners already; send /tonegraph/unlisten from one")
+        trusted = self.trusted(who)
+        if who in self.listeners:
+            self.listeners[who] = now + LISTEN_TTL
             return
-        if who in self.listeners or self.trusted(who):
+        # Trusted and untrusted listeners have places of their own, so strangers cannot
+        # take the desk's; one untrusted host holds at most PER_HOST of theirs.
+        kin = [w for w in self.listeners if self.trusted(w) == trusted]
+        if len(kin) >= MAX_LISTENERS or (not trusted and
+                                          sum(w[0] == who[0] for w in kin) >= PER_HOST):
+            self._reject(msg, "too many listeners already; send /tonegraph/unlisten from one")
+            return
+        if trusted:
             self.listeners[who] = now + LISTEN_TTL
             return
         token = msg.args[0] if len(msg.args) == 1 and isinstance(msg.args[0], str) else None
-        waiting = self._challenges.pop(who, None)
-        if waiting is not None and token == waiting[0] and now <= waiting[1]:
+        waiting = self._challenges.get(who)
+        if waiting is not None and now > waiting[1]:
+            waiting = None
+        if waiting is not None and token == waiting[0]:
+            del self._challenges[who]
             self.listeners[who] = now + LISTEN_TTL
             return
-        fresh = secrets.token_hex(4)
+        # A token waiting for this sender is sent again, not replaced: a forged request
+        # cannot spoil the real sender's echo.
+        fresh = waiting[0] if waiting is not None else secrets.token_hex(4)
+        if waiting is None:
+            self._challenges = {k: v for k, v in self._challenges.items() if v[1] >= now}
+            if (len(self._challenges) >= MAX_CHALLENGES
+                    or sum(k[0] == who[0] for k in self._challenges) >= PER_HOST):
+                self._reject(msg, "too many listen tokens waiting; try again in a few seconds")
+                return
         if not self._answer(msg, encode.message(LISTEN, [("s", fresh)])):
             self._reject(msg, "from an address not in --osc-allow, send it with a string of "
                               "12 characters or more, then echo the token it is answered")
             return
-        if len(self._challenges) >= MAX_CHALLENGES:
-            self._challenges = {k: v for k, v in self._challenges.items() if v[1] >= now}
-            if len(self._challenges) >= MAX_CHALLENGES:
-                self._challenges.pop(next(iter(self._challenges)))
         self._challenges[who] = (fresh, now + CHALLENGE_TTL)
 
     def _flush(self, msg: Incoming) -> None:
@@ -260,6 +290,17 @@ class Control:
                 for who in self.listeners:
                     if who != msg.sender:
                         self.server.reply(who, packet)
+
+    def _may_rebuild(self) -> bool:
+        """A token of the untrusted senders' rebuild budget (a burst, then a rate)."""
+        burst, rate = REBUILDS
+        now = self.rt.clock.now()
+        self._rebuild_tokens = min(burst, self._rebuild_tokens + (now - self._rebuild_time) * rate)
+        self._rebuild_time = now
+        if self._rebuild_tokens < 1.0:
+            return False
+        self._rebuild_tokens -= 1.0
+        return True
 
     def _single(self, msg: Incoming, run, node_id: str, name: str) -> None:
         answers: list[bytes] = []
@@ -297,7 +338,10 @@ class Control:
         refused = []
         stranger = not self.trusted(msg.sender)
         for nid, name in hits:
-            reason = self._param(msg, run, nid, name, answers, in_place=stranger)
+            try:
+                reason = self._param(msg, run, nid, name, answers, in_place=stranger)
+            except Exception as exc:  # one param that cannot take it: the others still do
+                reason = f"cannot apply it: {describe(exc)}"
             if reason is not None:
                 refused.append(f"{nid}/{name}: {reason}")
         if refused:
@@ -343,13 +387,22 @@ class Control:
         rebuild = decl.restart or list(outputs) != list(node.out)
         if rebuild and in_place:
             return "it rebuilds the node: set it by its own address, not by a pattern"
+        if rebuild and self._asked.get(node_id, {}).get(name, _NOTHING) == new:
+            return None                                      # already on its way
+        if rebuild and not self.trusted(msg.sender) and not self._may_rebuild():
+            return ("it rebuilds the node, and addresses outside --osc-allow may rebuild "
+                    "at most one a second")
         if rebuild:
+            self._asked.setdefault(node_id, {})[name] = new
             self._reloads.setdefault(node_id, {}).update(coerced)
         else:
             self.rt.in_domain(node_id, lambda: node.apply_params(coerced))
         if self.listeners:
             self._echoes.append(encode.message(f"{PREFIX}{node_id}/{name}", _args_of(new)))
         return None
+
+
+_NOTHING = object()
 
 
 def _bundles(packets: list[bytes]) -> list[bytes]:
@@ -385,9 +438,10 @@ def _args_of(value) -> list[encode.Arg]:
     if isinstance(value, bool):
         return [("T" if value else "F", value)]
     if isinstance(value, int):
-        return [("i", value)]
+        return [("i" if -2**31 <= value < 2**31 else "h", value)]
     if isinstance(value, float):
-        return [("f", value)]
+        small = value == 0.0 or not math.isfinite(value) or 1e-38 < abs(value) < 3.4e38
+        return [("f" if small else "d", value)]
     if isinstance(value, list):
         return [a for v in value for a in _args_of(v)]
     return [("s", str(value))]

@@ -118,7 +118,12 @@ class Reloader:
     def request_params(self, node_id: str, values: dict) -> None:
         """Set checked param values that need set-up (OSC control): a new object for the
         node is built here and swapped in."""
-        self._jobs.append(("params", node_id, dict(values)))
+        for job in self._jobs:                  # one waiting set per node, the latest values
+            if job[0] == "params" and job[1] == node_id:
+                job[2].update(values)
+                break
+        else:
+            self._jobs.append(("params", node_id, dict(values)))
         self._wake.set()
 
     def request_fresh(self, node_id: str) -> None:

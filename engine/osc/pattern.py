@@ -18,6 +18,8 @@ as needed and not kept).
 
 from __future__ import annotations
 
+import bisect
+
 MAX_LENGTH = 1024      # characters in a pattern
 MAX_WILDCARDS = 32     # '*' (a run of them counts once), '?', '[...]', '{...}'
 MAX_CHOICES = 64       # alternatives inside all '{...}' together
@@ -127,8 +129,9 @@ def _accepts(test: tuple, ch: str) -> bool:
         return False
     if kind != "set":             # '*' and '?'
         return True
-    negated, chars = data
-    return (ch in chars) != negated
+    negated, starts, ends = data
+    k = bisect.bisect_right(starts, ord(ch)) - 1
+    return (k >= 0 and ord(ch) <= ends[k]) != negated
 
 
 def _parse(pattern: str) -> list[tuple[str, object]]:
@@ -178,24 +181,31 @@ def _parse(pattern: str) -> list[tuple[str, object]]:
     return out
 
 
-def _char_set(body: str) -> tuple[bool, frozenset]:
-    """A ``[...]`` body: its characters (ranges spelled out) and whether it is negated."""
+def _char_set(body: str) -> tuple[bool, tuple[int, ...], tuple[int, ...]]:
+    """A ``[...]`` body as sorted, merged code-point ranges (first codes, last codes),
+    and whether it is negated: looked up by bisection, never spelled out, so a bracket
+    of wide ranges costs what its text does."""
     negated = body.startswith("!")
     if negated:
         body = body[1:]
-    chars: set[str] = set()
+    ranges: list[tuple[int, int]] = []
     i = 0
     while i < len(body):
         if i + 2 < len(body) and body[i + 1] == "-":
             lo, hi = ord(body[i]), ord(body[i + 2])
-            if hi - lo > 0x3000:
-                raise ValueError(f"range '{body[i:i + 3]}' in an OSC pattern is too wide")
-            chars.update(chr(k) for k in range(lo, hi + 1))
+            if lo <= hi:
+                ranges.append((lo, hi))
             i += 3
         else:
-            chars.add(body[i])
+            ranges.append((ord(body[i]), ord(body[i])))
             i += 1
-    return negated, frozenset(chars)
+    merged: list[list[int]] = []
+    for lo, hi in sorted(ranges):
+        if merged and lo <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], hi)
+        else:
+            merged.append([lo, hi])
+    return negated, tuple(r[0] for r in merged), tuple(r[1] for r in merged)
 
 
 def _cut(text: str, limit: int = 60) -> str:

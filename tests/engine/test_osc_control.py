@@ -719,9 +719,11 @@ def test_a_pattern_of_200_stars_is_answered_at_once(write_patch, registry, monke
     from tonegraph.engine.osc.server import Incoming
 
     done = threading.Event()
+    wide = "".join(f"{chr(lo)}-{chr(lo + 0x2FFF)}" for lo in range(0xE000, 0x10F000, 0x3000))
 
     def attack():
         for address in ("/tonegraph/" + "*" * 200 + "Q/x", "/tonegraph/" + "*a" * 16 + "Q/x",
+                        "/tonegraph/[" + wide + "]/[" + wide + "]",
                         "/tonegraph/[" + "abdefghijc" * 100 + "]/value"):
             server.inbox.append(Incoming(address, [5.0], ("127.0.0.1", 9), 0.0))
             apply_all(control)
@@ -731,7 +733,9 @@ def test_a_pattern_of_200_stars_is_answered_at_once(write_patch, registry, monke
         threading.Thread(target=attack, daemon=True).start()
         assert done.wait(20), "the control thread is stuck matching a pattern"
         replies = [encode.decode(r)[0][1].params[0] for r in server.replies]
-        assert len(replies) == 2 and all("matches no node param" in r for r in replies)
+        assert len(replies) == 3 and all("matches no node param" in r for r in replies)
+        bracket = compile_pattern("[" + wide + "]")
+        assert len(bracket._tests[0][1][1]) <= 90       # kept as its ranges, not spelled out
         assert rt.current.nodes["c"].p.value == 5.0              # through the 1,000-char list
         assert compile_pattern("/" + "*" * 200 + "Q").match("/" + "a" * 300 + "Q")
         with pytest.raises(ValueError, match="wildcards"):
@@ -897,3 +901,77 @@ def test_a_running_show_answers_strangers_no_more_than_they_sent(write_patch, tm
         sock.close()
         log = eng.stop()
     assert "Traceback" not in log
+
+
+def test_a_stranger_cannot_rebuild_the_show_by_bundles_or_repeats(write_patch, registry, monkeypatch,
+                                                                   tmp_path):
+    """Params that rebuild a node: the same value again asks nothing more, and senders
+    outside --osc-allow get a burst of four rebuilds, then one a second."""
+    from tonegraph.engine.osc.server import Incoming
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = stranger_control(write_patch, registry)
+    rebuilt = []
+    rt.reloader = type("Reloader", (), {"request_params": lambda self, nid, v: rebuilt.append(v)})()
+    try:
+        for bpm in [100.0] * 50:
+            server.inbox.append(Incoming("/tonegraph/beat/bpm", [bpm], STRANGER, 0.0, 28))
+        apply_all(control)
+        assert rebuilt == [{"bpm": 100.0}]                      # 50 asks, one rebuild
+        for k in range(20):
+            server.inbox.append(Incoming("/tonegraph/beat/bpm", [101.0 + k], STRANGER, 0.0, 28))
+        apply_all(control)
+        assert len(rebuilt) == 4                                # the rest of the burst
+        clock.advance(2.0)
+        server.inbox.append(Incoming("/tonegraph/beat/bpm", [150.0], STRANGER, 0.0, 28))
+        apply_all(control)
+        assert rebuilt[-1] == {"bpm": 150.0} and len(rebuilt) == 5
+    finally:
+        rt.current.close()
+
+
+def test_values_beyond_32_bits_are_applied_and_echoed_whole(write_patch, registry, monkeypatch,
+                                                            tmp_path):
+    from tonegraph.engine.osc.server import Incoming
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = control_of(write_patch, registry)
+    listener = ("127.0.0.1", 9100)
+    try:
+        server.inbox.append(Incoming("/tonegraph/listen", [], listener, 0.0))
+        server.inbox.append(Incoming("/tonegraph/c/value", [1e300], ("127.0.0.1", 9), 0.0))
+        apply_all(control)
+        [(who, echo)] = [(w, encode.decode(p)[0][1]) for w, p in server.sent_to]
+        assert who == listener and echo.params == [1e300]
+        assert rt.current.nodes["c"].p.value == 1e300
+        server.sent_to.clear()
+        server.inbox.append(Incoming("/tonegraph/c/value", [], ("127.0.0.1", 9), 0.0))
+        apply_all(control)
+        [(_, answer)] = [(w, encode.decode(p)[0][1]) for w, p in server.sent_to]
+        assert answer.address == "/tonegraph/c/value" and answer.params == [1e300]
+    finally:
+        rt.current.close()
+
+
+def test_strangers_cannot_take_the_desks_listening_places(write_patch, registry, monkeypatch,
+                                                          tmp_path):
+    from tonegraph.engine import control as control_module
+
+    monkeypatch.chdir(tmp_path)
+    control, server, clock, rt = stranger_control(write_patch, registry)
+    desk = ("127.0.0.1", 8000)
+    try:
+        for port in range(41000, 41032):                      # one host, 32 ports
+            who = ("127.0.0.1", port)
+            _, sent = from_stranger(control, server, "/tonegraph/listen", ("s", "a-name-long-enough"),
+                                    sender=who)
+            if sent:
+                token = encode.decode(sent[0][1])[0][1].params[0]
+                from_stranger(control, server, "/tonegraph/listen", ("s", token), sender=who)
+        assert len(control.listeners) == control_module.PER_HOST
+        control.allow = (__import__("ipaddress").ip_network("127.0.0.1/32"),)
+        control._trust.clear()
+        from_stranger(control, server, "/tonegraph/listen", sender=desk)
+        assert desk in control.listeners                        # the desk still gets in
+    finally:
+        rt.current.close()
