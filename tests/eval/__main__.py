@@ -79,7 +79,8 @@ _DATA: list = []
 
 
 def _load(kind: str) -> None:
-    _DATA[:] = [(c, *mir.load_mono(c.audio)) for c in mir.clips() if getattr(c, kind) is not None]
+    _DATA[:] = [(c, *mir.load_mono(c.audio)) for c in mir.clips()
+                if getattr(c, kind) is not None and c.source not in mir.RENDERED]
 
 
 def _scored(found) -> tuple[np.ndarray, np.ndarray]:
