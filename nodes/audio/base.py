@@ -94,3 +94,36 @@ class Strength:
         if peak <= 1e-12 or value <= 0.0:
             return 0.0
         return 1.0 if value >= peak else value / peak
+
+
+#: aubio's detectors analyse sound at this rate, in hops of this many samples, whatever
+#: the patch's rate: the rate and hop their thresholds were chosen at.
+ANALYSIS_RATE, ANALYSIS_HOP = 44100, 512
+
+
+class AnalysisRate:
+    """Sound at a patch's rate cut into ANALYSIS_HOP hops at ANALYSIS_RATE, for an aubio
+    detector: an 8 kHz recording or a 48 kHz interface is heard as at 44.1 kHz.
+
+    soxr, streaming, at its 'QQ' (cubic) quality: its output comes in steady chunks as
+    input arrives, where its better qualities hold a hop or more back (a hop of delay
+    live), and 'LQ''s passband cut the 3-4 kHz left of an 8 kHz recording's hi-hats.
+    soxr keeps the output aligned with the input, so analysis sample ``k`` is patch
+    sample ``k * rate / ANALYSIS_RATE``."""
+
+    def __init__(self, rate: int) -> None:
+        import soxr
+
+        self.rate = rate
+        self.resampler = soxr.ResampleStream(rate, ANALYSIS_RATE, 1, dtype="float32", quality="QQ")
+        self.waiting = np.zeros(0, dtype=np.float32)
+
+    def hops(self, x: np.ndarray) -> list[np.ndarray]:
+        """The analysis hops that ``x`` (the next sound at the patch's rate) completes."""
+        sound = np.concatenate([self.waiting, self.resampler.resample_chunk(x)])
+        n = len(sound) // ANALYSIS_HOP
+        self.waiting = sound[n * ANALYSIS_HOP:]
+        return [sound[i * ANALYSIS_HOP:(i + 1) * ANALYSIS_HOP] for i in range(n)]
+
+    def patch_samples(self, analysis_samples: float) -> float:
+        return analysis_samples * self.rate / ANALYSIS_RATE

@@ -38,12 +38,9 @@ from tonegraph.engine import ports
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
-from .base import RECENT, Analyzer, Strength
+from .base import ANALYSIS_HOP, ANALYSIS_RATE, RECENT, AnalysisRate, Analyzer, Strength
 from .dsp import rms
 
-#: aubio's methods analyse sound at this rate, in hops of this many samples, whatever
-#: the patch's rate (the rate and hop their thresholds were chosen at).
-ANALYSIS_RATE, ANALYSIS_HOP = 44100, 512
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none: the learned detector's chosen by
 #: `make eval`'s cross-validation; aubio's methods take aubio's own default (0.058),
@@ -112,16 +109,8 @@ class Onset(Analyzer):
             self.resampler = None
             self._rate, self._hop = float(self.ctx.samplerate), self.ctx.hop
             if self.ctx.samplerate != ANALYSIS_RATE:
-                import soxr
-
-                # 'QQ' (cubic): output in steady chunks as input arrives, where soxr's
-                # better qualities hold a hop or more back (a hop of delay live); 'LQ'
-                # was steady too but its passband cut the 3-4 kHz left of an 8 kHz
-                # recording's hi-hats (40 onsets where the same sound at 44.1 kHz gave 59).
-                self.resampler = soxr.ResampleStream(self.ctx.samplerate, ANALYSIS_RATE, 1,
-                                                     dtype="float32", quality="QQ")
+                self.resampler = AnalysisRate(self.ctx.samplerate)
                 self._rate, self._hop = float(ANALYSIS_RATE), ANALYSIS_HOP
-                self.waiting = np.zeros(0, dtype=np.float32)
             self.det = make_onset(p.method, p.buf_size, self._hop, int(self._rate))
             self._descriptor = self.det.get_descriptor
         self.params_changed({"threshold", "silence", "minioi", "whitening", "compression", "recent"})
@@ -185,11 +174,9 @@ class Onset(Analyzer):
     def _process_resampled(self, tick: Tick) -> None:
         """aubio's detector at ANALYSIS_RATE: as many of its hops as the resampled sound
         fills, the rest kept for the next hop."""
-        sound = np.concatenate([self.waiting, self.resampler.resample_chunk(self.samples(tick))])
-        hop, events = self._hop, []
-        n = len(sound) // hop
-        for i in range(n):
-            fired = self.det(sound[i * hop:(i + 1) * hop])[0]
+        events = []
+        for h in self.resampler.hops(self.samples(tick)):
+            fired = self.det(h)[0]
             value = self._descriptor()
             self.out["strength"] = self.scale(value)
             last = self.last
@@ -197,7 +184,6 @@ class Onset(Analyzer):
             if fired:
                 t = tick.t + self.det.get_last() / self._rate - self.fed / self.ctx.samplerate
                 events.append(Event(t, self.scale.of(max(last))))
-        self.waiting = sound[n * hop:]
         if events:
             self.out["onset"] = tuple(events)
         self.fed += self.ctx.hop

@@ -31,7 +31,7 @@ from tonegraph.engine import ports
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import Event
 
-from .base import RECENT, Analyzer, Strength
+from .base import ANALYSIS_HOP, ANALYSIS_RATE, RECENT, AnalysisRate, Analyzer, Strength
 from .beats import FRONT, BeatTracker
 from .dsp import rms
 
@@ -133,7 +133,12 @@ class Tempo(Analyzer):
         p = self.p
         self.det = self.tracker = None
         if p.tracker == "aubio":
-            self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
+            self.resampled = None
+            if self.ctx.samplerate != ANALYSIS_RATE:       # heard as at 44.1 kHz, any rate
+                self.resampled = AnalysisRate(self.ctx.samplerate)
+                self.det = aubio.tempo(p.method, p.buf_size, ANALYSIS_HOP, ANALYSIS_RATE)
+            else:
+                self.det = aubio.tempo(p.method, p.buf_size, self.ctx.hop, self.ctx.samplerate)
         else:
             weights = None
             if p.learned > 0:
@@ -166,6 +171,13 @@ class Tempo(Analyzer):
             return statistics.median(gaps)
         return None
 
+    def _aubio_beats(self, x) -> list[float]:
+        """aubio's tracker: the beats in this hop, as patch sample counts."""
+        if self.resampled is None:
+            return [self.det.get_last()] if self.det(x)[0] else []
+        return [self.resampled.patch_samples(self.det.get_last())
+                for h in self.resampled.hops(x) if self.det(h)[0]]
+
     def process(self, tick: Tick) -> None:
         sr = self.ctx.samplerate
         x = self.samples(tick)
@@ -178,7 +190,7 @@ class Tempo(Analyzer):
                 until = (self.fed + len(x)) / sr * self.tracker.fps
             found = self.tracker.push(x, until)
         else:
-            found = [self.det.get_last()] if self.det(x)[0] else []
+            found = self._aubio_beats(x)
         level = self.scale(rms(x))
         t_end = tick.t + self.ctx.hop / sr
         for tap in self.inp["tap"]:

@@ -21,7 +21,8 @@ import soundfile as sf
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
-from tonegraph.nodes.audio.onset import ANALYSIS_HOP, ANALYSIS_RATE, apply_onset_params
+from tonegraph.nodes.audio.base import ANALYSIS_HOP, ANALYSIS_RATE
+from tonegraph.nodes.audio.onset import apply_onset_params
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
 AUDIO = (".wav", ".flac", ".ogg")
