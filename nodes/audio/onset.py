@@ -159,34 +159,34 @@ class Onset(Analyzer):
             x = block.mono  # the common case, inlined: this runs every hop
         else:
             x = self.samples(tick)
+        onset = self._detect(tick, x)
+        if onset is not None:
+            self.out["onset"] = (onset,)
+        self.fed += self.ctx.hop
+
+    def _process_resampled(self, tick: Tick) -> None:
+        """aubio's detector at ANALYSIS_RATE: as many of its hops as the resampled sound
+        fills, the rest kept for the next hop."""
+        found = (self._detect(tick, h) for h in self.resampler.hops(self.samples(tick)))
+        events = tuple(e for e in found if e is not None)
+        if events:
+            self.out["onset"] = events
+        self.fed += self.ctx.hop
+
+    def _detect(self, tick: Tick, x: np.ndarray) -> Event | None:
+        """One of aubio's hops: the detection function's value as ``strength``, and the
+        onset it completes, if any, at aubio's estimate of its media time."""
         fired = self.det(x)[0]
         value = self._descriptor()
         self.out["strength"] = self.scale(value)
         last = self.last
         last[0], last[1], last[2] = last[1], last[2], value
-        if fired:
-            # aubio fires a hop or two after the detection function's peak: the event's
-            # strength is that peak.
-            t = tick.t + (self.det.get_last() - self.fed) / self._rate
-            self.out["onset"] = (Event(t, self.scale.of(max(last))),)
-        self.fed += self._hop
-
-    def _process_resampled(self, tick: Tick) -> None:
-        """aubio's detector at ANALYSIS_RATE: as many of its hops as the resampled sound
-        fills, the rest kept for the next hop."""
-        events = []
-        for h in self.resampler.hops(self.samples(tick)):
-            fired = self.det(h)[0]
-            value = self._descriptor()
-            self.out["strength"] = self.scale(value)
-            last = self.last
-            last[0], last[1], last[2] = last[1], last[2], value
-            if fired:
-                t = tick.t + self.det.get_last() / self._rate - self.fed / self.ctx.samplerate
-                events.append(Event(t, self.scale.of(max(last))))
-        if events:
-            self.out["onset"] = tuple(events)
-        self.fed += self.ctx.hop
+        if not fired:
+            return None
+        # aubio fires a hop or two after the detection function's peak: the event's
+        # strength is that peak.  ``fed`` counts the patch's samples before this tick.
+        t = tick.t + self.det.get_last() / self._rate - self.fed / self.ctx.samplerate
+        return Event(t, self.scale.of(max(last)))
 
     def _process_learned(self, tick: Tick) -> None:
         x = self.samples(tick)
