@@ -65,6 +65,18 @@ METER_BARS, METER_MARGIN = 8.0, 1.5
 #: chords); above them cymbals and voices change on any beat (all 64 bands placed
 #: bars worse on every set make eval measures).
 HARMONY_BANDS = 20
+#: The metrical level: every LEVEL_EVERY seconds the last LEVEL_S seconds of activation
+#: name a tempo by their autocorrelation (with half its value at twice the lag, as a bar
+#: repeats its beats), weighted by a log-normal preference for tempi people tap
+#: (LEVEL_BPM, LEVEL_WIDTH octaves wide).  When the filter's tempo is twice (or half)
+#: that, the beat is followed at that one's level: off-beat eighths light the flux as
+#: much as the beats, so the filter alone cannot tell a song from its double.
+LEVEL_S, LEVEL_EVERY, LEVEL_BPM, LEVEL_WIDTH = 12.0, 0.5, 110.0, 0.4
+#: How far (relative) a tempo may be from twice or half the other's to count as it.
+LEVEL_TOLERANCE = 0.08
+#: While halved, which beats of the filter's pairs are the song's: those whose strongest
+#: activation within PAIR_FRAMES frames is higher on average, PAIR_MARGIN times the other's.
+PAIR_FRAMES, PAIR_MARGIN = 3, 1.2
 
 
 class BarPointer:
@@ -256,6 +268,40 @@ class Meter:
             self.one = best
 
 
+class Level:
+    """The tempo a stretch of activation names: its autocorrelation at each beat's lag,
+    plus half of it at twice the lag, weighted by the preference for tempi people tap
+    (LEVEL_BPM, LEVEL_WIDTH).  Push one activation a frame; every LEVEL_EVERY seconds
+    (once LEVEL_S / 2 are heard) ``push`` answers a tempo [BPM], otherwise None."""
+
+    def __init__(self, fps: float, min_bpm: float, max_bpm: float) -> None:
+        self.fps = fps
+        self.size = round(LEVEL_S * fps)
+        self.every = max(1, round(LEVEL_EVERY * fps))
+        self.heard = np.zeros(self.size)
+        self.count = 0
+        self.lags = np.arange(max(1, int(60.0 * fps / max_bpm)), int(np.ceil(60.0 * fps / min_bpm)) + 1)
+        tempi = 60.0 * fps / self.lags
+        self.prior = np.exp(-0.5 * (np.log2(tempi / LEVEL_BPM) / LEVEL_WIDTH) ** 2)
+        self.nfft = 1 << int(np.ceil(np.log2(2 * self.size)))
+
+    def push(self, activation: float) -> float | None:
+        self.heard[self.count % self.size] = activation
+        self.count += 1
+        if self.count < self.size // 2 or self.count % self.every:
+            return None
+        n = min(self.count, self.size)
+        x = np.roll(self.heard, -self.count) if self.count >= self.size else self.heard[:n]
+        x = x - x.mean()
+        spectrum = np.fft.rfft(x, self.nfft)
+        ac = np.fft.irfft(spectrum * np.conj(spectrum), self.nfft)[:n] / (n - np.arange(n))
+        lags = self.lags[2 * self.lags < n]
+        score = np.maximum(ac[lags] + 0.5 * ac[2 * lags], 0.0) * self.prior[:len(lags)]
+        if not len(lags) or score.max() <= 0.0:
+            return None
+        return 60.0 * self.fps / float(lags[score.argmax()])
+
+
 class BeatTracker:
     """Flux and the bar-pointer filter together, fed hop by hop.
 
@@ -271,19 +317,27 @@ class BeatTracker:
         self.flux = Flux(input_rate, beats, share)
         self.fps = self.flux.fps
         self.model = BarPointer(self.fps, min_bpm, max_bpm)
+        self.level = Level(self.fps, min_bpm, max_bpm)
         # The weights object itself: Weights.load hands out one object per file version.
         self.config = (input_rate, min_bpm, max_bpm, beats if self.flux.share else None, self.flux.share)
         self.set_silence(silence)
         self.hold = round(hold * self.fps)
         self.frame = 0                   # frames analysed so far
         self.quiet = self.hold + 1       # frames of silence in a row (silent at the start)
-        self.last_beat = -10**9          # frame of the last beat reported
+        self.last_beat = -10**9          # frame of the filter's last beat
         self.early = False               # the last beat reported left early
         self.unheard = False             # the model has not met it (or it was misplaced)
         self.state = 0
         #: The model's belief in its best state (0 in silence), as of the last frame.
         self.confidence = 0.0
         self.meter = Meter()
+        self.halved: float | None = None  # the filter's tempo when it was found twice the song's
+        self.pulses = 0                  # the filter's beats so far (their pair: pulses % 2)
+        self.weighing: list[tuple[float, int]] = []   # beats whose strength is still coming
+        self.recent_activation: list[float] = []
+        self.pairs = [0.0, 0.0]          # each pair's recent strength
+        self.strong = 0                  # the pair that is reported while halved
+        self.last_kept = 0.0             # frame of the last beat reported
         #: The place in its bar of each beat the last ``push`` returned (0: "one"); None
         #: for the beat before placed anew (an early beat the model then found
         #: elsewhere: the same beat of the bar, in the same place).
@@ -309,18 +363,29 @@ class BeatTracker:
         frames = self.flux.push(samples)
         for activation, energy, level in frames:
             self.quiet = self.quiet + 1 if energy < self.silence else 0
-            state = model.step(activation if self.quiet == 0 else 0.0)
+            heard = activation if self.quiet == 0 else 0.0
+            self._weigh(heard)
+            named = self.level.push(heard)
+            if named is not None:
+                self._follow_level(named)
+            state = model.step(heard)
             self.state = state
             interval = model.intervals[model.tempo[state]]
+            if self.halved and abs(np.log(model.bpm(state) / self.halved)) > np.log(1.0 + 2 * LEVEL_TOLERANCE):
+                self.halved = None               # the filter has moved to another tempo
             if model.beat[state] and self.quiet <= self.hold:
                 gap = self.frame - self.last_beat
-                heard = gap > 0.6 * interval
-                if heard or (self.early and gap > MISPLACED * interval):
-                    beats.append(self.frame)
-                    places.append(meter.beat(self.frame) if heard else None)
+                heard_it = gap > 0.6 * interval
+                if heard_it or (self.early and gap > MISPLACED * interval):
+                    if heard_it:
+                        self._pulse(self.frame)
+                    if self._kept():
+                        beats.append(self.frame)
+                        self.last_kept = self.frame
+                        places.append(meter.beat(self.frame) if heard_it else None)
                     self.last_beat = self.frame
                     self.early = False
-                    if heard:
+                    if heard_it:
                         self.unheard = False
                 elif self.early:                  # the model meets the early beat
                     self.unheard = False
@@ -332,20 +397,58 @@ class BeatTracker:
             interval = model.intervals[model.tempo[self.state]]
             ahead = self.frame - 1 + interval * (1.0 - model.position[self.state])
             if ahead < until and ahead - self.last_beat > 0.6 * interval:
-                beats.append(ahead)
-                places.append(meter.beat(ahead))
+                self._pulse(ahead)
+                if self._kept():
+                    beats.append(ahead)
+                    self.last_kept = ahead
+                    places.append(meter.beat(ahead))
                 self.last_beat = ahead
                 self.early = self.unheard = True
         return beats
 
+    def _follow_level(self, named: float) -> None:
+        """Follow every other beat of the filter while the activation names half its
+        tempo; every beat again once it names the filter's own."""
+        free = self.model.bpm(self.state)
+        if abs(free / (2.0 * named) - 1.0) < LEVEL_TOLERANCE:
+            self.halved = self.halved or free
+        elif abs(free / named - 1.0) < LEVEL_TOLERANCE:
+            self.halved = None
+
+    def _pulse(self, frame: float) -> None:
+        """A new beat of the filter at ``frame``: the other of the pair from the last."""
+        self.pulses += 1
+        self.weighing.append((frame, self.pulses % 2))
+
+    def _kept(self) -> bool:
+        """Whether the filter's last beat is reported: all are, unless halved, when
+        those of the pair whose sound is the stronger are."""
+        return self.halved is None or self.pulses % 2 == self.strong
+
+    def _weigh(self, activation: float) -> None:
+        """Each beat of the filter weighs its pair: the strongest activation within
+        PAIR_FRAMES frames of it, averaged over the last beats of the same pair."""
+        self.recent_activation.append(activation)
+        del self.recent_activation[:-(2 * PAIR_FRAMES + 1)]
+        while self.weighing and self.weighing[0][0] + PAIR_FRAMES <= self.frame:
+            frame, pair = self.weighing.pop(0)
+            if frame + PAIR_FRAMES < self.frame:
+                continue                         # its frames are gone (a silence, a jump)
+            self.pairs[pair] += 0.125 * (max(self.recent_activation) - self.pairs[pair])
+            if self.pairs[1 - self.strong] > PAIR_MARGIN * self.pairs[self.strong]:
+                self.strong = 1 - self.strong
+
     @property
     def bpm(self) -> float:
-        return self.model.bpm(self.state)
+        return self.model.bpm(self.state) / (2.0 if self.halved else 1.0)
 
     def phase_at(self, frame: float | None = None) -> float:
         """Where the most likely state is in its beat, 0..1: at the last frame heard, or
         carried on at the current tempo to ``frame`` (the present, which the front end
-        has not heard yet)."""
+        has not heard yet).  While halved, the place between the song's beats."""
         model, state = self.model, self.state
         ahead = 0.0 if frame is None else frame - (self.frame - 1)
-        return float((model.position[state] + ahead / model.intervals[model.tempo[state]]) % 1.0)
+        interval = model.intervals[model.tempo[state]]
+        if self.halved:           # from the last beat reported, at the song's tempo
+            return float(((self.frame - 1 + ahead - self.last_kept) / (2.0 * interval)) % 1.0)
+        return float((model.position[state] + ahead / interval) % 1.0)

@@ -5,6 +5,12 @@ over flux mixed with a learned beat activation (``learned`` is its share, 0 by d
 nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both
 on annotated recordings; the README has the table.
 
+The dbn tracker hears a song at the tempo people tap: when the filter follows the
+eighth notes (a strummed guitar lights the flux between the beats as much as on them),
+the tempo the last 12 seconds' activation names, weighted by people's preference for
+70-160 BPM, says so, and every other beat is reported (``Level`` in beats.py).
+``min_bpm`` and ``max_bpm`` bound both; a patch for fast music says ``min_bpm: 120``.
+
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.
 
@@ -65,7 +71,8 @@ class Tempo(Analyzer):
         "tracker": P.choice("dbn", ("dbn", "aubio"),
                             "dbn: a bar-pointer model over spectral flux (and a share of a learned beat "
                             "activation), 55-215 BPM by default; aubio: aubio's beat tracker.", restart=True),
-        "min_bpm": P.number(55.0, "Slowest tempo the dbn tracker considers.", unit="BPM",
+        "min_bpm": P.number(55.0, "Slowest tempo the dbn tracker considers (raise it for fast music "
+                                  "that should not be heard at half its tempo).", unit="BPM",
                             min=20.0, max=400.0, restart=True),
         "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
                             min=20.0, max=400.0, restart=True),
