@@ -19,11 +19,14 @@ allows and the same input gives the same output.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
 
 from .node import Tick
+
+log = logging.getLogger("tonegraph.clock")
 
 
 class Clock:
@@ -146,3 +149,60 @@ class TickClock:
         if self.record is not None:
             self.record.append(self.last_lateness)
         return Tick(t, dt, k)
+
+
+class Pacer:
+    """An output's own rate: ``send()`` called on a thread of its own ``rate()`` times a
+    second, on absolute deadlines, apart from the control and render ticks, so a DMX
+    universe goes out at its refresh rate whatever the patch's fps and however long a
+    frame takes to draw.  ``send`` takes the latest values the node's ticks left.
+
+    A late send goes at once, as the slot nearest the time it goes (slots passed over are
+    counted in ``skipped``), so sends are never closer than half a period, never a burst; a change of ``rate()`` takes effect at the next send without
+    a jump.  ``stop()`` returns within a moment whatever the rate.  An exception from
+    ``send`` is logged once (with ``name``) and the sends go on."""
+
+    def __init__(self, name: str, rate, send, clock: Clock = SYSTEM) -> None:
+        self.name, self.rate, self.send, self.clock = name, rate, send, clock
+        self.sent = 0
+        self.skipped = 0
+        self._stop = threading.Event()
+        self._failed = False
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> "Pacer":
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        period = 1.0 / self.rate()
+        base, k = self.clock.now(), 0            # send k is due at base + k * period
+        while not self._stop.is_set():
+            now = self.clock.now()
+            due = base + k * period
+            if now < due:
+                if self.clock.wait(self._stop, due - now):
+                    return
+            else:                                # late: the slot nearest now, so that the
+                nearest = max(k, round((now - base) / period))   # next is >= half a period on
+                self.skipped += nearest - k
+                k = nearest
+            self._call()
+            k += 1
+            rate = self.rate()
+            if 1.0 / rate != period:             # a new rate from the next send on
+                base, k, period = base + k * period, 0, 1.0 / rate
+
+    def _call(self) -> None:
+        try:
+            self.send()
+            self.sent += 1
+        except Exception:  # noqa: BLE001 - an output's fault must not end its thread
+            if not self._failed:
+                self._failed = True
+                log.exception("%s: a send failed; the sends go on", self.name)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.thread.is_alive() and self.thread is not threading.current_thread():
+            self.thread.join(timeout=2.0)

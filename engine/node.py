@@ -74,6 +74,9 @@ class Context:
     #: {"sink": callable, "pixels": format}.  Kept here, not on the node, so a window
     #: started afresh (a reload, the fault policy) goes on giving them.
     recorders: dict = field(default_factory=dict)
+    #: The run's one source of time (engine/clock.py), for nodes that keep their own
+    #: pace (an output's rate): the system's, or a test's fake one.
+    clock: "Clock" = field(default_factory=lambda: _system_clock())
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""
@@ -83,6 +86,12 @@ class Context:
     def resolve_output(self, path: str) -> Path:
         """An output file, relative to the working directory."""
         return Path(path).expanduser()
+
+
+def _system_clock():
+    from .clock import SYSTEM
+
+    return SYSTEM
 
 
 def _transports():

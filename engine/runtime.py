@@ -104,7 +104,7 @@ class Runtime:
         #: ``run --fps``: pins the control rate whatever the patch's header says.
         self.pinned_fps = fps
         plan = make_plan(graph, registry, fps=fps, batching=batching)
-        self.ctx = graph.spec.context(offline=offline, headless=headless)
+        self.ctx = graph.spec.context(offline=offline, headless=headless, clock=clock)
         self.ctx.fps = plan.header.fps
         types = {n.type for n in graph.nodes.values()}
         self.ctx.sharing = frozenset(

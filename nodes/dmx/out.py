@@ -5,8 +5,10 @@ Inputs are named in the patch: ``ch37`` is DMX channel 37 of the universe, and w
 ``spot/pan`` address a light's attributes wherever it is patched (16-bit where the type
 has a ``_fine`` channel).  Values are 0..1 (``values: dmx`` takes 0-255 as they are),
 clamped.  The universe goes out ``rate`` times a second (44 by default, DMX's own
-refresh) with sACN ``priority``; and when the show stops, one blackout frame (all
-zero) goes out first unless ``blackout`` is off.  The ``frame`` output holds the 512
+refresh) with sACN ``priority``, from a thread of the node's own on absolute deadlines
+(``Pacer`` in engine/clock.py): the latest values the control ticks left, at the
+universe's rate whatever the patch's fps and however long a frame takes to draw.  When
+the show stops, one blackout frame (all zero) goes out first unless ``blackout`` is off.  The ``frame`` output holds the 512
 channel values sent last, for recording or a preview.
 
 ``host`` is where it goes: a node or a desk by address (default 127.0.0.1, this
@@ -21,8 +23,7 @@ sACN sends E1.31's three stream-terminated packets, and a receiver lets the univ
 at once instead of after its timeout.
 
 Packets are built by the ``sacn`` library (E1.31) and ``stupidArtnet`` (Art-Net) and
-sent on the engine's thread from a non-blocking UDP socket of the node's own (no
-library thread).  A failed send never raises and never stalls the show: it is reported
+sent from a non-blocking UDP socket of the node's own (no library thread).  A failed send never raises and never stalls the show: it is reported
 once, with the reason, and once more when frames go out again.
 """
 
@@ -38,6 +39,7 @@ import numpy as np
 
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
+from tonegraph.engine.clock import Pacer
 from tonegraph.engine.errors import NodeError, display_path
 from tonegraph.engine.node import Node, Tick
 from tonegraph.engine.ports import PortType
@@ -152,9 +154,10 @@ class DmxOut(Node):
         for name in self.wired:
             m = CHANNEL.match(name)
             self.targets[name] = ((int(m.group(1)) - 1,),) if m else attrs[name].channels
-        self.next_send = 0.0
+        self.latest = bytes(512)          # the frame the sends take, whole (never torn)
         self.sent = 0
         self.link: Link | None = None
+        self.pacer: Pacer | None = None
         if self.ctx.offline:
             log.warning("node '%s': DMX goes out in real time only; an offline run sends none", self.id)
             return
@@ -186,11 +189,6 @@ class DmxOut(Node):
             sock = self.artnet.socket_client
         self.link = Link(self.id, self.dest[0], sock)
 
-    def params_changed(self, changed: set[str]) -> None:
-        if self.link is not None and self.p.protocol == "sacn":
-            self.packet.priority = self.p.priority
-            self.packet.syncAddr = self.p.sync
-
     def process(self, tick: Tick) -> None:
         scale = 255.0 if self.p.values == "unit" else 1.0
         frame = self.frame
@@ -210,15 +208,22 @@ class DmxOut(Node):
                 else:
                     frame[chans[0]] = int(round(v))
         self.out["frame"] = frame.astype(np.float32)
-        if self.link is not None and tick.t >= self.next_send:
-            self.next_send = tick.t + 1.0 / self.p.rate - 1e-6
-            self._send(frame)
+        self.latest = frame.tobytes()
+        if self.pacer is None and self.link is not None:      # sends from the first frame on
+            self.pacer = Pacer(f"dmx {self.id}", lambda: self.p.rate, self._send_latest,
+                               self.ctx.clock).start()
 
-    def _send(self, frame: np.ndarray) -> None:
+    def _send_latest(self) -> None:
+        """The pacer's send: the frame the last tick left."""
+        self._send(self.latest)
+
+    def _send(self, frame: bytes) -> None:
         if self.p.protocol == "artnet":
-            datagrams = [(bytes(self.artnet.packet_header) + frame.tobytes(), self.dest)]
+            datagrams = [(bytes(self.artnet.packet_header) + frame, self.dest)]
         else:
-            self.packet.dmxData = tuple(frame.tolist())
+            self.packet.priority = self.p.priority
+            self.packet.syncAddr = self.p.sync
+            self.packet.dmxData = tuple(frame)
             datagrams = [self._sacn_data()]
             if self.p.sync:
                 datagrams.append(self._sacn_sync())
@@ -238,12 +243,15 @@ class DmxOut(Node):
         return bytes(sync.getBytes()), (self.p.host or calculate_multicast_addr(self.p.sync), SACN_PORT)
 
     def close(self) -> None:
+        if getattr(self, "pacer", None) is not None:
+            self.pacer.stop()            # its last send is over before the blackout
+            self.pacer = None
         link, self.link = getattr(self, "link", None), None
         if link is None:
             return
         self.link = link
         if self.p.blackout:
-            self._send(np.zeros(512, dtype=np.uint8))
+            self._send(bytes(512))
         if self.p.protocol == "sacn":
             self.packet.option_StreamTerminated = True
             for _ in range(TERMINATED):

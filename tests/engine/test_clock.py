@@ -59,3 +59,69 @@ def test_bad_fps_is_refused():
     for fps in (0, -10, float("nan"), float("inf")):
         with pytest.raises(ValueError):
             TickClock(fps)
+
+
+def paced(rate, on_send, count: int, clock: FakeClock):
+    """A Pacer on ``clock`` run until it has called ``on_send`` ``count`` times; the
+    clock's time at each call."""
+    import threading
+
+    from tonegraph.engine.clock import Pacer
+
+    times: list[float] = []
+    done = threading.Event()
+
+    def send():
+        times.append(clock.now())
+        on_send(len(times))
+        if len(times) >= count:
+            pacer.stop()
+            done.set()
+
+    pacer = Pacer("test", rate, send, clock)
+    pacer.start()
+    assert done.wait(10), "the pacer stopped sending"
+    pacer.thread.join(5)
+    assert not pacer.thread.is_alive()
+    return pacer, times
+
+
+def test_a_pacer_sends_at_its_own_rate_on_absolute_deadlines():
+    ft = FakeClock()
+    ft.oversleep = 0.0007                  # each wait overshoots; the schedule does not drift
+    _, times = paced(lambda: 44.0, lambda n: ft.advance(0.002), 440, ft)
+    assert times[-1] - times[0] == pytest.approx(439 / 44.0, abs=0.001)
+    assert all(abs(b - a - 1 / 44.0) < 0.001 for a, b in zip(times, times[1:]))
+
+
+def test_a_stalled_pacer_skips_what_it_missed_and_never_sends_in_a_burst():
+    ft = FakeClock()
+    pacer, times = paced(lambda: 40.0, lambda n: ft.advance(0.1 if n == 10 else 0.0), 30, ft)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert min(gaps) >= 1 / 40.0 - 1e-9                    # no burst after the stall
+    assert gaps[9] == pytest.approx(0.1, abs=1e-9)          # the late one went at once
+    # Then back on the grid of the first send: 3 whole periods skipped.
+    assert pacer.skipped == 3
+    slots = [(t - times[0]) * 40.0 for t in times[11:]]
+    assert all(abs(s - round(s)) < 1e-6 for s in slots)
+
+
+def test_a_pacers_rate_changes_at_the_next_send_and_a_failing_send_does_not_stop_it(caplog):
+    ft = FakeClock()
+
+    def on_send(n):
+        if n in (5, 6):
+            raise OSError("boom")
+
+    sent: list[int] = [0]
+
+    def counted(n):
+        sent[0] = n
+        on_send(n)
+
+    _, times = paced(lambda: 44.0 if sent[0] < 11 else 20.0, counted, 20, ft)
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    assert all(g == pytest.approx(1 / 44.0) for g in gaps[:10])
+    assert all(g == pytest.approx(1 / 20.0) for g in gaps[11:])
+    assert len(times) == 20
+    assert sum("a send failed" in r.getMessage() for r in caplog.records) == 1

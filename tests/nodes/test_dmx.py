@@ -15,6 +15,7 @@ import tempfile
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from ..conftest import ROOT, run_offline
@@ -159,9 +160,10 @@ def test_ola_receives_the_lights_and_the_blackout(protocol, host):
 
 
 #: Runs dmx.out for real inside a network namespace of the test's own (see
-#: tests/netns.py) on a virtual clock, 44 frames a second, then closes it, while UDP
+#: tests/netns.py), its values set 100 times a second until it has sent "frames" frames
+#: at its own rate, then closes it, while UDP
 #: sockets capture what arrives at each address named in "listen" (unicast, or a
-#: multicast group joined on lo).  At frame "recover_at" the host's address is added to
+#: multicast group joined on lo).  Once "recover_at" frames are sent the host's address is added to
 #: lo, so a host that was unreachable becomes reachable.  After the close a marker
 #: datagram is sent to each address: once it arrives, everything sent there before has.
 #: Prints {"packets": {address: [hex, ...]}, "log": ..., "stdout": ...}.
@@ -194,12 +196,18 @@ printed = io.StringIO()
 with contextlib.redirect_stdout(printed):
     node = DmxOut("dmx", params, Context(fps=44.0), {"ch1": PortType.NUMBER})
     node.configure()
-    for i in range(cfg["frames"]):
-        if i == cfg.get("recover_at"):
+    # The node sends from its own thread at its rate: the ticks here only give it values,
+    # until it has sent "frames" frames (at "recover_at" the host becomes reachable).
+    i, deadline, recover = 0, time.monotonic() + 60, cfg.get("recover_at")
+    while (node.pacer is None or node.pacer.sent < cfg["frames"]) and time.monotonic() < deadline:
+        if recover is not None and node.pacer is not None and node.pacer.sent >= recover:
             subprocess.run(["ip", "addr", "add", params["host"] + "/32", "dev", "lo"], check=True)
             caps[params["host"]] = listen(params["host"])
+            recover = None
         node.inp["ch1"] = 0.2 + (i % 50) / 100
-        node.process(Tick(i / 44.0, 1 / 44.0, i))
+        node.process(Tick(i / 100.0, 1 / 100.0, i))
+        i += 1
+        time.sleep(0.01)
     node.close()
 marker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 packets = {}
@@ -290,10 +298,10 @@ def test_sacn_close_sends_the_blackout_then_three_stream_terminated_packets():
 @pytest.mark.parametrize("protocol", ["sacn", "artnet"])
 def test_an_unreachable_host_is_reported_once_and_once_when_it_recovers(protocol):
     """A host with no route (ENETUNREACH in the namespace) for 200 frames, then
-    reachable (its address added to lo) for 50: two log lines in all, no traceback,
+    reachable (its address added to lo) for 60 more: two log lines in all, no traceback,
     nothing printed, and the frames reach the host once it can be reached."""
     host = "10.99.0.1"
-    got = run_dmx_probe({"protocol": protocol, "host": host}, [], frames=250, recover_at=200)
+    got = run_dmx_probe({"protocol": protocol, "host": host}, [], frames=260, recover_at=200)
     lines = got["log"].splitlines()
     assert len(lines) <= 2 and "Traceback" not in got["log"] and got["stdout"] == "", got["log"]
     assert lines[0] == (f"WARNING tonegraph.dmx: node 'dmx': DMX to {host} not sent: Network is "
@@ -315,3 +323,61 @@ def test_sync_with_art_net_is_a_patch_error(write_patch, registry):
     assert "sync is an sACN sync universe; Art-Net sends none (set it to 0)" in errors
     patch = write_patch("nodes:\n  dmx: {type: dmx.out, params: {protocol: sacn, sync: 64000}}\n")
     assert "sync" in " | ".join(str(e) for e in load_graph(patch, registry)[1])
+
+
+#: In a network namespace of the test's own: a real engine (``tonegraph run``) runs the
+#: patch given while a socket on 127.0.0.1:5568 timestamps every sACN packet that arrives.
+RATE_PROBE = r"""
+import json, socket, subprocess, sys, threading, time
+cfg = json.loads(sys.argv[1])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 5568))
+s.settimeout(0.2)
+got, stop = [], threading.Event()
+def receive():
+    while not stop.is_set():
+        try:
+            data = s.recv(2048)
+        except socket.timeout:
+            continue
+        got.append((time.monotonic(), bool(data[112] & 0x40)))
+threading.Thread(target=receive, daemon=True).start()
+run = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "run", cfg["patch"], "--headless",
+                      "--no-osc", "--duration", str(cfg["duration"])], capture_output=True, text=True,
+                     timeout=120)
+time.sleep(0.3)
+stop.set()
+print(json.dumps({"got": got, "rc": run.returncode, "log": run.stderr[-3000:]}))
+"""
+
+
+@pytest.mark.parametrize("fps", [30, 60, 100])
+def test_the_universe_goes_out_at_its_rate_whatever_the_patch_fps_with_a_render_running(fps, tmp_path):
+    """dmx.out at rate 44 in a patch at 30, 60 or 100 fps that draws a shader at 1280x720
+    (Mesa on the CPU, headless): 44 +- 1 frames a second arrive, and no gap is longer
+    than a few frames (control ticks sent it at 29.9, 29.5 and 32 Hz, with gaps of a
+    quarter second under a heavy render)."""
+    from ..netns import in_network_namespace
+
+    patch = tmp_path / "rig.yaml"
+    shader = ROOT / "graphs" / "shaders" / "tunnel.frag"
+    patch.write_text(textwrap.dedent("""
+        patch: {name: rate, fps: FPS}
+        nodes:
+          lfo:  {type: control.lfo, params: {frequency: 0.5}}
+          look: {type: gl.shader, params: {path: SHADER}, in: {level: lfo}}
+          out:  {type: gl.window, params: {size: [1280, 720]}, in: {image: look}}
+          dmx:  {type: dmx.out, params: {host: 127.0.0.1, rate: 44}, in: {ch1: lfo}}
+        """).replace("FPS", str(fps)).replace("SHADER", str(shader)))
+    res = in_network_namespace(sys.executable, "-c", RATE_PROBE,
+                               json.dumps({"patch": str(patch), "duration": 5}), timeout=150)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["rc"] == 0, out["log"]
+    times = np.array([t for t, terminated in out["got"] if not terminated][:-1])   # less the blackout
+    times = times[times > times[0] + 1.0]                                    # past the start
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    gaps = np.diff(times)
+    print(f"fps {fps}: {rate:.2f} Hz over {times[-1] - times[0]:.1f} s, longest gap {gaps.max() * 1e3:.0f} ms")
+    assert 43.0 <= rate <= 45.0
+    assert gaps.max() < 4 / 44.0
