@@ -1,11 +1,19 @@
-"""MIDI ports through mido and python-rtmidi, kept open across a device's loss and return.
+"""MIDI ports through mido and python-rtmidi, waited for and kept open across a device's loss and return.
 
 A port is chosen by name substring, like audio devices (``port: nanoKONTROL``), or made
 virtual (``virtual: true``: other apps connect to it).  ``api`` picks the MIDI system:
 ``alsa`` (Linux's sequencer: USB devices, other apps), ``jack`` (JACK MIDI), or ``auto``
-(ALSA when the machine has a sequencer, else JACK).  A named port that goes away (a
-controller unplugged, its app quit) is reported once and looked for again every
-``RETRY`` seconds; when it is back it is reopened and reported once more.
+(ALSA when the machine has a sequencer, else JACK).
+
+A show starts without its MIDI device: a port that matches nothing yet (a controller
+not plugged in, a synth not started, even a MIDI system not running yet) is reported
+in one line, naming what was asked for and the ports there are, and the node runs on
+without it; the port list is looked at every ``RETRY`` seconds (``SYSTEM_RETRY`` while
+the MIDI system itself does not answer) and the port is opened, with one more line,
+when it appears.  A named port that goes away (a controller unplugged, its app quit) is
+reported once and looked for again every ``RETRY`` seconds; when it is back it is
+reopened and reported once more.  A look is one listing of the ports from the control
+tick, never a wait.
 """
 
 from __future__ import annotations
@@ -13,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 import time
 
 log = logging.getLogger("tonegraph.midi")
@@ -21,25 +30,45 @@ APIS = ("auto", "alsa", "jack")
 BACKENDS = {"alsa": "mido.backends.rtmidi/LINUX_ALSA", "jack": "mido.backends.rtmidi/UNIX_JACK"}
 #: Seconds between looks for a lost port (and checks that an open one is still there).
 RETRY = 1.0
+#: Seconds between asking a MIDI system that did not answer again (asking makes a client
+#: of it, a few milliseconds with stderr silenced).
+SYSTEM_RETRY = 5.0
+
+
+def _stderr_handlers() -> list[logging.Handler]:
+    """The logging handlers on the way from our logger up that write to stderr."""
+    found, logger = [], log
+    while logger is not None:
+        found += [h for h in logger.handlers if getattr(h, "stream", None) is sys.stderr]
+        logger = logger.parent if logger.propagate else None
+    return found
 
 
 @contextlib.contextmanager
 def _quiet():
     """ALSA and JACK print their own complaints straight to stderr when a system is
-    absent; while probing, those go nowhere (the node reports in one line instead)."""
+    absent; while probing, those go nowhere (the node reports in one line instead).
+    Log lines other threads write meanwhile wait for the moment to pass (the stderr
+    handlers' locks are held), so none is lost."""
     try:
         saved = os.dup(2)
     except OSError:
         yield
         return
     devnull = os.open(os.devnull, os.O_WRONLY)
+    handlers = _stderr_handlers()
+    for h in handlers:
+        h.acquire()
     try:
+        sys.stderr.flush()
         os.dup2(devnull, 2)
         yield
     finally:
         os.dup2(saved, 2)
         os.close(saved)
         os.close(devnull)
+        for h in reversed(handlers):
+            h.release()
 
 
 def backend(api: str):
@@ -60,21 +89,16 @@ def backend(api: str):
 
 
 def open_for(node, kind: str, callback=None) -> "Port":
-    """The port of a midi.in or midi.out node (its port, api and virtual params), open;
-    in an offline run it stays closed (MIDI is live only).  Raises NodeError."""
-    from tonegraph.engine.errors import NodeError
-
+    """The port of a midi.in or midi.out node (its port, api and virtual params), open,
+    or waited for when it is not there yet; in an offline run it stays closed (MIDI is
+    live only)."""
     p = node.p
     port = Port(node.id, kind, p.port, p.api, p.virtual, callback=callback)
     if node.ctx.offline:
         log.warning("node '%s': MIDI %s is live; an offline run %s none", node.id, kind,
                     "hears" if kind == "input" else "sends")
         return port
-    try:
-        port.open()
-    except OSError as exc:
-        raise NodeError(node.id, str(exc)) from None
-    log.info("node '%s': MIDI %s '%s'", node.id, kind, port.opened_name)
+    port.start()
     return port
 
 
@@ -88,14 +112,33 @@ class Port:
         self.port = None
         self.opened_name = ""
         self.lost = False
+        self.waiting = False          # not opened yet: looked for until it appears
         self.next_look = 0.0
         self.backend = None
         self.scanner = None
 
     def open(self) -> None:
         """Open it now; raises OSError (one line) when it cannot be."""
-        self.backend = backend(self.api)
+        if self.backend is None:
+            self.backend = backend(self.api)
         self._open()
+
+    def start(self) -> None:
+        """Open it now, or say in one line why it cannot be yet and wait for it (see
+        the module docstring)."""
+        try:
+            self.open()
+        except OSError as exc:
+            self.waiting = True
+            retry = RETRY if self.backend is not None else SYSTEM_RETRY
+            self.next_look = time.monotonic() + retry
+            what = ("it" if self.backend is not None
+                    else f"MIDI {self.kind} '{self.name or f'tonegraph {self.node_id}'}'" if self.virtual
+                    else f"MIDI {self.kind} '{self.name}'" if self.name else f"a MIDI {self.kind}")
+            log.warning("node '%s': %s; %s is opened when it appears (looked for every %g s)",
+                        self.node_id, exc, what, retry)
+            return
+        log.info("node '%s': MIDI %s '%s'", self.node_id, self.kind, self.opened_name)
 
     def _names(self) -> list[str]:
         """The ports there are now.  One RtMidi client, made once, lists them: making a
@@ -129,7 +172,7 @@ class Port:
         if "tonegraph" not in want:
             match = [n for n in match if "tonegraph " not in n] or match
         if not match:
-            raise OSError(f"no MIDI {self.kind} matches '{self.name}' (there are: "
+            raise OSError(f"no MIDI {self.kind} matches '{self.name}' yet (there are: "
                           f"{', '.join(names) or 'none'})")
         with _quiet():
             self.port = (b.open_input(match[0], callback=self.callback) if self.kind == "input"
@@ -137,11 +180,15 @@ class Port:
         self.opened_name = match[0]
 
     def keep(self) -> None:
-        """Called every tick: notice a named port gone, and reopen it when it is back."""
-        if self.virtual or self.backend is None:
+        """Called every tick: open a port waited for once it appears, notice a named
+        port gone, and reopen it when it is back."""
+        if not self.waiting and (self.virtual or self.backend is None):
             return
         now = time.monotonic()
         if now < self.next_look:
+            return
+        if self.waiting:
+            self._look_for()
             return
         self.next_look = now + RETRY
         try:
@@ -160,6 +207,16 @@ class Port:
                 return
             self.lost = False
             log.warning("node '%s': MIDI %s '%s' is back", self.node_id, self.kind, self.opened_name)
+
+    def _look_for(self) -> None:
+        """One look for a port not opened yet: open it when it is there."""
+        try:
+            self.open()
+        except Exception:  # noqa: BLE001 - not there yet (rtmidi raises its own errors too)
+            self.next_look = time.monotonic() + (RETRY if self.backend is not None else SYSTEM_RETRY)
+            return
+        self.waiting = False
+        log.warning("node '%s': MIDI %s '%s' has appeared", self.node_id, self.kind, self.opened_name)
 
     def send(self, msg) -> bool:
         if self.port is None:

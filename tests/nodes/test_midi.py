@@ -8,11 +8,13 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
 
 from ..conftest import ROOT, rows, wait_for
+from ..jack import JackServer
 from ..osc_peers import Engine
 
 
@@ -74,18 +76,23 @@ class Controller:
         self.proc.wait(10)
 
 
-def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, write_patch, tmp_path):
-    pad = Controller(jack.env)
-    out = tmp_path / "midi.jsonl"
-    patch = write_patch(f"""
+def pad_patch(write_patch, out, wires: str):
+    """A patch that hears the nanoPAD (note 36 is ``kick``, controller 7 ``fader``) and
+    records ``wires`` (the record's inputs, YAML) to ``out``."""
+    return write_patch(f"""
         nodes:
           ctl: {{type: midi.in, params: {{port: nanopad, api: jack, note_names: {{kick: 36}},
                                           controls: {{fader: 7}}}}}}
-          rec: {{type: io.record, params: {{path: "{out}", flush: 0}},
-                 in: {{kick: ctl.kick, notes: ctl.notes, fader: ctl.fader, program: ctl.program,
-                       bpm: ctl.bpm, beat: ctl.beat, start: ctl.start, note: ctl.note,
-                       velocity: ctl.velocity}}}}
+          rec: {{type: io.record, params: {{path: "{out}", flush: 0}}, in: {{{wires}}}}}
         """)
+
+
+def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, write_patch, tmp_path):
+    pad = Controller(jack.env)
+    out = tmp_path / "midi.jsonl"
+    patch = pad_patch(write_patch, out, "kick: ctl.kick, notes: ctl.notes, fader: ctl.fader, "
+                      "program: ctl.program, bpm: ctl.bpm, beat: ctl.beat, start: ctl.start, "
+                      "note: ctl.note, velocity: ctl.velocity")
     eng = Engine(patch, env=jack.env)
 
     def named(name):
@@ -122,6 +129,34 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
 
 
 DUMP = re.compile(r"^\s*(\d+): ((?:[0-9a-f]{2} ?)+)")
+
+
+class Synth:
+    """jack_midi_dump (JACK's MIDI monitor) as the synth: every event it prints, with its
+    sample time [s], gathered by a thread of its own (line-buffered, so each arrives as
+    it is printed)."""
+
+    def __init__(self, jack, name: str = "synth") -> None:
+        self.rate = jack.rate
+        self.events: list[tuple[float, bytes]] = []
+        self.proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], env=jack.env,
+                                     text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+        jack.wait_for_port(f"{name}:input")
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            m = DUMP.match(line)
+            if m:
+                self.events.append((int(m.group(1)) / self.rate, bytes.fromhex(m.group(2))))
+
+    def close(self) -> list[tuple[float, bytes]]:
+        """Stop it; every event it printed."""
+        self.proc.kill()
+        self.proc.wait(10)
+        self.thread.join(10)
+        return list(self.events)
 
 
 def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch):
@@ -185,3 +220,85 @@ def test_clock_tempo_holds_when_a_pulse_comes_late():
     assert clock_bpm(late) == pytest.approx(120.0, abs=3)
     assert 60.0 * 24 / (24.0 * (late[-1] - late[0])) < 112   # first-to-last would say 111
     assert clock_bpm([0.0]) is None and clock_bpm([1.0, 1.0]) is None
+
+
+@pytest.mark.parametrize("absent", ["controller", "MIDI system"])
+def test_a_controller_that_comes_after_the_start_is_picked_up(absent, write_patch, tmp_path):
+    """The show starts without its controller (or with no JACK server, no MIDI system at
+    all): one line says so, naming the port asked for and the ports there are, and when
+    the controller appears it is opened and plays."""
+    jack = JackServer()
+    if absent == "controller":
+        jack.start()
+    said = "no MIDI input matches 'nanopad' yet (there are: " if absent == "controller" else (
+        "no MIDI system answers (jack: ")
+    out = tmp_path / "midi.jsonl"
+    patch = pad_patch(write_patch, out, "kick: ctl.kick, fader: ctl.fader")
+    eng = Engine(patch, env=jack.env)
+    pad = None
+    try:
+        assert wait_for(lambda: eng.said(said), 10), eng.log
+        assert eng.alive()
+        if absent == "MIDI system":
+            jack.start()
+        pad = Controller(jack.env)
+        assert wait_for(lambda: eng.said("MIDI input 'RtMidiOut Client:nanoPAD' has appeared"), 20), eng.log
+        assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)
+        pad.do("play")
+        assert wait_for(lambda: any(r["name"] == "kick" for r in rows(out))
+                        and any(r["name"] == "fader" for r in rows(out)), 10), rows(out)[-10:]
+        assert [r["value"] for r in rows(out) if r["name"] == "fader"][-1] == pytest.approx(64 / 127)
+    finally:
+        log = eng.stop()
+        if pad is not None:
+            pad.close()
+        jack.stop()
+    waiting = [line for line in log.splitlines() if "opened when it appears" in line]
+    assert len(waiting) == 1 and said in waiting[0], waiting                  # said once
+    assert "Traceback" not in log and "error" not in log.lower()
+
+
+def test_a_synth_started_after_the_show_receives_its_notes(jack, write_patch):
+    """midi.out starts without its port and plays to the synth once the synth is there."""
+    patch = write_patch("""
+        nodes:
+          sq:  {type: control.lfo, params: {shape: square, frequency: 4}}
+          hit: {type: control.trigger, params: {threshold: 0.5}, in: {value: sq}}
+          out: {type: midi.out, params: {port: synth, api: jack, length: 0.02, note_names: {kick: 36}},
+                in: {kick: hit}}
+        """)
+    eng = Engine(patch, env=jack.env)
+    synth = None
+    try:
+        assert wait_for(lambda: eng.said("no MIDI output matches 'synth' yet"), 10), eng.log
+        synth = Synth(jack)
+        assert wait_for(lambda: eng.said("MIDI output 'synth:input' has appeared"), 10), eng.log
+        assert wait_for(lambda: sum(1 for _, b in synth.events if b[0] == 0x90 and b[2] > 0) >= 2, 10)
+    finally:
+        log = eng.stop()
+        events = synth.close() if synth is not None else []
+    assert all(b[1] == 36 for _, b in events if b[0] == 0x90)
+    assert log.count("no MIDI output matches") == 1
+    assert "Traceback" not in log and "error" not in log.lower()
+
+
+def test_a_patch_checks_without_its_device_and_a_bad_setting_still_fails(write_patch):
+    def validate(patch):
+        return subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "validate", str(patch)],
+                              cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+    absent = write_patch("""
+        nodes:
+          ctl: {type: midi.in, params: {port: no-such-controller, api: jack}}
+          out: {type: midi.out, params: {port: no-such-synth, api: jack, note_names: {kick: 36}},
+                in: {kick: ctl.notes}}
+        """, "absent.yaml")
+    res = validate(absent)
+    assert res.returncode == 0 and "ok" in res.stdout, res.stderr
+    bad = write_patch("""
+        nodes:
+          ctl: {type: midi.in, params: {port: no-such-controller, note_names: {kick: 200}}}
+        """, "bad.yaml")
+    res = validate(bad)
+    assert res.returncode == 1 and "kick" in res.stderr and "Traceback" not in res.stderr, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
