@@ -14,6 +14,22 @@ a WebSocket on the same port may ``LISTEN`` to any leaf and is sent its changes
 ``OSC_IP`` is the address the client reached, when the OSC port listens on every
 interface.
 
+Answers follow the proposal (Vidvox's OSCQueryProposal):
+
+* ``GET /path``: the node at that path with all below it; 404 where there is none.
+* ``GET /path?ATTR``: ``{"ATTR": value}`` alone, for FULL_PATH, CONTENTS, TYPE, ACCESS,
+  VALUE, RANGE, DESCRIPTION and UNIT; ``{}`` when the node has no such attribute (a
+  container's TYPE, a param's RANGE when it has none).  ``?VALUE`` of a node with no
+  value to read (ACCESS 0: the root, a node, ``outputs``) is answered 204, no content.
+  Any other name, the proposal's optional attributes this server does not keep (TAGS,
+  EXTENDED_TYPE, CRITICAL, CLIPMODE, OVERLOADS, HTML) included, is answered 400.
+* ``GET /any/path?HOST_INFO``: the HOST_INFO object alone, whose ``EXTENSIONS`` name
+  what is kept (ACCESS, VALUE, RANGE, DESCRIPTION, UNIT, LISTEN, PATH_CHANGED).
+
+A switch (a bool param) has the TYPE ``T`` and a VALUE of JSON ``true`` or ``false``; an
+OSC ``T`` or ``F`` sets it.  UNIT uses the proposal's names (``time.hz``,
+``time.second``, ``gain.db`` ...).
+
 Limits, so that no client (nor a few hundred) can keep the others out:
 
 * A request's line and headers must all arrive within ``HEAD_TIMEOUT`` seconds of its
@@ -55,11 +71,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import ThreadingMixIn
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 
 from ..clock import SYSTEM, Clock
 from ..errors import describe
-from ..params import Param
+from ..params import Param, shown
 from .listen import POLL, Hub, Throttled
 
 log = logging.getLogger("tonegraph.oscquery")
@@ -83,8 +99,24 @@ BUSY = _status(503, "Service Unavailable")
 LATE = _status(408, "Request Timeout")
 TOO_LARGE = _status(431, "Request Header Fields Too Large")
 
+#: OSC type tags of param kinds.  A switch is "T" whatever its value: the proposal takes
+#: T and F as one type (either sets it) whose VALUE is a JSON true or false.
 TYPES = {"float": "f", "int": "i", "bool": "T", "choice": "s", "str": "s", "path": "s",
          "outpath": "s", "expr": "s"}
+
+#: The proposal's names (its units.md) for the units params declare; any other unit is
+#: given as the param spells it.
+UNITS = {"s": "time.second", "ms": "time.ms", "Hz": "time.hz", "samples": "time.samples",
+         "BPM": "time.bpm", "dB": "gain.db", "px": "distance.pixels", "deg": "angle.degree"}
+
+#: Attributes a query may name.  The proposal names others (TAGS, EXTENDED_TYPE,
+#: CRITICAL, CLIPMODE, OVERLOADS, HTML), which this server does not keep: a query for
+#: them, like one for a name the proposal does not know, is answered 400.
+ATTRIBUTES = ("FULL_PATH", "CONTENTS", "TYPE", "HOST_INFO", "ACCESS", "VALUE", "RANGE",
+              "DESCRIPTION", "UNIT")
+#: HOST_INFO's EXTENSIONS: the optional attributes kept, and the WebSocket's commands.
+EXTENSIONS = {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True, "UNIT": True,
+              "LISTEN": True, "PATH_CHANGED": True}
 
 
 #: Longest vector output listed (a spectrum of a few hundred bands is fine).
@@ -114,7 +146,7 @@ def _leaf(path: str, p: Param, value) -> dict | None:
         rng = {k: v for k, v in (("MIN", p.min), ("MAX", p.max)) if v is not None}
         node["RANGE"] = [rng] * len(typ)
     if p.unit:
-        node["UNIT"] = [p.unit] * len(typ)
+        node["UNIT"] = [UNITS.get(p.unit, p.unit)] * len(typ)
     return node
 
 
@@ -180,6 +212,28 @@ def find(root: dict, path: str) -> dict | None:
         if node is None:
             return None
     return node
+
+
+def answer(nodes: dict, target: str, host_info: Callable[[], dict]) -> tuple[int, dict | None]:
+    """The status and JSON body (None: no body) of ``GET target`` (see the module
+    docstring); ``host_info`` gives HOST_INFO when it is asked for."""
+    url = urlparse(target)
+    names = [unquote(part.split("=", 1)[0]) for part in url.query.split("&") if part]
+    unknown = next((n for n in names if n not in ATTRIBUTES), None)
+    if unknown is not None:
+        return 400, {"error": f"no attribute {shown(unknown, 40)} is kept here "
+                              f"(there are {', '.join(ATTRIBUTES)})"}
+    if "HOST_INFO" in names:             # whatever the path
+        return 200, host_info()
+    path = unquote(url.path)
+    node = leaf_at(nodes, path) or find(tree(nodes), path)
+    if node is None:
+        return 404, {"error": f"no such path {shown(path, 200)}"}
+    if not names:
+        return 200, node
+    if "VALUE" in names and not node.get("ACCESS", 3) & 1:
+        return 204, None                 # no value to read
+    return 200, {name: node[name] for name in names if name in node}
 
 
 @dataclass
@@ -443,8 +497,7 @@ class OscQueryServer:
             ip = reached
         return {"NAME": f"tonegraph {self.name}", "OSC_IP": ip, "OSC_PORT": self.osc_port,
                 "OSC_TRANSPORT": "UDP",
-                "EXTENSIONS": {"ACCESS": True, "VALUE": True, "RANGE": True, "DESCRIPTION": True,
-                               "TYPE": True, "UNIT": True, "LISTEN": True, "PATH_CHANGED": True}}
+                "EXTENSIONS": dict(EXTENSIONS)}
 
     def start(self) -> None:
         server = self
@@ -459,20 +512,18 @@ class OscQueryServer:
             def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
                 if self.headers.get("Upgrade", "").lower() == "websocket":
                     return server.hub.serve(self, MAX_CLIENTS - RESERVED)
+                reached = self.connection.getsockname()[0]
                 try:
-                    url = urlparse(self.path)
-                    if url.query == "HOST_INFO":
-                        return self._json(server.host_info(self.connection.getsockname()[0]))
-                    node = find(tree(server.nodes()), url.path)
+                    status, body = answer(server.nodes(), self.path,
+                                          lambda: server.host_info(reached))
                 except Exception as exc:  # a node that cannot describe itself: one line, a 500
                     self.server.report["namespace"]("OSCQuery: cannot answer %s: %s",
                                                     self.path[:200], describe(exc))
                     return self._json({"error": "the namespace could not be read"}, 500)
-                if node is None:
-                    return self._json({"error": f"no such path {url.path[:200]}"}, 404)
-                if url.query and url.query in node:
-                    return self._json({url.query: node[url.query]})
-                return self._json(node)
+                if body is None:
+                    self.send_response(status)
+                    return self.end_headers()
+                return self._json(body, status)
 
             def _json(self, body: dict, status: int = 200) -> None:
                 data = json.dumps(body).encode()
