@@ -172,8 +172,9 @@ def integer(default: int, description: str = "", *, unit: str = "", min: int | N
     return Param("int", int(default), description, unit, min, max, restart=restart, route=route)
 
 
-def boolean(default: bool, description: str = "", *, restart: bool = False) -> Param:
-    return Param("bool", bool(default), description, restart=restart)
+def boolean(default: bool, description: str = "", *, restart: bool = False,
+            route: bool = False) -> Param:
+    return Param("bool", bool(default), description, restart=restart, route=route)
 
 
 def choice(default: str, choices: tuple[str, ...] | list[str], description: str = "", *,

@@ -13,7 +13,16 @@ channel values sent last, for recording or a preview.
 
 ``host`` is where it goes: a node or a desk by address (default 127.0.0.1, this
 machine); empty sends sACN to its multicast group (239.255.<universe>) or Art-Net as a
-broadcast, which only a user asks for.  In an offline run nothing is sent.
+broadcast, which only a user asks for: to the directed broadcast address of every IPv4
+network the machine is on (looked up again every few seconds, so a network that comes
+up later is used), since a lighting LAN often has no default route and the limited
+broadcast 255.255.255.255 then cannot leave (given as ``host``, it is taken to mean the
+same).  A subnet's broadcast address as ``host`` works too (the socket may broadcast).  In an offline run nothing is sent.
+
+``announce`` (off by default) makes the node findable: with Art-Net it answers desks'
+ArtPoll with an ArtPollReply naming its universe (listening on UDP 6454 on every
+interface, nodes/dmx/artnet.py); with sACN it sends E1.31 universe discovery every 10 s
+to the discovery group (239.255.250.214).
 
 sACN ``sync`` (off by default) names an E1.31 synchronization universe: each frame then
 says so and is followed by a sync packet, sent where the data goes (to ``host``, or to
@@ -52,6 +61,9 @@ CHANNEL = re.compile(r"^ch([1-9][0-9]{0,2})$")
 SACN_PORT = 5568      # UDP port E1.31 receivers listen on
 MULTICAST_TTL = 8     # [hops] a multicast frame may travel (the sacn library's default)
 TERMINATED = 3        # stream-terminated packets sent on close (E1.31 6.2.6)
+DISCOVERY_EVERY = 10.0   # [s] between E1.31 universe discovery packets (E1.31 6.5)
+DISCOVERY_UNIVERSE = 64214
+BROADCAST_LOOKUP = 5.0   # [s] between looks at which networks Art-Net broadcasts reach
 
 
 class Link:
@@ -68,16 +80,17 @@ class Link:
             for data, addr in datagrams:
                 self.sock.sendto(data, addr)
         except (BlockingIOError, InterruptedError):
-            return self._trouble("the network buffer is full")
+            return self.trouble("the network buffer is full")
         except OSError as exc:
-            return self._trouble(exc.strerror or str(exc))
+            return self.trouble(exc.strerror or str(exc))
         if self.problem:
             log.warning("node '%s': DMX to %s sent again (%d frames not sent)", self.node_id, self.to,
                         self.lost)
             self.problem, self.lost = "", 0
         return True
 
-    def _trouble(self, why: str) -> bool:
+    def trouble(self, why: str) -> bool:
+        """A frame not sent, and why: reported if it is the first of an episode."""
         self.lost += 1
         if not self.problem:
             self.problem = why
@@ -108,6 +121,9 @@ class DmxOut(Node):
         "values": P.choice("unit", ("unit", "dmx"), "Inputs in 0..1, or in 0-255 as they are."),
         "blackout": P.boolean(True, "Send one all-zero frame when the show stops."),
         "source_name": P.text("tonegraph", "sACN source name (what a desk shows).", restart=True),
+        "announce": P.boolean(False, "Be findable: Art-Net answers desks' ArtPoll (listening on UDP "
+                                     "6454 on every interface); sACN sends universe discovery every "
+                                     "10 s.", restart=True, route=True),
     }
     outputs = {"frame": ports.vector("The 512 channel values sent last (0-255).")}
     variadic = ports.any_port("ch<N>, or fixture/attribute with a fixtures file.")
@@ -158,6 +174,10 @@ class DmxOut(Node):
         self.sent = 0
         self.link: Link | None = None
         self.pacer: Pacer | None = None
+        self.responder = None
+        self.broadcast = False
+        self.broadcasts: list[str] = []           # Art-Net broadcast: where it goes
+        self.looked = self.announced = -math.inf
         if self.ctx.offline:
             log.warning("node '%s': DMX goes out in real time only; an offline run sends none", self.id)
             return
@@ -183,11 +203,17 @@ class DmxOut(Node):
         else:
             from stupidArtnet import StupidArtnet
 
-            self.artnet = StupidArtnet(p.host or "255.255.255.255", p.universe, 512, int(p.rate), True,
-                                       not p.host)
+            self.broadcast = p.host in ("", "255.255.255.255")   # on every network the machine is on
+            self.artnet = StupidArtnet(p.host or "255.255.255.255", p.universe, 512, int(p.rate), True, True)
             self.dest = (self.artnet.target_ip, self.artnet.port)
-            sock = self.artnet.socket_client
-        self.link = Link(self.id, self.dest[0], sock)
+            sock = self.artnet.socket_client           # may broadcast: a subnet's address works
+            if p.announce:
+                from .artnet import PollResponder
+
+                self.responder = PollResponder()
+        if p.announce and p.protocol == "sacn":
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
+        self.link = Link(self.id, "each network's broadcast address" if self.broadcast else self.dest[0], sock)
 
     def process(self, tick: Tick) -> None:
         scale = 255.0 if self.p.values == "unit" else 1.0
@@ -214,12 +240,48 @@ class DmxOut(Node):
                                self.ctx.clock).start()
 
     def _send_latest(self) -> None:
-        """The pacer's send: the frame the last tick left."""
+        """The pacer's send: the frame the last tick left, and what ``announce`` says."""
+        now = self.ctx.clock.now()
+        if self.responder is not None:
+            self.responder.answer(self._poll_reply)
+        if self.p.announce and self.p.protocol == "sacn" and now - self.announced >= DISCOVERY_EVERY:
+            self.announced = now
+            self._discovery()
+        if self.broadcast and now - self.looked >= BROADCAST_LOOKUP:
+            from .artnet import broadcast_addresses
+
+            self.looked = now
+            self.broadcasts = broadcast_addresses()
         self._send(self.latest)
+
+    def _poll_reply(self, ip: str) -> bytes:
+        from .artnet import poll_reply
+
+        p = self.p
+        return poll_reply(ip, p.universe, short_name=p.source_name, long_name=f"tonegraph {self.id}",
+                          report=f"#0001 [{self.responder.polls % 10000:04d}] sending universe "
+                                 f"{p.universe} at {p.rate:g} Hz", rate=p.rate, priority=p.priority)
+
+    def _discovery(self) -> None:
+        from sacn.messages.universe_discovery import UniverseDiscoveryPacket
+
+        from sacn.messages.data_packet import calculate_multicast_addr
+
+        packets = UniverseDiscoveryPacket.make_multiple_uni_disc_packets(
+            cid=self.cid, sourceName=self.p.source_name[:63], universes=[self.p.universe])
+        to = (calculate_multicast_addr(DISCOVERY_UNIVERSE), SACN_PORT)
+        self.link.send([(bytes(packet.getBytes()), to) for packet in packets])
 
     def _send(self, frame: bytes) -> None:
         if self.p.protocol == "artnet":
-            datagrams = [(bytes(self.artnet.packet_header) + frame, self.dest)]
+            data = bytes(self.artnet.packet_header) + frame
+            if not self.broadcast:
+                datagrams = [(data, self.dest)]
+            elif self.broadcasts:
+                datagrams = [(data, (address, self.dest[1])) for address in self.broadcasts]
+            else:
+                self.sent += self.link.trouble("no IPv4 network to broadcast on (only loopback is up)")
+                return
         else:
             self.packet.priority = self.p.priority
             self.packet.syncAddr = self.p.sync
@@ -258,3 +320,6 @@ class DmxOut(Node):
                 link.send([self._sacn_data()])
         self.link = None
         link.close()
+        if self.responder is not None:
+            self.responder.close()
+            self.responder = None

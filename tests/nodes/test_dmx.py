@@ -125,8 +125,10 @@ def ola_config(folder: Path, protocol: str) -> int:
     return universe
 
 
-@pytest.mark.parametrize("protocol,host", [("sacn", "10.99.0.1"), ("sacn", ""), ("artnet", "10.99.0.1")],
-                         ids=["sacn-unicast", "sacn-multicast", "artnet"])
+@pytest.mark.parametrize("protocol,host", [("sacn", "10.99.0.1"), ("sacn", ""), ("artnet", "10.99.0.1"),
+                                           ("artnet", ""), ("artnet", "10.99.0.255")],
+                         ids=["sacn-unicast", "sacn-multicast", "artnet", "artnet-broadcast",
+                              "artnet-subnet-broadcast"])
 def test_ola_receives_the_lights_and_the_blackout(protocol, host):
     if shutil.which("olad") is None:
         pytest.fail("olad is missing: 'make setup' installs the Debian package ola")
@@ -204,6 +206,9 @@ with contextlib.redirect_stdout(printed):
             subprocess.run(["ip", "addr", "add", params["host"] + "/32", "dev", "lo"], check=True)
             caps[params["host"]] = listen(params["host"])
             recover = None
+        if cfg.get("poll_from") and node.pacer is not None and node.pacer.sent >= 5:
+            # A desk's ArtPoll (Art-Net 4: ID, OpPoll, protocol 14, flags, priority).
+            caps[cfg.pop("poll_from")].sendto(b"Art-Net\0\x00\x20\x00\x0e\x00\x00", ("127.0.0.1", port))
         node.inp["ch1"] = 0.2 + (i % 50) / 100
         node.process(Tick(i / 100.0, 1 / 100.0, i))
         i += 1
@@ -230,10 +235,14 @@ print(json.dumps({"packets": packets, "log": text.getvalue(), "stdout": printed.
 """
 
 
-def run_dmx_probe(params: dict, listen: list[str], frames: int = 44, recover_at: int | None = None) -> dict:
+def run_dmx_probe(params: dict, listen: list[str], frames: int = 44, recover_at: int | None = None,
+                  poll_from: str | None = None) -> dict:
+    """``poll_from``: one of the ``listen`` addresses, which sends an ArtPoll to the node
+    (at 127.0.0.1) once it has sent 5 frames."""
     from ..netns import in_network_namespace
 
-    cfg = {"params": params, "listen": listen, "frames": frames, "recover_at": recover_at}
+    cfg = {"params": params, "listen": listen, "frames": frames, "recover_at": recover_at,
+           "poll_from": poll_from}
     res = in_network_namespace(sys.executable, "-c", DMX_PROBE, json.dumps(cfg), timeout=120)
     assert res.returncode == 0, res.stderr[-3000:]
     got = json.loads(res.stdout.strip().splitlines()[-1])
@@ -381,3 +390,45 @@ def test_the_universe_goes_out_at_its_rate_whatever_the_patch_fps_with_a_render_
     print(f"fps {fps}: {rate:.2f} Hz over {times[-1] - times[0]:.1f} s, longest gap {gaps.max() * 1e3:.0f} ms")
     assert 43.0 <= rate <= 45.0
     assert gaps.max() < 4 / 44.0
+
+
+def test_art_net_answers_a_desks_artpoll_with_its_universe():
+    """With 'announce', a desk's ArtPoll gets an ArtPollReply (Art-Net 4's layout, read
+    at the specification's offsets) unicast back to the desk's port 6454: this node's
+    address, one input port sending universe 0x123 (net 1, sub-net 2, universe 3),
+    its name, a node report, its refresh rate; ArtDmx goes on meanwhile."""
+    import struct
+
+    got = run_dmx_probe({"protocol": "artnet", "host": "127.0.0.1", "universe": 0x123, "announce": True,
+                         "source_name": "stage left"}, ["127.0.0.2"], frames=30, poll_from="127.0.0.2")
+    replies = [p for p in got["packets"]["127.0.0.2"] if p[8:10] == b"\x00\x21"]
+    assert len(replies) == 1, got["packets"]
+    r = replies[0]
+    assert len(r) == 239 and r[:8] == b"Art-Net\0"
+    assert r[10:14] == bytes([127, 0, 0, 1]) and struct.unpack_from("<H", r, 14)[0] == 6454
+    assert (r[18], r[19], r[186]) == (0x01, 0x02, 0x03)                  # NetSwitch, SubSwitch, SwIn[0]
+    assert r[26:44].rstrip(b"\0") == b"stage left" and r[44:108].startswith(b"tonegraph dmx")
+    assert r[108:113] == b"#0001"                                        # NodeReport: RcPowerOk
+    assert struct.unpack_from(">H", r, 172)[0] == 1 and r[174] == 0x40     # one port, DMX input to Art-Net
+    assert r[200] == 0x02 and r[207:211] == bytes([127, 0, 0, 1])           # StMedia, BindIp
+    assert r[212] & 0x08 and struct.unpack_from(">H", r, 226)[0] == 44      # 15-bit addresses, 44 Hz
+
+
+def test_art_net_without_announce_listens_on_no_port():
+    """A node not asked to announce itself opens no listening socket: the ArtPoll goes
+    unanswered."""
+    got = run_dmx_probe({"protocol": "artnet", "host": "127.0.0.1"}, ["127.0.0.2"], frames=30,
+                        poll_from="127.0.0.2")
+    assert [p for p in got["packets"]["127.0.0.2"] if p[8:10] == b"\x00\x21"] == []
+
+
+def test_sacn_announce_sends_universe_discovery_to_its_group():
+    """With 'announce', sACN sends E1.31 universe discovery (read by the sacn library's
+    own parser) to 239.255.250.214, naming the universe it sends and its source name."""
+    from sacn.messages.universe_discovery import UniverseDiscoveryPacket
+
+    got = run_dmx_probe({"host": "127.0.0.1", "universe": 9, "announce": True, "source_name": "booth"},
+                        ["239.255.250.214"], frames=20)
+    found = [UniverseDiscoveryPacket.make_universe_discovery_packet(list(p))
+             for p in got["packets"]["239.255.250.214"]]
+    assert len(found) == 1 and found[0].universes == (9,) and found[0].sourceName == "booth"
