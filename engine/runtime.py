@@ -366,7 +366,7 @@ class Runtime:
                 qport = opts.query_port if opts.query_port is not None else (
                     server.port + 1 if opts.port else 0)
                 query = OscQueryServer(lambda: self.current.nodes, self.graph.name, opts.host,
-                                       server.port, opts.host, qport)
+                                       server.port, opts.host, qport, osc=server)
                 try:
                     query.start()
                     self.query = query

@@ -13,6 +13,14 @@ save removes goes quiet and speaks again if a later save brings it back.  When a
 changes which nodes run, every client is sent ``{"COMMAND": "PATH_CHANGED", "DATA":
 "/tonegraph"}`` so it can read the tree again.
 
+A client may also send raw OSC packets as binary frames (the proposal's streaming): they
+are handed to the engine's OSC listener as datagrams from the client's address
+(:mod:`engine.osc.server`), so they set params exactly as over UDP, under the same
+``--osc-allow`` trust (a loopback client is trusted as a loopback sender is) and with
+the same params read-only.  What the engine answers them (a query's value, an
+``/tonegraph/error``) comes back as binary frames on the same connection, at most
+``MAX_REPLIES`` waiting at once.
+
 The WebSocket protocol itself (handshake, framing, pings, close) is the ``websockets``
 library's, used without its I/O: this module only moves bytes.  At most ``MAX_SOCKETS``
 clients are served (fewer if the HTTP server keeps places for plain requests: see
@@ -35,6 +43,7 @@ import json
 import logging
 import select
 import threading
+from collections import deque
 from collections.abc import Callable
 from http import HTTPStatus
 
@@ -45,6 +54,7 @@ from websockets.server import ServerProtocol
 from ..clock import SYSTEM, Clock
 from ..errors import describe
 from . import encode
+from .server import WEBSOCKET, OscServer
 
 log = logging.getLogger("tonegraph.oscquery")
 
@@ -57,6 +67,7 @@ PUSH_BYTES = 262144    # [bytes] sent to all clients per push at most; the rest 
 POLL = 0.25            # [s] how often an idle connection looks for the server's stop
 PING_IDLE = 20.0       # [s] a client that sends no frame this long is pinged
 PONG_TIMEOUT = 10.0    # [s] and closed if it then sends nothing this long
+MAX_REPLIES = 256      # OSC answers waiting for a client (the oldest go first when full)
 REPORT_EVERY = 10.0    # [s] between two log lines of one kind of trouble
 
 
@@ -116,6 +127,9 @@ class Client:
         self.alive = True
         self.heard = clock.now()               # when the client last sent a whole frame
         self.pinged: float | None = None       # when it was pinged and has not answered since
+        self.osc: OscServer | None = None      # takes the OSC packets it sends, if any does
+        self.sender: tuple = ()                # its address as the OSC listener knows it
+        self.replies: deque[bytes] = deque(maxlen=MAX_REPLIES)   # OSC answers to send it
 
     def _flush(self) -> None:
         data = b"".join(self.proto.data_to_send())
@@ -202,8 +216,12 @@ class Client:
             if events:                         # a pong, or anything else: still there
                 self.heard, self.pinged = self.clock.now(), None
             for event in events:
-                if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                if not isinstance(event, Frame):
+                    continue
+                if event.opcode is Opcode.TEXT:
                     self.command(event.data)
+                elif event.opcode is Opcode.BINARY and self.osc is not None:
+                    self.osc.handle(event.data, self.sender)
             if not data or self.proto.state is State.CLOSED or self.proto.close_expected():
                 break
         with self.lock:
@@ -220,8 +238,10 @@ class Hub:
     """The WebSocket clients of one OSCQuery server and the thread that pushes to them."""
 
     def __init__(self, leaf_at: Callable[[dict, str], dict | None],
-                 nodes: Callable[[], dict], clock: Clock = SYSTEM) -> None:
-        self.leaf_at, self.nodes, self.clock = leaf_at, nodes, clock
+                 nodes: Callable[[], dict], clock: Clock = SYSTEM,
+                 osc: OscServer | None = None) -> None:
+        """``osc``: the engine's OSC listener, which takes what clients send as OSC."""
+        self.leaf_at, self.nodes, self.clock, self.osc = leaf_at, nodes, clock, osc
         self.clients: set[Client] = set()
         self.slots = 0                 # connections holding a place, answered or not
         self.lock = threading.Lock()
@@ -264,6 +284,9 @@ class Hub:
             client = Client(sock, proto, self.clock)
             peer = handler.client_address[:2]
             log.debug("OSCQuery: listener %s:%s opened", *peer)
+            if self.osc is not None:
+                client.osc, client.sender = self.osc, (*peer, WEBSOCKET)
+                self.osc.streams[client.sender] = client.replies.append
             with self.lock:
                 self.clients.add(client)
                 if self._pusher is None:
@@ -275,6 +298,8 @@ class Hub:
             finally:
                 with self.lock:
                     self.clients.discard(client)
+                if self.osc is not None:
+                    self.osc.streams.pop(client.sender, None)
                 log.debug("OSCQuery: listener %s:%s closed", *peer)
         finally:
             if not full:
@@ -290,8 +315,8 @@ class Hub:
                 self.stopping.wait(1.0)
 
     def push(self) -> None:
-        """Send every listened value that changed since it was last sent, and
-        PATH_CHANGED when the running nodes changed."""
+        """Send the engine's OSC answers, every listened value that changed since it
+        was last sent, and PATH_CHANGED when the running nodes changed."""
         with self.lock:
             clients = list(self.clients)
         if not clients:
@@ -308,6 +333,10 @@ class Hub:
         turn = self._turn % len(clients)
         self._turn += 1
         for client in clients[turn:] + clients[:turn]:       # who goes first takes turns
+            while client.replies and budget > 0:             # the engine's OSC answers
+                packet = client.replies.popleft()
+                client.send(binary=packet)
+                budget -= len(packet)
             with client.lock:
                 listened = list(client.paths.items())
             start = client.cursor % len(listened) if listened else 0

@@ -9,7 +9,8 @@ outputs (numbers, vectors, text) are listed read-only too, under
 ``/tonegraph/<node>/outputs/<port>``.  Every leaf has a TYPE and a VALUE of that type (a
 param with no value yet reads as an empty string), as strict clients such as
 python-oscquery require; a list param that is empty is left out.  A client that opens
-a WebSocket on the same port may ``LISTEN`` to any leaf and is sent its changes
+a WebSocket on the same port may ``LISTEN`` to any leaf and is sent its changes, and
+may send OSC packets as binary frames, taken as the engine's UDP port takes them
 (:mod:`engine.osc.listen`).  ``HOST_INFO``'s
 ``OSC_IP`` is the address the client reached, when the OSC port listens on every
 interface.
@@ -77,6 +78,7 @@ from ..clock import SYSTEM, Clock
 from ..errors import describe
 from ..params import Param, shown
 from .listen import POLL, Hub, Throttled
+from .server import OscServer
 
 log = logging.getLogger("tonegraph.oscquery")
 
@@ -479,14 +481,16 @@ def _refuse(sock: socket.socket, answer: bytes) -> None:
 
 class OscQueryServer:
     def __init__(self, nodes: Callable[[], dict], name: str, osc_host: str, osc_port: int,
-                 host: str = "127.0.0.1", port: int = 0, clock: Clock = SYSTEM) -> None:
+                 host: str = "127.0.0.1", port: int = 0, clock: Clock = SYSTEM,
+                 osc: OscServer | None = None) -> None:
         """``nodes`` gives the running graph's nodes (id -> node) when asked; ``clock``
-        times the deadlines on clients."""
+        times the deadlines on clients; ``osc``, the engine's OSC listener, takes the
+        OSC packets WebSocket clients send (without it they are ignored)."""
         self.nodes, self.name, self.osc_host, self.osc_port = nodes, name, osc_host, osc_port
         self.host, self.requested_port, self.port = host, port, 0
         self.clock = clock
         self._httpd: _Server | None = None
-        self.hub = Hub(leaf_at, nodes, clock)
+        self.hub = Hub(leaf_at, nodes, clock, osc)
 
     def host_info(self, reached: str | None = None) -> dict:
         """``reached``: the local address the asking client connected to, given as

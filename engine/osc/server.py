@@ -4,6 +4,11 @@ The listener thread only parses and queues; the engine drains the queue between 
 ticks, so the graph is only ever changed by the thread that runs it.  Malformed and
 oversized packets are dropped and counted (and reported, at most every few seconds),
 never raised: a fuzzer must not be able to stop a show.
+
+Packets that OSCQuery clients send over their WebSocket are handed to :meth:`OscServer.handle`
+too, from ``(host, port, WEBSOCKET)``: they are taken exactly as datagrams from that
+host, and what is sent back to them goes through the connection (``streams``), never
+over UDP, and nowhere once it has closed.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +29,7 @@ log = logging.getLogger("tonegraph.osc")
 MAX_PACKET = 16384   # [bytes] larger datagrams are dropped as oversized
 QUEUE = 10000        # messages waiting for the engine; the oldest go first when full
 REPORT_EVERY = 10.0  # [s] between two reports of dropped packets
+WEBSOCKET = "ws"     # the third part of a WebSocket peer's sender address
 
 
 @dataclass
@@ -43,6 +50,8 @@ class OscServer:
         self.host, self.requested_port, self.max_packet = host, port, max_packet
         self.port = 0
         self.queue: deque[Incoming] = deque(maxlen=QUEUE)
+        #: WebSocket peers' senders -> what takes packets sent back to them (never blocks)
+        self.streams: dict[tuple, Callable[[bytes], None]] = {}
         self.received = self.malformed = self.oversized = 0
         self._reported = 0
         self._next_report = 0.0
@@ -103,6 +112,11 @@ class OscServer:
 
     def reply(self, sender: tuple, packet: bytes) -> None:
         """Send a packet back to whoever sent us something (never raises)."""
+        if sender[2:3] == (WEBSOCKET,):
+            send = self.streams.get(sender)
+            if send is not None:
+                send(packet)
+            return
         try:
             if self._sock is not None:
                 self._sock.sendto(packet, sender)

@@ -15,8 +15,10 @@ The proposal's examples and what they stand for here:
   ``{"COMMAND": "PATH_CHANGED", "DATA": path}`` back;
 * the "ff" structure example: ``VALUE``, ``RANGE`` and ``UNIT`` hold one item per type.
 
-Real sockets on 127.0.0.1; the server in this process, so every wait is on a condition
-with a deadline.
+Real sockets on 127.0.0.1; the server in this process, the engine's control step
+(:class:`engine.control.Control`) run by the test where it needs one, so every wait is
+on a condition with a deadline.  One test runs the real engine to show the same
+through its command line.
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ import pytest
 from websockets.sync.client import connect
 
 from tonegraph.engine.clock import FakeClock
-from tonegraph.engine.control import Control
+from tonegraph.engine.control import Control, trusted_networks
 from tonegraph.engine.osc import encode, query
 from tonegraph.engine.osc.server import OscServer
 from tonegraph.engine.runtime import Runtime
 
 from ..conftest import load_ok, wait_for
+from ..osc_peers import Engine
 
 PATCH = """
 nodes:
@@ -62,7 +65,7 @@ def serving(write_patch, registry, allow=None):
     osc = OscServer()
     control = Control(rt, osc, allow)
     nodes = dict(rt.current.nodes)
-    server = query.OscQueryServer(lambda: nodes, "spec", "127.0.0.1", 9000,
+    server = query.OscQueryServer(lambda: nodes, "spec", "127.0.0.1", 9000, osc=osc,
                                   clock=FakeClock())
     server.start()
     try:
@@ -289,8 +292,8 @@ def receive(ws, want, control=None, timeout: float = 10.0):
             got = json.loads(data)
         else:
             ((_, msg),) = encode.decode(data)
-            got = (msg.address, msg.dgram[(len(msg.address) // 4 + 1) * 4:].split(b"\0")[0]
-                   .decode()[1:], list(msg.params))
+            tags = msg.dgram[msg.dgram.index(b"\0,") + 2:].split(b"\0")[0].decode()
+            got = (msg.address, tags, list(msg.params))
         seen.append(got)
         if want(got):
             return got
@@ -322,6 +325,64 @@ def test_listen_ignore_and_path_changed_as_the_proposal_writes_them(spec):
         assert receive(ws, lambda m: m[0] != "/tonegraph/c/value")[0] == "/tonegraph/dim/clamp"
 
 
+def test_binary_osc_over_the_websocket_sets_values(spec):
+    """ "raw OSC packets are also sent over the websocket connection using the binary
+    opcode": a client sets params with them as it would over UDP, booleans by an OSC
+    T or F; routing params stay read-only, and the refusal comes back on the socket."""
+    server, control, nodes = spec
+    with connect(ws_url(server), open_timeout=5) as ws:
+        ws.send(encode.message("/tonegraph/saw/frequency", [("f", 0.5)]))
+        assert wait_for(lambda: (control.apply(), nodes["saw"].p.frequency)[1] == 0.5)
+        assert get(server, "/tonegraph/saw/frequency?VALUE") == {"VALUE": [0.5]}
+        for tag in ("T", "F", "T"):
+            ws.send(encode.message("/tonegraph/dim/clamp", [(tag, tag == "T")]))
+            assert wait_for(lambda: (control.apply(), nodes["dim"].p.clamp)[1] is (tag == "T"))
+            assert get(server, "/tonegraph/dim/clamp?VALUE") == {"VALUE": [tag == "T"]}
+        ws.send(encode.bundle(0, [encode.message("/tonegraph/saw/amplitude", [("f", 0.75)]),
+                                  encode.message("/tonegraph/saw/offset", [("f", 0.125)])]))
+        assert wait_for(lambda: (control.apply(), nodes["saw"].p.offset)[1] == 0.125)
+        assert nodes["saw"].p.amplitude == 0.75
+        ws.send(encode.message("/tonegraph/sink/port", [("i", 10)]))
+        error = receive(ws, lambda m: m[0] == "/tonegraph/error", control)
+        assert "says where sink's output goes" in error[2][0]
+        assert nodes["sink"].p.port == 9
+        ws.send(encode.message("/tonegraph/saw/frequency"))          # no arguments: a query
+        assert receive(ws, lambda m: True, control) == ("/tonegraph/saw/frequency", "f", [0.5])
+        ws.send(b"\x00\x01 not OSC")                                 # counted, dropped
+        assert wait_for(lambda: control.server.malformed == 1)
+        ws.send(encode.message("/tonegraph/saw/frequency", [("f", 0.25)]))
+        assert wait_for(lambda: (control.apply(), nodes["saw"].p.frequency)[1] == 0.25)
+        assert len(control.server.streams) == 1
+    assert wait_for(lambda: not control.server.streams)        # its replies end with it
+
+
+def test_a_websocket_peer_outside_osc_allow_is_a_stranger(write_patch, registry, monkeypatch,
+                                                          tmp_path):
+    """The UDP path's trust rules hold on the WebSocket: with ``--osc-allow none`` a
+    loopback peer may still set params, but is asked to echo a token before it may
+    listen, as any untrusted sender; routing params stay read-only to it too."""
+    monkeypatch.chdir(tmp_path)
+    with serving(write_patch, registry, allow=trusted_networks("none")) as (server, control,
+                                                                            nodes):
+        with connect(ws_url(server), open_timeout=5) as ws:
+            ws.send(encode.message("/tonegraph/saw/frequency", [("f", 0.5)]))
+            assert wait_for(lambda: (control.apply(), nodes["saw"].p.frequency)[1] == 0.5)
+            ws.send(encode.message("/tonegraph/listen", [("s", "let me listen, please")]))
+            token = receive(ws, lambda m: m[0] == "/tonegraph/listen", control)[2]
+            assert len(token) == 1 and token[0] != "let me listen, please"
+            assert not control.listeners
+            ws.send(encode.message("/tonegraph/sink/port", [("i", 10)]))
+            ws.send(encode.message("/tonegraph/saw/frequency", [("f", 0.25)]))
+            assert wait_for(lambda: (control.apply(), nodes["saw"].p.frequency)[1] == 0.25)
+            assert nodes["sink"].p.port == 9
+    with serving(write_patch, registry) as (server, control, nodes):      # loopback trusted
+        with connect(ws_url(server), open_timeout=5) as ws:
+            ws.send(encode.message("/tonegraph/listen"))
+            assert wait_for(lambda: (control.apply(), len(control.listeners))[1] == 1)
+            (who,) = control.listeners
+            assert who[0] == "127.0.0.1"
+
+
 def test_python_oscquery_reads_every_node(spec):
     """A client we did not write: python-oscquery reads HOST_INFO, then each node of the
     tree by its own path, and accepts each (it refuses a method without a VALUE)."""
@@ -343,3 +404,33 @@ def test_python_oscquery_reads_every_node(spec):
         assert node is not None and node.full_path == path
     clamp = client.query_node("/tonegraph/dim/clamp")
     assert clamp.value == [nodes["dim"].p.clamp] and clamp.access.value == 3
+
+
+def test_the_engine_takes_osc_over_its_oscquery_websocket(write_patch, tmp_path):
+    """The command line's engine: binary OSC on the OSCQuery port's WebSocket sets a
+    param, which HTTP then reads back; a malformed frame stops nothing."""
+    eng = Engine(write_patch(PATCH))
+    try:
+        url = f"ws://127.0.0.1:{eng.query_port}/"
+
+        def value(path):
+            conn = http.client.HTTPConnection("127.0.0.1", eng.query_port, timeout=5)
+            conn.request("GET", f"{path}?VALUE")
+            body = json.loads(conn.getresponse().read())
+            conn.close()
+            return body
+
+        with connect(url, open_timeout=10) as ws:
+            ws.send(b"\x00garbage")
+            ws.send(encode.message("/tonegraph/saw/frequency", [("f", 0.5)]))
+            ws.send(encode.message("/tonegraph/dim/clamp", [("F", False)]))
+            assert wait_for(lambda: value("/tonegraph/saw/frequency") == {"VALUE": [0.5]})
+            assert wait_for(lambda: value("/tonegraph/dim/clamp") == {"VALUE": [False]})
+            ws.send(encode.message("/tonegraph/sink/host", [("s", "10.9.9.9")]))
+            error = receive(ws, lambda m: m[0] == "/tonegraph/error")
+            assert "says where sink's output goes" in error[2][0]
+        assert value("/tonegraph/sink/host") == {"VALUE": ["127.0.0.1"]}
+        assert eng.alive()
+    finally:
+        log = eng.stop()
+    assert "Traceback" not in log
