@@ -9,6 +9,14 @@ address.  Events that come from the audio domain (onsets, beats) are sent on the
 thread as soon as their hop is processed.  With bundles, the timetag is either
 "immediately" or the media time of what caused the message plus ``delay``, so
 receivers that honour timetags can line cues up with the sound.
+
+Events are buttons: each press (the profile's event value) is followed by a release (0
+in the press's type) ``hold`` seconds later, at the first control tick after the press
+when ``hold`` is 0, so a desk's Flash button lets go and a Toggle toggles once per
+event (``release: false`` sends presses only).  A press at an address still held sends
+its release first; closing the node (the show stops, a reload) releases whatever is
+held.  Profiles whose events carry no argument (ETC Eos: an argument-less key message
+is a press and its release) send no release.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import logging
 import math
 import re
 import struct
+import threading
 from typing import Any
 
 import numpy as np
@@ -41,6 +50,12 @@ OVERRIDE_KEYS = {"policy": POLICIES, "threshold": None, "max_rate": None, "type"
                  "vector": ("args", "blob")}
 
 
+def released(args: list[encode.Arg]) -> list[encode.Arg]:
+    """A button's release: each of its press's arguments at zero, in the same type."""
+    zero = {"f": ("f", 0.0), "i": ("i", 0), "T": ("F", False), "F": ("F", False), "s": ("s", "0")}
+    return [zero.get(t, (t, bytes(len(v)) if isinstance(v, bytes) else v)) for t, v in args]
+
+
 class OscOut(Node):
     type_name = "osc.out"
     description = "Send values and events as OSC to lighting desks and VJ software (profiles, bundles, TCP)."
@@ -61,6 +76,9 @@ class OscOut(Node):
         "timetag": P.choice("media", ("media", "immediate"),
                             "Bundle timetag: media time of the cause plus delay, or immediately."),
         "delay": P.number(0.0, "Added to media timetags.", unit="s", min=0.0, max=10.0),
+        "release": P.boolean(True, "Events are buttons: each press is followed by a release (0)."),
+        "hold": P.number(0.0, "How long an event's button stays pressed; 0: until the next control tick.",
+                         unit="s", min=0.0, max=60.0),
         "policy": P.choice("on-change", POLICIES[:2], "When values are sent (events always when they fire)."),
         "threshold": P.number(0.0, "Least change that counts for on-change.", min=0.0),
         "max_rate": P.number(0.0, "Most messages per second per address; 0 is unlimited.",
@@ -139,8 +157,15 @@ class OscOut(Node):
             self.sent = 0
             self.rate_dropped = 0
             self.warned_unit: set[str] = set()
+            self.held: dict[str, tuple[float, int, list]] = {}   # address: (due, after tick, args)
+            self.held_lock = threading.Lock()        # presses come from the audio thread too
+            self.ticks = 0                           # control ticks so far
 
     def close(self) -> None:
+        if getattr(self, "held", None):
+            with self.held_lock:
+                held, self.held = self.held, {}
+            self._send([self._wrap(encode.message(a, args), 0.0) for a, (_, _, args) in held.items()])
         for d in getattr(self, "dests", []):
             self.ctx.osc.release(d)
         self.dests = []
@@ -243,6 +268,9 @@ class OscOut(Node):
     def _timetag(self, t: float) -> float:
         return self.ctx.clock_origin + t + self.p.delay if self.p.timetag == "media" else 0.0
 
+    def _wrap(self, msg: bytes, t: float) -> bytes:
+        return encode.bundle(self._timetag(t), [msg]) if self.use_bundles else msg
+
     def _send_events(self, name: str, events) -> None:
         st = self.settings[name]
         out = []
@@ -251,9 +279,24 @@ class OscOut(Node):
                 self.rate_dropped += 1
                 continue
             self.last_t[name] = ev.t
-            msg = encode.message(name, self._event_args(ev.value, st["type"]))
-            out.append(encode.bundle(self._timetag(ev.t), [msg]) if self.use_bundles else msg)
+            args = self._event_args(ev.value, st["type"])
+            if self.p.release and args:
+                with self.held_lock:
+                    before = self.held.pop(name, None)
+                    self.held[name] = (ev.t + self.p.hold, self.ticks, released(args))
+                if before is not None:                # still pressed: let go first
+                    out.append(self._wrap(encode.message(name, before[2]), ev.t))
+            out.append(self._wrap(encode.message(name, args), ev.t))
         self._send(out)
+
+    def _release_due(self, t: float) -> None:
+        """Send the release of every button whose hold is over by control tick ``t``."""
+        with self.held_lock:
+            due = [(a, at, args) for a, (at, after, args) in self.held.items() if at <= t and after < self.ticks]
+            for a, _, _ in due:
+                del self.held[a]
+        if due:     # timetagged no earlier than its press's hold
+            self._send([self._wrap(encode.message(a, args), max(t, at)) for a, at, args in due])
 
     def process_audio(self, tick: Tick) -> None:
         """Audio thread: cues from onsets and beats leave as soon as their hop is done."""
@@ -265,6 +308,9 @@ class OscOut(Node):
     def process(self, tick: Tick) -> None:
         inp, wired = self.inp, self.wired
         audio_side = self.audio_inputs  # read here, not cached: a reload recompiles it
+        self.ticks += 1
+        if self.held:
+            self._release_due(tick.t)
         messages: list[bytes] = []
         for name, typ in wired.items():
             if name in audio_side:

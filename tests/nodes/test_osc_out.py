@@ -127,11 +127,18 @@ def test_oscdump_receives_messages_and_bundles_with_timetags(write_patch):
     finally:
         dump.stop()
     msgs = dump.messages
-    hits = [m for m in msgs if m[1] == "/cue/hit"]
+    cues = [m for m in msgs if m[1] == "/cue/hit"]
+    hits = [m for m in cues if float(m[3][0]) > 0]
     dims = [m for m in msgs if m[1] == "/light/dim"]
     # Onsets: the groove has a hit every eighth note (0.25 s) at 120 BPM.
     assert 9 <= len(hits) <= 13, dump.raw
-    assert all(types == "f" for _, _, types, _ in hits)
+    assert all(types == "f" for _, _, types, _ in cues)
+    # Each is a button: its press, then its release (0.0) timetagged after it, before the
+    # next: at the first control tick after the press left (the audio runs ahead of it).
+    assert [float(a[0]) > 0 for *_, a in cues] == [True, False] * len(hits)
+    assert {float(a[0]) for *_, a in cues[1::2]} == {0.0}
+    assert all(0.0 <= r[0] - p[0] <= 0.1 for p, r in zip(cues[::2], cues[1::2])), \
+        [r[0] - p[0] for p, r in zip(cues[::2], cues[1::2])]
     tags = np.array([t for t, *_ in hits])
     steps = np.diff(tags) / 0.25
     assert np.all(np.abs(steps - np.round(steps)) < 0.06), steps   # timetags follow media time
@@ -168,7 +175,8 @@ def test_templates_vectors_and_blobs_reach_oscdump(write_patch):
 
 def test_onsets_cue_ola_dmx_channels(write_patch, tmp_path):
     """The lighting-desk story end to end: onsets drive channels through the ola profile
-    and OLA's own HTTP API shows exactly those DMX values."""
+    and OLA's own HTTP API shows exactly those DMX values; an onset on a channel is a
+    button, full on for its hold, then 0 again (not latched at 255 for good)."""
     ola = Olad(tmp_path)
     try:
         patch = write_patch(f"""
@@ -179,18 +187,30 @@ def test_onsets_cue_ola_dmx_channels(write_patch, tmp_path):
                         in: {{trigger: onsets}}}}
               level:  {{type: control.map, params: {{out_range: [0, 200], step: 1}}, in: {{value: flash}}}}
               fixed:  {{type: control.constant, params: {{value: 17}}}}
-              desk:   {{type: osc.out, params: {{profile: ola, port: {ola.osc_port}}},
+              desk:   {{type: osc.out, params: {{profile: ola, port: {ola.osc_port}, hold: 0.1}},
                         in: {{/dmx/universe/0/1: level, /dmx/universe/0/5: fixed, /dmx/universe/0/9: onsets}}}}
             """)
-        res = run_engine(patch, 2.0)
-        assert res.returncode == 0, res.stderr
-        assert wait_for(lambda: ola.dmx()[:9] == [200, 0, 0, 0, 17, 0, 0, 0, 255], 10), ola.dmx()[:10]
+        engine = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", str(patch), "--headless",
+                                   "--duration", "6"], cwd=ROOT, stderr=subprocess.PIPE, text=True)
+        seen: list[int] = []
+
+        def pressed_then_released() -> bool:
+            dmx = ola.dmx()
+            v = dmx[8] if len(dmx) > 8 else 0
+            if not seen or seen[-1] != v:
+                seen.append(v)
+            return 255 in seen and 0 in seen[seen.index(255):]
+        released = wait_for(pressed_then_released, 20)
+        _, err = engine.communicate(timeout=60)
+        assert engine.returncode == 0, err
+        assert released, seen
+        assert wait_for(lambda: ola.dmx()[:9] == [200, 0, 0, 0, 17, 0, 0, 0, 0], 10), ola.dmx()[:10]
         dmx = ola.dmx()
     finally:
         ola.stop()
     assert dmx[0] == 200          # the envelope latched full by the first onset, mapped to 200
     assert dmx[4] == 17           # a constant, as an int
-    assert dmx[8] == 255          # an event in the ola profile is full on
+    assert dmx[8] == 0            # the last onset's button released
     assert dmx[1:4] == [0, 0, 0] and dmx[9:20] == [0] * 11
 
 
@@ -315,3 +335,61 @@ def test_ola_profile_warns_once_about_values_in_0_to_1(write_patch, registry, ca
     warned = [r.getMessage() for r in caplog.records if "a value in 0..1" in r.getMessage()]
     assert len(warned) == 1 and "/dmx/universe/0/1" in warned[0] and "out_range: [0, 255]" in warned[0]
     assert rt.runner.nodes["desk"].sent > 10
+
+
+def button_log(profile: str, **params):
+    """An osc.out node for one event address, '/go', on a virtual clock at 10 fps, with
+    what it sends decoded into (tick, value or None for no argument)."""
+    from tonegraph.engine.ports import Event, PortType
+    from tonegraph.nodes.osc.out import OscOut
+
+    d = NodeDriver(OscOut, {"profile": profile, "host": "", "bundle": False, **params},
+                   wired={"/go": PortType.EVENT}, fps=10.0)
+    log: list[tuple[int, float | None]] = []
+
+    def sent(packets):
+        for packet in packets:
+            [(_, m)] = encode.decode(packet)
+            log.append((d.index, float(m.params[0]) if m.params else None))
+    d.node._send = sent
+
+    def tick(*presses: float):
+        d.tick(**{"/go": tuple(Event(d.t + d.period, v) for v in presses)})
+    return d, log, tick, Event
+
+
+@pytest.mark.parametrize("profile,press", [("qlcplus", 1.0), ("ola", 255.0), ("resolume", 1.0),
+                                           ("grandma3", 1.0), ("generic", 0.5)])
+def test_events_are_buttons_pressed_then_released(profile, press):
+    """A press, its release (0) at the next control tick with hold 0, or once 'hold'
+    seconds have passed; a press while held releases first; closing releases what is
+    held; 'release: false' sends presses only."""
+    d, log, tick, _ = button_log(profile)
+    tick(0.5)
+    tick()
+    tick()
+    assert log == [(0, press), (1, 0.0)]
+    d, log, tick, _ = button_log(profile, hold=0.25)
+    tick(0.5)
+    for _ in range(4):
+        tick()
+    assert log == [(0, press), (3, 0.0)]                  # 0.3 s on: the first tick past 0.25 s
+    d, log, tick, _ = button_log(profile, hold=1.0)
+    tick(0.5)
+    tick(0.5)
+    d.node.close()
+    assert log == [(0, press), (1, 0.0), (1, press), (1, 0.0)]
+    d, log, tick, _ = button_log(profile, release=False)
+    tick(0.5)
+    tick()
+    d.node.close()
+    assert log == [(0, press)]
+
+
+def test_eos_keys_carry_no_argument_and_need_no_release():
+    """ETC Eos reads an argument-less key message as a press and its release."""
+    d, log, tick, _ = button_log("eos")
+    tick(0.5)
+    tick()
+    d.node.close()
+    assert log == [(0, None)]
