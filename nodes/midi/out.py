@@ -6,6 +6,9 @@ is an event input that plays that note (velocity from the event's strength, held
 controller (0-127, only when it changes).  With ``tempo`` wired, the node sends MIDI
 clock at that tempo (24 pulses a beat, from a thread of its own so the pulses keep
 their spacing whatever the frame rate), preceded by a start and followed by a stop.
+After a stall (the machine busy, the MIDI system slow to take a message) the pulses go
+on evenly spaced from the one that was held up: none is sent in a burst to catch up,
+which a receiver reads as a jump in tempo.
 Ports are chosen and kept open as nodes/midi/ports.py says.
 """
 
@@ -25,6 +28,10 @@ from . import ports as midiports
 from .inp import NAME_RE, _names_of, check_names
 
 log = logging.getLogger("tonegraph.midi")
+
+#: A clock pulse that goes out later than this share of a period after it was due
+#: restarts the schedule from itself (a stall), rather than being caught up on.
+LATE = 0.5
 
 
 class MidiOut(Node):
@@ -66,7 +73,7 @@ class MidiOut(Node):
     def configure(self) -> None:
         self.sent = 0
         self.last_cc: dict[int, int] = {}
-        self.offs: list[tuple[float, int]] = []          # (monotonic time, note) to release
+        self.offs: list[tuple[float, int]] = []          # (clock time, note) to release
         self.bpm = 0.0
         self.stop_clock = threading.Event()
         self.clock_thread: threading.Thread | None = None
@@ -83,7 +90,7 @@ class MidiOut(Node):
             return
         self.port.keep()
         ch = self.p.channel - 1
-        now = time.monotonic()
+        now = self.ctx.clock.now()
         due = [n for at, n in self.offs if at <= now]
         if due:
             self.offs = [(at, n) for at, n in self.offs if at > now]
@@ -112,24 +119,31 @@ class MidiOut(Node):
                 self.clock_thread.start()
 
     def _clock(self) -> None:
-        """24 pulses a beat at the latest tempo, each at its own time, not the frame's."""
+        """24 pulses a beat at the latest tempo, each at its own time, not the frame's:
+        pulse k is due a period after pulse k-1 was due, so the tempo holds however late
+        each wake-up is, until one goes out more than ``LATE`` of a period late (the
+        thread was held up, or the send): then the schedule goes on from that pulse, a
+        whole period later, rather than sending the ones it missed in a burst."""
         import mido
 
+        clock, stop = self.ctx.clock, self.stop_clock
         self._send(mido.Message("start"))
-        at = time.monotonic()
-        while not self.stop_clock.is_set():
+        at = clock.now()                                   # when the next pulse is due
+        while not stop.is_set():
             bpm = self.bpm
             if bpm <= 0:
-                self.stop_clock.wait(0.05)
-                at = time.monotonic()
+                clock.wait(stop, 0.05)
+                at = clock.now()
                 continue
+            period = 60.0 / (24.0 * bpm)
             self._send(mido.Message("clock"))
-            at += 60.0 / (24.0 * bpm)
-            delay = at - time.monotonic()
-            if delay < -0.1:                               # fell far behind (a stall): resume
-                at = time.monotonic()
-            elif delay > 0:
-                self.stop_clock.wait(delay)
+            sent = clock.now()
+            if sent - at > LATE * period:                  # held up: resume from now
+                at = sent
+            at += period
+            delay = at - clock.now()
+            if delay > 0:
+                clock.wait(stop, delay)
 
     def close(self) -> None:
         if getattr(self, "clock_thread", None) is not None:

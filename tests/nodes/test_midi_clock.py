@@ -9,7 +9,9 @@ import mido
 import numpy as np
 import pytest
 
-from tonegraph.nodes.midi.inp import MidiIn
+from tonegraph.engine.clock import FakeClock
+from tonegraph.nodes.midi.inp import FIT_PULSES, MidiIn, clock_bpm
+from tonegraph.nodes.midi.out import MidiOut
 
 from ..conftest import NodeDriver
 
@@ -62,3 +64,83 @@ def test_clock_tempo_follows_a_change_of_tempo():
         d.node.queue.append((t, mido.Message("clock")))
         d.tick()
     assert d.node.out["bpm"] == pytest.approx(130.0, abs=0.1)
+
+
+class HeldUp(FakeClock):
+    """The engine's clock, injected: time moves only as midi.out's clock thread waits,
+    and one wait, the ``at``-th, oversleeps by ``stall`` seconds (the thread was not run)."""
+
+    def __init__(self, at: int | None = None, stall: float = 0.0) -> None:
+        super().__init__()
+        self.waits, self.at, self.stall = 0, at, stall
+
+    def wait(self, event, timeout):
+        self.waits += 1
+        if self.waits == self.at:
+            self.advance(self.stall)
+        return super().wait(event, timeout)
+
+
+class Receiver:
+    """midi.out's port: when each message went out on the injected clock; the
+    ``hold_at``-th pulse's send is held up ``stall`` seconds (a busy MIDI system), and
+    after ``pulses`` pulses the clock thread is told to stop."""
+
+    def __init__(self, node, pulses: int, hold_at: int | None = None, stall: float = 0.0) -> None:
+        self.node, self.clock, self.pulses = node, node.ctx.clock, pulses
+        self.hold_at, self.stall = hold_at, stall
+        self.port = object()
+        self.sent: list[tuple[float, str]] = []
+
+    def keep(self) -> None:
+        pass
+
+    def send(self, msg) -> bool:
+        pulse = sum(1 for _, kind in self.sent if kind == "clock")
+        if msg.type == "clock" and pulse == self.hold_at:
+            self.clock.advance(self.stall)
+        self.sent.append((self.clock.now(), msg.type))
+        if pulse + 1 >= self.pulses:
+            self.node.stop_clock.set()
+        return True
+
+
+def clock_out(bpm: float, clock: FakeClock, **receiver) -> list[float]:
+    """The times [s] midi.out's clock pulses go out at ``bpm``, on ``clock``."""
+    d = NodeDriver(MidiOut, {"api": "jack"}, wired=["tempo"])
+    d.node.ctx.offline, d.node.ctx.clock = False, clock
+    d.node.port = port = Receiver(d.node, **receiver)
+    d.tick(tempo=bpm)
+    d.node.clock_thread.join(timeout=30)
+    assert not d.node.clock_thread.is_alive()
+    assert port.sent[0][1] == "start"
+    return [t for t, kind in port.sent if kind == "clock"]
+
+
+@pytest.mark.parametrize("where", ["send", "thread"])
+def test_clock_out_resumes_evenly_after_a_stall(where):
+    """A 30 ms stall (a send held up, or the clock thread not run) 2 beats in at 140 BPM:
+    the pulses after it go on a whole period apart, never in a burst to catch up (which
+    a receiver read as one beat at 163 BPM), and midi.in reads 140 from them throughout."""
+    bpm, step = 140.0, 60.0 / (24 * 140.0)
+    if where == "send":
+        times = clock_out(bpm, FakeClock(), pulses=24 * 6, hold_at=48, stall=0.030)
+    else:
+        times = clock_out(bpm, HeldUp(at=49, stall=0.030), pulses=24 * 6)
+    gaps = np.diff(times)
+    assert len(times) == 24 * 6
+    assert gaps.max() == pytest.approx(step + 0.030, abs=step / 2)          # the stall itself
+    others = np.delete(gaps, np.argmax(gaps))
+    assert others == pytest.approx(step, abs=1e-9)                        # evenly spaced
+    read = [clock_bpm(times[max(0, k - FIT_PULSES + 1):k + 1]) for k in range(24 * 4, len(times))]
+    assert np.abs(np.array(read) - bpm).max() < 1.0
+
+
+def test_clock_out_keeps_its_schedule_through_small_lateness():
+    """Waking a little late (1 ms every time) does not slow the clock: each pulse is due
+    a period after the one before was due, so after the first every pulse is 1 ms late
+    and they stay a period apart (resuming from each would make them 1 ms longer)."""
+    clock = FakeClock()
+    clock.oversleep = 0.001
+    times = clock_out(120.0, clock, pulses=24 * 4)
+    assert np.diff(times[1:]) == pytest.approx(60.0 / (24 * 120.0), abs=1e-9)
