@@ -161,10 +161,11 @@ class Synth:
 
 def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch):
     """jack_midi_dump (JACK's MIDI monitor) is the synth: it prints every event with its
-    sample time."""
-    dump = subprocess.Popen(["jack_midi_dump", "-a", "synth"], env=jack.env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    jack.wait_for_port("synth:input")
+    sample time.  The engine decides when it sends; the JACK dummy server's cycles stamp
+    what arrives, and on a loaded machine a late cycle is caught up on at once, so one
+    note can read some milliseconds off: each note is checked for what the engine
+    controls (released, after it started, once), the timing on the median."""
+    synth = Synth(jack)
     patch = write_patch("""
         nodes:
           sq:    {type: control.lfo, params: {shape: square, frequency: 2}}
@@ -176,27 +177,22 @@ def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch)
                   in: {kick: hit, cutoff: ramp, tempo: bpm}}
         """)
     eng = Engine(patch, env=jack.env)
-    events: list = []
     try:
-        for line in dump.stdout:
-            m = DUMP.match(line)
-            if m:
-                events.append((int(m.group(1)) / jack.rate, bytes.fromhex(m.group(2))))
-            if sum(1 for _, b in events if b[0] == 0x99) >= 5 and sum(1 for _, b in events if b[0] == 0xF8) > 96:
-                break
+        assert wait_for(lambda: sum(1 for _, b in synth.events if b[0] == 0x99 and b[2] > 0) >= 7
+                        and sum(1 for _, b in synth.events if b[0] == 0xF8) > 96, 20)
     finally:
         log = eng.stop()
-        dump.kill()
-        dump.wait(10)
-        rest = dump.stdout.read()
-    events += [(int(m.group(1)) / jack.rate, bytes.fromhex(m.group(2)))
-               for m in map(DUMP.match, rest.splitlines()) if m]
-    ons = [(t, b) for t, b in events if b[0] == 0x99 and b[2] > 0]        # note on, channel 10
-    offs = [(t, b) for t, b in events if b[0] == 0x89 or (b[0] == 0x99 and b[2] == 0)]
-    assert ons and all(b[1] == 36 and b[2] == 127 for _, b in ons)
-    assert np.diff([t for t, _ in ons]) == pytest.approx(0.5, abs=0.05)    # the square's rising edges
-    held = [off - on for (on, _), (off, _) in zip(ons, offs)][:-1]      # the last is cut by the stop
-    assert held and all(0.045 <= h <= 0.1 for h in held), held          # 50 ms, to the next tick
+        events = synth.close()
+    ons = [t for t, b in events if b[0] == 0x99 and b[2] > 0]             # note on, channel 10
+    offs = [t for t, b in events if b[0] == 0x89 or (b[0] == 0x99 and b[2] == 0)]
+    assert all(b[1] == 36 and b[2] == 127 for _, b in events if b[0] == 0x99 and b[2] > 0)
+    gaps = np.diff(ons)                                                     # the square's rising edges
+    assert np.median(gaps) == pytest.approx(0.5, abs=0.02) and np.all(np.abs(gaps - 0.5) < 0.2), gaps
+    # Each note's release is the first after it starts, before the next note (the stop
+    # releases the last).
+    held = [min((off for off in offs if off >= on), default=np.inf) - on for on in ons]
+    assert len(offs) == len(ons) and all(h < g for h, g in zip(held, gaps)) and held[-1] < 0.5, (ons, offs)
+    assert 0.045 <= np.median(held) <= 0.1, held                            # 50 ms, to the next tick
     ccs = [b[2] for _, b in events if b[0] == 0xB9 and b[1] == 74]
     assert len(set(ccs)) > 20 and max(ccs) <= 127
     # Only changes are sent: the ramp goes out one step at a time.  (Under load the dump
