@@ -385,7 +385,8 @@ def apply_overrides(spec: PatchSpec, sets: list[str]) -> list[PatchError]:
     """Apply ``node.param=value`` overrides (``tonegraph run --set``) to a read patch.
 
     Values are YAML scalars or lists; they are checked later exactly like the patch's
-    own values, with ``--set:N`` as their position.
+    own values, with ``--set:N`` as their position.  Nothing after the ``=`` is an empty
+    text (``--set lights.host=``), not YAML's null.
     """
     errors = []
     for i, item in enumerate(sets, 1):
@@ -401,7 +402,7 @@ def apply_overrides(spec: PatchSpec, sets: list[str]) -> list[PatchError]:
             errors.append(PatchError(f"--set: no node '{nid}' in the patch (its nodes: {listed})", loc))
             continue
         try:
-            value = yaml.safe_load(raw)
+            value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         ns = spec.nodes[nid]

@@ -177,3 +177,18 @@ def test_graph_dot_and_svg(tmp_path):
     assert text.lstrip().startswith("<?xml") and "<svg" in text and "onsets" in text
     bad = tonegraph("graph", "graphs/demo.yaml", "-o", str(tmp_path / "x.bmp"))
     assert bad.returncode == 1 and "use .dot, .svg, .png or .pdf" in bad.stderr
+
+
+def test_set_with_nothing_after_the_equals_sign_is_an_empty_text(write_patch):
+    """`--set lights.host=` empties a text param (dmx.out's host: sACN multicast); a
+    number param given nothing says what it wants."""
+    path = write_patch("""
+        nodes:
+          c: {type: control.constant, params: {value: 1}}
+          lights: {type: dmx.out, in: {ch1: c}}
+        """)
+    ok = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "lights.host=")
+    assert ok.returncode == 0, ok.stderr
+    bad = tonegraph("run", str(path), "--offline", "--duration", "0.1", "--set", "c.value=")
+    assert bad.returncode == 1
+    assert "--set:1:1: error: param 'value' must be a number, got ''" in bad.stderr
