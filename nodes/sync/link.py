@@ -9,6 +9,17 @@ to the session), ``bpm`` is the session tempo and ``peers`` how many others are 
 An event's time is the moment the session's beat fell, read from Link's clock, not the
 tick that noticed it, so two machines in one session place their beats alike.
 
+``delay`` moves the node's whole timeline (beats, bars, phases, count) later, or with a
+negative value earlier, by that many seconds: -0.04 sends each beat 40 ms before the
+session's, so a fixture or projector that takes 40 ms to respond lights on the beat.
+Ahead is at most one beat at the session's tempo.
+
+Start/stop: with ``start_stop`` the node takes part in Link's start/stop sync: the
+``playing`` output follows the session's transport (1 playing, 0 stopped) and
+``start``/``stop`` fire when it changes; wire a number into ``play`` (above 0.5: play)
+to start and stop the session from the patch.  Beats go on either way (Link's grid
+never stops); a patch gates them with ``playing``.
+
 Leading: wire a number into ``tempo`` (``audio.tempo``'s ``bpm``, a fader) and the node
 sets the session tempo from it and keeps it there; every peer follows.  It changes the
 session at most ``lead_rate`` times a second, and only when the session's tempo is more
@@ -68,8 +79,15 @@ class Link(Node):
         "enabled": P.boolean(True, "Join the network session; off keeps a local timeline."),
         "lead_rate": P.number(5.0, "Most session tempo changes per second from 'tempo'.", unit="Hz",
                               min=0.1, max=60.0),
+        "delay": P.number(0.0, "Move beats, bars and phases this much later; negative: earlier, to "
+                               "cover a fixture's latency (at most one beat ahead).", unit="s",
+                          min=-2.0, max=2.0),
+        "start_stop": P.boolean(False, "Take part in Link's start/stop sync (playing, start, stop; "
+                                       "the play input)."),
     }
-    inputs = {"tempo": ports.number("When wired: set the session tempo from it (lead) [BPM].")}
+    inputs = {"tempo": ports.number("When wired: set the session tempo from it (lead) [BPM]."),
+              "play": ports.number("When wired (with start_stop): above 0.5 starts the session's "
+                                   "transport, below stops it.")}
     outputs = {
         "beat": ports.event("Each beat of the session's grid, at the time it fell."),
         "bar": ports.event("Each bar (every 'quantum' beats, on the session's phase)."),
@@ -78,6 +96,9 @@ class Link(Node):
         "bpm": ports.number("The session tempo [BPM]."),
         "count": ports.number("The session's beat number."),
         "peers": ports.number("Other Link apps in the session."),
+        "playing": ports.number("With start_stop: 1 while the session's transport plays, else 0."),
+        "start": ports.event("With start_stop: the session's transport started."),
+        "stop": ports.event("With start_stop: the session's transport stopped."),
     }
 
     def configure(self) -> None:
@@ -85,6 +106,7 @@ class Link(Node):
         self.last_beat: float | None = None
         self.last_lead = (-math.inf, 0.0)      # (wall time, bpm) of the last tempo set
         self.local_origin = 0.0
+        self.playing: bool | None = None        # the session's transport, as last seen
         if self.ctx.offline:
             log.warning("node '%s': Link follows wall-clock time; offline, sync.link keeps its own "
                         "grid at %g BPM", self.id, self.p.bpm)
@@ -95,6 +117,7 @@ class Link(Node):
             link = aalink.Link(float(self.p.bpm))
             link.quantum = int(self.p.quantum)
             link.enabled = bool(self.p.enabled)
+            link.start_stop_sync_enabled = bool(self.p.start_stop)
             return link
         try:
             self.link = _Loop.run(make())
@@ -107,6 +130,8 @@ class Link(Node):
                 self.link.quantum = int(self.p.quantum)
             if "enabled" in changed:
                 self.link.enabled = bool(self.p.enabled)
+            if "start_stop" in changed:
+                self.link.start_stop_sync_enabled = bool(self.p.start_stop)
 
     def _now(self, tick: Tick) -> tuple[float, float, float, float, int]:
         """(beat, wall time it was read at, bpm, bar phase in beats, peers)."""
@@ -135,6 +160,9 @@ class Link(Node):
         beat, wall, bpm, bar, peers = self._now(tick)
         q = int(self.p.quantum)
         spb = 60.0 / bpm
+        # The node's timeline: the session's moved by 'delay' (ahead: one beat at most).
+        shift = max(-1.0, self.p.delay / spb)
+        beat, bar = beat - shift, (bar - shift) % q
         beats, bars = [], []
         last = self.last_beat
         if last is not None and 0.0 <= beat - last <= MAX_BEATS_PER_TICK:
@@ -142,7 +170,7 @@ class Link(Node):
             # moment comes from the wall clock (media time 0 is ctx.clock_origin);
             # offline the grid is media time itself.
             origin = self.ctx.clock_origin if self.link is not None else 0.0
-            bar_start = beat - bar                          # the session's bar begins here
+            bar_start = beat - bar                          # the bar begins here
             for k in range(math.floor(last) + 1, math.floor(beat) + 1):
                 t = wall - (beat - k) * spb - origin
                 beats.append(Event(t))
@@ -156,6 +184,24 @@ class Link(Node):
         out["bpm"] = bpm
         out["count"] = float(math.floor(beat))
         out["peers"] = float(peers)
+        self._transport(tick)
+
+    def _transport(self, tick: Tick) -> None:
+        """Link's start/stop sync: follow the session's transport, and lead it from 'play'."""
+        out = self.out
+        out["start"] = out["stop"] = ()
+        if not self.p.start_stop:
+            out["playing"] = 0.0
+            return
+        link = self.link
+        want = self.inp.get("play") if "play" in self.wired else None
+        if want is not None and math.isfinite(want) and link is not None and (want > 0.5) != bool(link.playing):
+            link.playing = want > 0.5
+        playing = bool(link.playing) if link is not None else (want is not None and want > 0.5)
+        if self.playing is not None and playing != self.playing:
+            out["start" if playing else "stop"] = (Event(tick.t),)
+        self.playing = playing
+        out["playing"] = float(playing)
 
     def _lead(self, tick: Tick) -> None:
         if "tempo" not in self.wired or self.link is None:
