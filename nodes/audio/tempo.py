@@ -11,6 +11,12 @@ the tempo the last 12 seconds' activation names, weighted by people's preference
 70-160 BPM, says so, and every other beat is reported (``Level`` in beats.py).
 ``min_bpm`` and ``max_bpm`` bound both; a patch for fast music says ``min_bpm: 120``.
 
+``delay`` (negative) sends beats ahead of their sound: with the dbn tracker, once it is
+sure of the tempo, a beat it expects within the next ``-delay`` seconds (at most one
+beat) leaves now, timed ``-delay`` before the beat, and ``phase`` keeps time with it;
+a tapped tempo's clock does the same.  A fixture that takes 40 ms to respond, sent
+beats with ``delay: -0.04``, lights on the beat.
+
 ``phase`` rises from 0 at a beat to 1 at the next, so LFOs and latent walks can lock
 to the music; between detected beats it runs on at the current tempo.
 
@@ -76,6 +82,9 @@ class Tempo(Analyzer):
                             min=20.0, max=400.0, restart=True),
         "max_bpm": P.number(215.0, "Fastest tempo the dbn tracker considers.", unit="BPM",
                             min=20.0, max=400.0, restart=True),
+        "delay": P.number(0.0, "dbn and tapped tempo: send beats this much earlier (negative) to "
+                               "cover a fixture's or projector's latency, at most one beat ahead.",
+                          unit="s", min=-2.0, max=0.0),
         "early": P.boolean(True, "dbn: report a beat when the tracker expects it, as its sound "
                                  "arrives, rather than once the sound is analysed (about 35 ms "
                                  "later); a cold start still waits to hear its beats."),
@@ -189,12 +198,13 @@ class Tempo(Analyzer):
         sr = self.ctx.samplerate
         x = self.samples(tick)
         until = None
+        ahead = min(-self.p.delay, self.period)   # [s] beats are sent this much early
         if self.tracker is not None:
             meter = self.tracker.meter        # changed here, on the thread that feeds it
             if meter.n != self.p.beats_per_bar:
                 meter.set_beats_per_bar(self.p.beats_per_bar)
-            if self.p.early:
-                until = (self.fed + len(x)) / sr * self.tracker.fps
+            if self.p.early or ahead > 0:
+                until = (self.fed + len(x)) / sr * self.tracker.fps + ahead * self.tracker.fps
             found = self.tracker.push(x, until)
         else:
             found = self._aubio_beats(x)
@@ -214,12 +224,14 @@ class Tempo(Analyzer):
             self.period = manual
             if self.last_beat is None:
                 self.last_beat = tick.t
-            # Internal clock: emit every beat that falls inside this hop.
+            # Internal clock: emit every beat that falls inside this hop (ahead of it by
+            # 'delay'), timed where it falls less that.
             beats = []
+            ahead = min(ahead, self.period)
             nxt = self.last_beat + self.period
-            while nxt < t_end:
-                if nxt >= tick.t:
-                    beats.append(Event(nxt, level))
+            while nxt - ahead < t_end:
+                if nxt - ahead >= tick.t:
+                    beats.append(Event(nxt - ahead, level))
                 self.last_beat = nxt
                 nxt += self.period
             if beats:
@@ -231,8 +243,9 @@ class Tempo(Analyzer):
                 # Beats as sample counts of the patch's sound (the tracker's frames are
                 # its own 100 a second).
                 per = 1.0 if tr is None else sr / tr.fps
-                beats = tuple(Event(self.time_of(tick, n * per), level) for n in found)
-                self.last_beat = beats[-1].t
+                shift = ahead if tr is not None else 0.0
+                beats = tuple(Event(self.time_of(tick, n * per) - shift, level) for n in found)
+                self.last_beat = beats[-1].t + shift
                 out["beat"] = beats
                 if tr is not None:
                     again = [p is None for p in tr.places]
@@ -252,7 +265,8 @@ class Tempo(Analyzer):
             tr = self.tracker
             out["phase"] = tr.phase_at(until)
         elif self.last_beat is not None and self.period > 0:
-            out["phase"] = ((t_end - self.last_beat) / self.period) % 1.0
+            lead = ahead if manual is not None else 0.0     # a tapped clock's beats leave early
+            out["phase"] = ((t_end + lead - self.last_beat) / self.period) % 1.0
         self._count_bars(out, places, again)
         self.fed += self.ctx.hop
 

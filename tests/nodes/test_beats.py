@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from tonegraph.engine.ports import AudioBlock
+from tonegraph.engine.ports import AudioBlock, Event
 from tonegraph.nodes.audio.beats import BeatTracker
 from tonegraph.nodes.audio.synth import render_groove
 from tonegraph.nodes.audio.tempo import BEATS, Tempo, beat_weights
@@ -450,3 +450,35 @@ def test_a_fast_song_within_a_patchs_tempo_range_is_not_halved():
     t = BeatTracker(SR, min_bpm=120.0, max_bpm=215.0)
     t.push(x)
     assert t.bpm == pytest.approx(190.0, rel=0.03)
+
+
+@pytest.mark.parametrize("delay", [-0.1, -0.3])
+def test_a_negative_delay_sends_beats_ahead_to_cover_a_fixtures_latency(delay):
+    """With delay -0.1 (or -0.3) s, once locked, each beat leaves that long before its
+    sound arrives, timed that long before the beat, and the phase wraps with it; the
+    beats are the same ones, moved."""
+    x, _, beats = render_groove(SR, 120.0, 8, seed=3)
+    x = x.astype(np.float32)
+    sent = []
+    d = tempo_node(delay=delay)
+    moved, _ = node_beats(x, node=d, ticks=sent)
+    moved, sent, beats = np.array(moved), np.array(sent), np.array(beats)
+    locked = moved > 3.0
+    assert beat_f(beats + delay, moved) > 0.95
+    assert np.all(sent[locked] <= moved[locked] + 1e-9)             # out before its moved time
+    ahead = np.array([beats[np.abs(beats - t - (-delay)).argmin()] - t for t in moved[locked]])
+    assert np.median(ahead) == pytest.approx(-delay, abs=0.012)
+    assert d.node.out["bpm"] == pytest.approx(120.0, rel=0.02)
+
+
+def test_tapped_beats_are_sent_ahead_too():
+    """The internal clock a tapped tempo runs sends its beats 'delay' early as well."""
+    d = tempo_node(delay=-0.1)
+    x = np.zeros(int(SR * 4), np.float32)
+    taps = [0.5, 1.0, 1.5]
+    got = [e.t for _, out in feed(d, x, tap=lambda t, dt: tuple(Event(a, 1.0) for a in taps if t <= a < t + dt))
+           for e in out["beat"]]
+    late = [t for t in got if t > 2.0]
+    assert late and np.allclose(np.diff(late), 0.5, atol=1e-6)
+    slots = (np.array(late) + 0.1) / 0.5                             # on the tapped grid, 0.1 s early
+    assert np.allclose(slots, np.round(slots), atol=1e-6)
