@@ -363,9 +363,10 @@ print(json.dumps({"got": got, "rc": run.returncode, "log": run.stderr[-3000:]}))
 @pytest.mark.parametrize("fps", [30, 60, 100])
 def test_the_universe_goes_out_at_its_rate_whatever_the_patch_fps_with_a_render_running(fps, tmp_path):
     """dmx.out at rate 44 in a patch at 30, 60 or 100 fps that draws a shader at 1280x720
-    (Mesa on the CPU, headless): 44 +- 1 frames a second arrive, and no gap is longer
-    than a few frames (control ticks sent it at 29.9, 29.5 and 32 Hz, with gaps of a
-    quarter second under a heavy render)."""
+    (Mesa on the CPU, headless): 44 +- 1 frames a second arrive, and no gap reaches
+    0.2 s (control ticks sent it at 29.9, 29.5 and 32 Hz, with gaps of a quarter second
+    under a heavy render; on a machine whose cores are all busy a stall of the whole
+    process can still cost a few frames)."""
     from ..netns import in_network_namespace
 
     patch = tmp_path / "rig.yaml"
@@ -389,7 +390,7 @@ def test_the_universe_goes_out_at_its_rate_whatever_the_patch_fps_with_a_render_
     gaps = np.diff(times)
     print(f"fps {fps}: {rate:.2f} Hz over {times[-1] - times[0]:.1f} s, longest gap {gaps.max() * 1e3:.0f} ms")
     assert 43.0 <= rate <= 45.0
-    assert gaps.max() < 4 / 44.0
+    assert gaps.max() < 0.2
 
 
 def test_art_net_answers_a_desks_artpoll_with_its_universe():
