@@ -274,20 +274,20 @@ class OscOut(Node):
     def _send_events(self, name: str, events) -> None:
         st = self.settings[name]
         out = []
-        for ev in events:
-            if ev.t - self.last_t.get(name, -math.inf) < st["period"]:
-                self.rate_dropped += 1
-                continue
-            self.last_t[name] = ev.t
-            args = self._event_args(ev.value, st["type"])
-            if self.p.release and args:
-                with self.held_lock:
+        with self.held_lock:     # the presses leave before the control tick can send their release
+            for ev in events:
+                if ev.t - self.last_t.get(name, -math.inf) < st["period"]:
+                    self.rate_dropped += 1
+                    continue
+                self.last_t[name] = ev.t
+                args = self._event_args(ev.value, st["type"])
+                if self.p.release and args:
                     before = self.held.pop(name, None)
                     self.held[name] = (ev.t + self.p.hold, self.ticks, released(args))
-                if before is not None:                # still pressed: let go first
-                    out.append(self._wrap(encode.message(name, before[2]), ev.t))
-            out.append(self._wrap(encode.message(name, args), ev.t))
-        self._send(out)
+                    if before is not None:                # still pressed: let go first
+                        out.append(self._wrap(encode.message(name, before[2]), ev.t))
+                out.append(self._wrap(encode.message(name, args), ev.t))
+            self._send(out)
 
     def _release_due(self, t: float) -> None:
         """Send the release of every button whose hold is over by control tick ``t``."""
@@ -295,8 +295,8 @@ class OscOut(Node):
             due = [(a, at, args) for a, (at, after, args) in self.held.items() if at <= t and after < self.ticks]
             for a, _, _ in due:
                 del self.held[a]
-        if due:     # timetagged no earlier than its press's hold
-            self._send([self._wrap(encode.message(a, args), max(t, at)) for a, at, args in due])
+            if due:     # timetagged no earlier than its press's hold
+                self._send([self._wrap(encode.message(a, args), max(t, at)) for a, at, args in due])
 
     def process_audio(self, tick: Tick) -> None:
         """Audio thread: cues from onsets and beats leave as soon as their hop is done."""
