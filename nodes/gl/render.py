@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import queue
 import signal
+import sys
 import tempfile
 import threading
 import time
@@ -29,6 +31,11 @@ from tonegraph.engine.errors import TonegraphError, describe, display_path
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import Registry
 from tonegraph.engine.runtime import Runtime
+
+
+log = logging.getLogger("tonegraph.render")
+#: Containers ffmpeg writes H.264 and AAC into.
+CONTAINERS = (".mp4", ".mov", ".mkv", ".m4v")
 
 
 class RenderError(TonegraphError):
@@ -95,11 +102,35 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
     if w % 2 or h % 2 or w < 16 or h < 16:
         raise RenderError(f"--size {w}x{h}: width and height must be even and at least 16 (H.264)")
     rate = float(fps or graph.spec.fps)
+    # The sound, checked before it becomes an override: a problem is named by the option
+    # the user typed, not by the param it is passed on as.
+    if audio is not None:
+        audio = Path(audio).resolve()
+        sound, said = audio, f"--audio {display_path(audio)}"
+    elif files:
+        sound = graph.spec.context().resolve_input(graph.nodes[files[0]].params["path"])
+        said = display_path(Path(sound))
+        log.warning("rendering over the patch's own sound, %s: give --audio FILE for your song", said)
+    else:
+        sound = said = None
+    if sound is not None:
+        try:
+            info = sf.info(str(sound))
+        except Exception as exc:  # soundfile raises several types for unreadable files
+            raise RenderError(f"{said}: cannot read it as sound ({describe(exc)}); WAV, FLAC, OGG and "
+                              f"MP3 are read, convert others with: ffmpeg -i IN OUT.flac") from None
+        total = info.frames / info.samplerate
+        if start >= total:
+            raise RenderError(f"--start {start:g} s is past the end of {said} ({total:.1f} s long)")
+        end = total if end is None else min(end, total)
+    elif end is None:
+        raise RenderError("the patch plays no audio.file: give --end to say how long to render")
+    if end <= start:
+        raise RenderError(f"nothing to render between --start {start:g} s and --end {end:g} s")
     # A whole number of frames of pre-roll, no more than the song has before start.
     pre = math.floor(min(max(preroll, 0.0), start) * rate + 1e-9) / rate
     overrides = list(sets or [])
     if audio is not None:
-        audio = Path(audio).resolve()
         overrides += [f"{nid}.path={json.dumps(str(audio))}" for nid in files]
         overrides += [f"{nid}.file={json.dumps(str(audio))}" for nid in inputs]
     overrides += [f"{nid}.start={start - pre}" for nid in files + inputs]
@@ -107,19 +138,6 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
     graph, errors = load_graph(patch, registry, overrides)
     if errors:
         raise RenderError("\n".join(str(e) for e in errors))
-    sound = audio if audio is not None else (
-        graph.spec.context().resolve_input(graph.nodes[files[0]].params["path"]) if files else None)
-    if sound is not None:
-        try:
-            info = sf.info(str(sound))
-        except Exception as exc:  # soundfile raises several types for unreadable files
-            raise RenderError(f"{display_path(Path(sound))}: cannot read it as sound ({exc})") from None
-        total = info.frames / info.samplerate
-        end = total if end is None else min(end, total)
-    elif end is None:
-        raise RenderError("the patch plays no audio.file: give --end to say how long to render")
-    if end <= start:
-        raise RenderError(f"nothing to render between --start {start:g} s and --end {end:g} s")
     rt = Runtime(graph, registry, offline=True, headless=True, duration=end - start + pre, fps=fps,
                  preroll=pre)
     return Prepared(rt, windows[0], sound, start, end)
@@ -140,6 +158,9 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
     "auto" (NVENC where it works, else x264)."""
     import soundfile as sf
 
+    if Path(output).suffix.lower() not in CONTAINERS:
+        raise RenderError(f"-o {output}: a render is H.264 video with its sound; name the file "
+                          f"{', '.join(CONTAINERS[:-1])} or {CONTAINERS[-1]}")
     encoder = pick_encoder(encoder, size, crf, preset)
     job = prepare(patch, registry, audio, size, fps, start, end, sets, preroll)
     rt, sound, start, end = job.runtime, job.sound, job.start, job.end
@@ -167,12 +188,16 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         window.sink, window.pixels = sink, pixels
         rt.ctx.sharing = rt.ctx.sharing | {"encoder"}
         t0 = time.perf_counter()
-        with _stoppable(rt):
-            try:
-                with sink:
-                    rt.run()
-            finally:
-                sink.close()
+        try:
+            with _stoppable(rt, sink, output):
+                try:
+                    with sink:
+                        rt.run()
+                finally:
+                    sink.close()
+        except KeyboardInterrupt:
+            print(f"stopped at once: {output} is unfinished and will not play", file=sys.stderr)
+            raise
     if sink.count == 0:
         raise RenderError("no frames were drawn (see the errors above)")
     return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate,
@@ -180,24 +205,34 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
 
 
 @contextlib.contextmanager
-def _stoppable(rt: Runtime):
+def _stoppable(rt: Runtime, sink: "_Sink | None" = None, output: Path | None = None):
     """SIGINT and SIGTERM stop the render after the frame being drawn; the frames drawn
     so far are encoded and the file is closed, playable (main thread only).  A second
-    one stops at once (KeyboardInterrupt), the file then unfinished."""
+    one drops the frames still waiting for the encoder and closes the file with those
+    encoded, still playable; a third stops at once (KeyboardInterrupt), the file then
+    unfinished."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    signals = []
 
     def stop(signum, frame) -> None:  # noqa: ARG001
-        if rt.ctx.stop.is_set():
+        signals.append(signum)
+        if len(signals) == 1:
+            rt.request_stop()
+        elif len(signals) == 2 and sink is not None:
+            sink.drop = True
+            print(f"stopping now: {output} keeps the frames encoded so far (once more leaves it "
+                  "unfinished)", file=sys.stderr)
+        else:
             raise KeyboardInterrupt
-        rt.request_stop()
     old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        if not signals:       # once stopping, a second press still only drops frames
+            for s, h in old.items():
+                signal.signal(s, h)
 
 
 #: x264's speed presets and the NVENC preset each is closest to (p1 fastest .. p7 best).
@@ -282,6 +317,7 @@ class _Sink:
         self.frames_dir = frames_dir
         self.count = 0
         self.error: BaseException | None = None
+        self.drop = False             # frames still waiting are not encoded (a second Ctrl-C)
         self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
         self.thread = threading.Thread(target=self._encode, name="encoder", daemon=True)
         self.progress = Progress(TextColumn("[bold]render[/]"), BarColumn(), MofNCompleteColumn(),
@@ -312,8 +348,8 @@ class _Sink:
 
     def _encode(self) -> None:
         while (pixels := self.queue.get()) is not None:
-            if self.error is not None:
-                continue                   # failed: keep taking frames so drawing never blocks
+            if self.error is not None or self.drop:
+                continue                   # failed or dropped: keep taking frames so drawing never blocks
             try:
                 pixels = np.ascontiguousarray(pixels)      # a frame read bottom row first is a view
                 if self.writer is None:

@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -1155,3 +1156,57 @@ def test_shader_files_and_images_past_their_bounds_are_refused_in_one_line(tmp_p
     assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
     with pytest.raises(OSError, match="larger than"):
         files.read_bounded(tmp_path / "big.frag", files.TEXT_LIMIT, "shader file")
+
+
+def test_a_newcomers_render_mistakes_are_named_by_what_they_typed(tmp_path):
+    """No --audio: the patch's own sound, said in one line (a video of the wrong song
+    was made without a word); --start past the song's end and a sound file that cannot
+    be read are named by the option typed (they were reported as --set:N); an output
+    name ffmpeg cannot write H.264 into is refused before anything runs (it left a
+    0-byte file after an ffmpeg dump)."""
+    res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / "x.mp4"), "--end", "0.2",
+                    "--size", "64x36", "--fps", "10", "-q", timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "rendering over the patch's own sound, graphs/media/groove.flac: give --audio FILE" in res.stderr
+    song = ROOT / "graphs" / "media" / "groove.flac"
+    res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(song), "-o", str(tmp_path / "y.mp4"),
+                    "--start", "400")
+    assert res.returncode == 1 and "--set" not in res.stderr, res.stderr
+    assert "--start 400 s is past the end of --audio" in res.stderr and res.stderr.count("\n") == 1
+    m4a = tmp_path / "song.m4a"
+    m4a.write_bytes(b"\0\0\0\x20ftypM4A " + bytes(64))
+    res = tonegraph("render", "graphs/tunnel.yaml", "--audio", str(m4a), "-o", str(tmp_path / "z.mp4"))
+    assert res.returncode == 1 and "--set" not in res.stderr, res.stderr
+    assert "cannot read it as sound" in res.stderr and "ffmpeg -i IN OUT.flac" in res.stderr
+    for name in ("a.gif", "noextension"):
+        res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(tmp_path / name), "--end", "1")
+        assert res.returncode == 1 and "name the file .mp4, .mov, .mkv or .m4v" in res.stderr, res.stderr
+        assert res.stderr.count("\n") == 1 and not (tmp_path / name).exists()
+
+
+def test_a_second_ctrl_c_still_leaves_a_playable_file(tmp_path):
+    """Two Ctrl-C 0.3 s apart (they left an MP4 without its index, unplayable, without a
+    word): the frames waiting for the encoder are dropped, the file is closed with the
+    frames encoded, and the count said is the count in the file."""
+    import re
+    import signal
+
+    import imageio_ffmpeg
+
+    out, frames = tmp_path / "part.mp4", tmp_path / "frames"
+    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "render", "graphs/tunnel.yaml",
+                             "-o", str(out), "--size", "1280x720", "--fps", "10", "--frames", str(frames),
+                             "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for(lambda: len(list(frames.glob("*.png"))) >= 5, 60)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)                                   # the second press, as a user's
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    # 130, or the default action once the program was already exiting after the file closed.
+    assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
+    held = re.search(r"holds the first (\d+) of 320 frames", err)
+    assert held, err
+    assert imageio_ffmpeg.count_frames_and_secs(str(out))[0] == int(held.group(1))
