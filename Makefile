@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # keeps pip from choosing a newer CUDA build for the project's own range.
 TORCH  ?= torch==2.13.0
 # Debian packages the project uses at run or test time.
-APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola puredata-core systemd iproute2 \
+APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola qlcplus puredata-core systemd iproute2 \
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1 \
   fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 

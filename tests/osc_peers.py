@@ -38,6 +38,16 @@ def _wait(pred, timeout: float) -> bool:
     return wait_for(pred, timeout)
 
 
+def end(proc: subprocess.Popen, timeout: float = 10) -> None:
+    """Stop a peer: SIGTERM, then SIGKILL if it has not gone within ``timeout`` [s]."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=timeout)
+
+
 def need(tool: str, package: str) -> None:
     if shutil.which(tool) is None:
         pytest.fail(f"'{tool}' is missing: 'make setup' installs the Debian package {package}")
@@ -145,11 +155,7 @@ class Olad:
         return self._get("/get_dmx?u=0")["dmx"]
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        end(self.proc)
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
