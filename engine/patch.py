@@ -151,12 +151,18 @@ class _Reader:
         except OSError as exc:
             self.errors.append(PatchError(f"cannot read {shown}: {exc.strerror}", at or Loc(shown, 1, 1)))
             return None
+        kind = media_kind(text[:16])
+        if kind is not None:
+            self.err(f"this is a {kind} file, not a patch (a patch is YAML, as in graphs/); to play it, "
+                     f"name it in a patch: tonegraph run graphs/tunnel.yaml --set song.path={shown}",
+                     Loc(shown, 1, 1))
+            return None
         try:
             source = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = text[: exc.start].count(b"\n") + 1
             col = exc.start - (text.rfind(b"\n", 0, exc.start) + 1) + 1
-            self.err("file is not UTF-8 text", Loc(shown, line, col))
+            self.err("file is not UTF-8 text (a patch is YAML text, as in graphs/)", Loc(shown, line, col))
             return None
         try:
             problem = yaml_bounds(source, MAX_VALUES, MAX_DEPTH)
@@ -166,11 +172,9 @@ class _Reader:
                 return None
             return yaml.compose(source, Loader=yaml.SafeLoader)
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            problem = exc.problem or "invalid YAML"
-            context = f" ({exc.context})" if exc.context else ""
+            message, mark = yaml_words(exc)
             loc = Loc(shown, mark.line + 1, mark.column + 1) if mark else Loc(shown, 1, 1)
-            self.err(f"YAML syntax: {problem}{context}", loc)
+            self.err(f"YAML syntax: {message}", loc)
         except yaml.YAMLError as exc:
             self.err(f"YAML syntax: {exc}", Loc(shown, 1, 1))
         return None
@@ -409,3 +413,54 @@ def apply_overrides(spec: PatchSpec, sets: list[str]) -> list[PatchError]:
         ns.params[pname] = value
         ns.param_locs[pname] = ns.param_key_locs[pname] = loc
     return errors
+
+
+#: The first bytes of files people give as a patch by mistake: (prefix, offset, what).
+MAGIC = ((b"fLaC", 0, "FLAC sound"), (b"OggS", 0, "Ogg sound"), (b"ID3", 0, "MP3 sound"),
+         (b"\xff\xfb", 0, "MP3 sound"), (b"\xff\xf3", 0, "MP3 sound"), (b"WAVE", 8, "WAV sound"),
+         (b"ftyp", 4, "MP4 (video or sound)"), (b"\x89PNG", 0, "PNG picture"), (b"\xff\xd8\xff", 0, "JPEG picture"),
+         (b"PK\x03\x04", 0, "zip (or .npz weights)"), (b"\x1aE\xdf\xa3", 0, "Matroska or WebM video"))
+
+
+def media_kind(head: bytes) -> str | None:
+    """What a file is, from its first bytes, when it is a sound, picture or video."""
+    for magic, at, kind in MAGIC:
+        if head[at:at + len(magic)] == magic:
+            return kind
+    return None
+
+
+#: PyYAML's words for the mistakes people make, in plain words: (its problem, its context
+#: or None for any, ours, whether the place to show is where the construct began).
+YAML_WORDS = (
+    ("found character '\\t' that cannot start any token", None,
+     "a tab: YAML indents with spaces only", False),
+    ("expected <block end>, but found '<block mapping start>'", None,
+     "this line is indented more than the lines it belongs with: line it up with them", False),
+    ("expected <block end>, but found '-'", None,
+     "a list item ('- ...') where a key was expected: check its indentation", False),
+    ("expected <block end>, but found", None,
+     "this line's indentation does not match the lines above it", False),
+    ("mapping values are not allowed here", None,
+     "a ':' where none can be: a key's colon needs a space after it, and nested keys go on "
+     "their own lines, indented", False),
+    ("could not find expected ':'", None,
+     "a line that is not 'key: value' (a missing ':' or a line indented too far)", False),
+    ("found unexpected end of stream", "while scanning a quoted scalar",
+     "a quote opened here is never closed", True),
+    ("expected ',' or '}'", "while parsing a flow mapping",
+     "a '{' opened here is never closed with '}' (or a ',' is missing between its items)", True),
+    ("expected ',' or ']'", "while parsing a flow sequence",
+     "a '[' opened here is never closed with ']' (or a ',' is missing between its items)", True),
+)
+
+
+def yaml_words(exc: yaml.MarkedYAMLError):
+    """A YAML syntax error in plain words, and where to show it."""
+    problem = exc.problem or "invalid YAML"
+    for theirs, context, ours, at_start in YAML_WORDS:
+        if problem.startswith(theirs) and (context is None or exc.context == context):
+            mark = (exc.context_mark if at_start else None) or exc.problem_mark or exc.context_mark
+            return ours, mark
+    context = f" ({exc.context})" if exc.context else ""
+    return f"{problem}{context}", exc.problem_mark or exc.context_mark

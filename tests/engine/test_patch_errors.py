@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tonegraph.engine.graph import load_graph
 
 from ..conftest import tonegraph
@@ -61,7 +63,8 @@ def test_yaml_syntax_error_position(write_patch, registry):
         """)
     errors = errors_of(path, registry)
     assert len(errors) == 1
-    assert f"{path.name}:3:4: error: YAML syntax:" in errors[0], errors
+    # Where the unclosed '{' opened (the parser notices on the next line).
+    assert f"{path.name}:2:8: error: YAML syntax: a '{{' opened here is never closed" in errors[0], errors
 
 
 def test_python_tags_are_refused(write_patch, registry):
@@ -303,3 +306,29 @@ def test_osc_in_mappings_of_the_wrong_shape_are_named(write_patch, registry):
     assert any("type of 'y' must be one of number, vector, event, text" in e for e in errors), errors
     assert any("'z' needs an address pattern" in e for e in errors), errors
     assert not any("could not check" in e for e in errors), errors
+
+
+@pytest.mark.parametrize("text,where,words", [
+    ("nodes:\n  a: {type: control.lfo}\n   b: {type: control.lfo}\n", "3:4",
+     "this line is indented more than the lines it belongs with"),
+    ("nodes:\n\ta: {type: control.lfo}\n", "2:1", "a tab: YAML indents with spaces only"),
+    ("nodes:\n  a: {type: control.lfo\n", "2:6", "a '{' opened here is never closed with '}'"),
+    ("nodes:\n  a: \"control.lfo\n", "2:6", "a quote opened here is never closed"),
+    ("nodes:\n  a: {type: x}\n  b: c: 1\n", "3:7", "a ':' where none can be"),
+])
+def test_yaml_mistakes_are_said_in_plain_words_where_they_are(tmp_path, registry, text, where, words):
+    """PyYAML's words ('expected <block end>, but found <block mapping start>') become
+    what to fix; an unclosed bracket or quote is shown where it was opened."""
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    errors = errors_of(path, registry)
+    assert len(errors) == 1 and f"p.yaml:{where}: error: YAML syntax: {words}" in errors[0], errors
+    assert "<block" not in errors[0]
+
+
+def test_a_sound_file_given_as_the_patch_says_what_it_is_and_how_to_play_it(registry):
+    from ..conftest import ROOT
+
+    errors = errors_of(ROOT / "graphs" / "media" / "groove.flac", registry)
+    assert len(errors) == 1 and "this is a FLAC sound file, not a patch" in errors[0]
+    assert "--set song.path=" in errors[0]
