@@ -180,26 +180,28 @@ class Pixels(GLNode):
         try:
             sock = self._prepare()
         except Exception as exc:  # noqa: BLE001 - socket and library errors alike
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             raise NodeError(self.id, f"cannot send {self.p.protocol} to {self.p.host or 'the network'}: "
-                                     f"{exc}") from None
+                                     f"{why}") from None
         return Link(self.id, self.p.host or "each universe's multicast group", sock)
 
     def _prepare(self) -> socket.socket:
         p, universes = self.p, self.layout.universes
+        host = socket.gethostbyname(p.host) if p.host else ""   # a name is looked up once, not per packet
         if p.protocol == "ddp":
             self.sequence = 1
-            self.dest = (p.host, ddp.PORT)
+            self.dest = (host, ddp.PORT)
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         elif p.protocol == "artnet":
             from stupidArtnet import StupidArtnet
 
-            self.artnet = StupidArtnet(p.host, universes[0], lay.CHANNELS, int(p.rate), True, False)
+            self.artnet = StupidArtnet(host, universes[0], lay.CHANNELS, int(p.rate), True, False)
             self.headers = []
             for universe in universes:               # its ArtDmx header for each universe
                 self.artnet.universe = universe
                 self.artnet.make_artdmx_header()
                 self.headers.append(bytes(self.artnet.packet_header))
-            self.dest = (p.host, self.artnet.port)
+            self.dest = (host, self.artnet.port)
             sock = self.artnet.socket_client
         else:
             from sacn.messages.data_packet import DataPacket, calculate_multicast_addr
@@ -207,7 +209,7 @@ class Pixels(GLNode):
             cid = tuple(uuid.uuid4().bytes)             # this source, for receivers
             self.packets = [DataPacket(cid=cid, sourceName=p.source_name[:63], universe=u, priority=p.priority)
                             for u in universes]
-            self.dests = [(p.host or calculate_multicast_addr(u), SACN_PORT) for u in universes]
+            self.dests = [(host or calculate_multicast_addr(u), SACN_PORT) for u in universes]
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
             if not p.host:
                 sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)

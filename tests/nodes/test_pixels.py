@@ -304,6 +304,17 @@ def test_the_node_sends_colours_in_order_with_white_gamma_and_brightness(write_p
     assert (wall == [expect["bar"][1], expect["bar"][0], expect["bar"][2]]).all()
 
 
+def test_more_pixels_than_a_row_of_the_sampling_texture_read_their_own_places(write_patch, registry, tmp_path):
+    """2,048 pixels (two rows of the texture they are sampled into): each reads its own
+    position back."""
+    big = "fixtures:\n  wall: {type: matrix, rect: [0.1, 0.1, 0.8, 0.8], size: [64, 32], along: columns}\n"
+    rt = run_offline(pixels_patch(write_patch, tmp_path, big, POSITION), registry, duration=0.2)
+    leds = layout_of(big, tmp_path)
+    got = rt.runner.nodes["px"].out["frame"].reshape(-1, 3)
+    assert got.shape == (2048, 3)
+    assert np.abs(got[:, :2] - leds.at * 255).max() <= 2.5
+
+
 def test_the_shipped_patch_drives_a_300_pixel_strip_and_a_32_by_16_matrix(registry, tmp_path, monkeypatch):
     from tonegraph.nodes.dmx import layout
 
@@ -432,14 +443,18 @@ def test_ola_reads_back_every_universe_of_the_strip_and_the_matrix(protocol):
 
 
 #: In a network namespace of the test's own: a real engine (``tonegraph run``) runs the
-#: patch given while a socket on 127.0.0.1:4048 timestamps every datagram that arrives;
-#: once the engine has stopped, a marker datagram says everything sent has arrived.
+#: patch given while a socket on 127.0.0.1:4048 takes every datagram with the time the
+#: kernel received it (SO_TIMESTAMPNS: when it was sent, however late this process
+#: reads it, into a buffer large enough to lose none); once the engine has stopped, a
+#: marker datagram says everything sent has arrived.
 DDP_PROBE = r"""
-import json, socket, subprocess, sys, time
+import json, socket, struct, subprocess, sys, time
+SO_RCVBUFFORCE, SO_TIMESTAMPNS = 33, 35          # Linux
 cfg = json.loads(sys.argv[1])
 MARK = b"end of capture"
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(("127.0.0.1", 4048))
 s.settimeout(0.2)
 run = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", cfg["patch"], "--headless",
@@ -450,30 +465,33 @@ while time.monotonic() < deadline:
         socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(MARK, ("127.0.0.1", 4048))
         marked = True
     try:
-        data = s.recv(65536)
+        data, notes, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(16))
     except socket.timeout:
         continue
     if data == MARK:
         break
-    got.append((time.monotonic(), data.hex()))
+    sec, nsec = next(struct.unpack("qq", d) for level, kind, d in notes if kind == SO_TIMESTAMPNS)
+    got.append((sec + nsec * 1e-9, data.hex()))
 print(json.dumps({"got": got, "rc": run.wait(), "log": run.stderr.read()[-3000:]}))
 """
 
 
-def ddp_frames(packets: list[bytes]) -> list[bytes]:
+def ddp_frames(packets: list[bytes], kind: int = 0x0B) -> list[bytes]:
     """Frames from DDP packets, each checked against the specification: a 10-byte header
-    (no timecode), version 1, sequence numbers 1-15 one after another, RGB at 8 bits,
-    the display as destination, each packet's data where the one before ended, at most
-    1440 bytes of whole pixels, and PUSH on the frame's last packet only."""
+    (no timecode), version 1, sequence numbers 1-15 one after another, the data type
+    (RGB 0x0B or RGBW 0x1B at 8 bits: C R TTT SSS), the display as destination, each
+    packet's data where the one before ended, at most 1440 bytes of whole pixels, and
+    PUSH on the frame's last packet only."""
+    width = {0x0B: 3, 0x1B: 4}[kind]
     frames, data, sequence = [], b"", None
     for p in packets:
-        flags, seq, kind, dest = p[0], p[1], p[2], p[3]
+        flags, seq, dest = p[0], p[1], p[3]
         offset, length = int.from_bytes(p[4:8], "big"), int.from_bytes(p[8:10], "big")
         assert flags & 0xC0 == 0x40, f"version bits {flags >> 6}"
         assert flags & 0x1E == 0, f"timecode, storage, reply or query set: {flags:#04x}"
         assert 1 <= seq <= 15 and (sequence is None or seq == sequence % 15 + 1), (sequence, seq)
-        assert (kind, dest) == (0x0B, 1)
-        assert length == len(p) - 10 and 0 < length <= 1440 and length % 3 == 0, (length, len(p))
+        assert (p[2], dest) == (kind, 1)
+        assert length == len(p) - 10 and 0 < length <= 1440 and length % width == 0, (length, len(p))
         assert offset == len(data), (offset, len(data))
         sequence, data = seq, data + p[10:]
         if flags & 0x01:                                  # PUSH: the frame is whole
@@ -481,6 +499,18 @@ def ddp_frames(packets: list[bytes]) -> list[bytes]:
             data = b""
     assert data == b"", "packets after the last PUSH"
     return frames
+
+
+def test_a_ddp_frame_is_split_into_packets_of_whole_pixels_numbered_1_to_15():
+    from tonegraph.nodes.dmx import ddp
+
+    frame = bytes(range(256)) * 15 + bytes(160)                # 4000 bytes: 1000 RGBW pixels
+    packets, after = ddp.packets(frame, 15, 0x1B)
+    assert [len(p) - 10 for p in packets] == [1440, 1440, 1120] and after == 3
+    assert [p[1] for p in packets] == [15, 1, 2]                # 15 wraps round to 1, never 0
+    assert ddp_frames(packets, kind=0x1B) == [frame]
+    one, after = ddp.packets(bytes(30), after, 0x0B)
+    assert len(one) == 1 and one[0][:4] == bytes([0x41, 3, 0x0B, 1]) and after == 4
 
 
 def test_ddp_frames_arrive_whole_per_the_specification_at_44_hz_with_a_render_running(tmp_path):
