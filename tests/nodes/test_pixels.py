@@ -255,6 +255,13 @@ POSITION = ('"void mainImage(out vec4 c, in vec2 f) '
             '{ c = vec4(f.x / iResolution.x, 1.0 - f.y / iResolution.y, 0.5, 1.0); }"')
 
 
+def position_channels(leds):
+    """The channels of every pixel of a layout as it should read the POSITION frame."""
+    x, y = leds.at.T
+    rgb = np.round(np.stack([x * 255, y * 255, np.full_like(x, 127.5)], axis=1)).astype(np.uint8)
+    return leds.channels(rgb, gamma=1.0, brightness=1.0)
+
+
 def pixels_patch(write_patch, tmp_path, layout: str, source: str, params: str = "gamma: 1") -> Path:
     (tmp_path / "leds.yml").write_text(textwrap.dedent(layout))
     return write_patch(f"""
@@ -272,10 +279,7 @@ def test_each_pixel_samples_the_frame_where_the_layout_puts_it(write_patch, regi
     path = pixels_patch(write_patch, tmp_path, LAYOUT, POSITION)
     rt = run_offline(path, registry, duration=0.2)
     assert rt.report.faults == 0, rt.runner.faults
-    leds = layout_of(LAYOUT, tmp_path)
-    x, y = leds.at.T
-    expected = np.stack([x * 255, y * 255, np.full_like(x, 127.5)], axis=1)
-    want = leds.channels(np.round(expected).astype(np.uint8), gamma=1.0, brightness=1.0).astype(int)
+    want = position_channels(layout_of(LAYOUT, tmp_path)).astype(int)
     got = rt.runner.nodes["px"].out["frame"]
     assert got.shape == want.shape == (300 * 3 + 512 * 3 + 24 * 4,)
     assert np.abs(got - want).max() <= 3, np.abs(got - want).argmax()
@@ -430,9 +434,7 @@ def test_ola_reads_back_every_universe_of_the_strip_and_the_matrix(protocol):
     assert out["rc"] == 0 and "Traceback" not in out["log"], out["log"]
     assert out["playing"] is not None, ("OLA did not see every universe", out["log"])
     leds = layout.read(ROOT / "graphs" / "leds.yml")
-    x, y = leds.at.T
-    rgb = np.round(np.stack([x * 255, y * 255, np.full_like(x, 127.5)], axis=1)).astype(np.uint8)
-    want = leds.dmx(leds.channels(rgb, gamma=1.0, brightness=1.0)).astype(int)[:len(universes)]
+    want = leds.dmx(position_channels(leds)).astype(int)[:len(universes)]
     playing = np.array([u + [0] * (512 - len(u)) for u in out["playing"]])
     assert playing.shape == (len(universes), 512)
     assert np.abs(playing - want).max() <= 3, np.abs(playing - want).max(axis=1)
@@ -442,38 +444,64 @@ def test_ola_reads_back_every_universe_of_the_strip_and_the_matrix(protocol):
     assert not any(any(u) for u in out["after"])                             # black when it stops
 
 
-#: In a network namespace of the test's own: a real engine (``tonegraph run``) runs the
-#: patch given while a socket on 127.0.0.1:4048 takes every datagram with the time the
-#: kernel received it (SO_TIMESTAMPNS: when it was sent, however late this process
-#: reads it, into a buffer large enough to lose none); once the engine has stopped, a
-#: marker datagram says everything sent has arrived.
-DDP_PROBE = r"""
-import json, socket, struct, subprocess, sys, time
+#: In a network namespace of the test's own (tests/netns.py): a real engine (``tonegraph
+#: run``) runs the patch given while a socket at each [address, port] of "listen" (unicast,
+#: or a multicast group joined on lo) takes every datagram with the time the kernel
+#: received it (SO_TIMESTAMPNS: when it was sent, however late this process reads it,
+#: into a buffer large enough to lose none).  Once the engine has stopped, a marker
+#: datagram to each says that everything sent there has arrived.
+CAPTURE_PROBE = r"""
+import json, selectors, socket, struct, subprocess, sys, time
 SO_RCVBUFFORCE, SO_TIMESTAMPNS = 33, 35          # Linux
 cfg = json.loads(sys.argv[1])
 MARK = b"end of capture"
-s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
-s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
-s.bind(("127.0.0.1", 4048))
-s.settimeout(0.2)
+sel = selectors.DefaultSelector()
+for addr, port in cfg["listen"]:
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 16 << 20)
+    s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+    s.bind((addr, port))
+    if addr.startswith("239."):
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+                     socket.inet_aton(addr) + socket.inet_aton("0.0.0.0"))
+    sel.register(s, selectors.EVENT_READ, addr)
 run = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "run", cfg["patch"], "--headless",
                         "--no-osc", "--duration", str(cfg["duration"])], stderr=subprocess.PIPE, text=True)
-got, marked, deadline = [], False, time.monotonic() + 120
-while time.monotonic() < deadline:
+got = {addr: [] for addr, _ in cfg["listen"]}
+waiting, marked, deadline = set(got), False, time.monotonic() + 120
+while waiting and time.monotonic() < deadline:
     if run.poll() is not None and not marked:
-        socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(MARK, ("127.0.0.1", 4048))
+        marker = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for addr, port in cfg["listen"]:
+            marker.sendto(MARK, (addr, port))
         marked = True
-    try:
-        data, notes, _, _ = s.recvmsg(65536, socket.CMSG_SPACE(16))
-    except socket.timeout:
-        continue
-    if data == MARK:
-        break
-    sec, nsec = next(struct.unpack("qq", d) for level, kind, d in notes if kind == SO_TIMESTAMPNS)
-    got.append((sec + nsec * 1e-9, data.hex()))
+    for key, _ in sel.select(0.2):
+        data, notes, _, _ = key.fileobj.recvmsg(65536, socket.CMSG_SPACE(16))
+        if data == MARK:
+            waiting.discard(key.data)
+            sel.unregister(key.fileobj)
+            continue
+        sec, nsec = next(struct.unpack("qq", d) for level, kind, d in notes if kind == SO_TIMESTAMPNS)
+        got[key.data].append((sec + nsec * 1e-9, data.hex()))
+if waiting:
+    raise SystemExit(f"the marker never reached {sorted(waiting)}")
 print(json.dumps({"got": got, "rc": run.wait(), "log": run.stderr.read()[-3000:]}))
 """
+
+
+def capture(patch: Path, listen: list[tuple[str, int]], duration: float) -> dict:
+    """What arrived at each address while a real engine ran ``patch`` (CAPTURE_PROBE):
+    {"got": {address: [(time, bytes), ...]}, "rc": ..., "log": ...}."""
+    from ..netns import in_network_namespace
+
+    cfg = {"patch": str(patch), "listen": listen, "duration": duration}
+    res = in_network_namespace(sys.executable, "-c", CAPTURE_PROBE, json.dumps(cfg), timeout=150)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out["rc"] == 0 and "Traceback" not in out["log"], out["log"]
+    out["got"] = {a: [(t, bytes.fromhex(p)) for t, p in ps] for a, ps in out["got"].items()}
+    return out
 
 
 def ddp_frames(packets: list[bytes], kind: int = 0x0B) -> list[bytes]:
@@ -520,8 +548,6 @@ def test_ddp_frames_arrive_whole_per_the_specification_at_44_hz_with_a_render_ru
     44 +- 1 times a second while the patch draws at 1280 x 720, and the last is black."""
     from tonegraph.nodes.dmx import layout
 
-    from ..netns import in_network_namespace
-
     shutil.copy(ROOT / "graphs" / "leds.yml", tmp_path / "leds.yml")
     (tmp_path / "patch.yaml").write_text(textwrap.dedent(f"""
         patch: {{fps: 60}}
@@ -531,25 +557,42 @@ def test_ddp_frames_arrive_whole_per_the_specification_at_44_hz_with_a_render_ru
                  in: {{image: sh}}}}
           win: {{type: gl.window, params: {{size: [1280, 720]}}, in: {{image: sh}}}}
         """))
-    cfg = {"patch": str(tmp_path / "patch.yaml"), "duration": 5}
-    res = in_network_namespace(sys.executable, "-c", DDP_PROBE, json.dumps(cfg), timeout=150)
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
-    assert out["rc"] == 0 and "Traceback" not in out["log"], out["log"]
-    packets = [bytes.fromhex(p) for _, p in out["got"]]
+    got = capture(tmp_path / "patch.yaml", [("127.0.0.1", 4048)], duration=5)["got"]["127.0.0.1"]
+    packets = [p for _, p in got]
     assert [len(p) for p in packets[:2]] == [10 + 1440, 10 + 996]
     frames = ddp_frames(packets)
     assert {len(f) for f in frames} == {812 * 3}
     leds = layout.read(ROOT / "graphs" / "leds.yml")
-    x, y = leds.at.T
-    rgb = np.round(np.stack([x * 255, y * 255, np.full_like(x, 127.5)], axis=1)).astype(np.uint8)
-    want = leds.ddp(leds.channels(rgb, gamma=1.0, brightness=1.0)).astype(int)
+    want = leds.ddp(position_channels(leds)).astype(int)
     lit = np.frombuffer(frames[-2], np.uint8).astype(int)
     assert np.abs(lit - want).max() <= 3
     assert not any(frames[-1])                                              # black when it stops
-    pushed = np.array([t for (t, p) in out["got"] if bytes.fromhex(p)[0] & 0x01][:-1])
+    pushed = np.array([t for t, p in got if p[0] & 0x01][:-1])
     pushed = pushed[pushed > pushed[0] + 1.0]                               # past the start
     rate = (len(pushed) - 1) / (pushed[-1] - pushed[0])
     print(f"DDP: {rate:.2f} frames/s over {pushed[-1] - pushed[0]:.1f} s, longest gap "
           f"{np.diff(pushed).max() * 1e3:.0f} ms")
     assert 43.0 <= rate <= 45.0 and np.diff(pushed).max() < 4 / 44.0
+
+
+def test_sacn_with_no_host_sends_each_universe_to_its_own_multicast_group(tmp_path):
+    """host '' over sACN: universe u's packets go to 239.255.0.u and only there, each with
+    light while the show runs, then black and E1.31's three stream-terminated packets;
+    nothing reaches this machine's own address."""
+    from .test_dmx import e131
+
+    shutil.copy(ROOT / "graphs" / "leds.yml", tmp_path / "leds.yml")
+    (tmp_path / "patch.yaml").write_text(textwrap.dedent(f"""
+        patch: {{fps: 30}}
+        nodes:
+          sh:  {{type: gl.shader, params: {{source: {POSITION}, size: [320, 180]}}}}
+          px:  {{type: dmx.pixels, params: {{layout: leds.yml, host: "", gamma: 1}}, in: {{image: sh}}}}
+        """))
+    groups = [f"239.255.0.{u}" for u in range(1, 7)]
+    got = capture(tmp_path / "patch.yaml", [(g, 5568) for g in groups] + [("127.0.0.1", 5568)], 3)["got"]
+    assert got["127.0.0.1"] == []
+    for u, group in enumerate(groups, start=1):
+        packets = [e131(p) for _, p in got[group]]
+        assert len(packets) > 20 and {p["universe"] for p in packets} == {u}, group
+        assert [p["terminated"] for p in packets[-4:]] == [False, True, True, True]
+        assert any(packets[-5]["dmx"]) and not any(packets[-4]["dmx"])     # light, then black
