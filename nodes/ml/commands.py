@@ -139,6 +139,7 @@ def add_parsers(sub, with_nodes_path) -> None:
     d.add_argument("--count", type=_POS, default=2000)
     d.add_argument("--size", type=whole(8, 1024), default=128)
     d.add_argument("--seed", type=seed, default=0)
+    d.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     d.set_defaults(func=cmd_draw)
 
     s = command(sub, "sounds", help="make a broad set of synthetic sounds to train an autoencoder on")
@@ -284,7 +285,7 @@ def _analyze_library(args: argparse.Namespace, out: Path) -> int:
 def cmd_draw(args: argparse.Namespace) -> int:
     from .train import draw_squiggles
 
-    n = draw_squiggles(args.output, args.count, args.size, args.seed)
+    n = draw_squiggles(args.output, args.count, args.size, args.seed, quiet=args.quiet)
     print(f"{args.output}: {n} squiggles of {args.size}x{args.size}")
     return 0
 

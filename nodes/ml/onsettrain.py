@@ -45,7 +45,8 @@ from tonegraph.nodes.audio import learned
 from tonegraph.nodes.audio.synth import Timbre, render_groove
 
 from .frontend import MelFrontEnd
-from .train import Report, TrainError, _load_checkpoint, _plot, _progress, _running_mean, _save_checkpoint
+from .train import (Report, TrainError, _load_checkpoint, _plot, _progress, _resumed, _running_mean,
+                    _save_checkpoint, _saved_on_interrupt)
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2")
@@ -519,7 +520,7 @@ def train_detector(kind: str, make: Any, front: dict, output: Path, *, members: 
     t0 = time.perf_counter()
     first = checkpoint.with_name(f"{checkpoint.stem}.m0{checkpoint.suffix}")
     if resume and not first.is_file():
-        raise TrainError(f"--resume: no checkpoint at {first}")
+        resume = _resumed(first, kind) is not None        # none yet: from the beginning, said once
     parts = []
     for i in range(members):
         part = checkpoint.with_name(f"{checkpoint.stem}.m{i}.npz")
@@ -569,7 +570,7 @@ def train_network(kind: str, make: Any, front: dict, output: Path, *, clips: int
                          "or name one with --soundfont")
     t0 = time.perf_counter()
     sr = int(front["samplerate"])
-    state = _load_checkpoint(checkpoint, kind) if resume else None     # before hours of data
+    state = _resumed(checkpoint, kind) if resume else None     # before hours of data
     torch.manual_seed(seed)
     with _progress(clips, "data", quiet) as bar:
         task = bar.add_task(f"rendering {clips} clips through {font.name}", total=clips)
@@ -598,7 +599,7 @@ def train_network(kind: str, make: Any, front: dict, output: Path, *, clips: int
                                       "optimiser": opt.state_dict(), "losses": losses, "step": step,
                                       "numpy": gen.bit_generator.state, "torch": torch.get_rng_state()})
 
-    with _progress(steps, "train", quiet) as bar:
+    with _progress(steps, "train", quiet) as bar, _saved_on_interrupt(save, lambda: len(losses)):
         task = bar.add_task(kind, total=steps, completed=start)
         for step in range(start, steps):
             idx = gen.integers(len(feats), size=batch)

@@ -10,8 +10,10 @@ picks up where it stopped; the result equals one uninterrupted run.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,13 +62,19 @@ def _seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _progress(total: int, label: str, quiet: bool):
+#: [s] of progress the ETA is estimated over: steps of a large GAN take longer than
+#: rich's default 30 s allows two of, which left no ETA at all.
+SPEED_PERIOD = 3600.0
+
+
+def _progress(total: int, label: str, quiet: bool, get_time=None):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
     return Progress(TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
                     MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                    TimeRemainingColumn(), disable=quiet, transient=False)
+                    TimeRemainingColumn(), disable=quiet, transient=False,
+                    speed_estimate_period=SPEED_PERIOD, get_time=get_time)
 
 
 def _plot(path: Path, series: dict[str, list[float]], xlabel: str, title: str) -> None:
@@ -94,6 +102,28 @@ def _save_checkpoint(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with written_whole(path) as tmp:
         torch.save(data, tmp)
+
+
+def _resumed(path: Path, kind: str) -> dict | None:
+    """``--resume``'s checkpoint, or None (said in one line) when there is none yet: a run
+    stopped before its first checkpoint starts again from the beginning."""
+    if not path.exists():
+        print(f"--resume: no checkpoint at {path} yet: starting from the beginning", file=sys.stderr)
+        return None
+    return _load_checkpoint(path, kind)
+
+
+@contextlib.contextmanager
+def _saved_on_interrupt(save, done):
+    """Ctrl-C during training writes a checkpoint of the ``done()`` steps (or epochs)
+    finished, if any, before it stops the run, so ``--resume`` goes on from there."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        finished = done()
+        if finished:
+            save(finished)
+        raise
 
 
 def _load_checkpoint(path: Path, kind: str) -> dict:
@@ -146,8 +176,8 @@ def train_autoencoder(audio: Path, output: Path, *, code: int = 10, hidden: tupl
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     losses: list[float] = []
     start = 0
-    if resume:
-        ck = _load_checkpoint(checkpoint, "autoencoder")
+    ck = _resumed(checkpoint, "autoencoder") if resume else None
+    if ck is not None:
         if ck["config"] != config:
             raise TrainError(f"--resume: {checkpoint} was made with other settings {ck['config']}")
         net.load_state_dict(ck["model"])
@@ -155,7 +185,13 @@ def train_autoencoder(audio: Path, output: Path, *, code: int = 10, hidden: tupl
         torch.set_rng_state(ck["rng"])
         losses, start = list(ck["losses"]), int(ck["epoch"])
     n = len(x_all)
-    with _progress(max(epochs - start, 0), "autoencoder", quiet) as bar:
+
+    def save(epoch: int) -> None:
+        _save_checkpoint(checkpoint, {"checkpoint": "autoencoder", "config": config,
+                                      "model": net.state_dict(), "optim": opt.state_dict(),
+                                      "rng": torch.get_rng_state(), "losses": losses, "epoch": epoch})
+    with _progress(max(epochs - start, 0), "autoencoder", quiet) as bar, \
+            _saved_on_interrupt(save, lambda: len(losses)):
         task = bar.add_task("", total=max(epochs - start, 0))
         for epoch in range(start, epochs):
             order = torch.from_numpy(np.random.default_rng([seed, epoch]).permutation(n))
@@ -171,10 +207,7 @@ def train_autoencoder(audio: Path, output: Path, *, code: int = 10, hidden: tupl
                 total += loss.item() * len(xb)
             losses.append(total / n)
             bar.update(task, advance=1, description=f"epoch {epoch + 1}/{epochs} loss {losses[-1]:.4f}")
-            _save_checkpoint(checkpoint, {"checkpoint": "autoencoder", "config": config,
-                                          "model": net.state_dict(), "optim": opt.state_dict(),
-                                          "rng": torch.get_rng_state(), "losses": losses,
-                                          "epoch": epoch + 1})
+            save(epoch + 1)
     net.eval()
     with torch.inference_mode():
         codes, recon = net(x_all)
@@ -318,8 +351,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
         if score > best["score"]:
             best.update(score=score, step=step, state=copy.deepcopy(final.state_dict()))
 
-    if resume:
-        ck = _load_checkpoint(checkpoint, "gan")
+    ck = _resumed(checkpoint, "gan") if resume else None
+    if ck is not None:
         if ck["config"] != config or ck["ndf"] != ndf or ck.get("critic") != CRITIC:
             raise TrainError(f"--resume: {checkpoint} was made with other settings {ck['config']}")
         g.load_state_dict(ck["g"])
@@ -342,7 +375,8 @@ def train_gan(images: Path, output: Path, *, size: int = 128, latent: int = 64, 
                                       "losses": hist, "step": step}
                          | ({"best": best} if keep == "best" else {}))
 
-    with _progress(max(steps - start, 0), "gan", quiet) as bar:
+    with _progress(max(steps - start, 0), "gan", quiet) as bar, \
+            _saved_on_interrupt(save_checkpoint, lambda: len(hist["generator"])):
         task = bar.add_task("", total=max(steps - start, 0))
         g.train()
         d.train()
@@ -421,11 +455,21 @@ def _running_mean(values: list[float], width: int) -> list[float]:
 # -- procedural training images ------------------------------------------------------
 
 
-def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int = 0) -> int:
+def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int = 0,
+                   quiet: bool = True) -> int:
     """Draw ``count`` images of hand-drawn-looking marks on a dark ground, the kind of
     material seed 001 trained its GAN on: strokes of varied width (tapering as a brush
     does), density and colour (a palette of neighbouring hues and an accent per image),
-    now and then a spiral, a ring or a spray of dots."""
+    now and then a spiral, a ring or a spray of dots.  A progress bar unless ``quiet``."""
+    with _progress(count, "draw", quiet) as bar:
+        task = bar.add_task("", total=count)
+        for i in _drawn(folder, count, size, seed):
+            bar.update(task, completed=i + 1)
+    return count
+
+
+def _drawn(folder: Path, count: int, size: int, seed: int):
+    """Draw and write the squiggles one by one, yielding each one's number."""
     from PIL import Image, ImageDraw, ImageFilter
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -467,7 +511,7 @@ def draw_squiggles(folder: Path, count: int = 2000, size: int = 128, seed: int =
         # Written whole or not at all (a stopped run leaves no half image to train on).
         with written_whole(folder / f"squiggle-{i:05d}.png") as part:
             im.save(part, format="PNG")
-    return count
+        yield i
 
 
 def _brush(draw, pts: list, colour, width: float, taper: bool) -> None:

@@ -92,6 +92,44 @@ def test_gan_training_is_deterministic_resumable_and_draws_samples(squiggles, tm
     assert 0.0 <= img.min() and img.max() <= 1.0
 
 
+def stop_at(monkeypatch, count: int) -> None:
+    """Ctrl-C during training, as the progress bar is told of step (or epoch) ``count``."""
+    from rich.progress import Progress
+
+    calls = []
+    real = Progress.update
+
+    def update(self, *args, **kw):
+        calls.append(1)
+        if len(calls) == count:
+            raise KeyboardInterrupt
+        return real(self, *args, **kw)
+    monkeypatch.setattr(Progress, "update", update)
+
+
+@pytest.mark.parametrize("kind", ["gan", "autoencoder"])
+def test_ctrl_c_before_the_first_checkpoint_keeps_one_and_resume_goes_on(kind, squiggles, grooves, tmp_path,
+                                                                        monkeypatch, capsys):
+    """Stopped before any checkpoint was due ('--resume' then found none and failed): the
+    steps finished are checkpointed on the way out, and a resume gives the model of one
+    uninterrupted run; a resume with no checkpoint at all starts from the beginning."""
+    train_one = (lambda out, **kw: tiny_gan(squiggles, out, checkpoint_every=100, **kw)) if kind == "gan" \
+        else (lambda out, **kw: tiny_ae(grooves, out, **kw))
+    n = {"gan": 6, "autoencoder": 4}[kind]
+    key = "steps" if kind == "gan" else "epochs"
+    train_one(tmp_path / "one.pt", **{key: n})
+    stop_at(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        train_one(tmp_path / "r.pt", **{key: n})
+    monkeypatch.undo()
+    assert (tmp_path / "r.pt.ckpt").exists() and not (tmp_path / "r.pt").exists()
+    train_one(tmp_path / "r.pt", **{key: n}, resume=True)
+    assert same(states(tmp_path / "one.pt"), states(tmp_path / "r.pt"))
+    train_one(tmp_path / "fresh.pt", **{key: n}, resume=True)
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert same(states(tmp_path / "one.pt"), states(tmp_path / "fresh.pt"))
+
+
 def test_a_palette_gan_paints_each_image_with_its_own_few_colours(squiggles, tmp_path):
     """``arch: palette`` trains, resumes and loads like the others; each image is mixed
     per pixel from the palette its latent picked (every pixel inside the palette's
@@ -210,8 +248,6 @@ def test_train_commands_report_bad_input_in_one_line(tmp_path, squiggles):
     assert res.returncode == 1 and "no images" in res.stderr
     res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "x.pt"), "--size", "48")
     assert res.returncode == 1 and "power of two" in res.stderr
-    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "y.pt"), "--resume")
-    assert res.returncode == 1 and "no checkpoint" in res.stderr
 
 
 def test_train_gan_on_cuda_where_there_is_one(tmp_path, squiggles):
@@ -735,3 +771,21 @@ def test_a_stopped_draw_or_sounds_run_leaves_no_half_file(tmp_path, monkeypatch)
         assert len(kept) == 2
         for p in kept:
             (Image.open(p).load() if p.suffix == ".png" else sf.read(p))
+
+
+def test_the_eta_shows_when_each_step_takes_a_minute():
+    """A 256 px GAN's steps on a CPU take longer than rich's default estimate window
+    (30 s) allows two of: its bar showed no ETA at all."""
+    t = [0.0]
+    with train._progress(100, "gan", True, get_time=lambda: t[0]) as bar:
+        task = bar.add_task("", total=100)
+        for _ in range(3):
+            t[0] += 60.0
+            bar.update(task, advance=1)
+        assert bar.tasks[0].time_remaining == pytest.approx(97 * 60.0, rel=0.01)
+
+
+def test_draw_shows_its_progress(tmp_path):
+    res = tonegraph("draw", "-o", str(tmp_path / "d"), "--count", "12", "--size", "16")
+    assert res.returncode == 0 and "12/12" in res.stdout + res.stderr, res.stdout + res.stderr
+    assert len(list((tmp_path / "d").glob("*.png"))) == 12
