@@ -1,11 +1,11 @@
 """midi.in and midi.out for real: JACK MIDI on a private dummy server (this machine has
 no ALSA sequencer), with peers in processes of their own: a controller made with
-mido/RtMidi (notes, CC, program change, clock, unplugged and plugged back) and JACK's
-own jack_midi_dump as the synth tonegraph plays to."""
+mido/RtMidi (notes, CC, program change, clock, unplugged and plugged back) and a synth
+made with python-rtmidi that tonegraph plays to.  Controllers, synths and the server
+itself also come after the show has started."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
 import threading
@@ -47,6 +47,9 @@ for line in sys.stdin:
         pad = b.open_output("nanoPAD", virtual=True)
     elif cmd[0] == "kick":
         pad.send(mido.Message("note_on", note=36, velocity=127))
+    elif cmd[0] == "touch":
+        pad.send(mido.Message("note_on", note=36, velocity=127))
+        pad.send(mido.Message("control_change", control=7, value=64))
     print("ok", flush=True)
 """
 
@@ -74,6 +77,16 @@ class Controller:
     def close(self) -> None:
         self.proc.kill()
         self.proc.wait(10)
+
+
+def until_heard(pad: Controller, cmd: str, heard, tries: int = 10) -> bool:
+    """Have the controller do ``cmd`` until ``heard()``, waiting a second each time: a
+    JACK client late for its cycle (a loaded machine) misses what came in it."""
+    for _ in range(tries):
+        pad.do(cmd)
+        if wait_for(heard, 1.0):
+            return True
+    return False
 
 
 def pad_patch(write_patch, out, wires: str):
@@ -108,8 +121,10 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
         assert named("fader")[-1]["value"] == pytest.approx(64 / 127)
         assert named("program")[-1]["value"] == 5
         assert named("bpm")[-1]["value"] == pytest.approx(120, abs=3)
-        beats = np.array([r["t"] for r in named("beat")])
-        assert np.diff(beats) == pytest.approx(0.5, abs=0.03)        # every 24th pulse
+        # Every 24th pulse: 0.5 s apart as the controller sends them, none doubled or
+        # skipped (a loaded machine runs the controller's sleeps late now and then).
+        gaps = np.diff([r["t"] for r in named("beat")])
+        assert np.median(gaps) == pytest.approx(0.5, abs=0.03) and np.all(np.abs(gaps - 0.5) < 0.25), gaps
         assert len(named("start")) == 1
 
         # The controller is unplugged, then comes back: reported once each, and it plays.
@@ -119,8 +134,7 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
         assert wait_for(lambda: "is back" in "".join(eng.log), 10), eng.log
         assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)
         kicks = len(named("kick"))
-        pad.do("kick")
-        assert wait_for(lambda: len(named("kick")) == kicks + 1, 10)
+        assert until_heard(pad, "kick", lambda: len(named("kick")) > kicks)
         assert named("velocity")[-1]["value"] == 1.0
     finally:
         log = eng.stop()
@@ -128,31 +142,48 @@ def test_a_controller_drives_a_patch_and_is_found_again_after_it_leaves(jack, wr
     assert "Traceback" not in log and log.count("is gone") == 1 and log.count("is back") == 1
 
 
-DUMP = re.compile(r"^\s*(\d+): ((?:[0-9a-f]{2} ?)+)")
+#: The synth tonegraph plays to, a process of its own: a JACK MIDI input "synth:input"
+#: that prints each message with the time it was delivered [s], by JACK's clock
+#: (jack_get_time, the system's microseconds: the dummy server's frame count falls
+#: behind on a loaded machine).  RtMidi queues what JACK delivers and this reads the
+#: queue, so JACK's thread never waits on Python (a client late for its cycle misses
+#: what came in it).
+SYNTH = r"""
+import time
+import rtmidi
+port = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="synth", queue_size_limit=8192)
+port.ignore_types(sysex=False, timing=False, active_sense=False)
+port.open_virtual_port("input")
+t = 0.0
+while True:
+    heard = port.get_message()
+    if heard is None:
+        time.sleep(0.002)
+        continue
+    message, delta = heard
+    t += delta
+    print(f"{t:.6f} {bytes(message).hex()}", flush=True)
+"""
 
 
 class Synth:
-    """jack_midi_dump (JACK's MIDI monitor) as the synth: every event it prints, with its
-    sample time [s], gathered by a thread of its own (line-buffered, so each arrives as
-    it is printed)."""
+    """The synth (SYNTH) with every message it heard, timed, gathered by a thread."""
 
-    def __init__(self, jack, name: str = "synth") -> None:
-        self.rate = jack.rate
+    def __init__(self, jack) -> None:
         self.events: list[tuple[float, bytes]] = []
-        self.proc = subprocess.Popen(["stdbuf", "-oL", "jack_midi_dump", "-a", name], env=jack.env,
-                                     text=True, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen([sys.executable, "-c", SYNTH], env=jack.env, cwd=ROOT, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
-        jack.wait_for_port(f"{name}:input")
+        jack.wait_for_port("synth:input")
 
     def _read(self) -> None:
         for line in self.proc.stdout:
-            m = DUMP.match(line)
-            if m:
-                self.events.append((int(m.group(1)) / self.rate, bytes.fromhex(m.group(2))))
+            t, data = line.split()
+            self.events.append((float(t), bytes.fromhex(data)))
 
     def close(self) -> list[tuple[float, bytes]]:
-        """Stop it; every event it printed."""
+        """Stop it; every message it heard."""
         self.proc.kill()
         self.proc.wait(10)
         self.thread.join(10)
@@ -160,11 +191,12 @@ class Synth:
 
 
 def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch):
-    """jack_midi_dump (JACK's MIDI monitor) is the synth: it prints every event with its
-    sample time.  The engine decides when it sends; the JACK dummy server's cycles stamp
-    what arrives, and on a loaded machine a late cycle is caught up on at once, so one
-    note can read some milliseconds off: each note is checked for what the engine
-    controls (released, after it started, once), the timing on the median."""
+    """What the engine controls is when it sends: its clock pulses (120 BPM, from a
+    thread of its own) and its notes (from the control ticks) go down one port in the
+    order sent, so the pulses between two messages time them whatever JACK does with
+    delivery.  (On a loaded machine a late JACK cycle delivers what was sent meanwhile
+    at once, seconds of notes together under a load of 14 on 2 cores, and a client late
+    for its cycle misses what came in it: one lost message is allowed.)"""
     synth = Synth(jack)
     patch = write_patch("""
         nodes:
@@ -183,16 +215,28 @@ def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch)
     finally:
         log = eng.stop()
         events = synth.close()
-    ons = [t for t, b in events if b[0] == 0x99 and b[2] > 0]             # note on, channel 10
-    offs = [t for t, b in events if b[0] == 0x89 or (b[0] == 0x99 and b[2] == 0)]
-    assert all(b[1] == 36 and b[2] == 127 for _, b in events if b[0] == 0x99 and b[2] > 0)
-    gaps = np.diff(ons)                                                     # the square's rising edges
-    assert np.median(gaps) == pytest.approx(0.5, abs=0.02) and np.all(np.abs(gaps - 0.5) < 0.2), gaps
-    # Each note's release is the first after it starts, before the next note (the stop
-    # releases the last).
-    held = [min((off for off in offs if off >= on), default=np.inf) - on for on in ons]
-    assert len(offs) == len(ons) and all(h < g for h, g in zip(held, gaps)) and held[-1] < 0.5, (ons, offs)
-    assert 0.045 <= np.median(held) <= 0.1, held                            # 50 ms, to the next tick
+    kinds = [b for _, b in events]
+    ons = [i for i, b in enumerate(kinds) if b[0] == 0x99 and b[2] > 0]  # note on, channel 10
+    offs = [i for i, b in enumerate(kinds) if b[0] == 0x89 or (b[0] == 0x99 and b[2] == 0)]
+    assert all(kinds[i][1] == 36 and kinds[i][2] == 127 for i in ons)
+
+    def pulses(a: int, b: int) -> int:
+        """Clock pulses sent between message a and message b."""
+        return sum(1 for k in kinds[a + 1:b] if k[0] == 0xF8)
+    # The square's rising edges, 0.5 s apart: 24 pulses, give or take a tick's worth and
+    # the pulses a held-up clock thread does not send (it goes on evenly from where it
+    # was let run); none doubled.
+    apart = np.array([pulses(a, b) for a, b in zip(ons, ons[1:])])
+    assert np.median(apart) == pytest.approx(24, abs=3) and np.all(apart >= 12), apart
+    # Each note is released once, after it starts and before the next (the stop releases
+    # the last); one message lost would leave a note without, or the one before with two.
+    nexts = [*ons[1:], len(kinds)]
+    releases = [[off for off in offs if on < off < nxt] for on, nxt in zip(ons, nexts)]
+    assert offs and offs[0] > ons[0] and max(map(len, releases)) <= 2, (ons, offs)
+    assert sum(len(r) != 1 for r in releases) <= 1, (ons, offs)
+    # Held 50 ms to the next tick (67 ms): 2-4 pulses of 20.8 ms.
+    held = [pulses(on, r[0]) for on, r in zip(ons[:-1], releases) if r]
+    assert 2 <= np.median(held) <= 4, held
     ccs = [b[2] for _, b in events if b[0] == 0xB9 and b[1] == 74]
     assert len(set(ccs)) > 20 and max(ccs) <= 127
     # Only changes are sent: the ramp goes out one step at a time.  (Under load the dump
@@ -240,9 +284,8 @@ def test_a_controller_that_comes_after_the_start_is_picked_up(absent, write_patc
         pad = Controller(jack.env)
         assert wait_for(lambda: eng.said("MIDI input 'RtMidiOut Client:nanoPAD' has appeared"), 20), eng.log
         assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)
-        pad.do("play")
-        assert wait_for(lambda: any(r["name"] == "kick" for r in rows(out))
-                        and any(r["name"] == "fader" for r in rows(out)), 10), rows(out)[-10:]
+        assert until_heard(pad, "touch", lambda: any(r["name"] == "kick" for r in rows(out))
+                           and any(r["name"] == "fader" for r in rows(out))), (rows(out)[-10:], eng.log)
         assert [r["value"] for r in rows(out) if r["name"] == "fader"][-1] == pytest.approx(64 / 127)
     finally:
         log = eng.stop()
