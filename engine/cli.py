@@ -116,6 +116,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learn(args: argparse.Namespace) -> int:
+    from .learn import PatchInvalid, learn
+
+    try:
+        print(learn(args.patch, args.target, _registry(args), midi=args.midi, osc_port=args.osc_port,
+                    timeout=args.timeout, out_range=args.range))
+    except PatchInvalid as exc:
+        return _fail([str(e) for e in exc.errors])
+    return 0
+
+
 def cmd_nodes(args: argparse.Namespace) -> int:
     registry = _registry(args)
     if args.type:
@@ -253,6 +264,22 @@ def build_parser() -> argparse.ArgumentParser:
                      help="send /tonegraph/status heartbeats and /tonegraph/error reports here")
     osc.add_argument("--status-interval", type=number(0.01, 3600), default=1.0, metavar="S")
     p.set_defaults(func=cmd_run)
+
+    from .learn import OSC_PORT, TIMEOUT, value_range
+
+    p = with_nodes_path(sub.add_parser("learn", help="wire an input to the next MIDI control or OSC "
+                                                     "message that arrives, in the patch file"))
+    p.add_argument("patch", metavar="PATCH")
+    p.add_argument("target", metavar="NODE.INPUT")
+    p.add_argument("--midi", metavar="PORT", help="listen on this MIDI input (name substring; default: "
+                                                  "every input, and a virtual port 'tonegraph learn')")
+    p.add_argument("--osc-port", type=port, default=OSC_PORT, metavar="N",
+                   help=f"listen for OSC on 127.0.0.1:N (0: any free port; default {OSC_PORT})")
+    p.add_argument("--range", type=value_range, metavar="LO,HI",
+                   help="map the control's 0..1 to LO..HI through a control.map")
+    p.add_argument("--timeout", type=number(0, 86400, above=True), default=TIMEOUT, metavar="S",
+                   help=f"give up after S seconds (default {TIMEOUT:g})")
+    p.set_defaults(func=cmd_learn)
 
     p = with_nodes_path(sub.add_parser("nodes", help="list node types, or show one"))
     p.add_argument("type", nargs="?", metavar="TYPE")
