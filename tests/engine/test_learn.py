@@ -329,6 +329,22 @@ def test_a_message_through_learns_own_port_makes_a_virtual_port(registry, write_
     assert midi["virtual"] is True and midi["port"] == "tonegraph learn" and midi["controls"] == {"cc1": 1}
 
 
+def test_a_mapping_that_would_not_load_is_taken_back(registry, write_patch, monkeypatch):
+    from tonegraph.engine import learn
+
+    patch = write_patch("""
+        nodes:
+          dim: {type: control.map}   # as it was
+        """)
+    before = patch.read_text()
+    # A planning mistake: the wire is written, the node it names is not.
+    monkeypatch.setattr(learn._Plan, "add_node", lambda self, wanted, fallback, body: "nowhere")
+    with pytest.raises(learn.LearnError, match=r"the mapping did not load \(.*no node 'nowhere'.*is as it was"):
+        write_mapping(patch, "dim.value", Heard("osc", address="/fader", args=(0.5,)), registry)
+    assert patch.read_text() == before
+    assert [f.name for f in patch.parent.iterdir()] == [patch.name]     # no file left beside it
+
+
 # -- the text edits -------------------------------------------------------------------
 
 LAYOUTS = {
