@@ -321,9 +321,34 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The (sub)command's own parser that ``args`` went through, deepest first."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            name = getattr(args, action.dest, None)
+            if name in action.choices:
+                return _chosen(action.choices[name], args)
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse; an option the command does not know is refused by that command's parser
+    (its usage, not the top level's), with the nearest option it has."""
+    import difflib
+
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        command = _chosen(parser, args)
+        known = [o for a in command._actions for o in a.option_strings]
+        guess = difflib.get_close_matches(extra[0].split("=")[0], known, n=1)
+        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     check_outputs(parser, args)
     check_extras(parser, args)
     _setup_logging(args.log_level, args.log_json)

@@ -179,3 +179,13 @@ def test_every_tonegraph_command_in_the_readme_parses():
             cli.build_parser().parse_args(argv)
         except SystemExit:
             pytest.fail(f"README: {line}")
+
+
+def test_a_mistyped_option_is_refused_by_its_command_with_the_nearest_option():
+    """`run --duraton` printed the top level's usage; now run's, and the option meant."""
+    res = tonegraph("run", "graphs/demo.yaml", "--duraton", "2")
+    assert res.returncode == 2
+    assert "tonegraph run: error: unrecognized arguments: --duraton 2 (did you mean --duration?)" in res.stderr
+    assert "usage: tonegraph run" in res.stderr
+    res = tonegraph("train", "onsets", "-o", "x.npz", "--stepz", "3")
+    assert res.returncode == 2 and "tonegraph train onsets: error:" in res.stderr and "--steps?" in res.stderr
