@@ -6,9 +6,11 @@ is an event input that plays that note (velocity from the event's strength, held
 controller (0-127, only when it changes).  With ``tempo`` wired, the node sends MIDI
 clock at that tempo (24 pulses a beat, from a thread of its own so the pulses keep
 their spacing whatever the frame rate), preceded by a start and followed by a stop.
-After a stall (the machine busy, the MIDI system slow to take a message) the pulses go
-on evenly spaced from the one that was held up: none is sent in a burst to catch up,
-which a receiver reads as a jump in tempo.
+Each pulse is due a period after the one before was due, so a thread woken a little late
+every time (a loaded machine) keeps the tempo exact.  After a stall (a pulse a whole
+period late or more: the machine busy, the MIDI system slow to take a message) the
+pulses go on evenly spaced from the one that was held up: none is sent in a burst to
+catch up, which a receiver reads as a jump in tempo.
 Ports are chosen and kept open as nodes/midi/ports.py says.
 """
 
@@ -29,9 +31,6 @@ from .inp import NAME_RE, _names_of, check_names
 
 log = logging.getLogger("tonegraph.midi")
 
-#: A clock pulse that goes out later than this share of a period after it was due
-#: restarts the schedule from itself (a stall), rather than being caught up on.
-LATE = 0.5
 
 
 class MidiOut(Node):
@@ -121,9 +120,10 @@ class MidiOut(Node):
     def _clock(self) -> None:
         """24 pulses a beat at the latest tempo, each at its own time, not the frame's:
         pulse k is due a period after pulse k-1 was due, so the tempo holds however late
-        each wake-up is, until one goes out more than ``LATE`` of a period late (the
-        thread was held up, or the send): then the schedule goes on from that pulse, a
-        whole period later, rather than sending the ones it missed in a burst."""
+        each wake-up is, until one goes out a whole period late or more (the thread was
+        held up, or the send: a stall, as the engine's ticks count one): then the
+        schedule goes on from that pulse, a period later, rather than sending the ones
+        it missed in a burst."""
         import mido
 
         clock, stop = self.ctx.clock, self.stop_clock
@@ -138,7 +138,7 @@ class MidiOut(Node):
             period = 60.0 / (24.0 * bpm)
             self._send(mido.Message("clock"))
             sent = clock.now()
-            if sent - at > LATE * period:                  # held up: resume from now
+            if sent - at >= period:                        # held up: resume from now
                 at = sent
             at += period
             delay = at - clock.now()

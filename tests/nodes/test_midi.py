@@ -191,12 +191,13 @@ class Synth:
 
 
 def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch):
-    """What the engine controls is when it sends: its clock pulses (120 BPM, from a
-    thread of its own) and its notes (from the control ticks) go down one port in the
-    order sent, so the pulses between two messages time them whatever JACK does with
-    delivery.  (On a loaded machine a late JACK cycle delivers what was sent meanwhile
-    at once, seconds of notes together under a load of 14 on 2 cores, and a client late
-    for its cycle misses what came in it: one lost message is allowed.)"""
+    """The synth hears each message when JACK delivers it.  The engine's own timing is
+    exact on an injected clock (test_midi_clock.py); here a loaded machine has JACK
+    deliver what a late cycle held up all at once (seconds of notes together under a
+    load of 14 on 2 cores) and a client late for its cycle miss what came in it.  So the
+    spacing is checked on the median, a note's hold by the clock pulses sent meanwhile
+    (pulses and notes go down one port in the order the engine sends them), and one
+    lost message is allowed."""
     synth = Synth(jack)
     patch = write_patch("""
         nodes:
@@ -223,11 +224,11 @@ def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch)
     def pulses(a: int, b: int) -> int:
         """Clock pulses sent between message a and message b."""
         return sum(1 for k in kinds[a + 1:b] if k[0] == 0xF8)
-    # The square's rising edges, 0.5 s apart: 24 pulses, give or take a tick's worth and
-    # the pulses a held-up clock thread does not send (it goes on evenly from where it
-    # was let run); none doubled.
-    apart = np.array([pulses(a, b) for a, b in zip(ons, ons[1:])])
-    assert np.median(apart) == pytest.approx(24, abs=3) and np.all(apart >= 12), apart
+    # The square's rising edges, 0.5 s apart by JACK's clock on the median (deliveries
+    # held up come at once), and none doubled: at least a quarter beat of pulses between.
+    gaps = np.diff([events[i][0] for i in ons])
+    assert np.median(gaps) == pytest.approx(0.5, abs=0.05), gaps
+    assert all(pulses(a, b) >= 6 for a, b in zip(ons, ons[1:])), gaps
     # Each note is released once, after it starts and before the next (the stop releases
     # the last); one message lost would leave a note without, or the one before with two.
     nexts = [*ons[1:], len(kinds)]
@@ -239,13 +240,15 @@ def test_a_patch_plays_notes_controllers_and_clock_to_a_synth(jack, write_patch)
     assert 2 <= np.median(held) <= 4, held
     ccs = [b[2] for _, b in events if b[0] == 0xB9 and b[1] == 74]
     assert len(set(ccs)) > 20 and max(ccs) <= 127
-    # Only changes are sent: the ramp goes out one step at a time.  (Under load the dump
-    # has once printed an event twice, so a stray repeat is allowed.)
+    # Only changes are sent: the ramp goes out one step at a time.  (Under load a
+    # monitor has once printed an event twice, so a stray repeat is allowed.)
     assert np.count_nonzero(np.diff(ccs) == 0) <= max(1, len(ccs) // 50)
-    pulses = np.array([t for t, b in events if b[0] == 0xF8])
+    clock = [t for t, b in events if b[0] == 0xF8]
     starts = [t for t, b in events if b[0] == 0xFA]
-    assert starts and starts[0] <= pulses[0]
-    assert np.median(np.diff(pulses)) == pytest.approx(60 / (24 * 120), rel=0.05)
+    assert starts and starts[0] <= clock[0]
+    # About 120 BPM over the run by JACK's clock (a clock thread held up a whole period
+    # goes on from there: that time is not caught up).
+    assert (clock[-1] - clock[0]) / (len(clock) - 1) == pytest.approx(60 / (24 * 120), rel=0.15)
     assert any(b[0] == 0xFC for _, b in events)                             # stop, on close
     assert "Traceback" not in log
 

@@ -138,14 +138,17 @@ def test_clock_out_resumes_evenly_after_a_stall(where):
     assert np.abs(np.array(read) - bpm).max() < 1.0
 
 
-def test_clock_out_keeps_its_schedule_through_small_lateness():
-    """Waking a little late (1 ms every time) does not slow the clock: each pulse is due
-    a period after the one before was due, so after the first every pulse is 1 ms late
-    and they stay a period apart (resuming from each would make them 1 ms longer)."""
+@pytest.mark.parametrize("late", [0.05, 0.6, 0.9])
+def test_clock_out_keeps_its_schedule_when_every_wake_up_is_late(late):
+    """A loaded machine wakes the clock thread late every time (by 0.05, 0.6 and 0.9 of a
+    period at 120 BPM): each pulse is still due a period after the one before was
+    due, so after the first every pulse is equally late and they stay a period apart.
+    (Resuming from each late pulse made the clock 100 BPM for 120 on a loaded machine.)"""
+    step = 60.0 / (24 * 120.0)
     clock = FakeClock()
-    clock.oversleep = 0.001
+    clock.oversleep = late * step
     times = clock_out(120.0, clock, pulses=24 * 4)
-    assert np.diff(times[1:]) == pytest.approx(60.0 / (24 * 120.0), abs=1e-9)
+    assert np.diff(times[1:]) == pytest.approx(step, abs=1e-9)
 
 
 def test_a_note_is_held_its_length_on_the_engine_clock():
