@@ -10,12 +10,17 @@ Each pulse is due a period after the one before was due, so a thread woken a lit
 every time (a loaded machine) keeps the tempo exact.  After a stall (a pulse a whole
 period late or more: the machine busy, the MIDI system slow to take a message) the
 pulses go on evenly spaced from the one that was held up: none is sent in a burst to
-catch up, which a receiver reads as a jump in tempo.
+catch up, which a receiver reads as a jump in tempo.  With ``beat`` wired too (e.g.
+``audio.tempo``'s ``beat`` and ``bpm`` into ``beat`` and ``tempo``), the clock is
+locked to the beats: each puts the first pulse of the nearest quarter on the beat,
+moving the pulses after it by at most a tenth of their spacing until it is there
+(a lock within about 4 beats from any phase; a missed beat changes nothing).
 Ports are chosen and kept open as nodes/midi/ports.py says.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import math
 import threading
@@ -31,6 +36,46 @@ from .inp import NAME_RE, _names_of, check_names
 
 log = logging.getLogger("tonegraph.midi")
 
+#: Pulses a beat (a quarter note) in MIDI clock.
+PPQ = 24
+#: The most a beat moves one pulse to bring the clock onto it, as a share of a period.
+NUDGE = 0.1
+
+
+class Pulses:
+    """When each MIDI clock pulse is due, on the clock's own time [s].
+
+    Pulse k is due a period after pulse k-1 was due, so the tempo holds however late
+    each is sent, until one goes out a whole period late or more (a stall, as the
+    engine's ticks count one): the schedule then goes on from that pulse, a period
+    later, rather than catching up on the ones it missed in a burst.
+
+    A ``beat`` puts the first pulse of the nearest quarter (every ``PPQ``-th pulse) on
+    it: the pulses after it are moved by at most ``NUDGE`` of a period each until the
+    whole difference is made up, so the clock is re-phased smoothly.  Each beat measures
+    the difference anew, so a beat missed changes nothing and a tempo a little off the
+    beats' is made up for beat by beat."""
+
+    def __init__(self, start: float) -> None:
+        self.at = start        # when pulse ``index`` is due
+        self.index = 0
+        self.behind = 0.0      # [s] still to be added to the schedule for the last beat
+
+    def beat(self, t: float, period: float) -> None:
+        """A beat fell at ``t``: the nearest quarter's first pulse should have been then."""
+        first = self.at - (self.index % PPQ) * period        # this quarter's first pulse
+        after = first + PPQ * period                          # the next quarter's
+        self.behind = t - first if t - first <= after - t else t - after
+
+    def sent(self, now: float, period: float) -> float:
+        """Pulse ``index`` went out at ``now``; when the next is due."""
+        if now - self.at >= period:                           # held up: resume from now
+            self.at = now
+        nudge = max(-NUDGE * period, min(NUDGE * period, self.behind))
+        self.behind -= nudge
+        self.at += period + nudge
+        self.index += 1
+        return self.at
 
 
 class MidiOut(Node):
@@ -51,15 +96,17 @@ class MidiOut(Node):
                               values={"type": "integer", "minimum": 0, "maximum": 127}),
         "length": P.number(0.1, "How long a note is held.", unit="s", min=0.001, max=60.0),
     }
-    inputs = {"tempo": ports.number("When wired: send MIDI clock at this tempo [BPM].")}
+    inputs = {"tempo": ports.number("When wired: send MIDI clock at this tempo [BPM]."),
+              "beat": ports.event("With tempo: each beat puts the first pulse of a quarter on "
+                                  "it (re-phased smoothly).")}
     variadic = ports.any_port("Named in note_names (events) or controls (numbers).")
 
     @classmethod
     def check(cls, params, wired, ctx):
-        problems = check_names(params, ("note_names", "controls"), {"tempo"})
+        problems = check_names(params, ("note_names", "controls"), set(cls.inputs))
         notes, ccs = _names_of(params.get("note_names")), _names_of(params.get("controls"))
         for name, typ in wired.items():
-            if name == "tempo":
+            if name in cls.inputs:
                 continue
             if name in notes and typ not in (PortType.EVENT, PortType.ANY):
                 problems.append(("", f"input '{name}' plays a note: wire events to it, not {typ.value}"))
@@ -76,6 +123,8 @@ class MidiOut(Node):
         self.bpm = 0.0
         self.stop_clock = threading.Event()
         self.clock_thread: threading.Thread | None = None
+        self.beats: collections.deque = collections.deque(maxlen=16)   # on the clock's time
+        self.since = math.inf      # [s] the clock's time at media time 0 (the earliest tick's)
         self.port = midiports.open_for(self, "output")
 
     def _send(self, msg) -> None:
@@ -110,6 +159,11 @@ class MidiOut(Node):
                 self.last_cc[control] = value
                 self._send(mido.Message("control_change", channel=ch, control=int(control), value=value))
         if "tempo" in self.wired:
+            # A tick runs at its media time or later: the least late shows the clock's
+            # time at media time 0, for the beats' times.
+            self.since = min(self.since, now - tick.t)
+            for ev in inp.get("beat") or ():
+                self.beats.append(self.since + ev.t)
             bpm = inp.get("tempo")
             self.bpm = float(bpm) if bpm is not None and math.isfinite(bpm) and 20 <= bpm <= 999 else 0.0
             if self.clock_thread is None and self.bpm > 0:
@@ -118,30 +172,24 @@ class MidiOut(Node):
                 self.clock_thread.start()
 
     def _clock(self) -> None:
-        """24 pulses a beat at the latest tempo, each at its own time, not the frame's:
-        pulse k is due a period after pulse k-1 was due, so the tempo holds however late
-        each wake-up is, until one goes out a whole period late or more (the thread was
-        held up, or the send: a stall, as the engine's ticks count one): then the
-        schedule goes on from that pulse, a period later, rather than sending the ones
-        it missed in a burst."""
+        """24 pulses a beat at the latest tempo, each at its own time, not the frame's,
+        as :class:`Pulses` schedules them."""
         import mido
 
         clock, stop = self.ctx.clock, self.stop_clock
         self._send(mido.Message("start"))
-        at = clock.now()                                   # when the next pulse is due
+        pulses = Pulses(clock.now())
         while not stop.is_set():
             bpm = self.bpm
             if bpm <= 0:
                 clock.wait(stop, 0.05)
-                at = clock.now()
+                pulses.at = clock.now()
                 continue
-            period = 60.0 / (24.0 * bpm)
+            period = 60.0 / (PPQ * bpm)
+            while self.beats:
+                pulses.beat(self.beats.popleft(), period)
             self._send(mido.Message("clock"))
-            sent = clock.now()
-            if sent - at >= period:                        # held up: resume from now
-                at = sent
-            at += period
-            delay = at - clock.now()
+            delay = pulses.sent(clock.now(), period) - clock.now()
             if delay > 0:
                 clock.wait(stop, delay)
 

@@ -13,7 +13,7 @@ import pytest
 from tonegraph.engine.clock import FakeClock
 from tonegraph.engine.ports import Event, PortType
 from tonegraph.nodes.midi.inp import FIT_PULSES, MidiIn, clock_bpm
-from tonegraph.nodes.midi.out import MidiOut
+from tonegraph.nodes.midi.out import MidiOut, Pulses
 
 from ..conftest import NodeDriver
 
@@ -107,12 +107,13 @@ class Receiver:
         return True
 
 
-def clock_out(bpm: float, clock: FakeClock, **receiver) -> list[float]:
-    """The times [s] midi.out's clock pulses go out at ``bpm``, on ``clock``."""
-    d = NodeDriver(MidiOut, {"api": "jack"}, wired=["tempo"])
+def clock_out(bpm: float, clock: FakeClock, beats: tuple = (), **receiver) -> list[float]:
+    """The times [s] midi.out's clock pulses go out at ``bpm``, on ``clock``, with
+    ``beats`` (events) at its first tick."""
+    d = NodeDriver(MidiOut, {"api": "jack"}, wired=["tempo", "beat"])
     d.node.ctx.offline, d.node.ctx.clock = False, clock
     d.node.port = port = Receiver(d.node, **receiver)
-    d.tick(tempo=bpm)
+    d.tick(tempo=bpm, beat=beats)
     d.node.clock_thread.join(timeout=30)
     assert not d.node.clock_thread.is_alive()
     assert port.sent[0][1] == "start"
@@ -167,3 +168,53 @@ def test_a_note_is_held_its_length_on_the_engine_clock():
     offs = [t for t, kind in port.sent if kind == "note_off"]
     assert len(ons) == len(offs) == 6
     assert np.array(offs) - np.array(ons) == pytest.approx(0.05 + 1 / 120, abs=1 / 120 + 1e-9)
+
+
+def lock(bpm: float, beats: list[float], until: float) -> list[float]:
+    """The times [s] midi.out's clock pulses go out at ``bpm``, free-running from 0, with
+    ``beats`` (times [s]) each handed over a control tick (1/60 s) after it fell, as the
+    control thread does; each pulse goes out when it is due (time injected)."""
+    period = 60.0 / (24 * bpm)
+    pulses, times, waiting, now = Pulses(0.0), [], sorted(beats), 0.0
+    while now < until:
+        while waiting and waiting[0] + 1 / 60 <= now:
+            pulses.beat(waiting.pop(0), period)
+        times.append(now)
+        now = pulses.sent(now, period)
+    return times
+
+
+@pytest.mark.parametrize("offset", [0.2, -0.1, 0.26])
+def test_clock_out_locks_each_quarter_to_the_beat(offset):
+    """With beats wired (120 BPM, ``offset`` s off the clock's own phase), a quarter's
+    first pulse lands on each beat within a millisecond after 4 beats, the pulses
+    getting there smoothly: none more than a tenth of a period off its spacing."""
+    step = 60.0 / (24 * 120.0)
+    beats = [offset + 0.5 * k for k in range(1, 20)]
+    times = np.array(lock(120.0, beats, 10.0))
+    assert np.all(np.abs(np.diff(times) - step) <= 0.1 * step + 1e-12)
+    quarters = times[::24]
+    for b in beats[8:]:
+        assert np.min(np.abs(quarters - b)) < 0.001, b
+
+
+def test_clock_out_keeps_its_lock_through_a_missed_beat_and_follows_a_jump():
+    """A beat the tracker missed changes nothing; beats that jump a third of a beat
+    later (a new song) are followed, smoothly, within 8 beats."""
+    step = 60.0 / (24 * 120.0)
+    beats = [0.5 * k for k in range(1, 12) if k != 7] + [5.5 + 0.5 * k + 0.16 for k in range(1, 20)]
+    times = np.array(lock(120.0, beats, 16.0))
+    assert np.all(np.abs(np.diff(times) - step) <= 0.1 * step + 1e-12)
+    quarters = times[::24]
+    for b in [*beats[3:10], *beats[18:]]:
+        assert np.min(np.abs(quarters - b)) < 0.001, b
+
+
+def test_a_beat_wired_to_midi_out_moves_its_clock_onto_it():
+    """The node end to end: a beat event at media time 0.2 s (the first tick's clock
+    time is media time 0) brings the quarters' first pulses to 0.2 s past each half
+    second at 120 BPM."""
+    clock = FakeClock(start=100.0)
+    times = np.array(clock_out(120.0, clock, beats=(Event(0.2),), pulses=24 * 8))
+    off = (times[24 * 5::24] - 100.2 + 0.25) % 0.5 - 0.25      # from the nearest beat
+    assert len(off) >= 3 and np.abs(off).max() < 1e-6, off
