@@ -288,7 +288,8 @@ def test_a_controller_that_comes_after_the_start_is_picked_up(absent, write_patc
         assert wait_for(lambda: eng.said("MIDI input 'RtMidiOut Client:nanoPAD' has appeared"), 20), eng.log
         assert wait_for(lambda: connected(jack, "RtMidiOut Client:nanoPAD"), 10)
         assert until_heard(pad, "touch", lambda: any(r["name"] == "kick" for r in rows(out))
-                           and any(r["name"] == "fader" for r in rows(out))), (rows(out)[-10:], eng.log)
+                           and any(r["name"] == "fader" and r["value"] > 0 for r in rows(out))), (
+            rows(out)[-10:], eng.log)
         assert [r["value"] for r in rows(out) if r["name"] == "fader"][-1] == pytest.approx(64 / 127)
     finally:
         log = eng.stop()
