@@ -38,9 +38,23 @@ class JsonFormatter(logging.Formatter):
                            "logger": record.name, "message": record.getMessage()})
 
 
+class _Stderr(logging.StreamHandler):
+    """Writes to ``sys.stderr`` as it is when a record comes, not as it was at set-up: a
+    run inside a program that swaps it (a test's capture, an embedding app) never logs
+    into a closed stream from a thread that outlives the swap."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 def _setup_logging(level: str, as_json: bool = False) -> None:
     # journald keeps one line per record readable; the level word leads for grep.
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(JsonFormatter() if as_json else
                          logging.Formatter("tonegraph: %(levelname)s: %(message)s"))
     root = logging.getLogger()
