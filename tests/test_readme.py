@@ -39,7 +39,7 @@ def readme_commands() -> list[str]:
             line = re.split(r"\s#\s", " " + line.strip() + " ")[0].strip()
             if line and not line.startswith("#") and not line.startswith(SKIP):
                 commands.append(line)
-    return commands
+    return list(dict.fromkeys(commands))          # a command shown twice is run once
 
 
 def run_as_pasted(command: str, cwd: Path, env: dict) -> tuple[int, str, bool]:
