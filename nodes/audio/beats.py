@@ -68,9 +68,10 @@ HARMONY_BANDS = 20
 #: The metrical level: every LEVEL_EVERY seconds the last LEVEL_S seconds of activation
 #: name a tempo by their autocorrelation (with half its value at twice the lag, as a bar
 #: repeats its beats), weighted by a log-normal preference for tempi people tap
-#: (LEVEL_BPM, LEVEL_WIDTH octaves wide).  When the filter's tempo is twice (or half)
-#: that, the beat is followed at that one's level: off-beat eighths light the flux as
-#: much as the beats, so the filter alone cannot tell a song from its double.
+#: (LEVEL_BPM, LEVEL_WIDTH octaves wide).  When the filter's tempo is twice that, every
+#: other beat of it is reported: off-beat eighths light the flux as much as the beats,
+#: so the filter alone cannot tell a song from its double.  (A filter at half the named
+#: tempo is left as it is: no clip of the dev set was heard at half.)
 LEVEL_S, LEVEL_EVERY, LEVEL_BPM, LEVEL_WIDTH = 12.0, 0.5, 110.0, 0.4
 #: How far (relative) a tempo may be from twice or half the other's to count as it.
 LEVEL_TOLERANCE = 0.08

@@ -688,21 +688,32 @@ def test_render_plays_the_song_through_a_live_patch_input(tmp_path):
     assert res.returncode == 1 and "give --audio FILE" in res.stderr
 
 
-def test_a_render_stopped_with_ctrl_c_keeps_a_playable_file_of_the_frames_drawn(tmp_path):
+def interrupted_render(tmp_path, size: str, presses: float) -> tuple[subprocess.Popen, str, Path, Path]:
+    """Render graphs/tunnel.yaml, writing PNG frames too, and press Ctrl-C once 5 frames
+    are drawn (twice, 0.3 s apart, when ``presses`` is 2): (the process, its stderr, the
+    video, the frames' folder)."""
     import signal
-
-    import imageio_ffmpeg
 
     out, frames = tmp_path / "part.mp4", tmp_path / "frames"
     proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "render", "graphs/tunnel.yaml",
-                             "-o", str(out), "--size", "64x36", "--fps", "10", "--frames", str(frames),
+                             "-o", str(out), "--size", size, "--fps", "10", "--frames", str(frames),
                              "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert wait_for(lambda: len(list(frames.glob("*.png"))) >= 5, 60)
         proc.send_signal(signal.SIGINT)
+        if presses == 2:
+            time.sleep(0.3)                               # the second press, as a user's
+            proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
+    return proc, err, out, frames
+
+
+def test_a_render_stopped_with_ctrl_c_keeps_a_playable_file_of_the_frames_drawn(tmp_path):
+    import imageio_ffmpeg
+
+    proc, err, out, frames = interrupted_render(tmp_path, "64x36", 1)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     drawn = len(list(frames.glob("*.png")))
@@ -1193,18 +1204,7 @@ def test_a_second_ctrl_c_still_leaves_a_playable_file(tmp_path):
 
     import imageio_ffmpeg
 
-    out, frames = tmp_path / "part.mp4", tmp_path / "frames"
-    proc = subprocess.Popen([sys.executable, "-m", "tonegraph.engine.cli", "render", "graphs/tunnel.yaml",
-                             "-o", str(out), "--size", "1280x720", "--fps", "10", "--frames", str(frames),
-                             "-q"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        assert wait_for(lambda: len(list(frames.glob("*.png"))) >= 5, 60)
-        proc.send_signal(signal.SIGINT)
-        time.sleep(0.3)                                   # the second press, as a user's
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        proc.kill()
+    proc, err, out, _ = interrupted_render(tmp_path, "1280x720", 2)
     # 130, or the default action once the program was already exiting after the file closed.
     assert proc.returncode in (130, -signal.SIGINT) and "Traceback" not in err, err
     held = re.search(r"holds the first (\d+) of 320 frames", err)
