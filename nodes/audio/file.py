@@ -1,4 +1,5 @@
-"""audio.file: WAV, FLAC and OGG through soundfile, resampled to the patch's rate.
+"""audio.file: a sound file (sound.py: WAV, FLAC, OGG, MP3; others through ffmpeg),
+resampled to the patch's rate.
 
 Offline it is read as fast as the engine asks; on the real-time clock the engine paces
 it in real time, and ``monitor: true`` also plays it to an output device.  A file that
@@ -13,8 +14,6 @@ import logging
 import time
 
 import numpy as np
-import soundfile as sf
-
 from tonegraph.engine import params as P
 from tonegraph.engine import ports
 from tonegraph.engine.errors import NodeError
@@ -22,6 +21,7 @@ from tonegraph.engine.node import Node, Tick
 from tonegraph.engine.ports import AudioBlock
 
 from .dsp import pick_channels
+from .sound import SoundError, open_sound
 
 log = logging.getLogger("tonegraph.audio.file")
 
@@ -30,7 +30,8 @@ CHUNK = 65536  # frames read from the file at a time
 
 class AudioFile(Node):
     type_name = "audio.file"
-    description = "Play a WAV, FLAC or OGG file into the graph (resampled to the patch's rate)."
+    description = ("Play a sound file into the graph (WAV, FLAC, OGG, MP3; M4A and others through "
+                   "ffmpeg), resampled to the patch's rate.")
     domain = "audio"
     is_source = True
     default_output = "audio"
@@ -58,23 +59,24 @@ class AudioFile(Node):
         if not path.is_file():
             return [("path", f"no such file: {path}")]
         try:
-            info = sf.info(str(path))
-        except Exception as exc:  # soundfile raises several types for unreadable files
-            return [("path", f"cannot read {path.name}: {_reason(exc)} (WAV, FLAC and OGG work)")]
-        if params["channel"] >= info.channels:
+            with open_sound(path) as f:
+                channels, duration = f.channels, f.frames / f.samplerate
+        except SoundError as exc:
+            return [("path", f"cannot read {path.name}: {exc}")]
+        if params["channel"] >= channels:
             return [("channel", f"channel {params['channel']} does not exist: "
-                                f"{path.name} has {info.channels} channel(s)")]
-        if params["start"] >= info.duration:
+                                f"{path.name} has {channels} channel(s)")]
+        if params["start"] >= duration:
             return [("start", f"start {params['start']:g} s is past the end of {path.name} "
-                              f"({info.duration:.2f} s)")]
+                              f"({duration:.2f} s)")]
         return []
 
     def configure(self) -> None:
         self.path = self.ctx.resolve_input(self.p.path)
         try:
-            self.sf = sf.SoundFile(str(self.path))
-        except Exception as exc:
-            raise NodeError(self.id, f"cannot open {self.path}: {_reason(exc)}") from exc
+            self.sf = open_sound(self.path)
+        except SoundError as exc:
+            raise NodeError(self.id, f"cannot open {self.path}: {exc}") from exc
         self.rate = self.sf.samplerate
         self.resampler = None
         if self.rate != self.ctx.samplerate:

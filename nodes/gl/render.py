@@ -84,6 +84,8 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
     drawn; the frames of the pre-roll are not drawn."""
     import soundfile as sf
 
+    from tonegraph.nodes.audio.sound import SoundError, open_sound
+
     graph, errors = load_graph(patch, registry, sets)
     if errors:
         raise RenderError("\n".join(str(e) for e in errors))
@@ -115,11 +117,10 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
         sound = said = None
     if sound is not None:
         try:
-            info = sf.info(str(sound))
-        except Exception as exc:  # soundfile raises several types for unreadable files
-            raise RenderError(f"{said}: cannot read it as sound ({describe(exc)}); WAV, FLAC, OGG and "
-                              f"MP3 are read, convert others with: ffmpeg -i IN OUT.flac") from None
-        total = info.frames / info.samplerate
+            with open_sound(sound) as f:
+                total = f.frames / f.samplerate
+        except SoundError as exc:
+            raise RenderError(f"{said}: cannot read it as sound ({exc})") from None
         if start >= total:
             raise RenderError(f"--start {start:g} s is past the end of {said} ({total:.1f} s long)")
         end = total if end is None else min(end, total)
@@ -158,6 +159,8 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
     "auto" (NVENC where it works, else x264)."""
     import soundfile as sf
 
+    from tonegraph.nodes.audio.sound import open_sound
+
     if Path(output).suffix.lower() not in CONTAINERS:
         raise RenderError(f"-o {output}: a render is H.264 video with its sound; name the file "
                           f"{', '.join(CONTAINERS[:-1])} or {CONTAINERS[-1]}")
@@ -175,7 +178,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         track = None
         if sound is not None:
             track = Path(tmp) / "track.wav"
-            with sf.SoundFile(str(sound)) as f:
+            with open_sound(sound) as f:
                 f.seek(int(round(start * f.samplerate)))
                 data = f.read(int(round((end - start) * f.samplerate)), dtype="float32", always_2d=True)
                 sf.write(track, data, f.samplerate, subtype="PCM_16")

@@ -93,10 +93,11 @@ class Chunker:
 
 
 def read_mono(path: Path, samplerate: int = SAMPLERATE) -> np.ndarray:
-    import soundfile as sf
     import soxr
 
-    data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    from tonegraph.nodes.audio.sound import read_sound
+
+    data, rate = read_sound(path)
     x = data.mean(axis=1)
     return soxr.resample(x, rate, samplerate).astype(np.float32) if rate != samplerate else x
 

@@ -13,13 +13,13 @@ from pathlib import Path
 import aubio
 import numpy as np
 
+from tonegraph.nodes.audio.sound import SUFFIXES as AUDIO_SUFFIXES  # the sound files trainers read
+
 #: Settings of the default front end (recorded in every weights file).
 DEFAULT = {"samplerate": 22050, "n_fft": 1024, "hop": 512, "bands": 64, "fmin": 30.0,
            "fmax": 11000.0}
 #: Floor added before the logarithm (about -80 dB of a full-scale band).
 FLOOR = 1e-4
-#: Sound files the trainer reads.
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 
 
 class MelFrontEnd:
@@ -76,11 +76,9 @@ def windows(frames: np.ndarray, context: int) -> np.ndarray:
 
 def file_frames(path: Path, config: dict) -> np.ndarray:
     """Every log-mel frame of a sound file (mixed to mono), as the live node makes them."""
-    import soundfile as sf
+    from tonegraph.nodes.audio.sound import read_sound
 
-    with sf.SoundFile(str(path)) as f:
-        data = f.read(dtype="float32", always_2d=True)
-        rate = f.samplerate
+    data, rate = read_sound(path)
     front = MelFrontEnd(config, rate)
     frames = front.push(data.mean(axis=1))
     if not frames:

@@ -35,11 +35,12 @@ import numpy as np
 
 from tonegraph.engine.files import read_npz, written_whole
 
+from tonegraph.nodes.audio.sound import SUFFIXES as AUDIO
+
 from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 
 #: Raised whenever what a song's analysis gives changes, so older cache entries are not used.
 FEATURE_VERSION = 1
-AUDIO = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 PCA_DIMS = 16   # chunks are reduced to this many dimensions before t-SNE
 SCHEDULER_DEADLINE = 10.0   # [s] to connect to a --scheduler and finish Dask's handshake, in all
 HANDSHAKE_BYTES = 1 << 16   # [bytes] a Dask handshake is a few hundred

@@ -26,7 +26,7 @@ from tonegraph.engine.files import written_whole
 
 from . import models
 from .frontend import DEFAULT as FRONT_DEFAULT
-from .frontend import audio_files, file_frames, windows
+from .frontend import AUDIO_SUFFIXES, audio_files, file_frames, windows
 
 #: The discriminator a GAN checkpoint holds (one of another make cannot be resumed).
 CRITIC = "spectral+mbstd"
@@ -144,7 +144,7 @@ def _load_checkpoint(path: Path, kind: str) -> dict:
 def autoencoder_data(folder: Path, front: dict, context: int) -> np.ndarray:
     files = audio_files(folder)
     if not files:
-        raise TrainError(f"no sound files (.wav .flac .ogg .aiff .mp3) under {folder}")
+        raise TrainError(f"no sound files ({' '.join(AUDIO_SUFFIXES)}) under {folder}")
     rows = []
     for f in files:
         try:
