@@ -48,14 +48,17 @@ eval: setup
 looks: setup
 	$(PY) -m tests.looks
 
+# The node reference and patch schema from the node declarations, then the manual in
+# docs/ as a website in build/site (open build/site/index.html).
 docs: setup
 	$(VENV)/bin/tonegraph docs --builtin -o docs/nodes.md
 	$(VENV)/bin/tonegraph schema --builtin -o docs/patch.schema.json
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict -q
 
 # The shipped weights of ml.autoencoder and ml.gan, made from data the project makes
 # itself: synthetic sounds of many kinds, and drawn squiggles.
 # The shipped onset detector and beat activation are trained through the full General
-# MIDI soundfont (fluid-soundfont-gm, 148 MB, which setup installs for the README's
+# MIDI soundfont (fluid-soundfont-gm, 148 MB, which setup installs for the manual's
 # training commands).
 models: setup
 	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
@@ -97,7 +100,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q "$(TORCH)"
-	$(PIP) install -q -e ".[all,dev]"
+	$(PIP) install -q -e ".[all,dev,docs]"
 	touch $(STAMP)
 
 clean:

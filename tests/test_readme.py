@@ -1,7 +1,8 @@
-"""Every command the README shows, pasted as it is into a fresh copy of the project.
+"""Every command the README and the manual show, pasted as it is into a fresh copy of the project.
 
-The README's shell blocks are run in order, in a copy of the working tree, with the
-virtual environment on PATH as `. .venv/bin/activate` puts it.  What a user brings is
+The shell blocks of README.md and of each page of docs/ are run in order, each file in
+a copy of the working tree of its own (two files at a time), with the virtual
+environment on PATH as `. .venv/bin/activate` puts it.  What a user brings is
 stood in for: `song.flac` is the built-in groove, `~/drawings` a few drawn squiggles,
 `~/music/set` two short synthetic clips, and the models a user would wait hours to
 train are trained for a few steps beforehand.  A command that ends by itself (an
@@ -19,6 +20,7 @@ import re
 import shutil
 import signal
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -27,11 +29,19 @@ FINITE = 300.0    # [s] a command that ends by itself must have ended by then
 LONG = ("tonegraph run ", "tonegraph train ", "tonegraph render ", "tonegraph sounds -o build/",
         "tonegraph draw -o build/")
 SKIP = ("make ", ". .venv/bin/activate", "oscsend ")
+#: The README, then the manual's pages (the node reference is generated and shows none).
+DOCUMENTS = [ROOT / "README.md", *sorted(p for p in (ROOT / "docs").glob("*.md") if p.name != "nodes.md")]
+WORKERS = 2       # files run at a time
 
 
 def readme_commands() -> list[str]:
-    """The shell blocks' commands, and the "run it" column of the table of patches."""
-    text = (ROOT / "README.md").read_text()
+    """Every documented command, README first."""
+    return list(dict.fromkeys(c for doc in DOCUMENTS for c in documented_commands(doc)))
+
+
+def documented_commands(doc: Path) -> list[str]:
+    """A file's shell blocks' commands, and the "run it" column of a table of patches."""
+    text = doc.read_text()
     commands = [m for row in text.splitlines() if row.startswith("| [graphs/")
                 for m in re.findall(r"`(tonegraph [^`]+)`", row)]
     for block in re.findall(r"```sh\n(.*?)```", text, re.S):
@@ -70,18 +80,21 @@ def run_as_pasted(command: str, cwd: Path, env: dict) -> tuple[int, str, bool]:
 
 
 def test_every_readme_command_runs_as_pasted(tmp_path):
-    copy = tmp_path / "tonegraph"
-    shutil.copytree(ROOT, copy, symlinks=True, ignore=shutil.ignore_patterns(
+    base = tmp_path / "base"
+    shutil.copytree(ROOT, base / "tonegraph", symlinks=True, ignore=shutil.ignore_patterns(
         ".git", ".venv", "build", "*.egg-info", "__pycache__", ".pytest_cache", "*.jsonl", "*.ckpt"))
-    home = tmp_path / "home"
-    home.mkdir()
-    env = {**os.environ, "HOME": str(home), "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
-           "VIRTUAL_ENV": str(ROOT / ".venv")}
-    env.pop("DISPLAY", None)
+    (base / "home").mkdir()
+
+    def environment(where: Path) -> dict:
+        env = {**os.environ, "HOME": str(where / "home"),
+               "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+               "VIRTUAL_ENV": str(ROOT / ".venv")}
+        env.pop("DISPLAY", None)
+        return env
 
     def prepare(command: str) -> None:
-        res = subprocess.run(["bash", "-c", command], cwd=copy, env=env, capture_output=True,
-                             text=True, timeout=300)
+        res = subprocess.run(["bash", "-c", command], cwd=base / "tonegraph", env=environment(base),
+                             capture_output=True, text=True, timeout=300)
         assert res.returncode == 0, f"stand-in {command!r}: {res.stdout}{res.stderr}"
     prepare("tonegraph synth -o song.flac --bars 8")
     prepare("tonegraph draw -o ~/drawings --count 8 --mkdir")
@@ -90,16 +103,24 @@ def test_every_readme_command_runs_as_pasted(tmp_path):
     prepare("mkdir -p models && cp drawings.pt models/drawings.pt && "
             "tonegraph train autoencoder --audio ~/music/set -o models/set.pt --epochs 1 -q")
 
-    commands = readme_commands()
-    assert len(commands) >= 25
-    failures = []
-    for command in commands:
-        code, out, stopped = run_as_pasted(command, copy, env)
-        bad = [line for line in out.splitlines()
-               if "Traceback" in line or re.search(r"(^|: )error:", line)]
-        # After Ctrl-C: stopped cleanly (0), interrupted (130), or ended by the signal
-        # itself (-2) when it came as the command was exiting anyway.
-        if bad or code not in ((0, 130, -signal.SIGINT) if stopped else (0,)):
-            failures.append(f"{command}\n    exit {code}{' after Ctrl-C' if stopped else ''}: "
-                            + "\n    ".join((bad or out.strip().splitlines() or ["(no output)"])[-3:]))
-    assert not failures, "README commands that fail as pasted:\n" + "\n".join(failures)
+    def run_document(doc: Path) -> list[str]:
+        where = tmp_path / doc.stem
+        shutil.copytree(base, where, symlinks=True)
+        failures = []
+        for command in documented_commands(doc):
+            code, out, stopped = run_as_pasted(command, where / "tonegraph", environment(where))
+            bad = [line for line in out.splitlines()
+                   if "Traceback" in line or re.search(r"(^|: )error:", line)]
+            # After Ctrl-C: stopped cleanly (0), interrupted (130), or ended by the signal
+            # itself (-2) when it came as the command was exiting anyway.
+            if bad or code not in ((0, 130, -signal.SIGINT) if stopped else (0,)):
+                failures.append(f"{doc.name}: {command}\n    exit {code}{' after Ctrl-C' if stopped else ''}: "
+                                + "\n    ".join((bad or out.strip().splitlines() or ["(no output)"])[-3:]))
+        return failures
+
+    assert len(documented_commands(DOCUMENTS[0])) >= 15
+    assert len(readme_commands()) >= 30
+    with_commands = [doc for doc in DOCUMENTS if documented_commands(doc)]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        failures = [f for found in pool.map(run_document, with_commands) for f in found]
+    assert not failures, "documented commands that fail as pasted:\n" + "\n".join(failures)

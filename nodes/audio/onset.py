@@ -4,7 +4,7 @@ The default is aubio's onset detector with aubio's own defaults (``method: hfc``
 threshold 0.058, log compression 1, onsets at least 50 ms apart, -70 dB silence): on
 real recordings held out by source (make eval) no other setting of aubio's and not the
 project's learned detector beat it on every source by the gate's margin, and a
-default may not lose to aubio anywhere (tests/eval/gate.py; the README's "Accuracy").
+default may not lose to aubio anywhere (tests/eval/gate.py; docs/accuracy.md).
 
 ``method: learned`` is the project's own detector (nodes/audio/learned.py: a small
 causal network trained on rendered MIDI, synthesised grooves and click tracks by

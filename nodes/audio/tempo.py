@@ -3,7 +3,7 @@
 Two trackers: ``dbn`` (the default) follows a bar-pointer model over spectral flux, or
 over flux mixed with a learned beat activation (``learned`` is its share, 0 by default;
 nodes/audio/beats.py says how), ``aubio`` is aubio's tracker.  ``make eval`` scores both
-on annotated recordings; the README has the table.
+on annotated recordings; docs/accuracy.md has the table.
 
 The dbn tracker hears a song at the tempo people tap: when the filter follows the
 eighth notes (a strummed guitar lights the flux between the beats as much as on them),
@@ -52,7 +52,7 @@ from .dsp import rms
 #: activation: none.  A share of 0.7 holds every new tempo after make eval's hard cuts
 #: (flux alone loses 4 of 90) and places full mixes' beats a little better, but drum
 #: stems' a little worse, costs 1.4 times the work, and the pictures of make looks
-#: follow the beat less with it (make eval's and make looks' tables, in the README).
+#: follow the beat less with it (make eval's and make looks' tables, in docs/accuracy.md and docs/pictures.md).
 BEATS = Path(__file__).resolve().parents[1] / "ml" / "models" / "beats.npz"
 LEARNED = 0.0
 

@@ -9,7 +9,7 @@ from tonegraph.engine import params as P
 from tonegraph.engine.batch import Batched
 from tonegraph.engine.errors import NodeError, display_path
 
-#: The shipped weights (made by the commands in the README).
+#: The shipped weights (made by `make models`; docs/training-data.md).
 MODELS_DIR = Path(__file__).parent / "models"
 
 MODEL_PARAMS = {

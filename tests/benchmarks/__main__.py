@@ -1,7 +1,7 @@
 """`make bench`: every benchmark, each printing its figures and ratios.
 
 Run one with ``python -m tests.benchmarks dispatch``; TONEGRAPH_BENCH_QUICK=1 shortens
-them (for a smoke run, not for the figures in the README).
+them (for a smoke run, not for the figures in docs/benchmarks.md).
 """
 
 from __future__ import annotations

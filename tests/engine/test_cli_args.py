@@ -162,7 +162,7 @@ def test_the_core_without_extras_runs_the_demo_and_names_what_to_install():
 
 
 def test_every_tonegraph_command_in_the_readme_parses():
-    """Each `tonegraph ...` command the README shows is a command line the parser
+    """Each `tonegraph ...` command the README and the manual show is a command line the parser
     accepts (options renamed or removed would break pasting them); tests/test_readme.py
     runs them, this checks them in a second."""
     import shlex
@@ -178,7 +178,7 @@ def test_every_tonegraph_command_in_the_readme_parses():
         try:
             cli.build_parser().parse_args(argv)
         except SystemExit:
-            pytest.fail(f"README: {line}")
+            pytest.fail(f"documented command: {line}")
 
 
 def test_a_mistyped_option_is_refused_by_its_command_with_the_nearest_option():

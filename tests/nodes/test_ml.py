@@ -37,7 +37,7 @@ def squiggles(tmp_path_factory):
     return folder
 
 
-#: The shipped GAN's image size (the README documents it).
+#: The shipped GAN's image size (docs/models.md documents it).
 SHIPPED_SIZE = 128
 
 
