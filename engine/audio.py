@@ -27,6 +27,7 @@ import threading
 
 from .node import Tick
 from .plan import AUDIO
+from .runner import run_tasks
 
 log = logging.getLogger("tonegraph.audio")
 
@@ -121,8 +122,6 @@ class AudioDriver:
                 self.next_t += behind * SLEW
         tasks = self.rt.tasks[AUDIO]
         if tasks:
-            from .runtime import run_tasks
-
             run_tasks(tasks)
         run.audio_hop(Tick(self.next_t, hp, self.hops))
         self.next_t += hp

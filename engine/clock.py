@@ -24,9 +24,25 @@ import math
 import threading
 import time
 
-from .node import Tick
-
 log = logging.getLogger("tonegraph.clock")
+
+
+class Tick:
+    """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s] (0 for
+    the first tick), ``index`` the frame (or hop) number.
+
+    A tick is valid only during the call it is passed to: the engine may reuse the
+    object for the next tick, so a node copies the numbers it wants to keep."""
+
+    __slots__ = ("t", "dt", "index")
+
+    def __init__(self, t: float, dt: float, index: int) -> None:
+        self.t = t
+        self.dt = dt
+        self.index = index
+
+    def __repr__(self) -> str:
+        return f"Tick(t={self.t:.6f}, dt={self.dt:.6f}, index={self.index})"
 
 
 class Clock:

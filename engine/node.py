@@ -45,6 +45,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
+from .clock import SYSTEM, Tick  # noqa: F401  (Tick: nodes take it from here)
 from .params import Param
 from .ports import Port, PortType
 
@@ -89,8 +90,6 @@ class Context:
 
 
 def _system_clock():
-    from .clock import SYSTEM
-
     return SYSTEM
 
 
@@ -98,24 +97,6 @@ def _transports():
     from .osc.transport import Transports
 
     return Transports()
-
-
-class Tick:
-    """When a tick runs: ``t`` media time [s], ``dt`` since the previous tick [s] (0 for
-    the first tick), ``index`` the frame (or hop) number.
-
-    A tick is valid only during the call it is passed to: the engine may reuse the
-    object for the next tick, so a node copies the numbers it wants to keep."""
-
-    __slots__ = ("t", "dt", "index")
-
-    def __init__(self, t: float, dt: float, index: int) -> None:
-        self.t = t
-        self.dt = dt
-        self.index = index
-
-    def __repr__(self) -> str:
-        return f"Tick(t={self.t:.6f}, dt={self.dt:.6f}, index={self.index})"
 
 
 class Node:

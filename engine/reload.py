@@ -29,7 +29,7 @@ from .errors import NodeError, describe, display_path
 from .graph import load_graph
 from .plan import make_plan
 from .registry import Registry
-from .runner import Runner, build, stamp
+from .runner import Runner, build, rebuild_context, stamp
 
 log = logging.getLogger("tonegraph.reload")
 
@@ -199,8 +199,6 @@ class Reloader:
         return self._install(plan, f"restart of node '{node_id}'", f"restarted '{node_id}' afresh")
 
     def _install(self, plan, what: str, done: str, started: float | None = None) -> bool:
-        from .runtime import rebuild_context
-
         current = self.rt.current
         try:
             new = build(plan, self.registry, rebuild_context(current.ctx, plan), current,

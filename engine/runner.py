@@ -34,7 +34,7 @@ import logging
 import math
 import threading
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -403,3 +403,22 @@ def close_quietly(node: Node) -> None:
         node.close()
     except Exception as exc:  # closing must never stop the others from closing
         log.error("node '%s' (%s) failed to close: %s", node.id, node.type_name, describe(exc))
+
+
+def run_tasks(tasks: deque) -> None:
+    """Run queued work for a domain, between two of its ticks."""
+    while tasks:
+        task = tasks.popleft()
+        try:
+            task()
+        except Exception as exc:  # a task must never stop a domain's thread
+            log.error("a live change failed: %s", describe(exc))
+
+
+def rebuild_context(ctx: Context, plan: Plan) -> Context:
+    """The context a plan runs with: ``ctx`` itself when the rates are the same, else a
+    copy with the new ones (sharing the stop flag, OSC destinations and canvas)."""
+    h = plan.header
+    if (ctx.fps, ctx.samplerate, ctx.hop) == (h.fps, h.samplerate, h.hop):
+        return ctx
+    return replace(ctx, fps=h.fps, samplerate=h.samplerate, hop=h.hop)

@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable
 
 from .clock import SYSTEM, Clock, TickClock
@@ -37,7 +37,7 @@ from .graph import Graph
 from .node import Context, Node, Tick
 from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, make_plan
 from .registry import Registry
-from .runner import FaultPolicy, Runner, build, close_quietly, retired
+from .runner import FaultPolicy, Runner, build, close_quietly, rebuild_context, retired, run_tasks
 from .systemd import Watchdog, notify
 
 log = logging.getLogger("tonegraph.runtime")
@@ -470,22 +470,3 @@ class Runtime:
             run.close()
         drawn = k - min(k, math.ceil(preroll * self.fps)) if run.has_render else 0
         return RunReport(k, n, 0, 0, run.fault_count(), t, self.clock.now() - wall0, reason, drawn)
-
-
-def run_tasks(tasks: deque) -> None:
-    """Run queued work for a domain, between two of its ticks."""
-    while tasks:
-        task = tasks.popleft()
-        try:
-            task()
-        except Exception as exc:  # a task must never stop a domain's thread
-            log.error("a live change failed: %s", describe(exc))
-
-
-def rebuild_context(ctx: Context, plan: Plan) -> Context:
-    """The context a plan runs with: ``ctx`` itself when the rates are the same, else a
-    copy with the new ones (sharing the stop flag, OSC destinations and canvas)."""
-    h = plan.header
-    if (ctx.fps, ctx.samplerate, ctx.hop) == (h.fps, h.samplerate, h.hop):
-        return ctx
-    return replace(ctx, fps=h.fps, samplerate=h.samplerate, hop=h.hop)
