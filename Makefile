@@ -5,6 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
+CORE   := $(VENV)/.installed-core
 # torch 2.13.0 resolves to a CPU build on machines without a GPU; pinning it first
 # keeps pip from choosing a newer CUDA build for the project's own range.
 TORCH  ?= torch==2.13.0
@@ -13,13 +14,19 @@ APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola qlcplu
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1 \
   fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 
-.PHONY: demo test bench bench-gpu eval looks soak system-deps setup docs models clean
+.PHONY: demo test bench bench-gpu eval looks soak system-deps setup setup-core setup-all venv docs models clean
 
-demo: setup
+# The demo needs the core alone (no torch, GL, Debian peers): a light first run.
+# `make setup-all` (or `make test`) installs the rest.
+demo: setup-core
 	$(VENV)/bin/tonegraph run graphs/demo.yaml --headless --duration 20
+	@test -f $(STAMP) || echo "the core is installed; make setup-all installs the rest (windows and video, torch, the rig's peers, the tests)"
 
+# Two workers (pytest-xdist), each test file on one of them: peers a file starts (OLA,
+# JACK, QLC+, MIDI ports) stay within it, and waiting on peers overlaps with work.
+TEST_JOBS ?= 2
 test: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_JOBS) --dist loadfile
 
 bench: setup
 	$(PY) -m tests.benchmarks
@@ -78,6 +85,8 @@ models: setup
 	  --plot docs/models/beats-loss.png
 
 setup: system-deps $(STAMP)
+setup-all: setup
+setup-core: $(CORE)
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -95,13 +104,22 @@ system-deps:
 	fi
 
 $(STAMP): pyproject.toml
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed"' \
-	  || { echo "error: $(PYTHON) is older than 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1; }
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
+	@$(MAKE) --no-print-directory venv
 	$(PIP) install -q "$(TORCH)"
 	$(PIP) install -q -e ".[all,dev,docs]"
-	touch $(STAMP)
+	touch $(STAMP) $(CORE)
+
+$(CORE): pyproject.toml
+	@$(MAKE) --no-print-directory venv
+	$(PIP) install -q -e .
+	touch $(CORE)
+
+venv:
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is needed"' \
+	  || { echo "error: $(PYTHON) is older than 3.11; run: make PYTHON=python3.11 ..." >&2; exit 1; }
+	@$(PYTHON) -c 'import ensurepip, venv' 2>/dev/null || $(MAKE) --no-print-directory system-deps APT_PACKAGES=
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -84,3 +84,25 @@ def test_a_wheel_installs_under_one_name_and_the_core_runs_the_demo(tmp_path):
                           text=True, timeout=120)
     assert demo.returncode == 0 and "would send" in demo.stdout, demo.stderr
     assert "Traceback" not in demo.stderr
+
+
+def test_make_demo_installs_the_core_alone_and_make_test_the_rest(tmp_path):
+    """`make demo` printed cues after installing torch, JACK, OLA, Pd and a 148 MB
+    soundfont; now it installs the core (no Debian package beyond Python's venv) and
+    says how to get the rest. Read from make's dry run in a folder with no venv."""
+    for name in ("Makefile", "pyproject.toml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+
+    def plan(target: str) -> str:
+        res = subprocess.run(["make", "-n", target], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60)
+        assert res.returncode == 0, res.stderr
+        return res.stdout
+
+    demo, test = plan("demo"), plan("test")
+    installs = [line for line in demo.splitlines() if "pip install" in line]
+    assert installs[-1].endswith("pip install -q -e .") and "apt-get" not in demo, demo
+    assert not [line for line in installs if "torch" in line or "[" in line], installs
+    assert "tonegraph run graphs/demo.yaml" in demo and "make setup-all installs the rest" in demo
+    assert 'pip install -q "torch==' in test and '-e ".[all,dev,docs]"' in test and "apt-get" in test
+    assert "-m pytest" in test
