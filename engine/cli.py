@@ -18,8 +18,7 @@ from pathlib import Path
 
 
 from . import __version__
-from .args import (add_mkdir, check_extras, check_outputs, networks, number, port, samplerate, seed,
-                   whole)
+from .args import add_mkdir, check_extras, check_outputs, networks, number, port, whole
 from .errors import NodeError, TonegraphError, describe, display_path
 from .graph import load_graph, to_dot
 from .node import missing_extra
@@ -131,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from .learn import PatchInvalid, learn
+    from tonegraph.tools.learn import PatchInvalid, learn
 
     try:
         print(learn(args.patch, args.target, _registry(args), midi=args.midi, osc_port=args.osc_port,
@@ -211,21 +210,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_synth(args: argparse.Namespace) -> int:
-    import soundfile as sf
-
-    from tonegraph.nodes.audio.synth import render_groove
-
-    samples, hits, beats = render_groove(args.samplerate, args.bpm, args.bars, args.seed)
-    try:
-        sf.write(args.output, samples, args.samplerate, subtype="PCM_16")
-    except Exception as exc:  # soundfile reports format and path problems alike
-        return _fail(f"error: cannot write {args.output}: {exc}")
-    print(f"{args.output}: {len(samples) / args.samplerate:.2f} s, {len(beats)} beats at "
-          f"{args.bpm:g} BPM, {len(hits)} hits")
-    return 0
-
-
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="tonegraph", description="Real-time node graphs from music.")
     ap.add_argument("--version", action="version", version=f"tonegraph {__version__}")
@@ -279,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     osc.add_argument("--status-interval", type=number(0.01, 3600), default=1.0, metavar="S")
     p.set_defaults(func=cmd_run)
 
-    from .learn import OSC_PORT, TIMEOUT, value_range
+    from tonegraph.tools.learn import OSC_PORT, TIMEOUT, value_range
 
     p = with_nodes_path(sub.add_parser("learn", help="wire an input to the next MIDI control or OSC "
                                                      "message that arrives, in the patch file"))
@@ -311,20 +295,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only tonegraph's own node types, not installed plugins (what 'make docs' writes)")
     p.set_defaults(func=cmd_docs)
 
-    p = add_mkdir(with_nodes_path(sub.add_parser("synth", help="render the built-in groove to a sound file")))
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help=".wav, .flac or .ogg")
-    p.add_argument("--bpm", type=number(40, 240), default=120.0, help="40..240 (default 120)")
-    p.add_argument("--bars", type=whole(1, 128), default=16, help="1..128 (default 16)")
-    p.add_argument("--samplerate", type=samplerate, default=44100)
-    p.add_argument("--seed", type=seed, default=1)
-    p.set_defaults(func=cmd_synth)
+    from tonegraph.tools.commands import add_parsers as add_tool_parsers
 
-    from tonegraph.nodes.ml.commands import add_parsers as add_ml_parsers
-
-    add_ml_parsers(sub, with_nodes_path)
-    from tonegraph.nodes.gl.commands import add_parsers as add_gl_parsers
-
-    add_gl_parsers(sub, with_nodes_path)
+    add_tool_parsers(sub, with_nodes_path)
 
     p = add_mkdir(with_nodes_path(sub.add_parser("graph", help="draw a patch: DOT, or SVG/PNG with Graphviz")))
     p.add_argument("patch", metavar="PATCH")

@@ -45,7 +45,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, ClassVar
 
-from .clock import SYSTEM, Tick  # noqa: F401  (Tick: nodes take it from here)
+from .clock import SYSTEM, Clock, Tick  # noqa: F401  (Tick: nodes take it from here)
 from .params import Param
 from .ports import Port, PortType
 
@@ -77,7 +77,7 @@ class Context:
     recorders: dict = field(default_factory=dict)
     #: The run's one source of time (engine/clock.py), for nodes that keep their own
     #: pace (an output's rate): the system's, or a test's fake one.
-    clock: "Clock" = field(default_factory=lambda: _system_clock())
+    clock: Clock = SYSTEM
 
     def resolve_input(self, path: str) -> Path:
         """An input file named in a patch, relative to the patch's folder."""
@@ -87,10 +87,6 @@ class Context:
     def resolve_output(self, path: str) -> Path:
         """An output file, relative to the working directory."""
         return Path(path).expanduser()
-
-
-def _system_clock():
-    return SYSTEM
 
 
 def _transports():

@@ -32,12 +32,11 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .clock import SYSTEM, Clock, TickClock
-from .errors import describe
 from .graph import Graph
-from .node import Context, Node, Tick
+from .node import Node, Tick
 from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, make_plan
 from .registry import Registry
-from .runner import FaultPolicy, Runner, build, close_quietly, rebuild_context, retired, run_tasks
+from .runner import FaultPolicy, Runner, build, close_quietly, retired, run_tasks
 from .systemd import Watchdog, notify
 
 log = logging.getLogger("tonegraph.runtime")

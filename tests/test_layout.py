@@ -70,3 +70,23 @@ def test_the_cycle_check_sees_a_lazy_import(tmp_path):
     assert imports(tmp_path / "a.py", "tonegraph.p") >= {"tonegraph.p.b"}
     assert cycles({"tonegraph.p.a": imports(tmp_path / "a.py", "tonegraph.p"),
                    "tonegraph.p.b": imports(tmp_path / "b.py", "tonegraph.p")})
+
+
+def test_packages_depend_one_way_and_nodes_hold_nodes():
+    """engine <- nodes <- tools: the engine reaches the nodes only through the registry
+    (by name, at run time) and the tools only from the command line; no node module
+    imports a tool or defines a command."""
+    engine = modules("engine", "tonegraph.engine")
+    nodes = modules("nodes", "tonegraph.nodes")
+    tools = modules("tools", "tonegraph.tools")
+    assert {"tonegraph.tools.train", "tonegraph.tools.render", "tonegraph.tools.commands"} <= set(tools)
+
+    def uses(graph, prefix):
+        return sorted(f"{m} -> {d}" for m, deps in graph.items() for d in deps
+                      if d.startswith(prefix) and d.count(".") >= 2)
+    assert uses(nodes, "tonegraph.tools") == []
+    assert {u.split(" -> ")[0] for u in uses(engine, "tonegraph.tools")} == {"tonegraph.engine.cli"}
+    assert uses(engine, "tonegraph.nodes.") == [], "the engine imports node modules"
+    commands = [p.relative_to(ROOT) for p in (ROOT / "nodes").rglob("*.py")
+                if "add_parser(" in p.read_text() or p.name == "commands.py"]
+    assert commands == [], f"commands among the nodes: {commands}"

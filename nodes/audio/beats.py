@@ -22,7 +22,7 @@ mel filterbank at 22,050 Hz, the patch's sound resampled to that rate, so the tr
 hears the same at any patch samplerate or hop.  Flux rises on every hit, eighth notes
 and fills as much as beats; a learned beat activation (a small causal network over the
 same frames, trained by ``tonegraph train beats`` on where the beats of rendered songs
-are, nodes/ml/beattrain.py) can take a share of the activation (audio.tempo's
+are, tools/beattrain.py) can take a share of the activation (audio.tempo's
 ``learned``), which says which hits are beats.  ``make eval`` compares a share with
 flux alone, and with aubio's tracker, on annotated recordings.
 """

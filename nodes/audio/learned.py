@@ -1,7 +1,7 @@
 """The learned onset detector: small causal networks over log-mel frames, run hop by
 hop in numpy (no torch at run time).
 
-A network (trained by ``tonegraph train onsets``, see nodes/ml/onsettrain.py) reads
+A network (trained by ``tonegraph train onsets``, see tools/onsettrain.py) reads
 each log-mel frame standardised, with its rise over the previous frame, through two
 causal convolutions (5 and 3 frames), a GRU and a linear layer; its output after frame
 ``t`` is the onset activation of frame ``t - lookahead``, and a peak is seen one frame

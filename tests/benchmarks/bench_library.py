@@ -14,7 +14,7 @@ from pathlib import Path
 import soundfile as sf
 
 from tonegraph.nodes.audio.synth import Timbre
-from tonegraph.nodes.ml.library import dask_client, describe_song, describe_songs, songs_in
+from tonegraph.tools.library import dask_client, describe_song, describe_songs, songs_in
 
 from .common import quick, table
 

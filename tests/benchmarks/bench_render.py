@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from tonegraph.engine.registry import default_registry
-from tonegraph.nodes.gl.render import prepare, render
+from tonegraph.tools.render import prepare, render
 
 from .common import quick, table
 

@@ -27,7 +27,7 @@ import torch
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
-from tonegraph.nodes.gl.render import encoder_works, render
+from tonegraph.tools.render import encoder_works, render
 from tonegraph.nodes.ml import models
 
 from . import bench_batch

@@ -102,7 +102,7 @@ def songs(quick: bool, seconds: float) -> list[Song]:
 def look(patch: Path, song: Song, size: tuple[int, int], fps: float, registry) -> Look:
     import soundfile as sf
 
-    from tonegraph.nodes.gl.render import prepare
+    from tonegraph.tools.render import prepare
 
     job = prepare(patch, registry, song.path, size, fps, song.start, song.end)
     frames: list[np.ndarray] = []

@@ -360,8 +360,8 @@ def test_beat_songs_keep_a_tempo_and_the_backbeat():
     few percent at most over the clip), and its drums' snares land on beats 2 and 4
     (what tells a beat from an eighth note), but for fills and a few strays; some songs
     drift, some are swung or loose, some are strict."""
-    from tonegraph.nodes.ml.beattrain import FEEL, beat_song
-    from tonegraph.nodes.ml.onsettrain import DRUMS
+    from tonegraph.tools.beattrain import FEEL, beat_song
+    from tonegraph.tools.onsettrain import DRUMS
 
     rng = np.random.default_rng(5)
     on_backbeat = off = drifting = 0

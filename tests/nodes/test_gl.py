@@ -525,7 +525,7 @@ def test_frames_read_back_through_the_ring_are_the_frames_drawn(monkeypatch, wri
     from tonegraph.nodes.control.lfo import Lfo
     from tonegraph.nodes.gl import context
     from tonegraph.nodes.gl.shader import Shader
-    from tonegraph.nodes.gl.render import prepare
+    from tonegraph.tools.render import prepare
 
     patch = write_patch("""
         patch: {fps: 30}
@@ -563,7 +563,7 @@ def test_frames_stay_right_after_the_upstream_node_restarts(monkeypatch, write_p
     name the window has read before (Mesa does not here, other drivers do): the window
     then reads the new texture, not the deleted one its cached framebuffer holds."""
     from tonegraph.engine.registry import default_registry
-    from tonegraph.nodes.gl.render import prepare
+    from tonegraph.tools.render import prepare
     from tonegraph.nodes.gl.shader import Shader
 
     patch = write_patch("""
@@ -604,7 +604,7 @@ def test_a_failed_read_is_the_windows_fault_not_the_next_nodes(monkeypatch, writ
     at close, is reported when it fails."""
     from tonegraph.engine.registry import default_registry
     from tonegraph.nodes.gl import context
-    from tonegraph.nodes.gl.render import prepare
+    from tonegraph.tools.render import prepare
 
     patch = write_patch("""
         patch: {fps: 30}
@@ -722,7 +722,7 @@ def test_a_render_stopped_with_ctrl_c_keeps_a_playable_file_of_the_frames_drawn(
 
 
 def test_nvenc_renders_where_it_works_and_is_one_line_where_not(tmp_path):
-    from tonegraph.nodes.gl.render import encoder_works
+    from tonegraph.tools.render import encoder_works
 
     out = tmp_path / "n.mp4"
     res = tonegraph("render", "graphs/tunnel.yaml", "-o", str(out), "--end", "1", "--size", "256x144",
@@ -742,7 +742,7 @@ def test_a_failing_encoder_stops_the_render_with_one_line(tmp_path, monkeypatch)
     """ffmpeg dying mid-render (a full disk, a killed process) stops the run at once and
     says so in one line; frames are not piled up behind it."""
     from tonegraph.engine.registry import default_registry
-    from tonegraph.nodes.gl import render as rendering
+    from tonegraph.tools import render as rendering
 
     def broken(*args, **kw):
         def gen():

@@ -29,7 +29,7 @@ def trained(tmp_path_factory):
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr
     assert "trained on 4 clips" in res.stdout
-    from tonegraph.nodes.ml.onsettrain import heard_clicks
+    from tonegraph.tools.onsettrain import heard_clicks
 
     heard, total = heard_clicks(learned.Weights.load(out))
     assert f"it hears {heard} of the {total} clicks of a click track at 10 a second\n" in res.stdout
@@ -81,7 +81,7 @@ def test_an_ensemble_holds_each_seeds_network_and_resumes_network_by_network(tra
 def test_an_ensembles_activation_is_the_mean_of_its_networks(tmp_path):
     import torch
 
-    from tonegraph.nodes.ml.onsettrain import OnsetNet, features
+    from tonegraph.tools.onsettrain import OnsetNet, features
 
     rng = np.random.default_rng(1)
     mel = rng.standard_normal((200, 64)).astype(np.float32)
@@ -109,7 +109,7 @@ def test_an_ensembles_activation_is_the_mean_of_its_networks(tmp_path):
 def test_the_training_click_check_tells_a_detector_that_hears_clicks_from_one_that_does_not(tmp_path):
     import torch
 
-    from tonegraph.nodes.ml.onsettrain import OnsetNet, heard_clicks
+    from tonegraph.tools.onsettrain import OnsetNet, heard_clicks
 
     assert heard_clicks(learned.Weights.load(learned.SHIPPED)) == (57, 57)
     torch.manual_seed(0)
@@ -128,7 +128,7 @@ def test_the_training_click_check_tells_a_detector_that_hears_clicks_from_one_th
 def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
     import torch
 
-    from tonegraph.nodes.ml.onsettrain import OnsetNet, features
+    from tonegraph.tools.onsettrain import OnsetNet, features
 
     torch.manual_seed(0)
     net = OnsetNet(128, 32).eval()
@@ -215,7 +215,7 @@ def test_the_shipped_detector_hears_every_click_of_a_metronome_in_digital_silenc
     from tonegraph.engine.node import Context, Tick
     from tonegraph.engine.ports import AudioBlock, PortType
     from tonegraph.nodes.audio.onset import Onset
-    from tonegraph.nodes.ml.onsettrain import click_track
+    from tonegraph.tools.onsettrain import click_track
 
     sr, hop = 48000, 256
     x, clicks = click_track(sr, 1.0 / every)
@@ -257,7 +257,7 @@ def test_params_changed_live_reach_the_learned_detector():
 
 
 def test_rock_bands_are_written_as_a_clean_part_and_a_distorted_guitar_part():
-    from tonegraph.nodes.ml.onsettrain import random_song
+    from tonegraph.tools.onsettrain import random_song
 
     rng = np.random.default_rng(3)
     songs = [random_song(rng, 8.0) for _ in range(60)]
@@ -274,7 +274,7 @@ def test_rock_bands_are_written_as_a_clean_part_and_a_distorted_guitar_part():
 
 
 def test_the_mastering_compressor_flattens_hits_and_keeps_the_peak():
-    from tonegraph.nodes.ml.onsettrain import overdrive, squash
+    from tonegraph.tools.onsettrain import overdrive, squash
 
     sr = 22050
     rng = np.random.default_rng(0)

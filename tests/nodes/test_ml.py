@@ -13,7 +13,8 @@ import torch
 from tonegraph.engine.node import Tick
 from tonegraph.engine.ports import PortType
 from tonegraph.nodes.audio.synth import render_groove
-from tonegraph.nodes.ml import models, train
+from tonegraph.nodes.ml import models
+from tonegraph.tools import train
 from tonegraph.nodes.ml.base import MODELS_DIR
 from tonegraph.nodes.ml.frontend import DEFAULT as FRONT
 
@@ -272,7 +273,7 @@ def test_train_command_end_to_end(tmp_path, squiggles):
 
 
 def test_sounds_makes_a_reproducible_set_of_every_kind(tmp_path):
-    from tonegraph.nodes.ml.sounds import KINDS, make_sounds
+    from tonegraph.tools.sounds import KINDS, make_sounds
 
     made = make_sounds(tmp_path / "a", count=40, seed=3, samplerate=8000, seconds=1.0)
     make_sounds(tmp_path / "b", count=40, seed=3, samplerate=8000, seconds=1.0)
@@ -747,8 +748,8 @@ def test_a_stopped_draw_or_sounds_run_leaves_no_half_file(tmp_path, monkeypatch)
     import soundfile as sf
     from PIL import Image
 
-    from tonegraph.nodes.ml.sounds import make_sounds
-    from tonegraph.nodes.ml.train import draw_squiggles
+    from tonegraph.tools.sounds import make_sounds
+    from tonegraph.tools.train import draw_squiggles
 
     for module, name, run in ((Image.Image, "save", lambda d: draw_squiggles(d, count=5, size=32)),
                               (sf, "write", lambda d: make_sounds(d, count=5, seconds=0.5))):

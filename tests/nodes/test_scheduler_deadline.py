@@ -12,7 +12,7 @@ import time
 import pytest
 
 from tonegraph.engine.cli import main
-from tonegraph.nodes.ml import library
+from tonegraph.tools import library
 
 
 class Peer:

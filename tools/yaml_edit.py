@@ -26,7 +26,7 @@ from typing import Any
 
 import yaml
 
-from .errors import TonegraphError
+from tonegraph.engine.errors import TonegraphError
 
 
 class EditError(TonegraphError):

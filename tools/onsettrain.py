@@ -43,8 +43,7 @@ from torch.nn import functional as F
 
 from tonegraph.nodes.audio import learned
 from tonegraph.nodes.audio.synth import Timbre, render_groove
-
-from .frontend import MelFrontEnd
+from tonegraph.nodes.ml.frontend import MelFrontEnd
 from .train import (Report, TrainError, _load_checkpoint, _plot, _progress, _resumed, _running_mean,
                     _save_checkpoint, _saved_on_interrupt)
 

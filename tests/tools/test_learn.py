@@ -19,10 +19,10 @@ import yaml
 
 from tonegraph.engine import cli
 from tonegraph.engine.graph import load_graph
-from tonegraph.engine.learn import Heard, write_mapping
+from tonegraph.tools.learn import Heard, write_mapping
 from tonegraph.engine.ports import PortType
 from tonegraph.engine.runtime import OscOptions
-from tonegraph.engine.yaml_edit import EditError, set_entry
+from tonegraph.tools.yaml_edit import EditError, set_entry
 
 from ..conftest import ROOT, Watching, rows, wait_for
 from ..nodes.conftest import jack  # noqa: F401 - the fixture
@@ -330,7 +330,7 @@ def test_a_message_through_learns_own_port_makes_a_virtual_port(registry, write_
 
 
 def test_a_mapping_that_would_not_load_is_taken_back(registry, write_patch, monkeypatch):
-    from tonegraph.engine import learn
+    from tonegraph.tools import learn
 
     patch = write_patch("""
         nodes:

@@ -24,9 +24,9 @@ from torch import nn
 
 from tonegraph.engine.files import written_whole
 
-from . import models
-from .frontend import DEFAULT as FRONT_DEFAULT
-from .frontend import AUDIO_SUFFIXES, audio_files, file_frames, windows
+from tonegraph.nodes.ml import models
+from tonegraph.nodes.ml.frontend import DEFAULT as FRONT_DEFAULT
+from tonegraph.nodes.ml.frontend import AUDIO_SUFFIXES, audio_files, file_frames, windows
 
 #: The discriminator a GAN checkpoint holds (one of another make cannot be resumed).
 CRITIC = "spectral+mbstd"

@@ -1,6 +1,6 @@
-"""The command line of the ml family: ``tonegraph train autoencoder|gan|onsets``,
-``tonegraph analyze``, ``tonegraph draw`` and ``tonegraph sounds``.  torch is imported only when a command
-runs."""
+"""The offline tools' commands: ``tonegraph synth``, ``train autoencoder|gan|onsets|beats``,
+``analyze``, ``draw``, ``sounds`` and ``render``.  What each needs (torch, GL, Dask) is
+imported only when it runs."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from tonegraph.engine.args import add_mkdir, number, samplerate, seed, whole
+
+from .render_command import add_parsers as add_render_parser
 
 _POS = whole(1, 1_000_000)
 
@@ -37,10 +39,19 @@ def _common(p: argparse.ArgumentParser, what: str) -> None:
 
 
 def add_parsers(sub, with_nodes_path) -> None:
-    """The ml family's commands; ``with_nodes_path`` adds --nodes-path (which they accept
-    like every command, though they use no node types)."""
+    """The tools' commands; ``with_nodes_path`` adds --nodes-path (which they accept like
+    every command, though only render uses node types)."""
     def command(parent, name: str, **kw) -> argparse.ArgumentParser:
         return add_mkdir(with_nodes_path(parent.add_parser(name, **kw)))
+
+    p = add_mkdir(with_nodes_path(sub.add_parser("synth", help="render the built-in groove to a sound file")))
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help=".wav, .flac or .ogg")
+    p.add_argument("--bpm", type=number(40, 240), default=120.0, help="40..240 (default 120)")
+    p.add_argument("--bars", type=whole(1, 128), default=16, help="1..128 (default 16)")
+    p.add_argument("--samplerate", type=samplerate, default=44100)
+    p.add_argument("--seed", type=seed, default=1)
+    p.set_defaults(func=cmd_synth)
+
 
     p = sub.add_parser("train", help="train the models of ml.autoencoder, ml.gan, audio.onset's learned "
                                      "method and audio.tempo's beat activation")
@@ -150,6 +161,8 @@ def add_parsers(sub, with_nodes_path) -> None:
     s.add_argument("--seed", type=seed, default=0)
     s.set_defaults(func=cmd_sounds)
 
+    add_render_parser(sub, with_nodes_path)
+
 
 def _beside(output: Path, suffix: str) -> Path:
     return output.with_name(output.stem + suffix)
@@ -209,7 +222,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import json
 
-    from .chunks import analyse, plot
+    from tonegraph.nodes.ml.chunks import analyse, plot
 
     out = args.output
     if out.suffix.lower() in (".json", ".png"):
@@ -300,4 +313,20 @@ def cmd_sounds(args: argparse.Namespace) -> int:
         return 1
     print(f"{args.output}: {args.count} clips of {args.seconds:g} s (" +
           ", ".join(f"{v} {k}" for k, v in made.items()) + ")")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from tonegraph.nodes.audio.synth import render_groove
+
+    samples, hits, beats = render_groove(args.samplerate, args.bpm, args.bars, args.seed)
+    try:
+        sf.write(args.output, samples, args.samplerate, subtype="PCM_16")
+    except Exception as exc:  # soundfile reports format and path problems alike
+        print(f"error: cannot write {args.output}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.output}: {len(samples) / args.samplerate:.2f} s, {len(beats)} beats at "
+          f"{args.bpm:g} BPM, {len(hits)} hits")
     return 0

@@ -1,4 +1,4 @@
-"""The command line of the gl family: ``tonegraph render``."""
+"""``tonegraph render``: a patch over a song, to H.264 video with its sound."""
 
 from __future__ import annotations
 

@@ -82,8 +82,6 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
     starts ``preroll`` seconds early (as much of it as the song has before ``start``),
     so onset, tempo and other analysers have heard the music when the first frame is
     drawn; the frames of the pre-roll are not drawn."""
-    import soundfile as sf
-
     from tonegraph.nodes.audio.sound import SoundError, open_sound
 
     graph, errors = load_graph(patch, registry, sets)

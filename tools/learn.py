@@ -58,10 +58,10 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from .errors import PatchError, TonegraphError, describe, display_path
-from .graph import Graph, GraphNode, load_graph
-from .ports import PortType
-from .registry import Registry
+from tonegraph.engine.errors import PatchError, TonegraphError, describe, display_path
+from tonegraph.engine.graph import Graph, GraphNode, load_graph
+from tonegraph.engine.ports import PortType
+from tonegraph.engine.registry import Registry
 from .yaml_edit import EditError, flow, set_entry
 
 log = logging.getLogger("tonegraph.learn")
@@ -233,7 +233,7 @@ class Listener:
         self.close()
 
     def _open_midi(self) -> None:
-        from .node import missing_modules
+        from tonegraph.engine.node import missing_modules
 
         missing = missing_modules("MIDI", "midi", ("mido", "rtmidi"))
         if missing is None:
@@ -296,7 +296,7 @@ class Listener:
                                  channel=(msg[0] & 0x0F) + 1, api=self.api))
 
     def _open_osc(self) -> None:
-        from .osc.server import OscServer
+        from tonegraph.engine.osc.server import OscServer
 
         server = OscServer("127.0.0.1", self.osc_port)
         try:

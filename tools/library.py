@@ -34,10 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from tonegraph.engine.files import read_npz, written_whole
-
 from tonegraph.nodes.audio.sound import SUFFIXES as AUDIO
-
-from .chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
+from tonegraph.nodes.ml.chunks import FEATURES, SAMPLERATE, Chunker, embed, read_mono, standardise
 
 #: Raised whenever what a song's analysis gives changes, so older cache entries are not used.
 FEATURE_VERSION = 1

@@ -1,7 +1,7 @@
 """``tonegraph train beats``: the learned beat activation of audio.tempo's dbn tracker,
 trained only on sound the project makes itself.
 
-The network is the onset detector's (nodes/ml/onsettrain.py, run by
+The network is the onset detector's (tools/onsettrain.py, run by
 nodes/audio/learned.py), over the beat tracker's own front end (100 frames a second),
 and learns, after frame ``t``, whether frame ``t - 1`` is a beat: where a listener taps,
 not every note.  Spectral flux rises on every hit, so a tracker that follows it alone
