@@ -69,18 +69,18 @@ docs: setup
 # training commands).
 models: setup
 	$(VENV)/bin/tonegraph sounds -o build/sounds --count 160 --seed 0 --mkdir
-	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt \
+	$(VENV)/bin/tonegraph train autoencoder --audio build/sounds -o nodes/ml/models/autoencoder.pt --into-project \
 	  --seed 0 --checkpoint build/autoencoder.ckpt --plot docs/models/autoencoder-loss.png
 	$(PY) -m tests.looks.codes
 	$(VENV)/bin/tonegraph draw -o build/squiggles --count 2000 --seed 0 --mkdir
-	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt \
+	$(VENV)/bin/tonegraph train gan --images build/squiggles -o nodes/ml/models/gan.pt --into-project \
 	  --seed 0 --steps 3000 --ema 0 --arch palette --temperature 0.25 --keep best \
 	  --checkpoint build/gan.ckpt --plot docs/models/gan-loss.png \
 	  --samples docs/models/gan-samples.png
-	$(VENV)/bin/tonegraph train onsets -o nodes/ml/models/onsets.npz --seed 0 \
+	$(VENV)/bin/tonegraph train onsets -o nodes/ml/models/onsets.npz --into-project --seed 0 \
 	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/onsets.ckpt \
 	  --plot docs/models/onsets-loss.png
-	$(VENV)/bin/tonegraph train beats -o nodes/ml/models/beats.npz --seed 0 \
+	$(VENV)/bin/tonegraph train beats -o nodes/ml/models/beats.npz --into-project --seed 0 \
 	  --soundfont /usr/share/sounds/sf2/FluidR3_GM.sf2 --checkpoint build/beats.ckpt \
 	  --plot docs/models/beats-loss.png
 

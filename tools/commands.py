@@ -25,6 +25,32 @@ def _positive_ints(text: str) -> tuple[int, ...]:
     return values
 
 
+def inside_project(path: Path) -> bool:
+    """Whether ``path`` lies in tonegraph's own packages (engine, nodes with the shipped
+    models, tools), where a training's files would replace what the project ships."""
+    import tonegraph.engine
+    import tonegraph.nodes
+    import tonegraph.tools
+
+    where = Path(path).expanduser().resolve()
+    return any(where.is_relative_to(Path(pkg.__file__).resolve().parent)
+               for pkg in (tonegraph.engine, tonegraph.nodes, tonegraph.tools))
+
+
+def _refuse_project_files(args: argparse.Namespace, *options: str) -> None:
+    """A training writes beside the user's files: one that would write into the project
+    stops before any work, unless --into-project says it is meant (make models)."""
+    if args.into_project:
+        return
+    for option in options:
+        path = getattr(args, {"-o": "output"}.get(option, option.lstrip("-")), None)
+        if path is not None and inside_project(path):
+            print(f"error: {option} {path}: that is inside tonegraph's own files (the shipped models "
+                  f"are there); write it elsewhere, or give --into-project to replace them",
+                  file=sys.stderr)
+            raise SystemExit(2)
+
+
 def _common(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
                    help=f"the weights file to write ({what})")
@@ -35,6 +61,8 @@ def _common(p: argparse.ArgumentParser, what: str) -> None:
                    help="checkpoint file (default: the output's name with .ckpt)")
     p.add_argument("--resume", action="store_true",
                    help="continue from the checkpoint up to the epochs/steps given")
+    p.add_argument("--into-project", action="store_true",
+                   help="allow writing into tonegraph's own folders (replacing a shipped model)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
@@ -172,6 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainError, train_autoencoder, train_gan
 
     plot = args.plot or _beside(args.output, ".loss.png")
+    _refuse_project_files(args, "-o", "--plot", "--checkpoint", "--samples")
     try:
         if args.kind in ("onsets", "beats"):
             from .beattrain import train_beats

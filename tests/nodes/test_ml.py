@@ -18,7 +18,7 @@ from tonegraph.tools import train
 from tonegraph.nodes.ml.base import MODELS_DIR
 from tonegraph.nodes.ml.frontend import DEFAULT as FRONT
 
-from ..conftest import load_ok, make_runner, run_offline, tonegraph
+from ..conftest import ROOT, load_ok, make_runner, run_offline, tonegraph
 
 
 @pytest.fixture(scope="module")
@@ -790,3 +790,21 @@ def test_draw_shows_its_progress(tmp_path):
     res = tonegraph("draw", "-o", str(tmp_path / "d"), "--count", "12", "--size", "16")
     assert res.returncode == 0 and "12/12" in res.stdout + res.stderr, res.stdout + res.stderr
     assert len(list((tmp_path / "d").glob("*.png"))) == 12
+
+
+def test_training_writes_into_the_project_only_when_asked(tmp_path, squiggles):
+    """`train gan -o nodes/ml/models/gan.pt` replaced a shipped model without a word;
+    a file inside the project's own packages needs --into-project (make models gives it)."""
+    shipped = ROOT / "nodes" / "ml" / "models" / "gan.pt"
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", "nodes/ml/models/new-gan.pt",
+                    "--size", "16", "--steps", "1", "-q")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "--into-project" in res.stderr and "nodes/ml/models/new-gan.pt" in res.stderr
+    assert not list(shipped.parent.glob("new-gan*"))
+    res = tonegraph("train", "gan", "--images", str(squiggles), "-o", str(tmp_path / "g.pt"),
+                    "--plot", "tools/loss.png", "--size", "16", "--steps", "1", "-q")
+    assert res.returncode == 2 and "--plot tools/loss.png" in res.stderr, res.stderr
+    from tonegraph.tools.commands import inside_project
+
+    assert inside_project(shipped) and inside_project(ROOT / "engine" / "x.pt")
+    assert not inside_project(tmp_path / "g.pt") and not inside_project(ROOT / "build" / "g.pt")
