@@ -187,6 +187,7 @@ def add_parsers(sub, with_nodes_path) -> None:
     s.add_argument("--seconds", type=number(0.5, 600), default=8.0, help="length of each clip (default 8)")
     s.add_argument("--samplerate", type=samplerate, default=22050)
     s.add_argument("--seed", type=seed, default=0)
+    s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     s.set_defaults(func=cmd_sounds)
 
     add_render_parser(sub, with_nodes_path)
@@ -336,7 +337,8 @@ def cmd_sounds(args: argparse.Namespace) -> int:
     from .sounds import make_sounds
 
     try:
-        made = make_sounds(args.output, args.count, args.seed, args.samplerate, args.seconds)
+        made = make_sounds(args.output, args.count, args.seed, args.samplerate, args.seconds,
+                           quiet=args.quiet)
     except OSError as exc:
         print(f"error: cannot write under {args.output}: {exc.strerror or exc}", file=sys.stderr)
         return 1

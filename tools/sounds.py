@@ -19,15 +19,27 @@ import numpy as np
 from tonegraph.engine.files import written_whole
 from tonegraph.nodes.audio.synth import Timbre, render_groove
 
+from .progress import progress
+
 #: Share of each kind of clip, in the order drawn.
 KINDS = (("groove", 0.35), ("mix", 0.25), ("noise", 0.1), ("tones", 0.12), ("hits", 0.08),
          ("quiet", 0.10))
 
 
 def make_sounds(folder: Path, count: int = 80, seed: int = 0, samplerate: int = 22050,
-                seconds: float = 8.0) -> dict[str, int]:
+                seconds: float = 8.0, quiet: bool = True) -> dict[str, int]:
     """Write ``count`` clips of ``seconds`` each as FLAC under ``folder``; returns how
-    many of each kind."""
+    many of each kind.  A progress bar unless ``quiet``."""
+    with progress(count, "sounds", quiet) as bar:
+        task = bar.add_task("", total=count)
+        made = None
+        for made in _made(folder, count, seed, samplerate, seconds):
+            bar.update(task, advance=1)
+    return made if made is not None else {name: 0 for name, _ in KINDS}
+
+
+def _made(folder: Path, count: int, seed: int, samplerate: int, seconds: float):
+    """Make and write the clips one by one, yielding the counts so far after each."""
     import soundfile as sf
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -46,7 +58,7 @@ def make_sounds(folder: Path, count: int = 80, seed: int = 0, samplerate: int = 
             sf.write(part, np.clip(x, -1, 1).astype(np.float32), samplerate, format="FLAC",
                      subtype="PCM_24")
         made[kind] += 1
-    return made
+        yield made
 
 
 def _fit(x: np.ndarray, n: int) -> np.ndarray:

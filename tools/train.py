@@ -28,6 +28,8 @@ from tonegraph.nodes.ml import models
 from tonegraph.nodes.ml.frontend import DEFAULT as FRONT_DEFAULT
 from tonegraph.nodes.ml.frontend import AUDIO_SUFFIXES, audio_files, file_frames, windows
 
+from .progress import progress as _progress
+
 #: The discriminator a GAN checkpoint holds (one of another make cannot be resumed).
 CRITIC = "spectral+mbstd"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif", ".tif", ".tiff")
@@ -60,21 +62,6 @@ class Report:
 def _seed_everything(seed: int) -> torch.Generator:
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
-
-
-#: [s] of progress the ETA is estimated over: steps of a large GAN take longer than
-#: rich's default 30 s allows two of, which left no ETA at all.
-SPEED_PERIOD = 3600.0
-
-
-def _progress(total: int, label: str, quiet: bool, get_time=None):
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    return Progress(TextColumn(f"[bold]{label}[/] {{task.description}}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                    TimeRemainingColumn(), disable=quiet, transient=False,
-                    speed_estimate_period=SPEED_PERIOD, get_time=get_time)
 
 
 def _plot(path: Path, series: dict[str, list[float]], xlabel: str, title: str) -> None:

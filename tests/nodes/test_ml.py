@@ -786,10 +786,13 @@ def test_the_eta_shows_when_each_step_takes_a_minute():
         assert bar.tasks[0].time_remaining == pytest.approx(97 * 60.0, rel=0.01)
 
 
-def test_draw_shows_its_progress(tmp_path):
+def test_draw_and_sounds_show_their_progress(tmp_path):
     res = tonegraph("draw", "-o", str(tmp_path / "d"), "--count", "12", "--size", "16")
     assert res.returncode == 0 and "12/12" in res.stdout + res.stderr, res.stdout + res.stderr
     assert len(list((tmp_path / "d").glob("*.png"))) == 12
+    res = tonegraph("sounds", "-o", str(tmp_path / "s"), "--count", "5", "--seconds", "1", "--mkdir")
+    assert res.returncode == 0 and "5/5" in res.stdout + res.stderr, res.stdout + res.stderr
+    assert len(list((tmp_path / "s").glob("*.flac"))) == 5 and "5 clips of 1 s" in res.stdout
 
 
 def test_training_writes_into_the_project_only_when_asked(tmp_path, squiggles):
