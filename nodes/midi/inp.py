@@ -12,9 +12,12 @@ pulse nor a sender held up for a moment moves it (a 30 ms stall moves it less th
 1 BPM from 60 to 300 BPM with pulses on JACK's 5 ms grid; the line through the last
 beat alone dipped 13 BPM at 140); a change of tempo reads in full four beats later.
 A ``beat`` event comes on every 24th pulse after a start or continue; ``start`` and
-``stop`` are events too.  Every event carries the time the message arrived (mapped to
-media time), not the tick that read it.  Ports are chosen and kept open as
-nodes/midi/ports.py says.
+``stop`` are events too.  MIDI Time Code from a timeline (a DAW, a show controller, a
+video server) gives ``timecode``, its position in seconds, to a quarter frame while it
+runs (quarter frames) and at once when it locates (a full frame), with its frame rate
+and whether it is running (nodes/midi/timecode.py).  Every event carries the time the
+message arrived (mapped to media time), not the tick that read it.  Ports are chosen
+and kept open as nodes/midi/ports.py says.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from tonegraph.engine.node import Node, Tick
 from tonegraph.engine.ports import Event, Port as OutPort
 
 from . import ports as midiports
+from .timecode import Reader
 
 log = logging.getLogger("tonegraph.midi")
 
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-FIXED = ("notes", "note", "velocity", "held", "cc", "program", "bpm", "beat", "start", "stop")
+FIXED = ("notes", "note", "velocity", "held", "cc", "program", "bpm", "beat", "start", "stop",
+         "timecode", "timecode_fps", "timecode_running")
 #: Messages kept between two ticks (a burst of a controller's sweep is a few hundred).
 QUEUE = 4096
 #: Clock pulses the tempo is fitted through: the last four beats (24 pulses each).
@@ -96,6 +101,9 @@ class MidiIn(Node):
         "beat": ports.event("Every 24th clock pulse after start/continue."),
         "start": ports.event("Start or continue."),
         "stop": ports.event("Stop."),
+        "timecode": ports.number("Position of a timeline sending MIDI Time Code [s] (0 until it does)."),
+        "timecode_fps": ports.number("Its frame rate: 24, 25, 29.97 (drop-frame) or 30."),
+        "timecode_running": ports.number("1 while its quarter frames arrive, 0 when it stops."),
     }
 
     @classmethod
@@ -121,6 +129,7 @@ class MidiIn(Node):
         self.out["cc"] = self.cc.copy()
         self.by_note = {int(n): name for name, n in _names_of(self.p.note_names).items()}
         self.by_cc = {int(n): name for name, n in _names_of(self.p.controls).items()}
+        self.timecode = Reader()
         self.port = midiports.open_for(self, "input", callback=self._arrived)
 
     def _arrived(self, msg) -> None:
@@ -170,9 +179,18 @@ class MidiIn(Node):
             elif kind == "stop":
                 self.pulses = -1
                 events["stop"].append(Event(t))
+            elif kind == "quarter_frame":
+                self.timecode.quarter(msg.frame_type << 4 | msg.frame_value, wall)
+            elif kind == "sysex":
+                self.timecode.full(msg.data, wall)
         for name in ("notes", "beat", "start", "stop", *self.by_note.values()):
             out[name] = tuple(events.get(name, ()))
         out["held"] = float(len(self.held))
+        now = origin + tick.t
+        position = self.timecode.seconds(now)
+        if position is not None:
+            out["timecode"], out["timecode_fps"] = position, self.timecode.fps
+        out["timecode_running"] = float(self.timecode.running(now))
         if cc_changed:
             out["cc"] = self.cc.copy()
 

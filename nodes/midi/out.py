@@ -15,6 +15,14 @@ catch up, which a receiver reads as a jump in tempo.  With ``beat`` wired too (e
 locked to the beats: each puts the first pulse of the nearest quarter on the beat,
 moving the pulses after it by at most a tenth of their spacing until it is there
 (a lock within about 4 beats from any phase; a missed beat changes nothing).
+
+With ``timecode`` set to a frame rate, the node leads a timeline with MIDI Time Code
+(nodes/midi/timecode.py): a full frame to locate the receiver, then quarter frames, four
+a frame, evenly spaced from a thread of its own, each block of eight starting on a
+frame's edge.  The position sent is the patch's media time, or the ``time`` input where
+it is wired (a song's position, a cue list's clock), carried on in real time between
+ticks; a jump of more than a frame (a relocate, a loop) sends a full frame before the
+quarter frames go on from there.
 Ports are chosen and kept open as nodes/midi/ports.py says.
 """
 
@@ -32,6 +40,7 @@ from tonegraph.engine.node import Node, Tick
 from tonegraph.engine.ports import PortType
 
 from . import ports as midiports
+from . import timecode as mtc
 from .inp import NAME_RE, _names_of, check_names
 
 log = logging.getLogger("tonegraph.midi")
@@ -95,10 +104,13 @@ class MidiOut(Node):
                               keys={"pattern": NAME_RE.pattern},
                               values={"type": "integer", "minimum": 0, "maximum": 127}),
         "length": P.number(0.1, "How long a note is held.", unit="s", min=0.001, max=60.0),
+        "timecode": P.choice("off", ("off", *mtc.CODES), "Send MIDI Time Code at this frame rate "
+                                                          "(29.97: drop-frame).", restart=True),
     }
     inputs = {"tempo": ports.number("When wired: send MIDI clock at this tempo [BPM]."),
               "beat": ports.event("With tempo: each beat puts the first pulse of a quarter on "
-                                  "it (re-phased smoothly).")}
+                                  "it (re-phased smoothly)."),
+              "time": ports.number("With timecode: the position to send [s] (default: the media time).")}
     variadic = ports.any_port("Named in note_names (events) or controls (numbers).")
 
     @classmethod
@@ -125,6 +137,8 @@ class MidiOut(Node):
         self.clock_thread: threading.Thread | None = None
         self.beats: collections.deque = collections.deque(maxlen=16)   # on the clock's time
         self.since = math.inf      # [s] the clock's time at media time 0 (the earliest tick's)
+        self.timeline: tuple[float, float] | None = None   # (position [s], on the clock's time)
+        self.timecode_thread: threading.Thread | None = None
         self.port = midiports.open_for(self, "output")
 
     def _send(self, msg) -> None:
@@ -158,10 +172,18 @@ class MidiOut(Node):
             if self.last_cc.get(control) != value:
                 self.last_cc[control] = value
                 self._send(mido.Message("control_change", channel=ch, control=int(control), value=value))
+        # A tick runs at its media time or later: the least late shows the clock's time
+        # at media time 0, for the beats' times and the time code.
+        self.since = min(self.since, now - tick.t)
+        if self.p.timecode != "off":
+            position = inp.get("time") if "time" in self.wired else tick.t
+            if position is not None and math.isfinite(position):
+                self.timeline = (float(position), self.since + tick.t)
+            if self.timecode_thread is None and self.timeline is not None:
+                self.timecode_thread = threading.Thread(target=self._timecode, daemon=True,
+                                                        name=f"midi timecode {self.id}")
+                self.timecode_thread.start()
         if "tempo" in self.wired:
-            # A tick runs at its media time or later: the least late shows the clock's
-            # time at media time 0, for the beats' times.
-            self.since = min(self.since, now - tick.t)
             for ev in inp.get("beat") or ():
                 self.beats.append(self.since + ev.t)
             bpm = inp.get("tempo")
@@ -193,7 +215,43 @@ class MidiOut(Node):
             if delay > 0:
                 clock.wait(stop, delay)
 
+    def _timecode(self) -> None:
+        """Quarter frames of the timeline's position, a block of eight every two frames
+        from a frame's edge, on the thread's own schedule while the timeline runs on as
+        it does; a full frame first, and after a jump (or a stall of the thread) the
+        blocks start again from where the timeline is."""
+        import mido
+
+        clock, stop = self.ctx.clock, self.stop_clock
+        code = mtc.CODES[self.p.timecode]
+        frame = 1.0 / mtc.RATES[code]
+        edge = start = None                # the next block: its label [s], when it goes [clock s]
+        while not stop.is_set():
+            position, at = self.timeline
+            if edge is not None:
+                there = position + (start - at)           # the timeline at the block's start
+                if abs(there - edge) > frame / 2 or clock.now() - start > frame:
+                    edge = None
+            if edge is None:
+                now = clock.now()
+                here = position + (now - at)
+                edge = math.ceil(here / frame - 1e-9) * frame
+                start = now + (edge - here)
+                self._send(mido.Message("sysex", data=mtc.full_frame(*mtc.from_seconds(edge, code), code)))
+            for k, byte in enumerate(mtc.quarter_frames(*mtc.from_seconds(edge, code), code)):
+                delay = start + k * frame / 4 - clock.now()
+                if delay > 0 and clock.wait(stop, delay):
+                    return
+                self._send(mido.Message("quarter_frame", frame_type=byte >> 4, frame_value=byte & 0xF))
+            edge, start = edge + 2 * frame, start + 2 * frame
+            delay = start - clock.now()
+            if delay > 0 and clock.wait(stop, delay):
+                return
+
     def close(self) -> None:
+        if getattr(self, "timecode_thread", None) is not None:
+            self.stop_clock.set()
+            self.timecode_thread.join(timeout=2)
         if getattr(self, "clock_thread", None) is not None:
             self.stop_clock.set()
             self.clock_thread.join(timeout=2)
