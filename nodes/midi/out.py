@@ -14,7 +14,13 @@ catch up, which a receiver reads as a jump in tempo.  With ``beat`` wired too (e
 ``audio.tempo``'s ``beat`` and ``bpm`` into ``beat`` and ``tempo``), the clock is
 locked to the beats: each puts the first pulse of the nearest quarter on the beat,
 moving the pulses after it by at most a tenth of their spacing until it is there
-(a lock within about 4 beats from any phase; a missed beat changes nothing).
+(a lock within about 4 beats from any phase; a missed beat changes nothing).  With
+``downbeat`` wired as well, the Start waits for a bar's first beat and goes out just
+before the pulse on it, so a sequencer's or desk's bar 1 begins on the song's (a bar
+that starts before its event arrives is foreseen from the last two).  ``start`` and
+``stop`` inputs send Start (on the next downbeat, when it is wired) and Stop; the pulses
+go on while stopped, so the receiver keeps the tempo.  Unwired, the clock starts with
+the show and stops with it.
 
 With ``timecode`` set to a frame rate, the node leads a timeline with MIDI Time Code
 (nodes/midi/timecode.py): a full frame to locate the receiver, then quarter frames, four
@@ -110,6 +116,10 @@ class MidiOut(Node):
     inputs = {"tempo": ports.number("When wired: send MIDI clock at this tempo [BPM]."),
               "beat": ports.event("With tempo: each beat puts the first pulse of a quarter on "
                                   "it (re-phased smoothly)."),
+              "downbeat": ports.event("With tempo: Start waits for a downbeat, so the receiver's "
+                                      "bar 1 is the song's."),
+              "start": ports.event("With tempo: send Start (on the next downbeat when that is wired)."),
+              "stop": ports.event("With tempo: send Stop (the clock pulses go on)."),
               "time": ports.number("With timecode: the position to send [s] (default: the media time).")}
     variadic = ports.any_port("Named in note_names (events) or controls (numbers).")
 
@@ -136,6 +146,9 @@ class MidiOut(Node):
         self.stop_clock = threading.Event()
         self.clock_thread: threading.Thread | None = None
         self.beats: collections.deque = collections.deque(maxlen=16)   # on the clock's time
+        self.downbeats: collections.deque = collections.deque(maxlen=2)
+        self.start_pending = "start" not in self.wired     # the clock starts with the show
+        self.stop_pending = False
         self.since = math.inf      # [s] the clock's time at media time 0 (the earliest tick's)
         self.timeline: tuple[float, float] | None = None   # (position [s], on the clock's time)
         self.timecode_thread: threading.Thread | None = None
@@ -186,6 +199,12 @@ class MidiOut(Node):
         if "tempo" in self.wired:
             for ev in inp.get("beat") or ():
                 self.beats.append(self.since + ev.t)
+            for ev in inp.get("downbeat") or ():
+                self.downbeats.append(self.since + ev.t)
+            if inp.get("stop"):
+                self.stop_pending, self.start_pending = True, False
+            if inp.get("start"):
+                self.start_pending = True
             bpm = inp.get("tempo")
             self.bpm = float(bpm) if bpm is not None and math.isfinite(bpm) and 20 <= bpm <= 999 else 0.0
             if self.clock_thread is None and self.bpm > 0:
@@ -199,7 +218,6 @@ class MidiOut(Node):
         import mido
 
         clock, stop = self.ctx.clock, self.stop_clock
-        self._send(mido.Message("start"))
         pulses = Pulses(clock.now())
         while not stop.is_set():
             bpm = self.bpm
@@ -210,10 +228,31 @@ class MidiOut(Node):
             period = 60.0 / (PPQ * bpm)
             while self.beats:
                 pulses.beat(self.beats.popleft(), period)
+            if self.stop_pending:
+                self.stop_pending = False
+                self._send(mido.Message("stop"))
+            if self.start_pending and self._starts_here(pulses.at, period):
+                self.start_pending = False
+                self._send(mido.Message("start"))
             self._send(mido.Message("clock"))
             delay = pulses.sent(clock.now(), period) - clock.now()
             if delay > 0:
                 clock.wait(stop, delay)
+
+    def _starts_here(self, due: float, period: float) -> bool:
+        """Whether a pending Start goes out before the pulse due at ``due``: at once
+        without ``downbeat``, else on the pulse nearest a downbeat (the last one heard,
+        or one bar after it, the bar measured between the last two)."""
+        if "downbeat" not in self.wired:
+            return True
+        if not self.downbeats:
+            return False
+        last = self.downbeats[-1]
+        if len(self.downbeats) == 2 and due - last > period / 2:
+            bar = last - self.downbeats[0]
+            if 0.5 <= bar <= 10.0:
+                last += math.ceil((due - last - period / 2) / bar) * bar
+        return abs(due - last) <= period / 2
 
     def _timecode(self) -> None:
         """Quarter frames of the timeline's position, a block of eight every two frames
@@ -257,7 +296,8 @@ class MidiOut(Node):
             self.clock_thread.join(timeout=2)
             import mido
 
-            self._send(mido.Message("stop"))
+            if not self.start_pending:                     # a receiver that was started
+                self._send(mido.Message("stop"))
         if getattr(self, "port", None) is not None:
             import mido
 

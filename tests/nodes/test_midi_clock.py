@@ -218,3 +218,63 @@ def test_a_beat_wired_to_midi_out_moves_its_clock_onto_it():
     times = np.array(clock_out(120.0, clock, beats=(Event(0.2),), pulses=24 * 8))
     off = (times[24 * 5::24] - 100.2 + 0.25) % 0.5 - 0.25      # from the nearest beat
     assert len(off) >= 3 and np.abs(off).max() < 1e-6, off
+
+
+class Sequencer(Receiver):
+    """A receiver counting pulses from each Start, as a sequencer does; ``at`` maps a
+    pulse number to a callback run before it is sent (the show's ticks meanwhile)."""
+
+    def __init__(self, node, pulses: int, at: dict | None = None) -> None:
+        super().__init__(node, pulses)
+        self.at = at or {}
+
+    def send(self, msg) -> bool:
+        pulse = sum(1 for _, kind in self.sent if kind == "clock")
+        if msg.type == "clock" and pulse in self.at:
+            self.at.pop(pulse)()
+        return super().send(msg)
+
+
+def started(wired: list, pulses: int, beats=(), downbeats=(), at=None):
+    """midi.out at 120 BPM on an injected clock from 100 s: (kind, time) of each Start,
+    Stop and the pulse after each Start."""
+    clock = FakeClock(start=100.0)
+    d = NodeDriver(MidiOut, {"api": "jack"}, wired=["tempo", *wired])
+    d.node.ctx.offline, d.node.ctx.clock = False, clock
+    d.node.port = port = Sequencer(d.node, pulses, {k: (lambda f=f: f(d.node)) for k, f in (at or {}).items()})
+    d.tick(tempo=120.0, beat=beats, downbeat=downbeats)
+    d.node.clock_thread.join(timeout=30)
+    sent = port.sent
+    return [(kind, t, next((u for u, k in sent[i + 1:] if k == "clock"), None))
+            for i, (t, kind) in enumerate(sent) if kind in ("start", "stop")]
+
+
+def test_the_clock_starts_on_the_downbeat_so_the_receivers_bar_one_is_the_songs():
+    """Beats every 0.5 s from 0.2 s, a bar's first at 0.2 s: the Start goes out just
+    before the pulse on it (the quarters locked to the beats), not with the show."""
+    beats = tuple(Event(0.2 + 0.5 * k) for k in range(8))
+    marks = started(["beat", "downbeat"], 24 * 6, beats, (Event(0.2),))
+    assert [m[0] for m in marks] == ["start"]
+    _, t_start, first_pulse = marks[0]
+    assert abs(first_pulse - 100.2) <= 60 / (24 * 120) / 2 and t_start <= first_pulse
+    plain = started([], 24)
+    assert plain[0][0] == "start" and plain[0][1] == 100.0           # unwired: with the show
+
+
+def test_start_and_stop_inputs_send_them_and_a_later_start_waits_for_a_foreseen_downbeat():
+    """Stop 2 beats in (the pulses go on); Start at 2.5 s, with downbeats heard at 0.2
+    and 2.2 s: it goes out on the bar foreseen at 4.2 s, though no downbeat came then."""
+    period = 60 / (24 * 120)
+
+    def stop(node):
+        node.stop_pending, node.start_pending = True, False
+
+    def start(node):
+        node.start_pending = True
+    marks = started(["start", "stop", "downbeat"], 24 * 10, downbeats=(Event(0.2), Event(2.2)),
+                    at={48: stop, 120: start})
+    kinds = [m[0] for m in marks]
+    assert kinds == ["stop", "start"], marks                          # nothing until asked
+    assert abs(marks[0][1] - (100 + 49 * period)) < 1e-9       # before the pulse after it
+    assert marks[0][2] is not None                                   # and the pulses go on
+    assert abs(marks[1][2] - 104.2) <= period / 2, marks
