@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except TonegraphError as exc:
-        return _fail(f"error: {exc}")
+        # Patch errors come as FILE:LINE:COL: error: ... lines already.
+        return _fail([line if ": error: " in line else f"error: {line}" for line in str(exc).splitlines()])
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

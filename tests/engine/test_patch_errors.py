@@ -332,3 +332,18 @@ def test_a_sound_file_given_as_the_patch_says_what_it_is_and_how_to_play_it(regi
     errors = errors_of(ROOT / "graphs" / "media" / "groove.flac", registry)
     assert len(errors) == 1 and "this is a FLAC sound file, not a patch" in errors[0]
     assert "--set song.path=" in errors[0]
+
+
+def test_a_whole_song_given_as_the_patch_is_named_a_song_not_a_big_patch(registry, tmp_path):
+    """A real song is over the 1 MiB a patch may be: it was refused by its size alone.
+    `render SONG` said so with 'error:' twice."""
+    song = tmp_path / "song.flac"
+    song.write_bytes(b"fLaC" + bytes(2 << 20))
+    errors = errors_of(song, registry)
+    assert len(errors) == 1 and "this is a FLAC sound file, not a patch" in errors[0], errors
+    junk = tmp_path / "junk.yaml"
+    junk.write_bytes(b"x: " + b"1" * (2 << 20))
+    assert "larger than the 1 MiB a patch file may be" in errors_of(junk, registry)[0]
+    res = tonegraph("render", str(song), "-o", str(tmp_path / "x.mp4"))
+    assert res.returncode == 1 and res.stderr.count("error:") == 1, res.stderr
+    assert res.stderr.startswith(f"{song}:1:1: error: this is a FLAC sound file"), res.stderr
