@@ -1,4 +1,4 @@
-"""audio.level: RMS, peak and dBFS per hop."""
+"""audio.level: RMS, peak and dBFS per hop (the floor, silence, before the first)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,11 @@ class Level(Analyzer):
         "peak": ports.number("Largest absolute sample."),
         "db": ports.number("RMS in dB relative to full scale."),
     }
+
+    def setup(self) -> None:
+        # Until the first hop is heard: silence, not 0 dBFS (a dimmer or fader mapped
+        # from the level flashed to full for a tick when a show started).
+        self.out["db"] = self.p.floor
 
     def process(self, tick: Tick) -> None:
         x = self.samples(tick)

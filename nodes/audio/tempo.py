@@ -122,7 +122,7 @@ class Tempo(Analyzer):
     outputs = {
         "beat": ports.event("A beat, at its media time; strength 0..1: the sound's level then "
                             "against the recent loudest."),
-        "bpm": ports.number("Current tempo [BPM]."),
+        "bpm": ports.number("Current tempo [BPM]; 0 until a beat is heard, then the last through quiet."),
         "confidence": ports.number("The tracker's confidence, 0..1 (1 when overridden)."),
         "phase": ports.number("Position between beats, 0..1."),
         "downbeat": ports.event("The first beat of each bar (the same event as its beat)."),
@@ -259,7 +259,11 @@ class Tempo(Analyzer):
                 if period > 0:
                     self.period = period
                 out["confidence"] = float(self.det.get_confidence())
-        out["bpm"] = 60.0 / self.period if self.period > 0 else 0.0
+        # No tempo until a beat is heard (a tracker hearing silence still has a most
+        # likely tempo, its slowest, which is no tempo to send a desk); then the last
+        # one holds through quiet passages.
+        heard = self.last_beat is not None
+        out["bpm"] = 60.0 / self.period if self.period > 0 and heard else 0.0
         if manual is None and self.tracker is not None:
             # Early beats leave as their sound arrives; the phase keeps time with them.
             tr = self.tracker

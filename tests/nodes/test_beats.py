@@ -482,3 +482,25 @@ def test_tapped_beats_are_sent_ahead_too():
     assert late and np.allclose(np.diff(late), 0.5, atol=1e-6)
     slots = (np.array(late) + 0.1) / 0.5                             # on the tapped grid, 0.1 s early
     assert np.allclose(slots, np.round(slots), atol=1e-6)
+
+
+def test_silence_gives_no_tempo_and_no_full_scale_level_before_the_sound(write_patch, tmp_path):
+    """A show started on a silent input sent its desk bpm 55 (the tracker's slowest) and
+    a fader at full for a tick (the level read 0 dBFS before the first hop)."""
+    from ..conftest import rows, run_offline
+
+    out = tmp_path / "rec.jsonl"
+    path = write_patch(f"""
+        nodes:
+          hush:  {{type: audio.synth, params: {{gain: 0.0}}}}
+          tempo: {{type: audio.tempo, in: {{audio: hush}}}}
+          level: {{type: audio.level, in: {{audio: hush}}}}
+          fader: {{type: control.map, params: {{in_range: [-40, 0]}}, in: {{value: level.db}}}}
+          rec:   {{type: io.record, params: {{path: {out}}},
+                   in: {{bpm: tempo.bpm, fader: fader}}}}
+        """)
+    from tonegraph.engine.registry import default_registry
+
+    run_offline(path, default_registry(plugins=False), 6.0)
+    r = rows(out)
+    assert r and all(x["value"] == 0.0 for x in r if x["name"] in ("bpm", "fader")), r[:6]
