@@ -260,7 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="OSCQuery HTTP port (default: the OSC port + 1)")
     osc.add_argument("--status", metavar="HOST:PORT",
                      help="send /tonegraph/status heartbeats and /tonegraph/error reports here")
-    osc.add_argument("--status-interval", type=number(0.01, 3600), default=1.0, metavar="S")
+    osc.add_argument("--status-interval", type=number(0.01, 3600), default=1.0, metavar="S",
+                     help="seconds between heartbeats to --status (default 1)")
     p.set_defaults(func=cmd_run)
 
     from tonegraph.tools.learn import OSC_PORT, TIMEOUT, value_range

@@ -176,6 +176,8 @@ class Runtime:
     def run(self) -> RunReport:
         runner = self.current
         self.ctx.clock_origin = time.time()  # media time 0, for OSC timetags
+        if not self.offline:
+            self._start_status()
         if not runner.configured:
             runner.configure()
         if self.offline:
@@ -346,8 +348,6 @@ class Runtime:
         from .control import Control
         from .osc.query import OscQueryServer
         from .osc.server import OscServer
-        from .osc.status import StatusReporter
-        from .osc.transport import parse_destination
 
         opts = self.osc
         if opts is None:
@@ -380,14 +380,23 @@ class Runtime:
                     self.advertiser = Advertiser(self.graph.name, opts.host, server.port,
                                                  self.query.port if self.query else None)
                     self.advertiser.start()
-        if opts.status_to:
-            host, port = parse_destination(opts.status_to)
-            dest = self.ctx.osc.acquire(host, port)
-            self._status_dest = dest
-            self._started = self.clock.now()
-            self._beat_frames = (self._started, 0)
-            self.reporter = StatusReporter(dest, opts.status_interval, self._status, self.clock)
-            logging.getLogger("tonegraph").addHandler(self.reporter)
+
+    def _start_status(self) -> None:
+        """The heartbeat and error reports, before the nodes set up: what they say on
+        the way (an input device missing at boot) reaches the monitor too."""
+        from .osc.status import StatusReporter
+        from .osc.transport import parse_destination
+
+        opts = self.osc
+        if opts is None or not opts.status_to or self.reporter is not None:
+            return
+        host, port = parse_destination(opts.status_to)
+        dest = self.ctx.osc.acquire(host, port)
+        self._status_dest = dest
+        self._started = self.clock.now()
+        self._beat_frames = (self._started, 0)
+        self.reporter = StatusReporter(dest, opts.status_interval, self._status, self.clock)
+        logging.getLogger("tonegraph").addHandler(self.reporter)
 
     def _status(self) -> list:
         now = self.clock.now()
@@ -398,9 +407,11 @@ class Runtime:
         overflows = sum(getattr(n, "overflows", 0) for n in run.nodes.values())
         dropped = (self.server.malformed + self.server.oversized) if self.server else 0
         cc = self.control_clock
+        missing = sum(1 for n in run.nodes.values() if n.type_name == "audio.input"
+                      and not getattr(n.p, "file", None) and n.out.get("live") == 0.0)
         return [("f", now - self._started), ("f", fps), ("i", cc.late_frames),
                 ("i", cc.skipped), ("i", overflows), ("i", len(run.faults)),
-                ("i", run.fault_count()), ("i", dropped)]
+                ("i", run.fault_count()), ("i", dropped), ("i", missing)]
 
     def _stop_osc(self) -> None:
         if self.advertiser is not None:

@@ -408,10 +408,39 @@ def test_heartbeat_and_errors_reach_the_status_address(write_patch, tmp_path):
         eng.stop()
     beats = [m for _, m in got if m.address == "/tonegraph/status"]
     assert len(beats) >= 8
-    uptime, fps, late, skipped, overflows, faulted, faults, dropped = beats[-1].params
+    uptime, fps, late, skipped, overflows, faulted, faults, dropped, missing = beats[-1].params
     assert uptime > 1.0 and 30 < fps < 90 and faulted == 0     # about 60: a rate, not a benchmark
+    assert missing == 0
     errors = [m.params[0] for _, m in got if m.address == "/tonegraph/error"]
     assert any("param 'curve' must be one of linear" in e for e in errors)
+
+
+def test_a_monitor_hears_of_an_input_missing_at_boot(write_patch):
+    """The warning that an interface is missing came while the nodes set up, before the
+    status reporter started, so a monitor never heard it; and no heartbeat field said so."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.settimeout(5)
+    patch = write_patch("""
+        nodes:
+          mic:  {type: audio.input, params: {device: NoSuchInterface}}
+          lvl:  {type: audio.level, in: {audio: mic}}
+        """)
+    eng = Engine(patch, "--status", f"127.0.0.1:{listener.getsockname()[1]}", "--status-interval", "0.2")
+    got = []
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline and sum(m.address == "/tonegraph/status" for _, m in got) < 3:
+            try:
+                got.extend(encode.decode(listener.recv(65536)))
+            except socket.timeout:
+                pass
+    finally:
+        eng.stop()
+    errors = [m.params[0] for _, m in got if m.address == "/tonegraph/error"]
+    assert any("NoSuchInterface" in e for e in errors), errors
+    beats = [m.params for _, m in got if m.address == "/tonegraph/status"]
+    assert beats and beats[-1][-1] == 1, beats[-1:]
 
 
 class StubServer:
