@@ -9,12 +9,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import NoReturn
 
 
 from . import __version__
@@ -211,7 +213,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="tonegraph", description="Real-time node graphs from music.")
+    ap = Parser(prog="tonegraph", description="Real-time node graphs from music.")
     ap.add_argument("--version", action="version", version=f"tonegraph {__version__}")
     ap.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     ap.add_argument("--log-json", action="store_true", help="log JSON lines (time, level, logger, message)")
@@ -317,6 +319,27 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
             if name in action.choices:
                 return _chosen(action.choices[name], args)
     return parser
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a mistake answered in one line (the usage block before it hid the
+    answer), the nearest command for one misspelt, and no abbreviations (``--headles``
+    was taken as --headless, ``--d 5`` as whichever option argparse chose)."""
+
+    def __init__(self, *args, **kw) -> None:
+        kw.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kw)
+
+    def error(self, message: str) -> NoReturn:
+        import difflib
+
+        m = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if m:
+            commands = re.findall(r"'([^']*)'", m.group(2))
+            guess = difflib.get_close_matches(m.group(1), commands, n=1)
+            message = f"no command '{m.group(1)}'" + (f" (did you mean '{guess[0]}'?)" if guess else
+                                                      f"; commands: {', '.join(commands)}")
+        self.exit(2, f"{self.prog}: error: {message}; '{self.prog} --help' lists what it takes\n")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:

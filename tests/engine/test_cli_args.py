@@ -182,10 +182,17 @@ def test_every_tonegraph_command_in_the_readme_parses():
 
 
 def test_a_mistyped_option_is_refused_by_its_command_with_the_nearest_option():
-    """`run --duraton` printed the top level's usage; now run's, and the option meant."""
+    """`run --duraton` printed the top level's usage; now run's error, with the option
+    meant, in one line (a usage block before it hid the answer); a misspelt command
+    gets the nearest one, and an option is never guessed from its first letters."""
     res = tonegraph("run", "graphs/demo.yaml", "--duraton", "2")
     assert res.returncode == 2
     assert "tonegraph run: error: unrecognized arguments: --duraton 2 (did you mean --duration?)" in res.stderr
-    assert "usage: tonegraph run" in res.stderr
+    assert res.stderr.count("\n") == 1 and "'tonegraph run --help' lists what it takes" in res.stderr
+    res = tonegraph("rnu", "graphs/demo.yaml")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1
+    assert "tonegraph: error: no command 'rnu' (did you mean 'run'?)" in res.stderr
+    res = tonegraph("run", "graphs/demo.yaml", "--headles", "--duration", "0.1")
+    assert res.returncode == 2 and "(did you mean --headless?)" in res.stderr
     res = tonegraph("train", "onsets", "-o", "x.npz", "--stepz", "3")
     assert res.returncode == 2 and "tonegraph train onsets: error:" in res.stderr and "--steps?" in res.stderr
