@@ -43,9 +43,13 @@ def input_devices(sd) -> list[str]:
 def find_device(sd, spec: str) -> int | None:
     """Index of the input device named by ``spec`` (index or case-insensitive name
     substring); None for the default.  LookupError lists the inputs that exist."""
-    if not spec:
-        return None
     devices = sd.query_devices()
+    if not spec:
+        if sd.default.device[0] is None or sd.default.device[0] < 0:
+            have = ", ".join(input_devices(sd)) or "none"
+            raise LookupError(f"there is no default input device (inputs: {have}): set the "
+                              f"node's device")
+        return None
     if spec.isdigit() and int(spec) < len(devices) and devices[int(spec)]["max_input_channels"] > 0:
         return int(spec)
     for i, d in enumerate(devices):
@@ -105,6 +109,8 @@ def main(argv: list[str]) -> int:
         name = sd.query_devices(stream.device)["name"]
     except Exception as exc:  # every failure becomes one line for the engine to report
         reason = " ".join(str(exc).split()) or type(exc).__name__
+        if "PortAudio library not found" in reason:
+            reason += " (install it: sudo apt-get install libportaudio2)"
         _send(ERROR, reason.encode())
         return 1
     _send(READY, name.encode())

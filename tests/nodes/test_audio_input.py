@@ -186,3 +186,18 @@ def test_file_plays_in_real_time_and_monitors_to_a_device(jack, write_patch, tmp
     data, rate = sf.read(heard)
     assert rate == 48000 and len(data) >= 48000
     assert np.abs(data).max() > 0.1                           # the groove reached the device
+
+
+def test_no_default_input_is_said_in_words_with_the_inputs_there_are():
+    """With no device named and no default input, PortAudio's own words were 'Error
+    querying device -1'."""
+    from types import SimpleNamespace
+
+    from tonegraph.nodes.audio.devhost import find_device
+
+    none = SimpleNamespace(default=SimpleNamespace(device=(-1, -1)), query_devices=lambda: [])
+    with pytest.raises(LookupError, match=r"no default input device \(inputs: none\): set the node's device"):
+        find_device(none, "")
+    one = SimpleNamespace(default=SimpleNamespace(device=(0, 1)), query_devices=lambda: [
+        {"name": "Scarlett 2i2", "max_input_channels": 2}])
+    assert find_device(one, "") is None and find_device(one, "scarlett") == 0
