@@ -74,6 +74,15 @@ def test_the_manual_builds_as_a_site_with_every_page_linked(tmp_path):
                          capture_output=True, text=True, timeout=300, cwd=ROOT,
                          env={"NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"})
     assert res.returncode == 0, res.stdout + res.stderr
-    for page in (ROOT / "docs").glob("*.md"):
-        out = "index.html" if page.stem == "index" else f"{page.stem}/index.html"
-        assert (tmp_path / "site" / out).is_file(), f"{page.name} is not in the built site"
+    site = tmp_path / "site"
+    for page in [*(ROOT / "docs").glob("*.md"), ROOT / "docs" / "start.md"]:
+        assert (site / f"{page.stem}.html").is_file(), f"{page.name} is not in the built site"
+    assert "make demo" in (site / "start.html").read_text()          # the README, first
+    dead = []
+    for page in site.rglob("*.html"):
+        for target in re.findall(r'(?:href|src)="([^"#?]+)', page.read_text()):
+            if re.match(r"[a-z]+:|/", target) or target.startswith("data:"):
+                continue
+            if not (page.parent / target).resolve().exists():
+                dead.append(f"{page.relative_to(site)}: {target}")
+    assert not dead, "links that lead nowhere in the built site:\n" + "\n".join(sorted(set(dead))[:30])
