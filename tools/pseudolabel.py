@@ -183,12 +183,18 @@ def label_folder(folder: Path, out: Path, k: int = K, tolerance: float = TOLERAN
             "onsets": len(onsets), "per_second": round(len(onsets) / max(seconds, 1e-9), 3),
             "by_detector": {n: len(t) for n, t in found.items()}})
         progress(f"{song.relative_to(folder)}: {len(onsets)} onsets in {seconds:.0f} s")
+        _write_summary(out, summary)      # after every song: a stopped run keeps its count
+    _write_summary(out, summary)
+    return summary
+
+
+def _write_summary(out: Path, summary: dict) -> None:
+    """Totals over the songs labelled so far, into ``summary`` and summary.json."""
     total = sum(s["seconds"] for s in summary["songs"])
     count = sum(s["onsets"] for s in summary["songs"])
     summary |= {"minutes": round(total / 60, 2), "onsets": count,
                 "per_second": round(count / total, 3) if total else 0.0}
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
