@@ -4,4 +4,4 @@ Node modules here import torch only inside ``configure``, so a patch without tor
 nodes never loads it."""
 
 #: Helpers that import torch at once: the registry does not scan them for node types.
-NOT_NODE_MODULES = ("models", "train", "commands", "chunks", "onsettrain", "beattrain")
+NOT_NODE_MODULES = ("models", "fastgen", "chunks")

@@ -293,7 +293,10 @@ def test_one_address_holds_at_most_max_per_source_connections(monkeypatch, caplo
                     got = ended(extra, 2)
                     assert got is not None, "a fourth connection was kept"
                     assert got == b"" or got.startswith(b"HTTP/1.0 503")
-            with pytest.raises((WebSocketException, OSError)):
+            # Refused: the client sees the connection closed (websockets' sync client
+            # has also been seen to trip its own assertion when the close comes mid-way
+            # through its handshake on a loaded machine).
+            with pytest.raises((WebSocketException, OSError, AssertionError)):
                 with connect(url, open_timeout=5, logger=PEER):
                     pass
             assert not served(server)
