@@ -129,8 +129,11 @@ class Generator(nn.Module):
         """Images for latents ``z``; ``temperature`` (a palette generator's; a number, or
         one per image) overrides the file's."""
         out = self.net(z[:, :, None, None])
-        if self.palette is None:
-            return out
+        return out if self.palette is None else self.paint(out, z, temperature)
+
+    def paint(self, out: torch.Tensor, z: torch.Tensor, temperature=None) -> torch.Tensor:
+        """A palette generator's last step: each pixel a mixture of the colours its
+        image's palette network picks from ``z``, by the softmax of ``out``."""
         t = self.temperature if temperature is None else temperature
         if isinstance(t, torch.Tensor):
             t = t.float().view(-1, 1, 1, 1)
@@ -365,6 +368,9 @@ class GeneratorRunner(Runner):
             if net[-2].bias is not None:
                 net[-2].bias.mul_(2.0)
         net[-1] = nn.Sigmoid()
+        from .fastgen import rebuild
+
+        module = rebuild(module)        # the same pictures for less work (fastgen.py)
         super().__init__(module, data, device, half)
         self.latent = int(self.config["latent"])
         self.size = int(self.config["size"])

@@ -10,7 +10,7 @@ import importlib
 import platform
 import sys
 
-BENCHES = ["dispatch", "clock", "audio", "osc", "reload", "live", "batch", "render", "library"]
+BENCHES = ["dispatch", "clock", "audio", "osc", "reload", "live", "batch", "gan", "render", "library"]
 
 
 def main(argv: list[str]) -> int:

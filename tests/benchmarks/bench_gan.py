@@ -1,0 +1,56 @@
+"""The GAN step on the CPU: the generator as drawing runs it (nodes/ml/fastgen.py,
+batch norm folded, each upsample-and-3x3 block a sub-pixel convolution) against the
+same trained module in plain eager torch, at batch 1, 2 and 8 and 64, 128 and 256 px,
+both in inference mode on the same threads, interleaved round by round (medians).
+
+Generators of the shipped kind (palette, ngf 32, latent 64) with batch-norm statistics
+like a trained one's; the pictures agree to 1e-5 (tests/nodes/test_fastgen.py).  The
+figure that matters for a show is the ratio, and the images per second it buys."""
+
+from __future__ import annotations
+
+import platform
+
+import torch
+from torch import nn
+
+from tonegraph.nodes.ml import models
+from tonegraph.nodes.ml.fastgen import rebuild
+
+from .bench_batch import interleaved
+from .common import quick, table
+
+
+def generator(size: int) -> nn.Module:
+    torch.manual_seed(size)
+    gen = models.Generator(64, size, 32, "palette", temperature=0.25)
+    for m in gen.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.2, 2.0)
+    return gen.eval()
+
+
+def run() -> None:
+    device = torch.device("cpu")
+    rounds = 3 if quick() else 15
+    rows = []
+    for size in (64, 128) if quick() else (64, 128, 256):
+        gen = generator(size)
+        fast = rebuild(gen)
+        for batch in (1, 2, 8):
+            z = torch.randn(batch, 64)
+
+            def eager(z=z):
+                with torch.inference_mode():
+                    gen(z)
+
+            def rebuilt(z=z):
+                with torch.inference_mode():
+                    fast(z)
+            t = interleaved({"eager": eager, "rebuilt": rebuilt}, rounds, device)
+            rows.append([f"{size} px", batch, f"{t['eager'] * 1000:.1f}", f"{t['rebuilt'] * 1000:.1f}",
+                         f"{t['eager'] / t['rebuilt']:.2f}x", f"{batch / t['rebuilt']:.0f}"])
+    table(f"GAN step on the CPU ({platform.processor() or platform.machine()}, "
+          f"{torch.get_num_threads()} torch threads): eager torch vs rebuilt for drawing",
+          ["size", "batch", "eager [ms]", "rebuilt [ms]", "speed-up", "images/s rebuilt"], rows)
