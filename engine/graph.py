@@ -66,6 +66,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
     err = lambda msg, loc: errors.append(PatchError(msg, loc))  # noqa: E731
     known = registry.names()
     nodes: dict[str, GraphNode] = {}
+    lacking: dict[str, list] = {}     # extra -> [its first node's error, the ids that need it]
 
     # Node types and params.
     for ns in spec.nodes.values():
@@ -76,7 +77,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             continue
         missing = missing_extra(cls)
         if missing:
-            err(missing, ns.type_loc)
+            lacking.setdefault(cls.extra, [PatchError(missing, ns.type_loc), []])[1].append(ns.id)
             continue
         params: dict[str, Any] = {}
         for name, value in ns.params.items():
@@ -91,6 +92,11 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             except ParamError as exc:
                 err(str(exc), ns.param_locs[name])
         nodes[ns.id] = GraphNode(ns.id, ns.type, params, {}, ns)
+    # One line per extra to install, however many nodes need it (at the first of them).
+    for first, ids in lacking.values():
+        others = f" (so do {', '.join(repr(i) for i in ids[1:])})" if len(ids) > 1 else ""
+        errors.append(PatchError(first.message.replace(": pip install", f"{others}: pip install", 1)
+                                 if others else first.message, first.loc))
 
     # Wires: ports, referenced nodes, types.
     edges: list[Edge] = []
