@@ -1,7 +1,9 @@
 """The GAN step on the CPU: the generator as drawing runs it (nodes/ml/fastgen.py,
 batch norm folded, each upsample-and-3x3 block a sub-pixel convolution) against the
 same trained module in plain eager torch, at batch 1, 2 and 8 and 64, 128 and 256 px,
-both in inference mode on the same threads, interleaved round by round (medians).
+both in inference mode on the same threads, interleaved round by round (medians); and,
+on a CPU with bfloat16 instructions, the rebuilt generator in bfloat16 (``precision:
+bfloat16``, a few edge pixels differ).
 
 Generators of the shipped kind (palette, ngf 32, latent 64) with batch-norm statistics
 like a trained one's; the pictures agree to 1e-5 (tests/nodes/test_fastgen.py).  The
@@ -19,6 +21,8 @@ from tonegraph.nodes.ml.fastgen import rebuild
 
 from .bench_batch import interleaved
 from .common import quick, table
+
+BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
 
 def generator(size: int) -> nn.Module:
@@ -38,6 +42,7 @@ def run() -> None:
     for size in (64, 128) if quick() else (64, 128, 256):
         gen = generator(size)
         fast = rebuild(gen)
+        half = rebuild(generator(size)).to(torch.bfloat16) if BF16 else None
         for batch in (1, 2, 8):
             z = torch.randn(batch, 64)
 
@@ -48,9 +53,16 @@ def run() -> None:
             def rebuilt(z=z):
                 with torch.inference_mode():
                     fast(z)
-            t = interleaved({"eager": eager, "rebuilt": rebuilt}, rounds, device)
+
+            def bf16(z=z.to(torch.bfloat16)):
+                with torch.inference_mode():
+                    half(z)
+            t = interleaved({"eager": eager, "rebuilt": rebuilt, **({"bf16": bf16} if BF16 else {})},
+                            rounds, device)
             rows.append([f"{size} px", batch, f"{t['eager'] * 1000:.1f}", f"{t['rebuilt'] * 1000:.1f}",
-                         f"{t['eager'] / t['rebuilt']:.2f}x", f"{batch / t['rebuilt']:.0f}"])
+                         f"{t['eager'] / t['rebuilt']:.2f}x", f"{batch / t['rebuilt']:.0f}"]
+                        + ([f"{t['bf16'] * 1000:.1f}", f"{t['eager'] / t['bf16']:.2f}x"] if BF16 else []))
     table(f"GAN step on the CPU ({platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} torch threads): eager torch vs rebuilt for drawing",
-          ["size", "batch", "eager [ms]", "rebuilt [ms]", "speed-up", "images/s rebuilt"], rows)
+          ["size", "batch", "eager [ms]", "rebuilt [ms]", "speed-up", "images/s rebuilt"]
+          + (["bfloat16 [ms]", "speed-up"] if BF16 else []), rows)

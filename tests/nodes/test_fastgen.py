@@ -68,3 +68,23 @@ def test_the_shipped_generator_runs_rebuilt_and_draws_as_its_weights_say():
     got = runner.forward(z.numpy())
     assert got.shape == (2, runner.size, runner.size, 3)
     assert abs(got - want.numpy()).max() < 1e-4
+
+
+def test_bfloat16_draws_nearly_the_same_picture_where_the_cpu_has_it():
+    """precision bfloat16 on the CPU: a few pixels on a colour's edge may take the
+    neighbouring colour, the rest as in float32; a CPU without the instructions, or an
+    autoencoder, is refused in one line."""
+    shipped = Path(ROOT / "nodes" / "ml" / "models" / "gan.pt")
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        with pytest.raises(models.ModelError, match="bfloat16 instructions"):
+            models.shared("gan", shipped, "cpu", "bfloat16")
+    else:
+        fast = models.shared("gan", shipped, "cpu", "bfloat16")
+        exact = models.shared("gan", shipped, "cpu", "float32")
+        assert fast.dtype == torch.bfloat16 and fast is not exact
+        z = torch.randn(4, fast.latent).numpy()
+        a, b = fast.forward(z), exact.forward(z)
+        assert a.dtype == b.dtype and a.shape == b.shape
+        assert abs(a - b).mean() < 0.005 and (abs(a - b).max(axis=-1) > 0.05).mean() < 0.02
+    with pytest.raises(models.ModelError, match="for generators"):
+        models.shared("autoencoder", ROOT / "nodes" / "ml" / "models" / "autoencoder.pt", "cpu", "bfloat16")
