@@ -363,9 +363,10 @@ def evaluate(quick: bool = False) -> int:
           [latency_row(name, np.concatenate([mir.offsets(c.beats, est[c.name], 0.07) for c in beat_clips]))
            for name, est in trackers.items()])
     if not quick:
-        from . import downbeats
+        from . import agreement, downbeats
 
         downbeats.evaluate(table)
+        agreement.evaluate(table)
     from . import gate
 
     return 0 if gate.evaluate(table, on_clips, ours_on, default_scores).passed else 1
