@@ -207,8 +207,8 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
 
 @contextlib.contextmanager
 def _stoppable(rt: Runtime, sink: "_Sink | None" = None, output: Path | None = None):
-    """SIGINT and SIGTERM stop the render after the frame being drawn; the frames drawn
-    so far are encoded and the file is closed, playable (main thread only).  A second
+    """SIGINT and SIGTERM stop the render after the frame being drawn, saying so at once;
+    the frames drawn so far are encoded and the file is closed, playable (main thread only).  A second
     one drops the frames still waiting for the encoder and closes the file with those
     encoded, still playable; a third stops at once (KeyboardInterrupt), the file then
     unfinished."""
@@ -221,6 +221,9 @@ def _stoppable(rt: Runtime, sink: "_Sink | None" = None, output: Path | None = N
         signals.append(signum)
         if len(signals) == 1:
             rt.request_stop()
+            if sink is not None:
+                print(f"stopping: {output} gets the frames drawn so far (once more drops those "
+                      "still waiting for the encoder)", file=sys.stderr)
         elif len(signals) == 2 and sink is not None:
             sink.drop = True
             print(f"stopping now: {output} keeps the frames encoded so far (once more leaves it "
