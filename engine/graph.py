@@ -66,7 +66,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
     err = lambda msg, loc: errors.append(PatchError(msg, loc))  # noqa: E731
     known = registry.names()
     nodes: dict[str, GraphNode] = {}
-    lacking: dict[str, list] = {}     # extra -> [its first node's error, the ids that need it]
+    lacking: dict[str, list] = {}     # extra -> the nodes that need it, first at the top
 
     # Node types and params.
     for ns in spec.nodes.values():
@@ -75,9 +75,8 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             err(f"unknown node type '{ns.type}'{_did_you_mean(ns.type, known)}; "
                 f"'tonegraph nodes' lists them", ns.type_loc)
             continue
-        missing = missing_extra(cls)
-        if missing:
-            lacking.setdefault(cls.extra, [PatchError(missing, ns.type_loc), []])[1].append(ns.id)
+        if missing_extra(cls):
+            lacking.setdefault(cls.extra, []).append((ns, cls))
             continue
         params: dict[str, Any] = {}
         for name, value in ns.params.items():
@@ -93,10 +92,8 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
                 err(str(exc), ns.param_locs[name])
         nodes[ns.id] = GraphNode(ns.id, ns.type, params, {}, ns)
     # One line per extra to install, however many nodes need it (at the first of them).
-    for first, ids in lacking.values():
-        others = f" (so do {', '.join(repr(i) for i in ids[1:])})" if len(ids) > 1 else ""
-        errors.append(PatchError(first.message.replace(": pip install", f"{others}: pip install", 1)
-                                 if others else first.message, first.loc))
+    for (ns, cls), *others in lacking.values():
+        err(missing_extra(cls, [o.id for o, _ in others]), ns.type_loc)
 
     # Wires: ports, referenced nodes, types.
     edges: list[Edge] = []

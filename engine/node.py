@@ -246,12 +246,13 @@ class Node:
         return None
 
 
-def missing_extra(cls: type[Node]) -> str | None:
-    """What to install for node type ``cls`` (one line), or None when it is all there."""
-    return missing_modules(cls.type_name, cls.extra, cls.extra_modules)
+def missing_extra(cls: type[Node], also: list[str] = ()) -> str | None:
+    """What to install for node type ``cls`` (one line, naming the nodes ``also`` that
+    need it too), or None when it is all there."""
+    return missing_modules(cls.type_name, cls.extra, cls.extra_modules, also)
 
 
-def missing_modules(what: str, extra: str, modules: tuple[str, ...]) -> str | None:
+def missing_modules(what: str, extra: str, modules: tuple[str, ...], also: list[str] = ()) -> str | None:
     """One line naming the extra to install when one of ``modules`` is not importable."""
     import importlib.util
 
@@ -261,6 +262,7 @@ def missing_modules(what: str, extra: str, modules: tuple[str, ...]) -> str | No
         except (ImportError, ValueError):   # a module set to None, or a broken package
             found = False
         if not found:
-            return (f"{what} needs the '{extra}' extra ({module} is not installed): "
+            others = f" (so do {', '.join(repr(n) for n in also)})" if also else ""
+            return (f"{what} needs the '{extra}' extra ({module} is not installed){others}: "
                     f"pip install 'tonegraph[{extra}]'")
     return None

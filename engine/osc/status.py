@@ -3,7 +3,7 @@
 ``/tonegraph/status`` every ``interval`` seconds with, in order: uptime [s] (f), frame
 rate over the last interval [Hz] (f), late frames (i), skipped frames (i), audio input
 overflows (i), nodes that have failed (i), node failures in all (i), dropped OSC
-packets (i), live audio inputs without their device (i).  Every warning or error the
+packets (i), inputs without their device (i: nodes whose ``live`` output is 0).  Every warning or error the
 engine logs from the start, the nodes' set-up included (an interface missing at boot),
 also goes to ``/tonegraph/error`` as one string (at most 20 a second, so a storm cannot
 flood the receiver).
