@@ -13,6 +13,8 @@ from __future__ import annotations
 import functools
 import io
 import subprocess
+import tempfile
+import threading
 from pathlib import Path
 
 import soundfile as sf
@@ -69,17 +71,36 @@ def _decoded(path: str, mtime_ns: int, size: int, first_error: str) -> bytes:
                          f"formats, or convert it: ffmpeg -i IN OUT.flac)") from None
     cmd = [exe, "-hide_banner", "-loglevel", "error", "-nostdin", "-protocol_whitelist", "file",
            "-i", path, "-vn", "-map", "0:a:0", "-c:a", "pcm_s16le", "-f", "wav", "-"]
-    try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=DECODE_S, check=False)
-    except subprocess.TimeoutExpired:
-        raise SoundError(f"ffmpeg took over {DECODE_S:g} s to decode it") from None
-    if proc.returncode != 0 or len(proc.stdout) < 44:
-        said = proc.stderr.decode(errors="replace").strip().splitlines()
+    timed_out = threading.Event()
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, stdin=subprocess.DEVNULL)
+
+        def expire() -> None:                            # the read below ends with the process
+            timed_out.set()
+            proc.kill()
+        timer = threading.Timer(DECODE_S, expire)
+        timer.start()
+        try:
+            data = proc.stdout.read(MAX_BYTES + 1)       # no more than the bound is ever held
+            if len(data) > MAX_BYTES:
+                proc.kill()
+            code = proc.wait()
+        finally:
+            timer.cancel()
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            proc.stdout.close()
+        err.seek(0)
+        said = err.read().decode(errors="replace").strip().splitlines()
+    if timed_out.is_set():
+        raise SoundError(f"ffmpeg took over {DECODE_S:g} s to decode it")
+    if len(data) > MAX_BYTES:
+        raise SoundError(f"decoded, it is over {MAX_BYTES >> 30} GiB; cut it shorter")
+    if code != 0 or len(data) < 44:
         why = said[-1].split(": ")[-1] if said else "no sound in it"
         raise SoundError(f"{first_error}; ffmpeg cannot read it either ({why})")
-    if len(proc.stdout) > MAX_BYTES:
-        raise SoundError(f"decoded, it is over {MAX_BYTES >> 30} GiB; cut it shorter")
-    return proc.stdout
+    return data
 
 
 def _reason(exc: Exception) -> str:

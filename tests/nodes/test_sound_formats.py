@@ -78,3 +78,15 @@ def test_a_playlist_naming_a_url_is_refused_not_fetched(tmp_path):
     res = tonegraph("run", "graphs/file-features.yaml", "--offline", "--set", f"song.path={playlist}")
     assert res.returncode != 0 and "Traceback" not in res.stderr
     assert "list.m3u8" in res.stderr and "ffmpeg cannot read it either" in res.stderr, res.stderr
+
+
+def test_a_decoding_longer_than_the_bound_is_refused(songs, monkeypatch, tmp_path):
+    """ffmpeg's WAV is read up to MAX_BYTES and no further: a longer song is one line."""
+    from tonegraph.nodes.audio import sound
+
+    _, encoded = songs
+    copy = tmp_path / "long.m4a"
+    copy.write_bytes(encoded["m4a"].read_bytes())
+    monkeypatch.setattr(sound, "MAX_BYTES", 10_000)
+    with pytest.raises(sound.SoundError, match="cut it shorter"):
+        open_sound(copy)
