@@ -333,9 +333,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         import difflib
 
-        m = re.match(r"argument COMMAND: invalid choice: '([^']*)' \(choose from (.*)\)", message)
-        if m:
-            commands = re.findall(r"'([^']*)'", m.group(2))
+        m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
+        if m:       # the commands from the parser itself: argparse words its list differently by version
+            commands = [name for a in self._actions if isinstance(a, argparse._SubParsersAction)
+                        for name in a.choices]
             guess = difflib.get_close_matches(m.group(1), commands, n=1)
             message = f"no command '{m.group(1)}'" + (f" (did you mean '{guess[0]}'?)" if guess else
                                                       f"; commands: {', '.join(commands)}")

@@ -196,6 +196,8 @@ def test_a_mistyped_option_is_refused_by_its_command_with_the_nearest_option():
     res = tonegraph("rnu", "graphs/demo.yaml")
     assert res.returncode == 2 and res.stderr.count("\n") == 1
     assert "tonegraph: error: no command 'rnu' (did you mean 'run'?)" in res.stderr
+    res = tonegraph("zzzzzz")
+    assert res.returncode == 2 and "no command 'zzzzzz'; commands: validate, run, learn" in res.stderr
     res = tonegraph("run", "graphs/demo.yaml", "--headles", "--duration", "0.1")
     assert res.returncode == 2 and "(did you mean --headless?)" in res.stderr
     res = tonegraph("train", "onsets", "-o", "x.npz", "--stepz", "3")
