@@ -14,7 +14,7 @@ APT_PACKAGES := graphviz jackd2 libportaudio2 libsndfile1 liblo-tools ola qlcplu
   libegl1 libegl-mesa0 libgl1 libglx-mesa0 libgl1-mesa-dri xvfb libx11-6 libxext6 libxrandr2 libxinerama1 libxxf86vm1 libxi6 libxrender1 \
   fluidsynth timgm6mb-soundfont fluid-soundfont-gm
 
-.PHONY: demo test bench bench-gpu eval looks soak system-deps setup setup-core setup-all venv docs models clean
+.PHONY: demo test bench bench-gpu eval charts looks soak system-deps setup setup-core setup-all venv docs models clean
 
 # The demo needs the core alone (no torch, GL, Debian peers): a light first run.
 # `make setup-all` (or `make test`) installs the rest.
@@ -47,8 +47,20 @@ else
 	  $(PY) -m pytest -q tests/test_soak.py tests/engine/test_reload.py::test_many_reloads_with_corruptions_while_sending_osc
 endif
 
+# make eval also scores eight songs held out beyond the dev set (tests/eval/charts.py),
+# once `make charts` has fetched them: two Debian packages (about 100 MB, apt-get
+# download: no root, nothing installed) unpacked into CHARTS, outside the project.
+CHARTS ?= $(HOME)/.cache/tonegraph/fretsonfire
+CHART_PACKAGES := fretsonfire-songs-muldjord fretsonfire-songs-sectoid
 eval: setup
-	$(PY) -m tests.eval
+	CHARTS=$(CHARTS) $(PY) -m tests.eval
+
+charts:
+	mkdir -p $(CHARTS)
+	cd $(CHARTS) && for p in $(CHART_PACKAGES); do \
+	  ls $${p}_*.deb >/dev/null 2>&1 || apt-get download $$p || exit 1; \
+	  dpkg -x $${p}_*.deb . || exit 1; done
+	@echo "the held-out songs are in $(CHARTS); make eval scores them"
 
 # Every patch with a window over real recordings: how well its pictures follow the music
 # (numbers, and contact sheets in docs/looks/).

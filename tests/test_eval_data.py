@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from tests.eval import mir
 from tonegraph.nodes.audio.onset import THRESHOLDS
@@ -163,3 +165,36 @@ def test_the_shipped_onset_default_is_one_the_gate_can_pass():
     assert not is_aubios_default({"method": "hfc", "threshold": 0.15, "compression": 0.0,
                                   "minioi": 0.02, "silence": -70.0, "whitening": False})
     assert not is_aubios_default(mir.node_defaults("audio.onset") | {"method": "learned"})
+
+
+def test_a_frets_on_fire_chart_gives_the_hardest_notes_and_the_tempo_maps_beats(tmp_path):
+    """The held-out songs' annotations (tests/eval/charts.py): a chord is one onset,
+    easier difficulties are left out, and beats follow a change of tempo."""
+    import mido
+
+    from .eval.charts import read_chart, songs
+
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))       # 120 BPM
+    for note in (96, 97):                                                    # a chord at 0 s
+        track.append(mido.Message("note_on", note=note, velocity=100, time=0))
+    track.append(mido.Message("note_on", note=60, velocity=100, time=480))  # easy: not counted
+    track.append(mido.Message("note_on", note=98, velocity=100, time=480))  # 1.0 s
+    track.append(mido.Message("note_on", note=98, velocity=0, time=240))
+    track.append(mido.MetaMessage("set_tempo", tempo=1_000_000, time=720))  # 60 BPM from 2 s
+    track.append(mido.Message("note_on", note=100, velocity=100, time=480))  # 3.0 s
+    track.append(mido.Message("note_on", note=100, velocity=0, time=480))
+    folder = tmp_path / "usr/share/games/fretsonfire/data/songs/band/song one"
+    folder.mkdir(parents=True)
+    midi.save(str(folder / "notes.mid"))
+    notes, beats = read_chart(folder / "notes.mid")
+    np.testing.assert_allclose(notes, [0.0, 1.0, 3.0])
+    np.testing.assert_allclose(beats, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0])
+    assert songs(tmp_path) == []                                  # no stems beside the chart
+    for stem in ("guitar.ogg", "song.ogg"):
+        sf.write(folder / stem, np.zeros(44100, np.float32), 44100, format="OGG")
+    (found,) = songs(tmp_path)
+    assert (found.pack, found.name) == ("band", "song one")
+    np.testing.assert_allclose(found.beats, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])   # first to last note

@@ -444,6 +444,69 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
     return clips
 
 
+def labelled_songs(labels: Path) -> tuple[Path, list[dict]]:
+    """The songs' folder and the songs (``file``, ``labels``) that the summary.json of
+    ``python -m tonegraph.tools.pseudolabel``'s output folder ``labels`` lists, each
+    song and label file checked to be there."""
+    import json
+
+    try:
+        summary = json.loads((Path(labels) / "summary.json").read_text())
+        folder, songs = Path(summary["folder"]), list(summary["songs"])
+        files = [(song["file"], song["labels"]) for song in songs]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise TrainError(f"{labels}: not a folder of labels from python -m tonegraph.tools.pseudolabel "
+                         f"(its summary.json, naming the songs' folder: {exc})") from None
+    for sound, onsets in files:
+        for path in (folder / sound, Path(labels) / onsets):
+            if not path.is_file():
+                raise TrainError(f"{labels}: {path} is missing")
+    return folder, songs
+
+
+def real_pieces(labels: Path, seconds: float, sr: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Real recordings labelled by ``python -m tonegraph.tools.pseudolabel`` (``labels``:
+    its output folder, whose summary.json names the songs' folder and each song's label
+    file), at ``sr`` mono, cut into consecutive ``seconds``-long pieces with their
+    onsets [s] (a song's last, shorter piece is left out)."""
+    import soxr
+
+    from tonegraph.nodes.audio.sound import read_sound
+
+    labels = Path(labels)
+    folder, songs = labelled_songs(labels)
+    n = int(seconds * sr)
+    pieces = []
+    for song in songs:
+        data, rate = read_sound(folder / song["file"])
+        x = data.mean(axis=1, dtype=np.float32)
+        if rate != sr:
+            x = soxr.resample(x, rate, sr).astype(np.float32)
+        onsets = np.loadtxt(labels / song["labels"], ndmin=1) if (labels / song["labels"]).stat().st_size \
+            else np.zeros(0)
+        for start in range(0, len(x) - n + 1, n):
+            t0 = start / sr
+            inside = onsets[(onsets >= t0) & (onsets < t0 + seconds - 0.05)] - t0
+            pieces.append((np.ascontiguousarray(x[start:start + n]), inside))
+    if not pieces:
+        raise TrainError(f"{labels}: no song of {seconds:g} s or longer")
+    return pieces
+
+
+def with_real(make: Any, labels: Path) -> Any:
+    """``make`` (rendered clips) followed by :func:`real_pieces` of ``labels``, half of
+    them changed as :func:`augment` changes rendered clips (level, EQ, room, noise)."""
+
+    def made(count: int, seconds: float, seed: int, soundfont: Path | None, sr: int,
+             progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng(seed + 1000)
+        rendered = make(count, seconds, seed, soundfont, sr, progress)
+        return rendered + [(augment(rng, x, sr) if rng.random() < 0.5 else x, onsets)
+                           for x, onsets in real_pieces(labels, seconds, sr)]
+
+    return made
+
+
 def clip_frames(x: np.ndarray, sr: int, front: dict) -> np.ndarray:
     frames = MelFrontEnd(front, sr).push(x)
     return np.stack(frames) if frames else np.zeros((0, int(front["bands"])), np.float32)
@@ -467,12 +530,16 @@ def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
                  lr: float = 2e-3, seed: int = 0, members: int = 1, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-                 checkpoint_every: int = 500, quiet: bool = False) -> Report:
-    report = train_detector("onsets", make_clips, dict(learned.FRONT), output, clips=clips, seconds=seconds,
+                 checkpoint_every: int = 500, quiet: bool = False, real: Path | None = None) -> Report:
+    if real is not None:
+        labelled_songs(real)                                  # before the renders, not after
+    make = make_clips if real is None else with_real(make_clips, real)
+    report = train_detector("onsets", make, dict(learned.FRONT), output, clips=clips, seconds=seconds,
                             steps=steps, batch=batch, length=length, hidden=hidden, lookahead=lookahead,
                             lr=lr, halve_every=2000, seed=seed, members=members, soundfont=soundfont,
                             plot=plot, checkpoint=checkpoint, resume=resume,
-                            checkpoint_every=checkpoint_every, quiet=quiet)
+                            checkpoint_every=checkpoint_every, quiet=quiet,
+                            extra=None if real is None else {"real": Path(real).name})
     w = learned.Weights.load(output)
     report.clicks = heard_clicks(w)
     if members > 1:
@@ -556,7 +623,8 @@ def write_ensemble(kind: str, output: Path, plot: Path | None, parts: list[tuple
 def train_network(kind: str, make: Any, front: dict, output: Path, *, clips: int, seconds: float,
                   steps: int, batch: int, length: int, hidden: int, lookahead: int, lr: float,
                   halve_every: int, seed: int, soundfont: Path | None, plot: Path | None,
-                  checkpoint: Path, resume: bool, checkpoint_every: int, quiet: bool) -> Report:
+                  checkpoint: Path, resume: bool, checkpoint_every: int, quiet: bool,
+                  extra: dict | None = None) -> Report:
     """Train an OnsetNet on ``make(count, seconds, seed, soundfont, samplerate,
     progress)``'s clips and their event times (onsets, or beats) over ``front``'s
     log-mel frames, the learning rate halved every ``halve_every`` steps, and write its
@@ -625,7 +693,7 @@ def train_network(kind: str, make: Any, front: dict, output: Path, *, clips: int
                 save(step + 1)
     config = {"frontend": front, "lookahead": lookahead, "hidden": hidden,
               "trained": {"clips": clips, "seconds": seconds, "steps": steps, "seed": seed,
-                          "soundfont": font.name}}
+                          "soundfont": font.name} | (extra or {})}
     output.parent.mkdir(parents=True, exist_ok=True)
     learned.save(output, {"mean": mean, "std": std, **model.arrays()}, config)
     if plot is not None:

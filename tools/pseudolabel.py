@@ -170,7 +170,7 @@ def label_folder(folder: Path, out: Path, k: int = K, tolerance: float = TOLERAN
     folder, out = Path(folder), Path(out)
     out.mkdir(parents=True, exist_ok=True)
     dets = dets or detectors()
-    summary = {"detectors": list(dets), "k": k, "tolerance_s": tolerance, "songs": []}
+    summary = {"folder": str(folder.resolve()), "detectors": list(dets), "k": k, "tolerance_s": tolerance, "songs": []}
     for song in songs(folder):
         x, sr = mono(song)
         found = detect_all(x, sr, dets)

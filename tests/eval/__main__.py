@@ -367,6 +367,9 @@ def evaluate(quick: bool = False) -> int:
 
         downbeats.evaluate(table)
         agreement.evaluate(table)
+        from . import charts
+
+        charts.evaluate(table)
     from . import gate
 
     return 0 if gate.evaluate(table, on_clips, ours_on, default_scores).passed else 1

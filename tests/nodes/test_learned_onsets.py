@@ -305,3 +305,50 @@ def test_each_method_has_its_own_least_gap_unless_the_patch_gives_one():
     assert node({"method": "hfc", "minioi": 0.1}).det.get_minioi_ms() == pytest.approx(100.0, abs=0.5)
     assert node({"method": "learned"}).picker.minioi == 4    # its own: 50 ms
     assert node({"method": "learned", "minioi": 0.02}).picker.minioi == 2
+
+
+def _labelled(tmp_path, seconds=10.0, rate=44100):
+    """A stereo song at ``rate`` with a click every 0.5 s, labelled as the pseudolabel
+    tool labels songs (its summary.json naming the songs' folder)."""
+    songs, labels = tmp_path / "songs" / "band", tmp_path / "labels"
+    songs.mkdir(parents=True)
+    labels.mkdir()
+    x = np.zeros((int(seconds * rate), 2), np.float32)
+    times = np.arange(0.25, seconds, 0.5)
+    for t in times:
+        x[int(t * rate):int(t * rate) + 200] = 0.5
+    sf.write(songs / "take.wav", x, rate)
+    (labels / "band__take.onsets").write_text("".join(f"{t:.4f}\n" for t in times))
+    (labels / "summary.json").write_text(json.dumps({
+        "folder": str(tmp_path / "songs"), "songs": [{"file": "band/take.wav", "labels": "band__take.onsets"}]}))
+    return labels, times
+
+
+def test_labelled_real_songs_are_cut_into_pieces_at_the_training_rate_with_their_onsets(tmp_path):
+    from tonegraph.tools.onsettrain import real_pieces, with_real
+
+    labels, times = _labelled(tmp_path)
+    pieces = real_pieces(labels, 4.0, 22050)
+    assert len(pieces) == 2                                  # 10 s: two whole 4 s pieces
+    for i, (x, onsets) in enumerate(pieces):
+        assert x.shape == (4 * 22050,) and x.dtype == np.float32
+        want = times[(times >= 4 * i) & (times < 4 * i + 3.95)] - 4 * i
+        np.testing.assert_allclose(onsets, want, atol=1e-4)
+        loud = np.flatnonzero(np.abs(x) > 0.1)              # the clicks are where the labels say
+        assert abs(loud[0] / 22050 - onsets[0]) < 0.002
+    rendered = [(np.zeros(10, np.float32), np.zeros(0))]
+    both = with_real(lambda *a, **k: rendered, labels)(1, 4.0, 0, None, 22050)
+    assert len(both) == 3 and both[0] is rendered[0]
+    for (x, onsets), (y, want) in zip(both[1:], pieces):
+        assert len(x) == len(y) and np.array_equal(onsets, want)
+
+
+def test_training_on_real_songs_refuses_a_folder_without_labels_before_rendering(tmp_path):
+    labels, _ = _labelled(tmp_path)
+    (tmp_path / "songs" / "band" / "take.wav").unlink()
+    for folder, said in ((tmp_path / "nowhere", "not a folder of labels"), (labels, "take.wav is missing")):
+        res = subprocess.run([sys.executable, "-m", "tonegraph.engine.cli", "train", "onsets", "-o",
+                              str(tmp_path / "o.npz"), "--real", str(folder), "--soundfont", SOUNDFONT, "-q"],
+                             capture_output=True, text=True, timeout=120)
+        assert res.returncode != 0 and said in res.stderr, res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
