@@ -172,7 +172,7 @@ def test_a_frets_on_fire_chart_gives_the_hardest_notes_and_the_tempo_maps_beats(
     easier difficulties are left out, and beats follow a change of tempo."""
     import mido
 
-    from .eval.charts import read_chart, songs
+    from tonegraph.tools.fofcharts import read_chart, songs
 
     midi = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
@@ -198,3 +198,14 @@ def test_a_frets_on_fire_chart_gives_the_hardest_notes_and_the_tempo_maps_beats(
     (found,) = songs(tmp_path)
     assert (found.pack, found.name) == ("band", "song one")
     np.testing.assert_allclose(found.beats, [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])   # first to last note
+    from tonegraph.tools.fofcharts import write_labels
+    from tonegraph.tools.onsettrain import real_pieces
+
+    for beats, want in ((False, [[0.0], []]), (True, [[0.0], [0.0]])):     # the 1 s note: past the end
+        out = tmp_path / f"labels-{beats}"
+        summary = write_labels(tmp_path, out, beats=beats)
+        (song,) = summary["songs"]
+        assert isinstance(song["file"], list) == beats            # the band: both stems, mixed
+        pieces = real_pieces(out, 0.5, 22050)                      # 1 s of sound: two pieces
+        assert [len(x) for x, _ in pieces] == [11025, 11025]
+        assert [list(events) for _, events in pieces] == want

@@ -196,9 +196,13 @@ def train_beats(output: Path, *, clips: int = 600, seconds: float = 12.0, steps:
                 batch: int = 16, length: int = 700, hidden: int = 64, lookahead: int = 1,
                 lr: float = 2e-3, seed: int = 0, members: int = 1, soundfont: Path | None = None,
                 plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-                checkpoint_every: int = 500, quiet: bool = False) -> Report:
-    return ot.train_detector("beats", make_beat_clips, dict(beat_front.FRONT), output, clips=clips,
+                checkpoint_every: int = 500, quiet: bool = False, real: Path | None = None) -> Report:
+    if real is not None:
+        ot.labelled_songs(real)                               # before the renders, not after
+    make = make_beat_clips if real is None else ot.with_real(make_beat_clips, real)
+    return ot.train_detector("beats", make, dict(beat_front.FRONT), output, clips=clips,
                              seconds=seconds, steps=steps, batch=batch, length=length, hidden=hidden,
                              lookahead=lookahead, lr=lr, halve_every=1000, seed=seed, members=members,
                              soundfont=soundfont, plot=plot, checkpoint=checkpoint, resume=resume,
-                             checkpoint_every=checkpoint_every, quiet=quiet)
+                             checkpoint_every=checkpoint_every, quiet=quiet,
+                             extra=None if real is None else {"real": Path(real).name})

@@ -151,10 +151,9 @@ def add_parsers(sub, with_nodes_path) -> None:
         o.add_argument("--checkpoint-every", type=_POS, default=500, metavar="N")
         o.add_argument("--soundfont", type=Path, metavar="SF2",
                        help="a General MIDI soundfont (default: Debian's FluidR3_GM, else TimGM6mb)")
-        if name == "onsets":
-            o.add_argument("--real", type=Path, metavar="LABELS",
-                           help="also train on real recordings labelled by python -m "
-                                "tonegraph.tools.pseudolabel (its output folder), cut into --seconds pieces")
+        o.add_argument("--real", type=Path, metavar="LABELS",
+                       help="also train on real recordings labelled by python -m tonegraph.tools.pseudolabel "
+                            "or tonegraph.tools.fofcharts (their output folder), cut into --seconds pieces")
         o.set_defaults(func=cmd_train)
 
     m = command(sub, "analyze", help="cut a song (or every song in a folder) at its onsets and map the "
@@ -212,12 +211,11 @@ def cmd_train(args: argparse.Namespace) -> int:
             from .onsettrain import train_onsets
 
             train = train_onsets if args.kind == "onsets" else train_beats
-            more = {"real": args.real} if args.kind == "onsets" else {}
             report = train(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
                            batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
                            members=args.members, soundfont=args.soundfont, plot=plot,
                            checkpoint=args.checkpoint, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every, quiet=args.quiet, **more)
+                           checkpoint_every=args.checkpoint_every, quiet=args.quiet, real=args.real)
             what = "clips"
         elif args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,

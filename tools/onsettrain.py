@@ -453,7 +453,7 @@ def labelled_songs(labels: Path) -> tuple[Path, list[dict]]:
     try:
         summary = json.loads((Path(labels) / "summary.json").read_text())
         folder, songs = Path(summary["folder"]), list(summary["songs"])
-        files = [(song["file"], song["labels"]) for song in songs]
+        files = [(sound, song["labels"]) for song in songs for sound in _files(song)]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise TrainError(f"{labels}: not a folder of labels from python -m tonegraph.tools.pseudolabel "
                          f"(its summary.json, naming the songs' folder: {exc})") from None
@@ -464,11 +464,17 @@ def labelled_songs(labels: Path) -> tuple[Path, list[dict]]:
     return folder, songs
 
 
+def _files(song: dict) -> list[str]:
+    """A labelled song's sound files: one, or stems to be mixed."""
+    return [song["file"]] if isinstance(song["file"], str) else list(song["file"])
+
+
 def real_pieces(labels: Path, seconds: float, sr: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Real recordings labelled by ``python -m tonegraph.tools.pseudolabel`` (``labels``:
-    its output folder, whose summary.json names the songs' folder and each song's label
-    file), at ``sr`` mono, cut into consecutive ``seconds``-long pieces with their
-    onsets [s] (a song's last, shorter piece is left out)."""
+    """Real recordings labelled by ``python -m tonegraph.tools.pseudolabel`` or
+    ``tonegraph.tools.fofcharts`` (``labels``: the output folder, whose summary.json names
+    the songs' folder and each song's sound file, or stems to mix, and label file), at
+    ``sr`` mono, cut into consecutive ``seconds``-long pieces with their events [s]
+    (onsets, or beats; a song's last, shorter piece is left out)."""
     import soxr
 
     from tonegraph.nodes.audio.sound import read_sound
@@ -478,10 +484,13 @@ def real_pieces(labels: Path, seconds: float, sr: int) -> list[tuple[np.ndarray,
     n = int(seconds * sr)
     pieces = []
     for song in songs:
-        data, rate = read_sound(folder / song["file"])
-        x = data.mean(axis=1, dtype=np.float32)
-        if rate != sr:
-            x = soxr.resample(x, rate, sr).astype(np.float32)
+        x = None
+        for name in _files(song):                       # stems are mixed
+            data, rate = read_sound(folder / name)
+            y = data.mean(axis=1, dtype=np.float32)
+            if rate != sr:
+                y = soxr.resample(y, rate, sr).astype(np.float32)
+            x = y if x is None else 0.5 * (x[:len(y)] + y[:len(x)])
         onsets = np.loadtxt(labels / song["labels"], ndmin=1) if (labels / song["labels"]).stat().st_size \
             else np.zeros(0)
         for start in range(0, len(x) - n + 1, n):

@@ -1,12 +1,10 @@
-"""A check held out beyond the dev set: Frets on Fire's songs and their charts.
+"""A check held out beyond the dev set: Frets on Fire's songs and their charts
+(tools/fofcharts.py reads them).
 
-Debian's ``fretsonfire-songs-muldjord`` (CC BY-SA 3.0) and ``fretsonfire-songs-sectoid``
-(MIT) hold eight rock and metal songs recorded by their bands, each as two stems of
-the same length (``guitar.ogg``, the lead guitar; ``song.ogg``, the rest of the band)
-and a chart, ``notes.mid``, that people wrote for the game: a tempo map the notes are
-placed on, and the guitar's notes at four difficulties (the hardest, MIDI notes
-96-100, plays nearly every note).  Nobody tuned a detector on them, they are not in
-``../shared/data/mir``, and the onset detector's training leaves them out
+Eight rock and metal songs recorded by their bands (Debian's fretsonfire-songs-muldjord
+and -sectoid), each as a lead-guitar stem and the rest of the band, with charts people
+wrote for the game.  Nobody tuned a detector on them, they are not in
+``../shared/data/mir``, and the shipped onset detector's training leaves them out
 (docs/real-training-music.md), so they are real material held out by source.
 
 - Onsets: the guitar stem against the hardest chart's notes (a chord is one onset;
@@ -18,7 +16,7 @@ placed on, and the guitar's notes at four difficulties (the hardest, MIDI notes
   songs are charted at 170-190 BPM, a tempo often tapped at half, so AMLt (any
   metrical level) is printed beside F and CMLt.
 
-``make charts`` fetches the two packages (``apt-get download``; about 100 MB) into
+``make charts`` fetches the two packages (``apt-get download``; about 60 MB) into
 ``CHARTS`` (default ``~/.cache/tonegraph/fretsonfire``) and unpacks them there; ``make
 eval`` then prints these tables, or says how to get the songs.
 ``python -m tests.eval.charts [FOLDER]`` runs them alone (about two minutes).
@@ -26,90 +24,20 @@ eval`` then prints these tables, or says how to get the songs.
 
 from __future__ import annotations
 
-import os
 import sys
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
+from tonegraph.tools import fofcharts
+from tonegraph.tools.fofcharts import songs
+from tonegraph.tools.pseudolabel import mono
+
 from . import mir
 
-#: Where ``make charts`` unpacks the packages (their songs under usr/share/games/...).
-FOLDER = Path(os.environ.get("CHARTS") or Path.home() / ".cache" / "tonegraph" / "fretsonfire")
-SONGS = Path("usr/share/games/fretsonfire/data/songs")
-EXPERT = range(96, 101)       # the hardest difficulty's five frets
-
-
-@dataclass
-class Song:
-    pack: str                 # muldjord, sectoid
-    name: str
-    folder: Path
-    notes: np.ndarray         # [s] the hardest chart's note onsets, merged
-    beats: np.ndarray         # [s] the tempo map's beats from the first note to the last
-
-
-def read_chart(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(the hardest difficulty's note onsets, every beat of the tempo map) [s] of a
-    Frets on Fire ``notes.mid``; tempo changes are followed."""
-    import mido
-
-    midi = mido.MidiFile(str(path))
-    tpb = midi.ticks_per_beat
-    tempo_changes: list[tuple[int, int]] = []        # (tick, microseconds a beat)
-    note_ticks: list[int] = []
-    end = 0
-    for track in midi.tracks:
-        tick = 0
-        for msg in track:
-            tick += msg.time
-            if msg.type == "set_tempo":
-                tempo_changes.append((tick, msg.tempo))
-            elif msg.type == "note_on" and msg.velocity > 0 and msg.note in EXPERT:
-                note_ticks.append(tick)
-        end = max(end, tick)
-    tempo_changes = sorted(tempo_changes) or [(0, 500_000)]
-    if tempo_changes[0][0] > 0:
-        tempo_changes.insert(0, (0, 500_000))        # MIDI's own default before the first
-
-    def seconds(ticks: np.ndarray) -> np.ndarray:
-        out = np.zeros(len(ticks))
-        at = 0.0
-        for i, (tick, tempo) in enumerate(tempo_changes):
-            nxt = tempo_changes[i + 1][0] if i + 1 < len(tempo_changes) else np.inf
-            inside = (ticks >= tick) & (ticks < nxt)
-            out[inside] = at + (ticks[inside] - tick) * tempo / tpb / 1e6
-            if nxt < np.inf:
-                at += (nxt - tick) * tempo / tpb / 1e6
-        return out
-
-    notes = mir.merge_close(np.unique(seconds(np.array(sorted(note_ticks), dtype=float))))
-    beats = seconds(np.arange(0, end + 1, tpb, dtype=float))
-    return notes, beats
-
-
-def songs(root: Path = FOLDER) -> list[Song]:
-    found = []
-    for chart in sorted((root / SONGS).glob("*/*/notes.mid")):
-        d = chart.parent
-        if not ((d / "guitar.ogg").is_file() and (d / "song.ogg").is_file()):
-            continue
-        notes, beats = read_chart(chart)
-        if len(notes) < 2:
-            continue
-        inside = beats[(beats >= notes[0] - 0.01) & (beats <= notes[-1] + 0.01)]
-        found.append(Song(d.parent.name, d.name, d, notes, inside))
-    return found
-
-
-def mono(path: Path) -> tuple[np.ndarray, int]:
-    from tonegraph.nodes.audio.sound import read_sound
-
-    data, sr = read_sound(path)
-    return np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)), sr
+FOLDER, SONGS = fofcharts.FOLDER, fofcharts.SONGS
 
 
 def evaluate(table, root: Path = FOLDER) -> bool:
