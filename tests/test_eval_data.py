@@ -209,3 +209,19 @@ def test_a_frets_on_fire_chart_gives_the_hardest_notes_and_the_tempo_maps_beats(
         pieces = real_pieces(out, 0.5, 22050)                      # 1 s of sound: two pieces
         assert [len(x) for x, _ in pieces] == [11025, 11025]
         assert [list(events) for _, events in pieces] == want
+
+
+def test_chart_notes_are_snapped_onto_the_stems_hits_within_the_window():
+    from tonegraph.tools.fofcharts import snapped
+
+    sr = 44100
+    hits = np.array([0.5, 1.0, 1.52, 2.0])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(3 * sr).astype(np.float32) * 0.001
+    for t in hits:
+        i = int(t * sr)
+        x[i:i + 2000] += np.sin(2 * np.pi * 330 * np.arange(2000) / sr) * np.exp(-np.arange(2000) / 400)
+    chart = np.array([0.48, 1.01, 1.5, 2.5])       # on the grid; nothing near 2.5 s
+    got = snapped(chart, x, sr, 0.035)
+    np.testing.assert_allclose(got[:3], hits[:3], atol=0.004)
+    assert got[3] == 2.5 or abs(got[3] - 2.5) <= 0.035      # no hit there: stays within the window
