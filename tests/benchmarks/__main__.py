@@ -10,12 +10,14 @@ import importlib
 import platform
 import sys
 
+from .common import cpu_name
+
 BENCHES = ["dispatch", "clock", "audio", "osc", "reload", "live", "batch", "gan", "render", "library"]
 
 
 def main(argv: list[str]) -> int:
     names = argv or BENCHES
-    print(f"tonegraph benchmarks on {platform.processor() or platform.machine()}, "
+    print(f"tonegraph benchmarks on {cpu_name()}, "
           f"Python {platform.python_version()}")
     for name in names:
         if name not in BENCHES:

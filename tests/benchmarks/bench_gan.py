@@ -11,13 +11,13 @@ figure that matters for a show is the ratio, and the images per second it buys.
 
 Then the whole of graphs/learned.yaml (two 128 px GANs and the autoencoder on the shipped
 models) offline at 30 fps, as speed against real time: eager generators, rebuilt ones,
-and rebuilt in bfloat16 where the CPU has it, in one process, alternating, best of two."""
+and rebuilt in bfloat16 where the CPU has it, in one process, alternating, best of two;
+and graphs/gan-glow.yaml rendered to H.264 at 640x360 the same three ways."""
 
 from __future__ import annotations
 
 import contextlib
 import io
-import platform
 import time
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from tonegraph.nodes.ml import fastgen, models
 from tonegraph.nodes.ml.fastgen import rebuild
 
 from .bench_batch import interleaved
-from .common import quick, table
+from .common import cpu_name, quick, table
 
 BF16 = torch.ops.mkldnn._is_mkldnn_bf16_supported()
 
@@ -51,6 +51,7 @@ def run() -> None:
     if BF16:
         run_change()
     run_patch()
+    run_render()
 
 
 def run_change() -> None:
@@ -94,42 +95,86 @@ def run_steps() -> None:
             rows.append([f"{size} px", batch, f"{t['eager'] * 1000:.1f}", f"{t['rebuilt'] * 1000:.1f}",
                          f"{t['eager'] / t['rebuilt']:.2f}x", f"{batch / t['rebuilt']:.0f}"]
                         + ([f"{t['bf16'] * 1000:.1f}", f"{t['eager'] / t['bf16']:.2f}x"] if BF16 else []))
-    table(f"GAN step on the CPU ({platform.processor() or platform.machine()}, "
+    table(f"GAN step on the CPU ({cpu_name()}, "
           f"{torch.get_num_threads()} torch threads): eager torch vs rebuilt for drawing",
           ["size", "batch", "eager [ms]", "rebuilt [ms]", "speed-up", "images/s rebuilt"]
           + (["bfloat16 [ms]", "speed-up"] if BF16 else []), rows)
+
+
+def _ways() -> dict:
+    ways = {"eager": ("float32", lambda g: g), "rebuilt": ("float32", rebuild)}
+    if BF16:
+        ways["rebuilt, bfloat16"] = ("bfloat16", rebuild)
+    return ways
+
+
+def _best_of_two(run_one) -> dict[str, float]:
+    """Each way of drawing run by ``run_one(precision)`` (its speed against real time),
+    alternating, best of two rounds."""
+    best: dict[str, float] = {}
+    for _ in range(2):
+        for name, (precision, how) in _ways().items():
+            fastgen_rebuild, fastgen.rebuild = fastgen.rebuild, how
+            try:
+                models._shared.clear()
+                best[name] = max(best.get(name, 0.0), run_one(precision))
+            finally:
+                fastgen.rebuild = fastgen_rebuild
+    return best
 
 
 def patch_speed(seconds: float) -> dict[str, float]:
     """Real-time speed of graphs/learned.yaml offline at 30 fps, per way of drawing."""
     registry = default_registry(plugins=False)
     path = Path(__file__).resolve().parents[2] / "graphs" / "learned.yaml"
-    ways = {"eager": ("float32", lambda g: g), "rebuilt": ("float32", rebuild)}
-    if BF16:
-        ways["rebuilt, bfloat16"] = ("bfloat16", rebuild)
-    best: dict[str, float] = {}
-    for _ in range(2):
-        for name, (precision, how) in ways.items():
-            fastgen_rebuild, fastgen.rebuild = fastgen.rebuild, how
-            try:
-                models._shared.clear()
-                graph, errors = load_graph(path, registry, [f"walker.precision={precision}",
-                                                            f"coded.precision={precision}"])
-                assert not errors, errors
-                rt = Runtime(graph, registry, offline=True, headless=True, duration=seconds, fps=30)
-                t0 = time.perf_counter()
-                with contextlib.redirect_stdout(io.StringIO()):      # the patch's printed lines
-                    rt.run()
-                best[name] = max(best.get(name, 0.0), seconds / (time.perf_counter() - t0))
-            finally:
-                fastgen.rebuild = fastgen_rebuild
-    return best
+
+    def run_one(precision: str) -> float:
+        graph, errors = load_graph(path, registry, [f"walker.precision={precision}",
+                                                    f"coded.precision={precision}"])
+        assert not errors, errors
+        rt = Runtime(graph, registry, offline=True, headless=True, duration=seconds, fps=30)
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):      # the patch's printed lines
+            rt.run()
+        return seconds / (time.perf_counter() - t0)
+
+    return _best_of_two(run_one)
+
+
+def render_speed(seconds: float) -> dict[str, float]:
+    """Real-time speed of ``tonegraph render graphs/gan-glow.yaml --size 640x360`` (30
+    fps, H.264 by x264 veryfast, the analysers' 8 s preroll included), per way of drawing."""
+    import tempfile
+
+    from tonegraph.tools.render import render
+
+    registry = default_registry(plugins=False)
+    path = Path(__file__).resolve().parents[2] / "graphs" / "gan-glow.yaml"
+    with tempfile.TemporaryDirectory() as d:
+        def run_one(precision: str) -> float:
+            t0 = time.perf_counter()
+            with contextlib.redirect_stderr(io.StringIO()):         # "rendering over the patch's own sound"
+                rep = render(path, registry, None, Path(d) / "g.mp4", (640, 360), 30.0, 0.0, seconds,
+                             quiet=True, sets=[f"gan.precision={precision}"])
+            return rep.seconds / (time.perf_counter() - t0)
+
+        return _best_of_two(run_one)
 
 
 def run_patch() -> None:
     seconds = 3.0 if quick() else 15.0
     speed = patch_speed(seconds)
     base = speed["eager"]
-    table(f"graphs/learned.yaml offline at 30 fps, {seconds:g} s ({platform.processor() or platform.machine()}): "
+    table(f"graphs/learned.yaml offline at 30 fps, {seconds:g} s ({cpu_name()}): "
           "speed against real time", ["generators", "x real time", "against eager"],
+          [[name, f"{s:.2f}", f"{s / base:.2f}x"] for name, s in speed.items()])
+
+
+def run_render() -> None:
+    seconds = 3.0 if quick() else 20.0
+    speed = render_speed(seconds)
+    base = speed["eager"]
+    table(f"tonegraph render graphs/gan-glow.yaml --size 640x360, 30 fps, {seconds:g} s of the song "
+          f"(x264 veryfast; {cpu_name()}): speed against real time "
+          "(aim: 1.5x)", ["generator", "x real time", "against eager"],
           [[name, f"{s:.2f}", f"{s / base:.2f}x"] for name, s in speed.items()])

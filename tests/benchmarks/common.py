@@ -50,3 +50,17 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> None:
 
 def quick() -> bool:
     return os.environ.get("TONEGRAPH_BENCH_QUICK") == "1"
+
+
+def cpu_name() -> str:
+    """The CPU's model as the kernel names it (e.g. "AMD EPYC"), else the machine's kind:
+    printed beside every absolute figure, which does not carry to another CPU."""
+    import platform
+
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
