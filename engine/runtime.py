@@ -28,7 +28,7 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .clock import SYSTEM, Clock, TickClock
@@ -37,6 +37,7 @@ from .node import Node, Tick
 from .plan import AUDIO, CONTROL, DOMAINS, RENDER, Plan, make_plan
 from .registry import Registry
 from .runner import FaultPolicy, Runner, build, close_quietly, retired, run_tasks
+from .cpu import CpuMeter, said
 from .systemd import Watchdog, notify
 
 log = logging.getLogger("tonegraph.runtime")
@@ -70,6 +71,8 @@ class RunReport:
     reason: str
     renders: int = 0
     skipped_renders: int = 0
+    #: CPU seconds per domain (engine/cpu.py), largest first.
+    cpu: dict = field(default_factory=dict)
 
     def summary(self) -> str:
         drawn = ""
@@ -79,7 +82,8 @@ class RunReport:
             drawn = f", {self.renders} frames drawn{rate}{dropped}"
         return (f"stopped ({self.reason}): {self.frames} control ticks{drawn}, {self.hops} audio "
                 f"hops, {self.media_time:.2f} s media time in {self.wall_time:.2f} s, "
-                f"{self.skipped_frames} skipped ticks, {self.faults} node faults")
+                f"{self.skipped_frames} skipped ticks, {self.faults} node faults"
+                + (f"; {said(self.cpu)}" if self.cpu else ""))
 
 
 class Runtime:
@@ -203,6 +207,8 @@ class Runtime:
         entered = None
         sources: list = []
         notify(f"READY=1\nSTATUS=running {self.graph.name}")
+        meter = CpuMeter("control")
+        cpu: dict = {}
         try:
             while not self.ctx.stop.is_set():
                 tick = cc.next()
@@ -231,6 +237,7 @@ class Runtime:
                     reporter.beat()
                 watchdog.ping()
         finally:
+            cpu = meter.sample()             # while the domains' threads are still there
             notify("STOPPING=1")
             self.ctx.stop.set()
             self.reloader.stop()
@@ -243,7 +250,7 @@ class Runtime:
         rc = self.render_clock
         return RunReport(self.frames, self.hops, cc.skipped, cc.late_frames,
                          self.current.fault_count(), t, self.clock.now() - wall0, reason,
-                         self.renders, rc.skipped if rc else 0)
+                         self.renders, rc.skipped if rc else 0, cpu)
 
     def _start_domains(self, runner: Runner) -> None:
         """Start the audio and render threads a runner needs that are not running yet

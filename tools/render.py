@@ -22,11 +22,12 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from tonegraph.engine.cpu import CpuMeter
 from tonegraph.engine.errors import TonegraphError, describe, display_path
 from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import Registry
@@ -52,6 +53,9 @@ class RenderReport:
     fps: float
     #: Frames the span has; fewer were written when the render was stopped (SIGINT/TERM).
     planned: int = 0
+    #: CPU seconds per domain (engine/cpu.py): drawing (the engine's thread: control,
+    #: GL, the models' calls), other threads (torch's workers, the GL driver's), ffmpeg.
+    cpu: dict = field(default_factory=dict)
 
 
 PREROLL = 8.0  # [s] of the song the analysers hear before the first frame (--preroll)
@@ -189,6 +193,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
         window.sink, window.pixels = sink, pixels
         rt.ctx.sharing = rt.ctx.sharing | {"encoder"}
         t0 = time.perf_counter()
+        meter = CpuMeter("drawing", "ffmpeg")
         try:
             with _stoppable(rt, sink, output):
                 try:
@@ -202,7 +207,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
     if sink.count == 0:
         raise RenderError("no frames were drawn (see the errors above)")
     return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate,
-                        job.frames)
+                        job.frames, meter.sample())
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from tonegraph.engine.args import add_mkdir, number, whole
+from tonegraph.engine.cpu import said
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -65,6 +66,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     w, h = report.size
     print(f"{report.output}: {report.frames} frames, {w}x{h} at {report.fps:g} fps, "
           f"{report.seconds:.2f} s in {report.wall:.1f} s ({report.seconds / report.wall:.2f}x real time)")
+    if report.cpu and not args.quiet:
+        print(said(report.cpu))
     if report.frames < report.planned:
         print(f"stopped: {report.output} holds the first {report.frames} of {report.planned} frames",
               file=sys.stderr)
