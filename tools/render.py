@@ -33,6 +33,7 @@ from tonegraph.engine.graph import load_graph
 from tonegraph.engine.registry import Registry
 from tonegraph.engine.runtime import Runtime
 
+from .render_command import PRESET
 
 log = logging.getLogger("tonegraph.render")
 #: Containers ffmpeg writes H.264 and AAC into.
@@ -59,6 +60,7 @@ class RenderReport:
 
 
 PREROLL = 8.0  # [s] of the song the analysers hear before the first frame (--preroll)
+
 
 
 @dataclass
@@ -149,7 +151,7 @@ def prepare(patch: Path, registry: Registry, audio: Path | None, size: tuple[int
 def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
            size: tuple[int, int] = (1280, 720), fps: float | None = None, start: float = 0.0,
            end: float | None = None, frames_dir: Path | None = None, quiet: bool = False,
-           sets: list[str] | None = None, crf: int = 18, preset: str = "veryfast",
+           sets: list[str] | None = None, crf: int = 18, preset: str = PRESET,
            preroll: float = PREROLL, convert: str = "auto", encoder: str = "libx264") -> RenderReport:
     """``convert``: where the frames become the encoder's YUV 4:2:0: "gl" (a shader
     pass from the image itself; half the bytes read back, BT.709, tagged), "ffmpeg" (RGB

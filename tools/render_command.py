@@ -10,6 +10,10 @@ from pathlib import Path
 from tonegraph.engine.args import add_mkdir, number, whole
 from tonegraph.engine.cpu import said
 
+#: x264's default preset, chosen by make bench's table of presets on the same frames
+#: (tests/benchmarks/bench_render.py: speed, size and SSIM per preset).
+PRESET = "veryfast"
+
 
 def _size(text: str) -> tuple[int, int]:
     m = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
@@ -38,9 +42,9 @@ def add_parsers(sub, with_nodes_path) -> None:
     p.add_argument("--frames", type=Path, metavar="DIR", help="also write every frame as PNG here")
     p.add_argument("--crf", type=whole(0, 51), default=18, metavar="N",
                    help="H.264 quality, 0-51, lower is better")
-    p.add_argument("--preset", default="veryfast",
+    p.add_argument("--preset", default=PRESET,
                    choices=["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower"],
-                   help="x264 speed/size trade-off (default veryfast; slower makes smaller files)")
+                   help=f"x264 speed/size trade-off (default {PRESET}; slower makes smaller files)")
     p.add_argument("--convert", choices=["auto", "gl", "ffmpeg"], default="auto",
                    help="where frames become YUV for H.264: gl (a shader pass, half the bytes read "
                         "back, BT.709), ffmpeg (RGB read back, as --frames needs), or auto (the "

@@ -24,9 +24,9 @@ import time
 from pathlib import Path
 
 from tonegraph.engine.registry import default_registry
-from tonegraph.tools.render import prepare, render
+from tonegraph.tools.render import PRESET, prepare, render
 
-from .common import quick, table
+from .common import cpu_name, quick, table
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCHES = ["tunnel", "trails", "seed-004-beat-sync"]
@@ -86,19 +86,62 @@ def _drawn(patch: Path, reg, size, seconds: float, raw: Path | None,
     return took, cpu, count[0], win.pixels
 
 
-def _encoded(raw: Path, pix_fmt: str, size, fps: float, out: Path) -> tuple[float, float]:
+def _encoded(raw: Path, pix_fmt: str, size, fps: float, out: Path, preset: str = "veryfast"
+             ) -> tuple[float, float]:
     import imageio_ffmpeg
 
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "rawvideo",
            "-pix_fmt", pix_fmt, "-s", f"{size[0]}x{size[1]}", "-r", f"{fps:g}", "-i", str(raw),
-           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", "veryfast", str(out)]
+           "-c:v", "libx264", "-pix_fmt", "yuv420p", "-crf", "18", "-preset", preset, str(out)]
     t0, c0 = time.perf_counter(), _cpu(resource.RUSAGE_CHILDREN)
     subprocess.run(cmd, check=True)
     return time.perf_counter() - t0, _cpu(resource.RUSAGE_CHILDREN) - c0
 
 
+def _ssim(encoded: Path, raw: Path, pix_fmt: str, size, fps: float) -> float:
+    """SSIM (all planes) of an encoded video against the frames it was made from."""
+    import re
+
+    import imageio_ffmpeg
+
+    cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "info", "-i", str(encoded), "-f", "rawvideo",
+           "-pix_fmt", pix_fmt, "-s", f"{size[0]}x{size[1]}", "-r", f"{fps:g}", "-i", str(raw),
+           "-lavfi", "[0:v][1:v]ssim", "-f", "null", "-"]
+    said = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+    return float(re.findall(r"All:([\d.]+)", said)[-1])
+
+
+#: x264's presets the table measures, fastest first; render's default is PRESET.
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium")
+
+
+def run_presets(reg, seconds: float) -> None:
+    """x264's presets on the same frames (tunnel at 1280x720, as render hands them over):
+    encoding time and CPU, file size and SSIM against the frames, each preset the
+    faster of RUNS encodes.  What render's default --preset is chosen by."""
+    size = SIZES[1]
+    rows = []
+    with tempfile.TemporaryDirectory() as d:
+        raw = Path(d) / "frames.raw"
+        _, _, frames, pix_fmt = _drawn(ROOT / "graphs" / "tunnel.yaml", reg, size, seconds, raw)
+        fps = frames / seconds
+        base = None
+        for preset in PRESETS:
+            out = Path(d) / f"{preset}.mp4"
+            wall, cpu = min(_encoded(raw, pix_fmt, size, fps, out, preset) for _ in range(RUNS))
+            kb = out.stat().st_size / 1024
+            base = base or (wall, kb)
+            rows.append([preset + (" (render's default)" if preset == PRESET else ""),
+                         f"{frames / wall:.0f}", f"{cpu:.1f}", f"{wall / base[0]:.2f}x", f"{kb:.0f}",
+                         f"{kb / base[1]:.2f}x", f"{_ssim(out, raw, pix_fmt, size, fps):.4f}"])
+    table(f"x264 presets, crf 18, on the same {frames} frames (tunnel, {size[0]}x{size[1]}, {cpu_name()}, "
+          f"{os.cpu_count()} cores)", ["preset", "frames/s", "CPU s", "time vs ultrafast", "KiB",
+                                       "size vs ultrafast", "SSIM"], rows)
+
+
 def run() -> None:
     reg = default_registry(plugins=False)
+    run_presets(reg, 1.0 if quick() else 5.0)
     seconds = 1.0 if quick() else 5.0
     cores = os.cpu_count() or 1
     rows = []
