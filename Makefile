@@ -48,7 +48,7 @@ else
 endif
 
 # make eval also scores eight songs held out beyond the dev set (tests/eval/charts.py),
-# once `make charts` has fetched them: two Debian packages (about 100 MB, apt-get
+# once `make charts` has fetched them: two Debian packages (about 60 MB, apt-get
 # download: no root, nothing installed) unpacked into CHARTS, outside the project.
 CHARTS ?= $(HOME)/.cache/tonegraph/fretsonfire
 CHART_PACKAGES := fretsonfire-songs-muldjord fretsonfire-songs-sectoid

@@ -1,5 +1,6 @@
 """``tonegraph train onsets``: the learned onset detector (nodes/audio/learned.py),
-trained only on sound the project makes itself.
+trained on sound the project makes itself, and with ``--real LABELS`` on real
+recordings labelled by tools/pseudolabel.py or tools/fofcharts.py beside it.
 
 Training data, made afresh from ``--seed``:
 
@@ -455,8 +456,8 @@ def labelled_songs(labels: Path) -> tuple[Path, list[dict]]:
         folder, songs = Path(summary["folder"]), list(summary["songs"])
         files = [(sound, song["labels"]) for song in songs for sound in _files(song)]
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise TrainError(f"{labels}: not a folder of labels from python -m tonegraph.tools.pseudolabel "
-                         f"(its summary.json, naming the songs' folder: {exc})") from None
+        raise TrainError(f"{labels}: not a folder of labels from python -m tonegraph.tools.pseudolabel or "
+                         f"tonegraph.tools.fofcharts (its summary.json, naming the songs' folder: {exc})") from None
     for sound, onsets in files:
         for path in (folder / sound, Path(labels) / onsets):
             if not path.is_file():
@@ -491,8 +492,10 @@ def real_pieces(labels: Path, seconds: float, sr: int) -> list[tuple[np.ndarray,
             if rate != sr:
                 y = soxr.resample(y, rate, sr).astype(np.float32)
             x = y if x is None else 0.5 * (x[:len(y)] + y[:len(x)])
-        onsets = np.loadtxt(labels / song["labels"], ndmin=1) if (labels / song["labels"]).stat().st_size \
-            else np.zeros(0)
+        try:
+            onsets = np.array([float(v) for v in (labels / song["labels"]).read_text().split()])
+        except ValueError as exc:
+            raise TrainError(f"{labels / song['labels']}: not one time [s] a line ({exc})") from None
         for start in range(0, len(x) - n + 1, n):
             t0 = start / sr
             inside = onsets[(onsets >= t0) & (onsets < t0 + seconds - 0.05)] - t0

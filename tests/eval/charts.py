@@ -45,7 +45,7 @@ def evaluate(table, root: Path = FOLDER) -> bool:
     found = songs(root)
     if not found:
         print(f"\nHeld-out songs (Frets on Fire charts): none in {root}; 'make charts' fetches "
-              f"them (two Debian packages, about 100 MB).")
+              f"them (two Debian packages, about 60 MB).")
         return False
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
     learned_p = onset_p | {"method": "learned", "threshold": None, "minioi": None}

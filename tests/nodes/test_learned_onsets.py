@@ -352,3 +352,13 @@ def test_training_on_real_songs_refuses_a_folder_without_labels_before_rendering
                              capture_output=True, text=True, timeout=120)
         assert res.returncode != 0 and said in res.stderr, res.stderr
         assert len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_a_label_file_that_is_not_times_is_named_in_one_line(tmp_path):
+    from tonegraph.tools.onsettrain import real_pieces
+    from tonegraph.tools.train import TrainError
+
+    labels, _ = _labelled(tmp_path)
+    (labels / "band__take.onsets").write_text("0.25\nsnare\n")
+    with pytest.raises(TrainError, match=r"band__take.onsets: not one time \[s\] a line"):
+        real_pieces(labels, 4.0, 22050)
