@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-MERGE = 0.03                  # [s] notes closer than this are one onset (a chord, a flam)
+from .onsettrain import merge      # notes closer than 30 ms are one onset (a chord, a flam)
+
 #: Where ``make charts`` unpacks the packages (their songs under usr/share/games/...).
 FOLDER = Path(os.environ.get("CHARTS") or Path.home() / ".cache" / "tonegraph" / "fretsonfire")
 SONGS = Path("usr/share/games/fretsonfire/data/songs")
@@ -78,7 +79,7 @@ def read_chart(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 at += (nxt - tick) * tempo / tpb / 1e6
         return out
 
-    notes = _merged(np.unique(seconds(np.array(sorted(note_ticks), dtype=float))))
+    notes = merge(np.unique(seconds(np.array(sorted(note_ticks), dtype=float))))
     beats = seconds(np.arange(0, end + 1, tpb, dtype=float))
     return notes, beats
 
@@ -95,14 +96,6 @@ def songs(root: Path = FOLDER) -> list[Song]:
         inside = beats[(beats >= notes[0] - 0.01) & (beats <= notes[-1] + 0.01)]
         found.append(Song(d.parent.name, d.name, d, notes, inside))
     return found
-
-
-def _merged(times: np.ndarray) -> np.ndarray:
-    out: list[float] = []
-    for t in times:
-        if not out or t - out[-1] >= MERGE:
-            out.append(float(t))
-    return np.array(out)
 
 
 SNAP_HOP = 128                # [samples] the resolution notes are moved to the sound at
@@ -127,7 +120,7 @@ def snapped(notes: np.ndarray, x: np.ndarray, sr: int, window: float) -> np.ndar
     for t in notes:
         near = np.flatnonzero(np.abs(times - t) <= window)
         out.append(float(times[near[np.argmax(odf[near])]]) if len(near) else float(t))
-    return _merged(np.maximum(np.sort(out), 0.0))
+    return merge(np.maximum(np.sort(out), 0.0))
 
 
 def write_labels(root: Path, out: Path, beats: bool = False, packs: Sequence[str] = (),

@@ -37,7 +37,29 @@ from tonegraph.tools.pseudolabel import mono
 
 from . import mir
 
-FOLDER, SONGS = fofcharts.FOLDER, fofcharts.SONGS
+FOLDER = fofcharts.FOLDER
+
+
+def _scores(song, tmp: Path, onset_p: dict, learned_p: dict, tempo_p: dict) -> tuple[dict, dict]:
+    """One song's onset F per detector (its guitar stem) and beat scores per tracker
+    (both stems mixed): (F, CMLt, AMLt, metrical level)."""
+    guitar, sr = mono(song.folder / "guitar.ogg")
+    band, _ = mono(song.folder / "song.ogg")
+    n = min(len(guitar), len(band))
+    mix = 0.5 * (guitar[:n] + band[:n])
+    stem, full = tmp / "guitar.wav", tmp / "mix.wav"
+    sf.write(stem, guitar, sr)
+    sf.write(full, mix, sr)
+    clip = mir.Clip(song.pack, song.name, stem, song.notes, None)
+    onsets = {"default": mir.engine_events(clip, sr, onset_p, tempo_p)[0],
+              "learned": mir.engine_events(clip, sr, learned_p, tempo_p)[0],
+              "aubio": mir.aubio_onsets(guitar, sr, None)}
+    beats = {"default": mir.engine_events(mir.Clip(song.pack, song.name, full, None, song.beats), sr,
+                                          None, tempo_p)[1],
+             "aubio": mir.aubio_beats(mix, sr, None)}
+    return ({k: mir.onset_f(song.notes, est) for k, est in onsets.items()},
+            {k: (*mir.beat_scores(song.beats, est), mir.metrical_level(song.beats, est))
+             for k, est in beats.items()})
 
 
 def evaluate(table, root: Path = FOLDER) -> bool:
@@ -49,53 +71,31 @@ def evaluate(table, root: Path = FOLDER) -> bool:
         return False
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
     learned_p = onset_p | {"method": "learned", "threshold": None, "minioi": None}
-    on_rows, beat_rows, scores = [], [], {"default": [], "learned": [], "aubio": []}
-    beat_scores: dict[str, list] = {"default": [], "aubio": []}
     with tempfile.TemporaryDirectory() as tmp:
-        for song in found:
-            label = f"{song.pack}: {song.name}"
-            guitar, sr = mono(song.folder / "guitar.ogg")
-            band, _ = mono(song.folder / "song.ogg")
-            n = min(len(guitar), len(band))
-            mix = 0.5 * (guitar[:n] + band[:n])
-            stem = Path(tmp) / "guitar.wav"
-            sf.write(stem, guitar, sr)
-            clip = mir.Clip(song.pack, song.name, stem, song.notes, None)
-            row = {"default": mir.onset_f(song.notes, mir.engine_events(clip, sr, onset_p, tempo_p)[0]),
-                   "learned": mir.onset_f(song.notes, mir.engine_events(clip, sr, learned_p, tempo_p)[0]),
-                   "aubio": mir.onset_f(song.notes, mir.aubio_onsets(guitar, sr, None))}
-            for k, v in row.items():
-                scores[k].append(v)
-            on_rows.append([label, str(len(song.notes)), *(f"{row[k]:.3f}" for k in scores)])
-            full = Path(tmp) / "mix.wav"
-            sf.write(full, mix, sr)
-            ref = song.beats
-            ours = mir.engine_events(mir.Clip(song.pack, song.name, full, None, ref), sr, None, tempo_p)[1]
-            theirs = mir.aubio_beats(mix, sr, None)
-            bpm = 60.0 / float(np.median(np.diff(ref)))
-            cells = []
-            for k, est in (("default", ours), ("aubio", theirs)):
-                f, cml, aml = mir.beat_scores(ref, est)
-                beat_scores[k].append((f, cml, aml, mir.metrical_level(ref, est)))
-                cells += [f"{f:.3f}", f"{cml:.3f}", f"{aml:.3f}", mir.metrical_level(ref, est)]
-            beat_rows.append([label, f"{bpm:.0f}", *cells])
-    on_rows.append(["mean", "", *(f"{np.mean(v):.3f}" for v in scores.values())])
-    table("Held out beyond the dev set: guitar stems of 8 Frets on Fire songs against their "
-          "charts' hardest notes, onset F (50 ms)",
-          ["song", "notes", "default", "learned", "aubio defaults"], on_rows)
-    packs = sorted({s.pack for s in found})
-    for pack in packs:
-        idx = [i for i, s in enumerate(found) if s.pack == pack]
-        print(f"  {pack}: default {np.mean([scores['default'][i] for i in idx]):.3f}, learned "
-              f"{np.mean([scores['learned'][i] for i in idx]):.3f}, aubio "
-              f"{np.mean([scores['aubio'][i] for i in idx]):.3f}")
-    beat_rows.append(["mean", "", *(c for k in beat_scores for c in (
-        f"{np.mean([s[0] for s in beat_scores[k]]):.3f}", f"{np.mean([s[1] for s in beat_scores[k]]):.3f}",
-        f"{np.mean([s[2] for s in beat_scores[k]]):.3f}",
-        f"{sum(s[3] == 'right' for s in beat_scores[k])}/{len(found)} right"))])
+        scored = [_scores(song, Path(tmp), onset_p, learned_p, tempo_p) for song in found]
+    names = [f"{s.pack}: {s.name}" for s in found]
+    detectors, trackers = list(scored[0][0]), list(scored[0][1])
+    mean = {k: float(np.mean([on[k] for on, _ in scored])) for k in detectors}
+    table(f"Held out beyond the dev set: guitar stems of {len(found)} Frets on Fire songs against "
+          f"their charts' hardest notes, onset F (50 ms)",
+          ["song", "notes", "default", "learned", "aubio defaults"],
+          [[name, str(len(s.notes)), *(f"{on[k]:.3f}" for k in detectors)]
+           for name, s, (on, _) in zip(names, found, scored)]
+          + [["mean", "", *(f"{mean[k]:.3f}" for k in detectors)]])
+    for pack in sorted({s.pack for s in found}):
+        ons = [on for s, (on, _) in zip(found, scored) if s.pack == pack]
+        print(f"  {pack}: " + ", ".join(f"{k} {np.mean([on[k] for on in ons]):.3f}" for k in detectors))
+
+    def cells(b: tuple) -> list[str]:
+        return [f"{b[0]:.3f}", f"{b[1]:.3f}", f"{b[2]:.3f}", b[3]]
+
+    means = [c for k in trackers for c in (
+        *(f"{np.mean([bt[k][i] for _, bt in scored]):.3f}" for i in range(3)),
+        f"{sum(bt[k][3] == 'right' for _, bt in scored)}/{len(found)} right")]
     table("Held out beyond the dev set: the same songs' full band against their charts' beats",
           ["song", "BPM", "default F", "CMLt", "AMLt", "level", "aubio F", "CMLt", "AMLt", "level"],
-          beat_rows)
+          [[name, f"{60.0 / float(np.median(np.diff(s.beats))):.0f}", *(c for k in trackers for c in cells(bt[k]))]
+           for name, s, (_, bt) in zip(names, found, scored)] + [["mean", "", *means]])
     return True
 
 
