@@ -24,6 +24,7 @@ READ = "WAV, FLAC, OGG and MP3"
 SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3", ".m4a", ".aac", ".opus", ".wma")
 DECODE_S = 600.0      # [s] the longest an ffmpeg decode may take
 MAX_BYTES = 1 << 31   # decoded WAV larger than this (3.4 h of 44.1 kHz stereo) is refused
+CHUNK = 1 << 24       # [bytes] read from ffmpeg at a time
 
 
 class SoundError(Exception):
@@ -60,7 +61,7 @@ def _stamp(path: Path) -> tuple[int, int]:
 
 
 @functools.lru_cache(maxsize=2)
-def _decoded(path: str, mtime_ns: int, size: int, first_error: str) -> bytes:
+def _decoded(path: str, mtime_ns: int, size: int, first_error: str) -> bytearray:
     """The file as WAV bytes, decoded by ffmpeg (kept for the file's check and its node)."""
     try:
         import imageio_ffmpeg
@@ -81,7 +82,12 @@ def _decoded(path: str, mtime_ns: int, size: int, first_error: str) -> bytes:
         timer = threading.Timer(DECODE_S, expire)
         timer.start()
         try:
-            data = proc.stdout.read(MAX_BYTES + 1)       # no more than the bound is ever held
+            data = bytearray()                           # no more than the bound is ever held
+            while len(data) <= MAX_BYTES:
+                chunk = proc.stdout.read1(CHUNK)         # read(n) would allocate n bytes at once
+                if not chunk:
+                    break
+                data += chunk
             if len(data) > MAX_BYTES:
                 proc.kill()
             code = proc.wait()
@@ -93,7 +99,7 @@ def _decoded(path: str, mtime_ns: int, size: int, first_error: str) -> bytes:
             proc.stdout.close()
         err.seek(0)
         said = err.read().decode(errors="replace").strip().splitlines()
-    if timed_out.is_set():
+    if timed_out.is_set() and code != 0:                 # a timer firing after a good decode is no error
         raise SoundError(f"ffmpeg took over {DECODE_S:g} s to decode it")
     if len(data) > MAX_BYTES:
         raise SoundError(f"decoded, it is over {MAX_BYTES >> 30} GiB; cut it shorter")
