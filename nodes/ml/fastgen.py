@@ -106,7 +106,13 @@ class FastGenerator(nn.Module):
 
 def rebuild(gen: nn.Module) -> nn.Module:
     """``gen`` rebuilt for drawing, or ``gen`` itself when it is not of the shape this
-    knows (a DCGAN, or anything else)."""
+    knows (a DCGAN, or anything else).  Folded without autograd: the new weights hold
+    no graph back to the module's parameters."""
+    with torch.no_grad():
+        return _rebuilt(gen)
+
+
+def _rebuilt(gen: nn.Module) -> nn.Module:
     layers = list(getattr(gen, "net", ()))
     if len(layers) < 7 or not isinstance(layers[0], nn.ConvTranspose2d) or layers[0].kernel_size != (4, 4):
         return gen
@@ -127,7 +133,6 @@ def rebuild(gen: nn.Module) -> nn.Module:
         i += 4
     if not blocks:
         return gen
-    with torch.no_grad():
-        fast = FastGenerator(gen, (weight.contiguous(), bias.contiguous(), t.out_channels), blocks,
-                             nn.Sequential(*layers[i:]))
+    fast = FastGenerator(gen, (weight.contiguous(), bias.contiguous(), t.out_channels), blocks,
+                         nn.Sequential(*layers[i:]))
     return fast.eval()

@@ -395,6 +395,15 @@ _shared: "weakref.WeakValueDictionary[tuple, Runner]" = weakref.WeakValueDiction
 _lock = threading.Lock()
 
 
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bfloat16 instructions oneDNN uses (False where torch has no
+    oneDNN or no way to ask: asked through a private op, which may go)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def shared(kind: str, path: Path, device: str = "auto", precision: str = "auto") -> Runner:
     """The runner for this weights file on this device, shared with every node using the
     same (the file's size and time are part of the key, so a retrained file loads anew)."""
@@ -404,7 +413,7 @@ def shared(kind: str, path: Path, device: str = "auto", precision: str = "auto")
     if precision == "bfloat16" and kind != "gan":
         raise ModelError("precision bfloat16 is for generators (ml.gan): an autoencoder's error is a "
                          "small difference of large numbers")
-    if precision == "bfloat16" and dev.type == "cpu" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if precision == "bfloat16" and dev.type == "cpu" and not cpu_has_bf16():
         raise ModelError("precision bfloat16 needs a CPU with bfloat16 instructions (AVX-512 BF16 or "
                          "AMX); this one runs float32")
     # float16 is safe for the generator's images; the autoencoder's error is a small

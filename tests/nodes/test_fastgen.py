@@ -75,7 +75,7 @@ def test_bfloat16_draws_nearly_the_same_picture_where_the_cpu_has_it():
     neighbouring colour, the rest as in float32; a CPU without the instructions, or an
     autoencoder, is refused in one line."""
     shipped = Path(ROOT / "nodes" / "ml" / "models" / "gan.pt")
-    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if not models.cpu_has_bf16():
         with pytest.raises(models.ModelError, match="bfloat16 instructions"):
             models.shared("gan", shipped, "cpu", "bfloat16")
     else:
