@@ -147,8 +147,11 @@ class MidiOut(Node):
         self.clock_thread: threading.Thread | None = None
         self.beats: collections.deque = collections.deque(maxlen=16)   # on the clock's time
         self.downbeats: collections.deque = collections.deque(maxlen=2)
-        self.start_pending = "start" not in self.wired     # the clock starts with the show
-        self.stop_pending = False
+        # The process thread asks (wanted; each start input counted in starts), the clock
+        # thread answers and alone keeps what the receiver was told (running).
+        self.wanted = "start" not in self.wired            # the clock starts with the show
+        self.starts = self.started = 0
+        self.running = False
         self.since = math.inf      # [s] the clock's time at media time 0 (the earliest tick's)
         self.timeline: tuple[float, float] | None = None   # (position [s], on the clock's time)
         self.timecode_thread: threading.Thread | None = None
@@ -202,9 +205,9 @@ class MidiOut(Node):
             for ev in inp.get("downbeat") or ():
                 self.downbeats.append(self.since + ev.t)
             if inp.get("stop"):
-                self.stop_pending, self.start_pending = True, False
+                self.wanted = False
             if inp.get("start"):
-                self.start_pending = True
+                self.wanted, self.starts = True, self.starts + 1
             bpm = inp.get("tempo")
             self.bpm = float(bpm) if bpm is not None and math.isfinite(bpm) and 20 <= bpm <= 999 else 0.0
             if self.clock_thread is None and self.bpm > 0:
@@ -228,11 +231,12 @@ class MidiOut(Node):
             period = 60.0 / (PPQ * bpm)
             while self.beats:
                 pulses.beat(self.beats.popleft(), period)
-            if self.stop_pending:
-                self.stop_pending = False
+            wanted, starts = self.wanted, self.starts
+            if self.running and not wanted:
+                self.running = False
                 self._send(mido.Message("stop"))
-            if self.start_pending and self._starts_here(pulses.at, period):
-                self.start_pending = False
+            if wanted and (not self.running or starts != self.started) and self._starts_here(pulses.at, period):
+                self.running, self.started = True, starts       # a start while running restarts
                 self._send(mido.Message("start"))
             self._send(mido.Message("clock"))
             delay = pulses.sent(clock.now(), period) - clock.now()
@@ -296,7 +300,7 @@ class MidiOut(Node):
             self.clock_thread.join(timeout=2)
             import mido
 
-            if not self.start_pending:                     # a receiver that was started
+            if self.running:                               # a receiver that was started
                 self._send(mido.Message("stop"))
         if getattr(self, "port", None) is not None:
             import mido

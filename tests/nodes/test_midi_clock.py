@@ -262,19 +262,24 @@ def test_the_clock_starts_on_the_downbeat_so_the_receivers_bar_one_is_the_songs(
 
 
 def test_start_and_stop_inputs_send_them_and_a_later_start_waits_for_a_foreseen_downbeat():
-    """Stop 2 beats in (the pulses go on); Start at 2.5 s, with downbeats heard at 0.2
-    and 2.2 s: it goes out on the bar foreseen at 4.2 s, though no downbeat came then."""
+    """Downbeats heard at 0.2 and 2.2 s: a Start asked at once goes out on the 2.2 s
+    one; Stop at 2.3 s (the pulses go on); Start again at 2.5 s: it goes out on the bar
+    foreseen at 4.2 s, though no downbeat came then.  A Stop that finds the
+    receiver stopped sends nothing, and closing sends the last Stop only to a receiver
+    left running."""
     period = 60 / (24 * 120)
 
     def stop(node):
-        node.stop_pending, node.start_pending = True, False
+        node.wanted = False
 
     def start(node):
-        node.start_pending = True
+        node.wanted, node.starts = True, node.starts + 1
     marks = started(["start", "stop", "downbeat"], 24 * 10, downbeats=(Event(0.2), Event(2.2)),
-                    at={48: stop, 120: start})
+                    at={0: start, 110: stop, 112: stop, 120: start})
     kinds = [m[0] for m in marks]
-    assert kinds == ["stop", "start"], marks                          # nothing until asked
-    assert abs(marks[0][1] - (100 + 49 * period)) < 1e-9       # before the pulse after it
-    assert marks[0][2] is not None                                   # and the pulses go on
-    assert abs(marks[1][2] - 104.2) <= period / 2, marks
+    assert kinds == ["start", "stop", "start"], marks                # one Stop for two stops
+    assert abs(marks[0][2] - 102.2) <= period / 2, marks             # on the last downbeat
+    assert abs(marks[1][1] - (100 + 111 * period)) < 1e-9      # before the pulse after it
+    assert marks[1][2] is not None                                   # and the pulses go on
+    assert abs(marks[2][2] - 104.2) <= period / 2, marks
+    assert started(["start", "stop"], 24 * 2, at={10: stop}) == []    # never started: no Stop
