@@ -37,7 +37,8 @@ def thread_cpu(native_id: int | None) -> float | None:
 class CpuMeter:
     """CPU time from its start: per domain of the Python threads alive when sampled,
     the main thread as ``main``, the rest of the process as "other threads", and child
-    processes waited for since."""
+    processes waited for since.  A thread that has ended is gone from the kernel's
+    list: its time counts as "other threads" unless the caller names it (``ended``)."""
 
     def __init__(self, main: str = "control", children: str = "child processes") -> None:
         self.main, self.children = main, children
@@ -62,9 +63,12 @@ class CpuMeter:
                 out[t.native_id] = (DOMAINS.get(t.name, "other Python threads"), cpu)
         return out
 
-    def sample(self) -> dict[str, float]:
-        """CPU seconds per domain since the meter started, largest first, 0.0s left out."""
+    def sample(self, ended: dict[str, float] | None = None) -> dict[str, float]:
+        """CPU seconds per domain since the meter started, largest first, 0.0s left out;
+        ``ended``: domains of threads that ended since, with the time each recorded."""
         spent: dict[str, float] = {self.main: max(0.0, (thread_cpu(self.main_id) or 0.0) - self.main0)}
+        for domain, cpu in (ended or {}).items():
+            spent[domain] = spent.get(domain, 0.0) + cpu
         for tid, (domain, cpu) in self._python_threads().items():
             before = self.known0.get(tid, (domain, 0.0))[1]
             spent[domain] = spent.get(domain, 0.0) + max(0.0, cpu - before)

@@ -209,7 +209,7 @@ def render(patch: Path, registry: Registry, audio: Path | None, output: Path,
     if sink.count == 0:
         raise RenderError("no frames were drawn (see the errors above)")
     return RenderReport(output, sink.count, sink.count / rate, time.perf_counter() - t0, (w, h), rate,
-                        job.frames, meter.sample())
+                        job.frames, meter.sample({"encoding": sink.cpu}))
 
 
 @contextlib.contextmanager
@@ -330,6 +330,7 @@ class _Sink:
         self.error: BaseException | None = None
         self.drop = False             # frames still waiting are not encoded (a second Ctrl-C)
         self.queue: queue.Queue = queue.Queue(maxsize=self.QUEUE)
+        self.cpu = 0.0                            # [s] the encoder thread's, once it has ended
         self.thread = threading.Thread(target=self._encode, name="encoder", daemon=True)
         self.progress = Progress(TextColumn("[bold]render[/]"), BarColumn(), MofNCompleteColumn(),
                                  TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
@@ -358,6 +359,12 @@ class _Sink:
             self.writer.close()
 
     def _encode(self) -> None:
+        try:
+            self._encode_all()
+        finally:
+            self.cpu = time.thread_time()         # this thread's CPU, for the render's summary
+
+    def _encode_all(self) -> None:
         while (pixels := self.queue.get()) is not None:
             if self.error is not None or self.drop:
                 continue                   # failed or dropped: keep taking frames so drawing never blocks

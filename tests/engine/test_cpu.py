@@ -38,6 +38,17 @@ def test_each_named_thread_is_counted_under_its_domain_and_the_main_thread_apart
     assert list(cpu) == sorted(cpu, key=lambda k: -cpu[k])  # largest first
 
 
+def test_a_thread_that_ended_is_counted_under_the_domain_it_is_named_by():
+    meter = CpuMeter("drawing")
+    took = []
+    t = threading.Thread(target=lambda: (_spin(0.3), took.append(time.thread_time())), name="encoder")
+    t.start()
+    t.join()
+    unnamed, named = meter.sample(), meter.sample({"encoding": took[0]})
+    assert "encoding" not in unnamed and unnamed["other threads"] >= 0.25, unnamed   # gone from the kernel's list
+    assert named["encoding"] >= 0.3 and named.get("other threads", 0.0) < unnamed["other threads"] - 0.25, named
+
+
 def test_child_processes_waited_for_are_counted_under_their_name():
     meter = CpuMeter("drawing", "ffmpeg")
     subprocess.run([sys.executable, "-c", "import time\nend = time.process_time() + 0.3\n"
