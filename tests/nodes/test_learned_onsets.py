@@ -336,6 +336,13 @@ def test_labelled_real_songs_are_cut_into_pieces_at_the_training_rate_with_their
         np.testing.assert_allclose(onsets, want, atol=1e-4)
         loud = np.flatnonzero(np.abs(x) > 0.1)              # the clicks are where the labels say
         assert abs(loud[0] / 22050 - onsets[0]) < 0.002
+    summary = json.loads((labels / "summary.json").read_text())
+    summary["songs"][0]["span"] = [3.0, 9.0]             # labelled from 3 s to 9 s only
+    (labels / "summary.json").write_text(json.dumps(summary))
+    (inside,) = real_pieces(labels, 4.0, 22050)          # 0-4 s starts before the span
+    np.testing.assert_allclose(inside[1], pieces[1][1])
+    summary["songs"][0].pop("span")
+    (labels / "summary.json").write_text(json.dumps(summary))
     rendered = [(np.zeros(10, np.float32), np.zeros(0))]
     both = with_real(lambda *a, **k: rendered, labels)(1, 4.0, 0, None, 22050)
     assert len(both) == 3 and both[0] is rendered[0]
