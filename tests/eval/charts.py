@@ -12,7 +12,8 @@ wrote for the game.  Nobody tuned a detector on them, they are not in
   notes sit on its grid, a player's a few ms off it (a median 0-18 ms here), well
   inside the 50 ms window.
 - Beats: the two stems mixed (the full band) against the chart's beats from its
-  first to its last note (the tempo map, one beat per quarter note).  The Muldjord
+  first to its last note (the tempo map, one beat per quarter note), the trackers'
+  beats scored within that span.  The Muldjord
   songs are charted at 170-190 BPM, a tempo often tapped at half, so AMLt (any
   metrical level) is printed beside F and CMLt.
 
@@ -57,9 +58,10 @@ def _scores(song, tmp: Path, onset_p: dict, learned_p: dict, tempo_p: dict) -> t
     beats = {"default": mir.engine_events(mir.Clip(song.pack, song.name, full, None, song.beats), sr,
                                           None, tempo_p)[1],
              "aubio": mir.aubio_beats(mix, sr, None)}
+    ref = song.beats               # the charted span: beats tapped in an intro or outro are not scored
+    beats = {k: est[(est >= ref[0] - 0.07) & (est <= ref[-1] + 0.07)] for k, est in beats.items()}
     return ({k: mir.onset_f(song.notes, est) for k, est in onsets.items()},
-            {k: (*mir.beat_scores(song.beats, est), mir.metrical_level(song.beats, est))
-             for k, est in beats.items()})
+            {k: (*mir.beat_scores(ref, est), mir.metrical_level(ref, est)) for k, est in beats.items()})
 
 
 def evaluate(table, root: Path = FOLDER) -> bool:
