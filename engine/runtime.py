@@ -183,7 +183,11 @@ class Runtime:
         if not self.offline:
             self._start_status()
         if not runner.configured:
-            runner.configure()
+            try:
+                runner.configure()
+            except BaseException:
+                self._stop_osc()                 # the status reporter started above
+                raise
         if self.offline:
             return self._run_offline()
         from .reload import Reloader
