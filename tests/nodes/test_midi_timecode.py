@@ -175,8 +175,9 @@ def test_midi_out_sends_the_time_input_and_locates_again_after_a_jump():
 
 def test_a_show_leads_a_timeline_over_jack_and_follows_its_own_time_code(jack, write_patch, tmp_path):
     """midi.out's time code through JACK MIDI: RtMidi reads the raw bytes (quarter frames
-    0xF1 in order, 25 fps in piece 7, about 100 a second), and midi.in in the same show,
-    on a virtual port midi.out connects to, reads the position the show is at."""
+    0xF1 in order but for a few lost, 25 fps in piece 7, about 100 a second), and midi.in
+    in the same show, on a virtual port midi.out connects to, reads the position the show
+    is at."""
     synth = Synth(jack)
     out = tmp_path / "tc.jsonl"
     patch = write_patch(f"""
@@ -197,7 +198,12 @@ def test_a_show_leads_a_timeline_over_jack_and_follows_its_own_time_code(jack, w
         events = synth.close()
     quarters = [(t, b[1]) for t, b in events if b[0] == 0xF1]
     pieces = [byte >> 4 for _, byte in quarters]
-    assert sum(a != (b + 1) % 8 for b, a in zip(pieces, pieces[1:])) <= 1, pieces[:40]
+    # The node sends every block in order (tested on injected time above); a JACK client
+    # late for its cycle misses what came in it (test_midi.py), so a loaded machine loses
+    # a few quarter frames: a break here and there, where a sender out of order breaks
+    # every block.
+    breaks = sum(a != (b + 1) % 8 for b, a in zip(pieces, pieces[1:]))
+    assert breaks <= len(pieces) / 50, (breaks, len(pieces), pieces[:40])
     assert all((byte & 0xF) >> 1 == 1 for _, byte in quarters if byte >> 4 == 7)       # 25 fps
     rate = (len(quarters) - 1) / (quarters[-1][0] - quarters[0][0])
     assert rate == pytest.approx(100, rel=0.1)
