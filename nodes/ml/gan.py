@@ -20,7 +20,9 @@ node, within one shared batch.
 The node runs in the render domain, once per drawn frame (a picture is only worth
 computing when it is drawn).  Nodes that share a weights file and device render in one
 batch per frame; a frame whose latent did not change renders nothing and keeps the last
-image.
+image.  With ``every`` above 1 the generator runs on every Nth frame only and the frames
+between cross-fade to its picture: a slowly moving latent looks the same for a fraction
+of the work (make bench: gan).
 """
 
 from __future__ import annotations
@@ -49,7 +51,12 @@ class Gan(ModelNode):
                                       "colour of its image's palette. Lower is crisper (flat paint, hard "
                                       "edges), 1 the soft mixtures it trained on; 0: the model file's own "
                                       "(0.25 for the shipped model). Other generators ignore it.",
-                                      min=0.0, max=100.0)}
+                                      min=0.0, max=100.0),
+              "every": P.integer(1, "Run the generator on every Nth drawn frame only; the frames "
+                                 "between fade from the picture shown to the new one, which is "
+                                 "there in full N-1 frames later. 2 halves the generator's work "
+                                 "at a trail of one frame; 1: each frame its own picture.",
+                                 min=1, max=60)}
     inputs = WALK_INPUTS
     outputs = {
         "out": ports.image("The image: float32, size x size x 3, RGB in 0..1, top row first."),
@@ -64,6 +71,8 @@ class Gan(ModelNode):
         self.fitted: dict[int, np.ndarray] = {}
         self.rendered: np.ndarray | None = None
         self.pending: np.ndarray | None = None
+        self.frame = 0
+        self.fade: tuple[np.ndarray, np.ndarray, int] | None = None   # from, to, frames done
         self.out["out"] = np.zeros((m.size, m.size, 3), dtype=np.float32)
 
     def requests(self, tick: Tick) -> list[np.ndarray]:
@@ -73,17 +82,28 @@ class Gan(ModelNode):
         else:
             z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
         row = np.append(z, np.float32(self.p.temperature))     # the runner's row: latent, temperature
-        if self.rendered is not None and np.array_equal(row, self.rendered):
+        due, self.frame = self.frame % int(self.p.every) == 0, self.frame + 1
+        if not due or self.rendered is not None and np.array_equal(row, self.rendered):
             return []
         self.pending = row
         return [row]
 
     def deliver(self, tick: Tick, rows: np.ndarray | None) -> None:
-        if rows is None:
-            return
-        self.out["out"] = rows[0]
-        self.rendered = self.pending
-        self.out["latent"] = self.pending[:-1]
+        if rows is not None:
+            if int(self.p.every) > 1 and self.rendered is not None:
+                self.fade = (self.out["out"], rows[0], 0)
+            else:
+                self.out["out"], self.fade = rows[0], None
+            self.rendered = self.pending
+            self.out["latent"] = self.pending[:-1]
+        if self.fade is not None:
+            start, end, done = self.fade
+            done += 1
+            if done >= int(self.p.every):
+                self.out["out"], self.fade = end, None
+            else:
+                self.out["out"], self.fade = start + (end - start) * np.float32(done / self.p.every), \
+                    (start, end, done)
 
     def state(self) -> dict:
         return self.walk.state()

@@ -208,6 +208,38 @@ def test_ml_gan_temperature_param_changes_the_picture_live(registry, write_patch
     assert np.allclose(ex.nodes["g2"].out["out"], a, atol=1e-5)
 
 
+def test_ml_gan_every_computes_every_nth_frame_and_fades_between(registry, write_patch, monkeypatch):
+    """every: 3 runs the generator on frames 0, 3, 6 only; the two frames after each fade
+    from the picture shown to the new one, which is there in full on the third (trailing
+    the latent by two frames), where every: 1 draws each frame's latent at once."""
+    path = write_patch("""
+        nodes:
+          each:  {type: ml.gan, params: {seed: 5, speed: 3}}
+          third: {type: ml.gan, params: {seed: 5, speed: 3, every: 3}}
+        """)
+    rows = []
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward",
+                        lambda self, batch: (rows.append(len(batch)), orig(self, batch))[1])
+    ex = runners(path, registry)[0]
+    each, third, latents = [], [], []
+    for k in range(9):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))                   # a latent moving fast
+        each.append(ex.nodes["each"].out["out"].copy())
+        third.append(ex.nodes["third"].out["out"].copy())
+        latents.append((ex.nodes["each"].out["latent"].copy(), ex.nodes["third"].out["latent"].copy()))
+    assert rows == [2, 1, 1, 2, 1, 1, 2, 1, 1]
+    assert np.abs(each[3] - each[0]).mean() > 0.01                      # the latent moves
+    assert np.allclose(third[0], each[0], atol=1e-6) and np.array_equal(third[2], third[0])
+    for key in (3, 6):
+        a, b = third[key - 1], each[key]
+        assert np.allclose(third[key], a + (b - a) / 3, atol=1e-6)
+        assert np.allclose(third[key + 1], a + (b - a) * 2 / 3, atol=1e-6)
+        assert np.allclose(third[key + 2], b, atol=1e-6)        # rows of one batch: float rounding
+    assert all(np.array_equal(latents[k][1], latents[k - k % 3][0]) for k in range(9))   # the latent drawn
+    assert ex.fault_count() == 0
+
+
 def test_gan_keep_best_saves_the_likest_checkpoint_and_trains_the_same(squiggles, tmp_path):
     """--keep best: the model file holds the weights of the checkpoint scored likest to
     the training images (every 3 steps here), the training itself is what --keep last
