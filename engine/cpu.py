@@ -18,7 +18,7 @@ import time
 
 #: Python thread names -> the domain they are counted under.
 DOMAINS = {"tonegraph-audio": "audio", "tonegraph-render": "render", "encoder": "encoding",
-           "tonegraph-reload": "reload"}
+           "tonegraph-reload": "reload", "tonegraph-generator": "generator"}
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -60,7 +60,8 @@ class CpuMeter:
                 continue
             cpu = thread_cpu(t.native_id)
             if cpu is not None:
-                out[t.native_id] = (DOMAINS.get(t.name, "other Python threads"), cpu)
+                name = t.name.rsplit("_", 1)[0]           # a pool's worker: PREFIX_N
+                out[t.native_id] = (DOMAINS.get(name, "other Python threads"), cpu)
         return out
 
     def sample(self, ended: dict[str, float] | None = None) -> dict[str, float]:

@@ -20,9 +20,10 @@ node, within one shared batch.
 The node runs in the render domain, once per drawn frame (a picture is only worth
 computing when it is drawn).  Nodes that share a weights file and device render in one
 batch per frame; a frame whose latent did not change renders nothing and keeps the last
-image.  With ``every`` above 1 the generator runs on every Nth frame only and the frames
-between cross-fade to its picture: a slowly moving latent looks the same for a fraction
-of the work (make bench: gan).
+image.  With ``every`` above 1 the generator runs for every Nth frame only, on a thread
+of its own (one per model) while frames are drawn, and the frames after cross-fade to its
+picture: a slowly moving latent looks the same for a fraction of the work on the drawing
+thread (make bench: gan).
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ class Gan(ModelNode):
                                       "edges), 1 the soft mixtures it trained on; 0: the model file's own "
                                       "(0.25 for the shipped model). Other generators ignore it.",
                                       min=0.0, max=100.0),
-              "every": P.integer(1, "Run the generator on every Nth drawn frame only; the frames "
-                                 "between fade from the picture shown to the new one, which is "
-                                 "there in full N-1 frames later. 2 halves the generator's work "
-                                 "at a trail of one frame; 1: each frame its own picture.",
+              "every": P.integer(1, "Run the generator for every Nth drawn frame only, on a thread of "
+                                 "its own beside the drawing; the picture shown fades to each new "
+                                 "one over the N frames after it is ready (offline: the next frame "
+                                 "waits for it). 2 halves the generator's work, trailing the latent "
+                                 "by two frames; 1: each frame its own picture, at once.",
                                  min=1, max=60)}
     inputs = WALK_INPUTS
     outputs = {
@@ -69,8 +71,9 @@ class Gan(ModelNode):
         self.walking = any(name in self.wired for name in DRIVERS)
         self.walk = Walk(self.p, self.dim)
         self.fitted: dict[int, np.ndarray] = {}
-        self.rendered: np.ndarray | None = None
-        self.pending: np.ndarray | None = None
+        self.rendered: np.ndarray | None = None      # the row drawn last
+        self.asked: np.ndarray | None = None         # the row asked for last
+        self.job = None                              # with every > 1: the generator's run beside
         self.frame = 0
         self.fade: tuple[np.ndarray, np.ndarray, int] | None = None   # from, to, frames done
         self.out["out"] = np.zeros((m.size, m.size, 3), dtype=np.float32)
@@ -82,20 +85,32 @@ class Gan(ModelNode):
         else:
             z = fit(inp["value"], self.dim, self.p.seed, self.fitted).astype(np.float32)
         row = np.append(z, np.float32(self.p.temperature))     # the runner's row: latent, temperature
-        due, self.frame = self.frame % int(self.p.every) == 0, self.frame + 1
-        if not due or self.rendered is not None and np.array_equal(row, self.rendered):
+        every = int(self.p.every)
+        due, self.frame = self.frame % every == 0, self.frame + 1
+        if self.job is not None and (self.ctx.offline or self.job.done()):
+            job, asked, self.job = self.job, self.asked, None
+            self._show(job.result()[0], asked)      # the generator's error: this node's fault
+        if not due or self.asked is not None and np.array_equal(row, self.asked):
             return []
-        self.pending = row
+        self.asked = row
+        if every > 1 and self.rendered is not None:
+            if self.job is None:                     # else still busy: this frame's is left out
+                self.job = self.model.beside(row[None])
+            return []
         return [row]
+
+    def _show(self, image: np.ndarray, row: np.ndarray) -> None:
+        """A new picture, of latent and temperature ``row``: at once, or faded to."""
+        if int(self.p.every) > 1 and self.rendered is not None:
+            self.fade = (self.out["out"], image, 0)
+        else:
+            self.out["out"], self.fade = image, None
+        self.rendered = row
+        self.out["latent"] = row[:-1]
 
     def deliver(self, tick: Tick, rows: np.ndarray | None) -> None:
         if rows is not None:
-            if int(self.p.every) > 1 and self.rendered is not None:
-                self.fade = (self.out["out"], rows[0], 0)
-            else:
-                self.out["out"], self.fade = rows[0], None
-            self.rendered = self.pending
-            self.out["latent"] = self.pending[:-1]
+            self._show(rows[0], self.asked)
         if self.fade is not None:
             start, end, done = self.fade
             done += 1

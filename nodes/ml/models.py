@@ -23,6 +23,7 @@ import pickle
 import threading
 import weakref
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -318,6 +319,14 @@ class Runner:
         self.module = module.to(device=device, dtype=self.dtype)
         self.config = data["config"]
         self.extra = data["extra"]
+        self._beside: ThreadPoolExecutor | None = None
+
+    def beside(self, batch: np.ndarray) -> Future:
+        """``forward(batch)`` on the model's own thread (one, started when first asked),
+        so the caller's thread draws on meanwhile."""
+        if self._beside is None:
+            self._beside = ThreadPoolExecutor(1, thread_name_prefix="tonegraph-generator")
+        return self._beside.submit(self.forward, batch)
 
     def _input(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))

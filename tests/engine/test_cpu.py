@@ -38,6 +38,20 @@ def test_each_named_thread_is_counted_under_its_domain_and_the_main_thread_apart
     assert list(cpu) == sorted(cpu, key=lambda k: -cpu[k])  # largest first
 
 
+def test_a_pools_worker_is_counted_under_its_prefix():
+    """ml.gan's generator thread is a one-worker pool's, named PREFIX_0."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    meter = CpuMeter("control")
+    hold = threading.Event()
+    with ThreadPoolExecutor(1, thread_name_prefix="tonegraph-generator") as pool:
+        pool.submit(_spin, 0.3).result(60)
+        pool.submit(hold.wait, 30)
+        cpu = meter.sample()
+        hold.set()
+    assert 0.25 <= cpu["generator"] <= 1.0, cpu
+
+
 def test_a_thread_that_ended_is_counted_under_the_domain_it_is_named_by():
     meter = CpuMeter("drawing")
     took = []

@@ -18,7 +18,7 @@ from tonegraph.tools import train
 from tonegraph.nodes.ml.base import MODELS_DIR
 from tonegraph.nodes.ml.frontend import DEFAULT as FRONT
 
-from ..conftest import ROOT, load_ok, make_runner, run_offline, tonegraph
+from ..conftest import ROOT, load_ok, make_runner, run_offline, tonegraph, wait_for
 
 
 @pytest.fixture(scope="module")
@@ -208,35 +208,69 @@ def test_ml_gan_temperature_param_changes_the_picture_live(registry, write_patch
     assert np.allclose(ex.nodes["g2"].out["out"], a, atol=1e-5)
 
 
-def test_ml_gan_every_computes_every_nth_frame_and_fades_between(registry, write_patch, monkeypatch):
-    """every: 3 runs the generator on frames 0, 3, 6 only; the two frames after each fade
-    from the picture shown to the new one, which is there in full on the third (trailing
-    the latent by two frames), where every: 1 draws each frame's latent at once."""
+def gan_every_runner(registry, write_patch, offline=True):
     path = write_patch("""
         nodes:
           each:  {type: ml.gan, params: {seed: 5, speed: 3}}
           third: {type: ml.gan, params: {seed: 5, speed: 3, every: 3}}
         """)
-    rows = []
-    orig = models.GeneratorRunner.forward
-    monkeypatch.setattr(models.GeneratorRunner, "forward",
-                        lambda self, batch: (rows.append(len(batch)), orig(self, batch))[1])
     ex = runners(path, registry)[0]
+    ex.nodes["third"].ctx.offline = offline
+    return ex
+
+
+def test_ml_gan_every_computes_every_nth_frame_beside_the_drawing_and_fades_in(registry, write_patch,
+                                                                              monkeypatch):
+    """every: 3 draws its first picture at once, then runs the generator for frames 3, 6,
+    9 on a thread of its own while the frame is drawn; offline the next frame waits for
+    it, and the three frames from there fade from the picture shown to the new one,
+    which is there in full on the third (trailing the latent by three frames)."""
+    import threading
+
+    calls = []
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
+        calls.append((threading.current_thread() is threading.main_thread(), len(batch))),
+        orig(self, batch))[1])
+    ex = gan_every_runner(registry, write_patch)
     each, third, latents = [], [], []
-    for k in range(9):
+    for k in range(10):
         ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))                   # a latent moving fast
         each.append(ex.nodes["each"].out["out"].copy())
         third.append(ex.nodes["third"].out["out"].copy())
         latents.append((ex.nodes["each"].out["latent"].copy(), ex.nodes["third"].out["latent"].copy()))
-    assert rows == [2, 1, 1, 2, 1, 1, 2, 1, 1]
-    assert np.abs(each[3] - each[0]).mean() > 0.01                      # the latent moves
-    assert np.allclose(third[0], each[0], atol=1e-6) and np.array_equal(third[2], third[0])
+    assert [n for main, n in calls if main] == [2] + [1] * 9              # the first at once, batched
+    assert [n for main, n in calls if not main] == [1, 1, 1]             # frames 3, 6, 9 beside
+    assert np.abs(each[3] - each[0]).mean() > 0.01                        # the latent moves
+    assert np.allclose(third[0], each[0], atol=1e-6) and all(np.array_equal(third[k], third[0]) for k in (1, 2, 3))
     for key in (3, 6):
-        a, b = third[key - 1], each[key]
-        assert np.allclose(third[key], a + (b - a) / 3, atol=1e-6)
-        assert np.allclose(third[key + 1], a + (b - a) * 2 / 3, atol=1e-6)
-        assert np.allclose(third[key + 2], b, atol=1e-6)        # rows of one batch: float rounding
-    assert all(np.array_equal(latents[k][1], latents[k - k % 3][0]) for k in range(9))   # the latent drawn
+        a, b = third[key], each[key]
+        assert np.allclose(third[key + 1], a + (b - a) / 3, atol=1e-6)
+        assert np.allclose(third[key + 2], a + (b - a) * 2 / 3, atol=1e-6)
+        assert np.allclose(third[key + 3], b, atol=1e-6)
+        assert np.array_equal(latents[key + 1][1], latents[key][0])       # the latent drawn
+    assert ex.fault_count() == 0
+
+
+def test_ml_gan_every_live_draws_on_while_the_generator_is_busy(registry, write_patch, monkeypatch):
+    """Live, a frame never waits for the generator's thread: the picture shown stays
+    until the new one is there, and fades in from the frame after."""
+    import threading
+
+    ex = gan_every_runner(registry, write_patch, offline=False)
+    for k in range(3):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    held, go = ex.nodes["third"].out["out"].copy(), threading.Event()
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
+        threading.current_thread() is threading.main_thread() or go.wait(30), orig(self, batch))[1])
+    for k in range(3, 8):                                                 # frame 6 is due: still busy
+        ex.frame(Tick(k / 4, 1 / 4, k))
+        assert np.array_equal(ex.nodes["third"].out["out"], held)
+    go.set()
+    assert wait_for(lambda: ex.nodes["third"].job is None or ex.nodes["third"].job.done(), 30)
+    ex.frame(Tick(8 / 4, 1 / 4, 8))
+    assert not np.array_equal(ex.nodes["third"].out["out"], held)         # fading in
     assert ex.fault_count() == 0
 
 
