@@ -166,14 +166,22 @@ def sections(z: np.ndarray, width: int = 8) -> list[int]:
     return out
 
 
-def embed(z: np.ndarray, dims: int, seed: int) -> tuple[np.ndarray, str]:
+#: t-SNE's iterations and Barnes-Hut angle: half scikit-learn's 1,000 iterations and a
+#: coarser angle (0.5) lay out a library of 8 real songs (10,792 chunks) in 12.7 s for
+#: 28.3 s, neighbours kept as well (trustworthiness at 10: 0.976 for 0.977; each chunk's
+#: nearest neighbour from its own song: 98.2 % for 98.3 %); make bench: library.
+TSNE_ITERATIONS, TSNE_ANGLE = 500, 0.7
+
+
+def embed(z: np.ndarray, dims: int, seed: int, iterations: int = TSNE_ITERATIONS,
+          angle: float = TSNE_ANGLE) -> tuple[np.ndarray, str]:
     """t-SNE (scikit-learn) into ``dims`` dimensions, scaled to -1..1; PCA for very few chunks."""
     n = len(z)
     if n > dims + 5:
         from sklearn.manifold import TSNE
 
-        out = TSNE(n_components=dims, perplexity=min(30.0, (n - 1) / 3), init="pca",
-                   random_state=seed).fit_transform(z)
+        out = TSNE(n_components=dims, perplexity=min(30.0, (n - 1) / 3), init="pca", max_iter=iterations,
+                   angle=angle, random_state=seed).fit_transform(z)
         method = "t-SNE"
     else:
         from sklearn.decomposition import PCA
