@@ -126,9 +126,8 @@ def _rebuilt(gen: nn.Module) -> nn.Module:
     if not (isinstance(layers[1], nn.BatchNorm2d) and isinstance(layers[2], nn.ReLU)):
         return gen
     t, bn = layers[0], layers[1]
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
-    weight = (t.weight.detach() * scale.view(1, -1, 1, 1)).reshape(t.in_channels, -1)
-    bias = (bn.bias - bn.running_mean * scale).detach().repeat_interleave(16)
+    weight, bias = _fold(t.weight.detach().transpose(0, 1), bn)      # (in, out, 4, 4): out first
+    weight, bias = weight.transpose(0, 1).reshape(t.in_channels, -1), bias.detach().repeat_interleave(16)
     blocks, i = [], 3
     while i + 3 < len(layers) and isinstance(layers[i], nn.Upsample):
         up, conv, norm, act = layers[i:i + 4]

@@ -323,3 +323,29 @@ def test_lights_keep_their_rate_when_drawing_is_slow(write_patch):
     assert report.frames >= 150                        # ... and the lights at ~60 (of 180)
     assert len(got) >= 150 and report.frames >= 4 * report.renders
     assert all(encode.decode(p)[0][1].address == "/dim" for p in got)
+
+
+def test_a_run_whose_set_up_is_interrupted_takes_its_status_reporter_off_the_logger(write_patch, monkeypatch):
+    """The status reporter starts before the nodes set up (so what they say on the way
+    reaches the monitor); a set-up stopped there (Ctrl-C while a model loads) must not
+    leave it on the tonegraph logger, holding its destination."""
+    import socket
+
+    from tonegraph.engine.osc.status import StatusReporter
+    from tonegraph.engine.runner import Runner
+    from tonegraph.engine.runtime import OscOptions
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Runner, "configure", interrupted)
+    registry = default_registry(plugins=False)
+    graph = load_ok(write_patch("nodes:\n  lfo: {type: control.lfo}\n"), registry)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        to = f"127.0.0.1:{listener.getsockname()[1]}"
+        rt = Runtime(graph, registry, duration=1.0, osc=OscOptions(port=None, status_to=to))
+        with pytest.raises(KeyboardInterrupt):
+            rt.run()
+    assert rt.reporter is not None                                     # it had started
+    assert not [h for h in logging.getLogger("tonegraph").handlers if isinstance(h, StatusReporter)]
