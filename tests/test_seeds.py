@@ -374,6 +374,51 @@ def test_seed_003_maps_a_library_on_a_local_dask_cluster_and_caches_each_song(tm
     assert len(json.loads((tmp_path / "lib.json").read_text())["songs"]) == 5
 
 
+def test_a_library_is_analysed_on_a_cluster_of_worker_processes(tmp_path):
+    """A Dask cluster as it runs across machines, here on 127.0.0.1: ``dask scheduler``
+    and two ``dask worker`` processes started apart from tonegraph; ``analyze
+    --scheduler`` sends it the songs, each worker process describes some of them, and
+    the map has every song."""
+    import sys
+    from pathlib import Path
+
+    from distributed import Client
+
+    lib = tmp_path / "library"
+    _library(lib, SONGS)
+    dask, ready = str(Path(sys.executable).parent / "dask"), tmp_path / "scheduler.json"
+    common = ["--no-dashboard", "--host", "127.0.0.1"]
+    procs = [subprocess.Popen([dask, "scheduler", "--port", "0", "--scheduler-file", str(ready), *common],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        assert wait_for(lambda: ready.exists() and "address" in ready.read_text(), 60)
+        address = json.loads(ready.read_text())["address"]
+        procs += [subprocess.Popen([dask, "worker", "--scheduler-file", str(ready), "--nthreads", "1",
+                                    "--no-nanny", "--name", f"w{i}", *common],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(2)]
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=120)
+            res = tonegraph("analyze", str(lib), "-o", str(tmp_path / "m"), "--scheduler", address, "-q",
+                            timeout=300)
+            assert res.returncode == 0, res.stderr
+            assert f"({len(SONGS)} analysed, 0 from the cache" in res.stdout
+
+            def described(dask_worker) -> int:
+                return sum(1 for e in dask_worker.state.log
+                           if str(e[0]).startswith("describe_song") and e[2] == "memory")
+            done = client.run(described)
+            client.shutdown()                     # the scheduler and its workers, as an operator would
+        assert len(done) == 2 and all(n >= 1 for n in done.values()) and sum(done.values()) == len(SONGS), done
+        assert len(json.loads((tmp_path / "m.json").read_text())["songs"]) == len(SONGS)
+    finally:
+        for p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(10)
+
+
 def test_a_library_is_analysed_on_an_existing_dask_cluster(tmp_path):
     """--scheduler ADDRESS: the songs go to a cluster that was already running (here one
     of this test's own, on 127.0.0.1); an address nobody answers is one line."""
