@@ -21,7 +21,7 @@ from typing import NoReturn
 
 from . import __version__
 from .args import add_mkdir, check_extras, check_outputs, networks, number, port, whole
-from .errors import NodeError, TonegraphError, describe, display_path
+from .errors import NodeError, TonegraphError, closest, describe, did_you_mean, display_path
 from .graph import load_graph, to_dot
 from .node import missing_extra
 from .reference import node_markdown, reference_markdown
@@ -147,11 +147,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     if args.type:
         cls = registry.get(args.type)
         if cls is None:
-            import difflib
-
-            close = difflib.get_close_matches(args.type, registry.names(), n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            return _fail(f"error: unknown node type '{args.type}'{hint}")
+            return _fail(f"error: unknown node type '{args.type}'{did_you_mean(args.type, registry.names())}")
         print(node_markdown(cls, level=1))
         missing = missing_extra(cls)
         if missing:
@@ -331,29 +327,24 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kw)
 
     def error(self, message: str) -> NoReturn:
-        import difflib
-
         m = re.match(r"argument COMMAND: invalid choice: '([^']*)'", message)
         if m:       # the commands from the parser itself: argparse words its list differently by version
             commands = [name for a in self._actions if isinstance(a, argparse._SubParsersAction)
                         for name in a.choices]
-            guess = difflib.get_close_matches(m.group(1), commands, n=1)
-            message = f"no command '{m.group(1)}'" + (f" (did you mean '{guess[0]}'?)" if guess else
-                                                      f"; commands: {', '.join(commands)}")
+            hint = did_you_mean(m.group(1), commands)
+            message = f"no command '{m.group(1)}'" + (hint or f"; commands: {', '.join(commands)}")
         self.exit(2, f"{self.prog}: error: {message}; '{self.prog} --help' lists what it takes\n")
 
 
 def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse; an option the command does not know is refused by that command's parser
     (its usage, not the top level's), with the nearest option it has."""
-    import difflib
-
     args, extra = parser.parse_known_args(argv)
     if extra:
         command = _chosen(parser, args)
         known = [o for a in command._actions for o in a.option_strings]
-        guess = difflib.get_close_matches(extra[0].split("=")[0], known, n=1)
-        hint = f" (did you mean {guess[0]}?)" if guess else ""
+        guess = closest(extra[0].split("=")[0], known)
+        hint = f" (did you mean {guess}?)" if guess else ""
         command.error(f"unrecognized arguments: {' '.join(extra)}{hint}")
     return args
 

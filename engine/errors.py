@@ -64,3 +64,18 @@ def describe(exc: BaseException) -> str:
     """An exception as one line: its type and message."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def closest(name: str, options, cutoff: float = 0.6) -> str | None:
+    """The option most like ``name`` (a mistyped param, choice, node type or command),
+    if any is close enough."""
+    import difflib
+
+    found = difflib.get_close_matches(name, list(options), n=1, cutoff=cutoff)
+    return found[0] if found else None
+
+
+def did_you_mean(name: str, options, cutoff: float = 0.6) -> str:
+    """`` (did you mean 'X'?)`` for the closest option, or nothing."""
+    guess = closest(name, options, cutoff)
+    return f" (did you mean '{guess}'?)" if guess else ""

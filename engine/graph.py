@@ -7,14 +7,13 @@ missing nodes and cycles without a delayed edge.
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import networkx as nx
 
-from .errors import Loc, ParamError, PatchError, describe, display_path
+from .errors import Loc, ParamError, PatchError, describe, did_you_mean, display_path
 from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
 from .node import missing_extra
 from .ports import PortType, compatible
@@ -57,8 +56,7 @@ class Graph:
 
 
 def _did_you_mean(name: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(name, options, n=1, cutoff=0.5)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    return did_you_mean(name, options, cutoff=0.5)
 
 
 def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list[PatchError]]:

@@ -185,17 +185,13 @@ class Node:
 
         Raises :class:`engine.errors.ParamError` naming the problem; nothing changes.
         """
-        from .errors import ParamError
+        from .errors import ParamError, did_you_mean
 
         coerced = {}
         for name, value in values.items():
             decl = self.params.get(name)
             if decl is None:
-                import difflib
-
-                close = difflib.get_close_matches(name, list(self.params), n=1)
-                hint = f" (did you mean '{close[0]}'?)" if close else ""
-                raise ParamError(f"{self.type_name} has no param '{name}'{hint}")
+                raise ParamError(f"{self.type_name} has no param '{name}'{did_you_mean(name, self.params)}")
             coerced[name] = decl.coerce(value, name)
         problems = self.check(vars(self.p) | coerced, self.wired, self.ctx)
         if problems:

@@ -8,12 +8,11 @@ that names the range or the valid choices.
 
 from __future__ import annotations
 
-import difflib
 import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import ParamError
+from .errors import ParamError, did_you_mean
 
 #: Largest integer a param takes (beyond it, floats lose whole numbers).
 MAX_INT = 2 ** 53
@@ -81,10 +80,7 @@ class Param:
             return value
         if kind == "choice":
             if not isinstance(value, str) or value not in self.choices:
-                hint = ""
-                if isinstance(value, str):
-                    close = difflib.get_close_matches(value, self.choices, n=1)
-                    hint = f" (did you mean '{close[0]}'?)" if close else ""
+                hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
                 raise ParamError(
                     f"param '{name}' must be one of {', '.join(self.choices)}; got {shown(value)}{hint}"
                 )

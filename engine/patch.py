@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from .errors import Loc, PatchError, display_path
+from .errors import Loc, PatchError, closest, display_path
 from .files import TEXT_LIMIT, read_bounded, yaml_bounds
 
 ID_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]*$")
@@ -367,10 +367,8 @@ class _Reader:
 
     @staticmethod
     def unknown(what: str, key: str, valid: tuple[str, ...]) -> str:
-        import difflib
-
-        close = difflib.get_close_matches(key, valid, n=1)
-        hint = f"did you mean '{close[0]}'? " if close else ""
+        guess = closest(key, valid)
+        hint = f"did you mean '{guess}'? " if guess else ""
         return f"unknown {what} '{key}' ({hint}expected one of: {', '.join(valid)})"
 
 

@@ -47,7 +47,6 @@ node) and a patch that does not load are refused before anything is listened to.
 from __future__ import annotations
 
 import argparse
-import difflib
 import logging
 import os
 import queue
@@ -58,7 +57,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from tonegraph.engine.errors import PatchError, TonegraphError, describe, display_path
+from tonegraph.engine.errors import PatchError, TonegraphError, describe, did_you_mean, display_path
 from tonegraph.engine.graph import Graph, GraphNode, load_graph
 from tonegraph.engine.ports import PortType
 from tonegraph.engine.registry import Registry
@@ -165,8 +164,7 @@ def find_target(graph: Graph, text: str, registry: Registry,
             raise LearnError(f"'{text}' is a param, not an input; learn wires inputs ({nid}'s: "
                              f"{inputs}); a param is set in the patch, with --set, or over OSC at "
                              f"/tonegraph/{nid}/{name}")
-        close = difflib.get_close_matches(name, list(cls.inputs), n=1)
-        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        hint = did_you_mean(name, cls.inputs)
         raise LearnError(f"{node.type} node '{nid}' has no input '{name}'{hint}; its inputs: {inputs}")
     if typ not in LEARNABLE:
         raise LearnError(f"'{text}' is an {typ.value} input; learn wires number, event, vector and "
