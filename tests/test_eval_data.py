@@ -8,7 +8,8 @@ import pytest
 import soundfile as sf
 
 from tests.eval import mir
-from tonegraph.nodes.audio.onset import THRESHOLDS
+from tonegraph.nodes.audio.learned import signal_activation
+from tonegraph.nodes.audio.onset import THRESHOLDS, learned_onsets
 
 needs_data = pytest.mark.skipif(
     not mir.DATA.is_dir(), reason=f"annotated recordings not found at {mir.DATA} "
@@ -118,8 +119,8 @@ def test_engine_streaming_equals_aubio_and_scores(source, name):
     assert onset_p["method"] == "hfc"
     # The learned detector streamed equals its whole-file activation picked alike.
     ours_on, ours_beat = mir.engine_events(clip, sr, onset_p | {"method": "learned"}, tempo_p)
-    activation, rate = mir.learned_activation(x, sr)
-    want = mir.learned_onsets(activation, rate, THRESHOLDS["learned"])
+    activation, rate = signal_activation(x, sr)
+    want = learned_onsets(activation, rate, THRESHOLDS["learned"])
     assert abs(len(ours_on) - len(want)) <= 1
     n = min(len(ours_on), len(want))
     assert list(ours_on[:n]) == pytest.approx(list(want[:n]), abs=1e-6)

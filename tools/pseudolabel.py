@@ -72,18 +72,10 @@ def learned_detector(model: Path | None = None, threshold: float | None = None) 
     given)."""
 
     def detect(x: np.ndarray, sr: int) -> np.ndarray:
-        from tonegraph.nodes.audio import learned
-        from tonegraph.nodes.audio.onset import learned_picker
-        from tonegraph.nodes.ml.frontend import MelFrontEnd
+        from tonegraph.nodes.audio.learned import signal_activation
+        from tonegraph.nodes.audio.onset import learned_onsets
 
-        w = learned.Weights.load(model or learned.SHIPPED)
-        frames = MelFrontEnd(w.front, sr).push(x)
-        if not frames:
-            return np.zeros(0)
-        activation = learned.activations(w, np.stack(frames))
-        rate = float(w.front["samplerate"]) / float(w.front["hop"])     # [frames/s]
-        pick = learned_picker(rate, threshold)
-        return np.array([(i - 1) / rate for i, a in enumerate(activation) if pick(float(a))])
+        return learned_onsets(*signal_activation(x, sr, model), threshold)
 
     return detect
 
@@ -171,6 +163,7 @@ def label_folder(folder: Path, out: Path, k: int = K, tolerance: float = TOLERAN
     out.mkdir(parents=True, exist_ok=True)
     dets = dets or detectors()
     summary = {"folder": str(folder.resolve()), "detectors": list(dets), "k": k, "tolerance_s": tolerance, "songs": []}
+    _write_summary(out, summary)          # none yet: a folder without songs still has one
     for song in songs(folder):
         x, sr = mono(song)
         found = detect_all(x, sr, dets)
@@ -184,7 +177,6 @@ def label_folder(folder: Path, out: Path, k: int = K, tolerance: float = TOLERAN
             "by_detector": {n: len(t) for n, t in found.items()}})
         progress(f"{song.relative_to(folder)}: {len(onsets)} onsets in {seconds:.0f} s")
         _write_summary(out, summary)      # after every song: a stopped run keeps its count
-    _write_summary(out, summary)
     return summary
 
 

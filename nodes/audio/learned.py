@@ -292,3 +292,14 @@ def activations(weights: Weights, mel_frames: np.ndarray) -> np.ndarray:
     for _ in range(min(weights.lookahead, len(mel_frames))):
         out.append(s.push(mel_frames[-1]))
     return np.array(out[:len(mel_frames)])
+
+
+def signal_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
+    """The activation of every frame of a whole signal at ``sr``, as audio.onset computes
+    it live (the shipped weights unless ``model``), and its frames per second."""
+    from tonegraph.nodes.ml.frontend import MelFrontEnd
+
+    w = Weights.load(model or SHIPPED)
+    frames = MelFrontEnd(w.front, sr).push(x)
+    mel = np.stack(frames) if frames else np.zeros((0, int(w.front["bands"])))
+    return activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])

@@ -222,6 +222,14 @@ def threshold_of(p) -> float:
     return THRESHOLDS.get(p.method, AUBIO_THRESHOLD)
 
 
+def learned_onsets(activation: np.ndarray, rate: float, threshold: float | None = None,
+                   minioi: float | None = None) -> np.ndarray:
+    """Onset times [s] picked from a whole signal's activation (learned.signal_activation)
+    as audio.onset picks them live: the method's own threshold and least gap unless given."""
+    pick = learned_picker(rate, threshold, minioi)
+    return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])
+
+
 def learned_picker(rate: float, threshold: float | None = None, minioi: float | None = None):
     """A peak picker for the learned detector's activation at ``rate`` frames a second,
     as audio.onset picks: the method's own threshold and least gap unless given."""

@@ -41,6 +41,8 @@ import numpy as np
 import soundfile as sf
 
 from tonegraph.nodes.audio import learned, onset
+from tonegraph.nodes.audio.learned import signal_activation
+from tonegraph.nodes.audio.onset import learned_onsets
 
 from . import mir
 
@@ -108,8 +110,8 @@ def _score_learned(params: dict) -> tuple[np.ndarray, np.ndarray]:
     clip's activation computed once per worker)."""
     for c, x, sr in _DATA:
         if c.name not in _ACTIVATIONS:
-            _ACTIVATIONS[c.name] = mir.learned_activation(x, sr)
-    return _scored((c, mir.learned_onsets(*_ACTIVATIONS[c.name], params["threshold"], params["minioi"]))
+            _ACTIVATIONS[c.name] = signal_activation(x, sr)
+    return _scored((c, learned_onsets(*_ACTIVATIONS[c.name], params["threshold"], params["minioi"]))
                    for c, _, _ in _DATA)
 
 

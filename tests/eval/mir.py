@@ -177,28 +177,6 @@ def spliced(clips: list[Clip], at: float = 12.0, then: float = 16.0, min_change:
             yield f"{a.name} -> {b.name}", x, sr, at, after
 
 
-def learned_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
-    """The learned detector's activation of every frame of a signal, as audio.onset
-    computes it live, and its frames per second."""
-    from tonegraph.nodes.audio import learned
-    from tonegraph.nodes.ml.frontend import MelFrontEnd
-
-    w = learned.Weights.load(model or learned.SHIPPED)
-    frames = MelFrontEnd(w.front, sr).push(x)
-    mel = np.stack(frames) if frames else np.zeros((0, int(w.front["bands"])))
-    return learned.activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])
-
-
-def learned_onsets(activation: np.ndarray, rate: float, threshold: float, minioi: float | None = None
-                   ) -> np.ndarray:
-    """Onset times [s] picked from an activation as audio.onset picks them live
-    (``minioi`` None: the learned method's own)."""
-    from tonegraph.nodes.audio.onset import learned_picker
-
-    pick = learned_picker(rate, threshold, minioi)
-    return np.array([(k - 1) / rate for k, a in enumerate(activation) if pick(float(a))])
-
-
 def live_delays(clip: Clip, x: np.ndarray, sr: int, params: dict, hop: int = HOP,
                 beats: bool = False) -> np.ndarray:
     """How long after its sound reaches the engine each matched onset (or with ``beats``

@@ -12,6 +12,8 @@ import pytest
 import soundfile as sf
 
 from tonegraph.nodes.audio import learned
+from tonegraph.nodes.audio.learned import signal_activation
+from tonegraph.nodes.audio.onset import learned_onsets
 
 from ..conftest import load_ok
 
@@ -153,8 +155,6 @@ def test_numpy_stream_equals_the_torch_network_and_is_causal(tmp_path):
 def test_the_node_streams_what_the_whole_file_gives_at_another_samplerate(trained, write_patch, registry, tmp_path):
     """audio.onset method learned in a real patch at 44.1 kHz (the detector resamples to
     its 22,050 Hz) gives the onsets picked from the whole file's activation."""
-    from tests.eval import mir
-
     from tonegraph.engine.runtime import Runtime
     from tonegraph.nodes.audio.synth import render_groove
 
@@ -172,8 +172,8 @@ nodes:
     Runtime(load_ok(path, registry), registry, offline=True).run()
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     got = np.array([r["t"] for r in rows])
-    activation, rate = mir.learned_activation(x, 44100, trained)
-    want = mir.learned_onsets(activation, rate, 0.3)
+    activation, rate = signal_activation(x, 44100, trained)
+    want = learned_onsets(activation, rate, 0.3)
     assert len(got) > 0 and all(0.0 <= r["value"] <= 1.0 for r in rows)
     n = min(len(got), len(want))
     assert abs(len(got) - len(want)) <= 1 and np.abs(got[:n] - want[:n]).max() < 1e-6
