@@ -195,10 +195,11 @@ def run_render() -> None:
           [[name, f"{s:.2f}", f"{s / base:.2f}x"] for name, s in speed.items()])
 
 
-def live_drops(seconds: float, sets: list[str]) -> tuple[int, int, int]:
+def live_drops(seconds: float, sets: list[str]) -> tuple[int, int, int, int, int]:
     """gan-glow live at 60 fps, headless at 640x360, with ``sets``: (frames drawn,
     dropped in the first second of drawing (the GL context, shaders and torch's first
-    passes are made on the first frames), dropped after it)."""
+    passes are made on the first frames), dropped after it, control ticks skipped,
+    audio hops lost)."""
     import threading
 
     registry = default_registry(plugins=False)
@@ -224,21 +225,32 @@ def live_drops(seconds: float, sets: list[str]) -> tuple[int, int, int]:
         done.set()
         watcher.join()
     start = first[0] if first else report.skipped_renders
-    return report.renders, start, report.skipped_renders - start
+    lost = rt.driver.skipped_hops + rt.driver.reanchors if rt.driver else 0
+    return report.renders, start, report.skipped_renders - start, report.skipped_frames, lost
 
 
 def run_live() -> None:
     seconds = 5.0 if quick() else 20.0
-    ways = {"every frame (every: 1)": ["gan.every=1"], "every other frame (every: 2)": ["gan.every=2"]}
+    cores = os.cpu_count() or 1
+    ways = {"every frame (every: 1)": (["gan.every=1"], None),
+            "every other frame (every: 2)": (["gan.every=2"], None),
+            f"every frame, torch on all {cores} cores": (["gan.every=1"], cores),
+            f"every other frame, torch on all {cores} cores": (["gan.every=2"], cores)}
     if BF16:
-        ways["every frame, bfloat16"] = ["gan.every=1", "gan.precision=bfloat16"]
+        ways["every frame, bfloat16"] = (["gan.every=1", "gan.precision=bfloat16"], None)
     live_drops(2.0, [])                 # the process's first GL context and passes: not counted
     rows = []
-    for name, sets in ways.items():
+    for name, (sets, count) in ways.items():
         models._shared.clear()
-        drawn, start, after = live_drops(seconds, sets)
-        rows.append([name, drawn, start, after, f"{drawn / seconds:.1f}"])
+        saved = models.share_cores
+        if count:                       # what share_cores refuses to do beside GL
+            models.share_cores = lambda sharing=frozenset(), n=count: (torch.set_num_threads(n), n)[1]
+        try:
+            drawn, start, after, ticks, hops = live_drops(seconds, sets)
+        finally:
+            models.share_cores = saved
+        rows.append([name, drawn, start, after, f"{drawn / seconds:.1f}", ticks, hops])
     table(f"graphs/gan-glow.yaml live at 60 fps, drawn headless at 640x360 on llvmpipe, {seconds:g} s "
           f"({cpu_name()}; aim: 0 dropped)",
-          ["generator", "frames drawn", "dropped in the first second", "dropped after it", "frames/s"],
-          rows)
+          ["generator", "frames drawn", "dropped in the first second", "dropped after it", "frames/s",
+           "control ticks skipped", "audio hops lost"], rows)
