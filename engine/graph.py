@@ -15,7 +15,7 @@ import networkx as nx
 
 from .errors import Loc, ParamError, PatchError, describe, did_you_mean, display_path
 from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
-from .node import missing_extra
+from .node import missing_extra, missing_modules
 from .ports import PortType, compatible
 from .registry import Registry
 
@@ -91,7 +91,8 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
         nodes[ns.id] = GraphNode(ns.id, ns.type, params, {}, ns)
     # One line per extra to install, however many nodes need it (at the first of them).
     for (ns, cls), *others in lacking.values():
-        err(missing_extra(cls, [o.id for o, _ in others]), ns.type_loc)
+        err(missing_modules(f"node '{ns.id}' ({cls.type_name})", cls.extra, cls.extra_modules,
+                            [o.id for o, _ in others]), ns.type_loc)
 
     # Wires: ports, referenced nodes, types.
     edges: list[Edge] = []
