@@ -151,7 +151,8 @@ def test_the_core_without_extras_runs_the_demo_and_names_what_to_install():
     core = next(line for line in listed.stdout.splitlines() if line.startswith("control.map "))
     assert "[needs" not in core
     learned = run("validate", "graphs/learned.yaml")
-    assert learned.returncode == 1 and "node 'code' (ml.autoencoder) needs the 'ml' extra (torch is not installed)" in learned.stderr
+    assert learned.returncode == 1
+    assert "node 'code' (ml.autoencoder) needs the 'ml' extra (torch is not installed)" in learned.stderr
     assert "Traceback" not in learned.stderr
     # One line per extra, however many nodes need it (the tunnel's three gl nodes gave three).
     assert learned.stderr.count("\n") == 1 and "(so do 'walker', 'coded')" in learned.stderr, learned.stderr
