@@ -274,6 +274,31 @@ def test_ml_gan_every_live_draws_on_while_the_generator_is_busy(registry, write_
     assert ex.fault_count() == 0
 
 
+def test_ml_gan_every_set_to_1_while_the_generator_is_busy_drops_its_late_picture(registry, write_patch,
+                                                                                  monkeypatch):
+    """every: 3 -> 1 live while a picture is being made beside: from then on each frame
+    draws its own latent at once, and the late picture, of an older latent, never shows."""
+    import threading
+
+    ex = gan_every_runner(registry, write_patch, offline=False)
+    for k in range(3):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    go = threading.Event()
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
+        threading.current_thread() is threading.main_thread() or go.wait(30), orig(self, batch))[1])
+    ex.frame(Tick(3 / 4, 1 / 4, 3))                                         # frame 3: asked for beside
+    job = ex.nodes["third"].job
+    assert job is not None and not job.done()
+    assert not ex.nodes["third"].set_params({"every": 1})
+    go.set()
+    assert wait_for(job.done, 30)
+    for k in range(4, 7):
+        ex.frame(Tick(k / 4, 1 / 4, k))
+        assert np.allclose(ex.nodes["third"].out["out"], ex.nodes["each"].out["out"], atol=1e-6), k
+    assert ex.fault_count() == 0
+
+
 def test_gan_keep_best_saves_the_likest_checkpoint_and_trains_the_same(squiggles, tmp_path):
     """--keep best: the model file holds the weights of the checkpoint scored likest to
     the training images (every 3 steps here), the training itself is what --keep last
