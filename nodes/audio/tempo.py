@@ -122,7 +122,8 @@ class Tempo(Analyzer):
     outputs = {
         "beat": ports.event("A beat, at its media time; strength 0..1: the sound's level then "
                             "against the recent loudest."),
-        "bpm": ports.number("Current tempo [BPM]; 0 until a beat is heard, then the last through quiet."),
+        "bpm": ports.number("Tempo of the beats heard [BPM], set at each beat and held between them and "
+                            "through quiet; 0 until a beat is heard."),
         "confidence": ports.number("The tracker's confidence, 0..1 (1 when overridden)."),
         "phase": ports.number("Position between beats, 0..1."),
         "downbeat": ports.event("The first beat of each bar (the same event as its beat)."),
@@ -252,11 +253,12 @@ class Tempo(Analyzer):
                     if self.p.bars == "sound":
                         places = tr.places
             if tr is not None:
-                self.period = 60.0 / tr.bpm
+                if found:               # the tempo of the beats heard: held between them
+                    self.period = 60.0 / tr.bpm
                 out["confidence"] = tr.confidence
             else:
                 period = self.det.get_period_s()
-                if period > 0:
+                if period > 0 and found:
                     self.period = period
                 out["confidence"] = float(self.det.get_confidence())
         # No tempo until a beat is heard (a tracker hearing silence still has a most

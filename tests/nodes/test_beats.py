@@ -126,6 +126,21 @@ def test_silence_stops_the_beat_and_music_brings_it_back():
     assert lock(again, got[got > end + gap - 0.05]) <= 4
 
 
+def test_the_tempo_holds_through_a_quiet_passage():
+    """A desk shows the bpm: through 8 s of silence after a 120 BPM groove it stays at
+    the groove's tempo, one steady number (it wandered between 107 and 128 as the
+    tracker's hypotheses moved with nothing to hear), and the music after it is heard
+    at 120 again."""
+    for tracker in ("dbn", "aubio"):
+        x, _, _ = render_groove(SR, 120.0, 6, seed=3)
+        end = len(x) / SR
+        x = np.concatenate([x, np.zeros(int(8 * SR)), x]).astype(np.float32)
+        bpm = [(t, out["bpm"]) for t, out in feed(tempo_node(tracker=tracker), x)]
+        quiet = {round(b, 6) for t, b in bpm if end <= t < end + 8}
+        assert len(quiet) == 1 and abs(quiet.pop() - 120) < 3, (tracker, sorted(quiet))
+        assert all(abs(b - 120) < 3 for t, b in bpm if end + 8 + 4 <= t), tracker
+
+
 def test_a_reload_keeps_what_the_tracker_has_heard():
     x, before, after, cut = two_tempi(120.0, 150.0)
     hop = 512
