@@ -72,8 +72,9 @@ class Gan(ModelNode):
         self.walk = Walk(self.p, self.dim)
         self.fitted: dict[int, np.ndarray] = {}
         self.rendered: np.ndarray | None = None      # the row drawn last
+        self.pending: np.ndarray | None = None       # the row asked for in this frame's batch
         self.asked: np.ndarray | None = None         # the row asked for last
-        self.job = None                              # with every > 1: the generator's run beside
+        self.job = None                              # with every > 1: (the run beside, its row)
         self.frame = 0
         self.fade: tuple[np.ndarray, np.ndarray, int] | None = None   # from, to, frames done
         self.out["out"] = np.zeros((m.size, m.size, 3), dtype=np.float32)
@@ -87,17 +88,32 @@ class Gan(ModelNode):
         row = np.append(z, np.float32(self.p.temperature))     # the runner's row: latent, temperature
         every = int(self.p.every)
         due, self.frame = self.frame % every == 0, self.frame + 1
-        if self.job is not None and (self.ctx.offline or self.job.done()):
-            job, asked, self.job = self.job, self.asked, None
-            self._show(job.result()[0], asked)      # the generator's error: this node's fault
-        if not due or self.asked is not None and np.array_equal(row, self.asked):
-            return []
-        self.asked = row
-        if every > 1 and self.rendered is not None:
-            if self.job is None:                     # else still busy: this frame's is left out
-                self.job = self.model.beside(row[None])
-            return []
-        return [row]
+        if self.job is not None:
+            if every == 1:
+                self.job = None                      # drawn at once from now: a late picture is old
+            elif self.ctx.offline or self.job[0].done():
+                self._collect()
+        if every == 1 or self.rendered is None:      # at once, in this frame's batch
+            if self.rendered is not None and np.array_equal(row, self.rendered):
+                return []
+            self.pending = row
+            return [row]
+        if due and self.job is None and not np.array_equal(row, self.asked):
+            self.asked = row                         # busy: asked on the next due frame instead
+            self.job = (self.model.beside(row[None]), row)
+        return []
+
+    def _collect(self) -> None:
+        """The picture made beside, faded to; the generator's error is this node's fault
+        (and the latent is asked for again)."""
+        future, row = self.job
+        self.job = None
+        try:
+            image = future.result()[0]
+        except Exception:
+            self.asked = None
+            raise
+        self._show(image, row)
 
     def _show(self, image: np.ndarray, row: np.ndarray) -> None:
         """A new picture, of latent and temperature ``row``: at once, or faded to."""
@@ -105,12 +121,12 @@ class Gan(ModelNode):
             self.fade = (self.out["out"], image, 0)
         else:
             self.out["out"], self.fade = image, None
-        self.rendered = row
+        self.rendered = self.asked = row
         self.out["latent"] = row[:-1]
 
     def deliver(self, tick: Tick, rows: np.ndarray | None) -> None:
         if rows is not None:
-            self._show(rows[0], self.asked)
+            self._show(rows[0], self.pending)
         if self.fade is not None:
             start, end, done = self.fade
             done += 1

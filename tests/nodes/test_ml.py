@@ -255,47 +255,61 @@ def test_ml_gan_every_computes_every_nth_frame_beside_the_drawing_and_fades_in(r
 def test_ml_gan_every_live_draws_on_while_the_generator_is_busy(registry, write_patch, monkeypatch):
     """Live, a frame never waits for the generator's thread: the picture shown stays
     until the new one is there, and fades in from the frame after."""
-    import threading
-
     ex = gan_every_runner(registry, write_patch, offline=False)
     for k in range(3):
         ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
-    held, go = ex.nodes["third"].out["out"].copy(), threading.Event()
-    orig = models.GeneratorRunner.forward
-    monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
-        threading.current_thread() is threading.main_thread() or go.wait(30), orig(self, batch))[1])
-    for k in range(3, 8):                                                 # frame 6 is due: still busy
-        ex.frame(Tick(k / 4, 1 / 4, k))
-        assert np.array_equal(ex.nodes["third"].out["out"], held)
-    go.set()
-    assert wait_for(lambda: ex.nodes["third"].job is None or ex.nodes["third"].job.done(), 30)
+    held, go = ex.nodes["third"].out["out"].copy(), held_generator(monkeypatch)
+    try:
+        for k in range(3, 8):                                             # frame 6 is due: still busy
+            ex.frame(Tick(k / 4, 1 / 4, k))
+            assert np.array_equal(ex.nodes["third"].out["out"], held)
+    finally:
+        go.set()
+    assert wait_for(lambda: ex.nodes["third"].job is None or ex.nodes["third"].job[0].done(), 30)
     ex.frame(Tick(8 / 4, 1 / 4, 8))
     assert not np.array_equal(ex.nodes["third"].out["out"], held)         # fading in
     assert ex.fault_count() == 0
 
 
-def test_ml_gan_every_set_to_1_while_the_generator_is_busy_drops_its_late_picture(registry, write_patch,
-                                                                                  monkeypatch):
-    """every: 3 -> 1 live while a picture is being made beside: from then on each frame
-    draws its own latent at once, and the late picture, of an older latent, never shows."""
+def held_generator(monkeypatch):
+    """The generator's own thread waits for the event returned; the drawing thread not."""
     import threading
 
-    ex = gan_every_runner(registry, write_patch, offline=False)
-    for k in range(3):
-        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
     go = threading.Event()
     orig = models.GeneratorRunner.forward
     monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
         threading.current_thread() is threading.main_thread() or go.wait(30), orig(self, batch))[1])
-    ex.frame(Tick(3 / 4, 1 / 4, 3))                                         # frame 3: asked for beside
-    job = ex.nodes["third"].job
-    assert job is not None and not job.done()
-    assert not ex.nodes["third"].set_params({"every": 1})
-    go.set()
-    assert wait_for(job.done, 30)
-    for k in range(4, 7):
-        ex.frame(Tick(k / 4, 1 / 4, k))
-        assert np.allclose(ex.nodes["third"].out["out"], ex.nodes["each"].out["out"], atol=1e-6), k
+    return go
+
+
+@pytest.mark.parametrize("every_after", [3, 1])
+def test_ml_gan_every_draws_the_latent_it_settles_on_after_a_busy_generator(registry, write_patch,
+                                                                            monkeypatch, every_after):
+    """Frame 3's picture is still being made when frame 6 is due (left out); then the
+    latent stops.  The picture settles on the latent it stopped at, and ``latent`` names
+    the one drawn: with every: 3 the next due frame asks again; set to 1 meanwhile, each
+    frame draws at once and the late picture, of an older latent, is dropped."""
+    ex = gan_every_runner(registry, write_patch, offline=False)
+    third, each = ex.nodes["third"], ex.nodes["each"]
+    for k in range(3):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    go = held_generator(monkeypatch)
+    try:
+        for k in range(3, 7):
+            ex.frame(Tick(k / 4, 1 / 4, k))
+        assert third.job is not None
+        if every_after == 1:
+            assert not third.set_params({"every": 1})
+            ex.frame(Tick(7 / 4, 1 / 4, 7))                     # drawn at once; the job is late
+    finally:
+        go.set()
+    assert wait_for(lambda: third.job is None or third.job[0].done(), 30)
+    for k in range(8, 20):                                      # the latent held still
+        ex.frame(Tick(7 / 4, 0.0, k))
+        assert wait_for(lambda: third.job is None or third.job[0].done(), 30)   # ready by the next
+        if k >= 8 + 2 * 3:
+            assert np.allclose(third.out["out"], each.out["out"], atol=1e-5), k
+            assert np.array_equal(third.out["latent"], each.out["latent"]), k
     assert ex.fault_count() == 0
 
 
