@@ -271,12 +271,7 @@ def analyse_library(folder: Path, cache_dir: Path, workers: int | None = None,
     z, mean, std = standardise(feats)
     if progress:
         progress(0, 1, "laying out by similarity")
-    if z.shape[1] > PCA_DIMS and len(z) > PCA_DIMS:
-        from sklearn.decomposition import PCA
-
-        z_low = PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(z)
-    else:
-        z_low = z
+    z_low = reduced(z, seed)
     xy, method = embed(z_low, 2, seed)
     if progress:
         progress(1, 1, "laying out by similarity")
@@ -288,6 +283,15 @@ def analyse_library(folder: Path, cache_dir: Path, workers: int | None = None,
                        "features": [round(float(v), 5) for v in f], "xy": [round(float(v), 4) for v in p]}
                       for (song, s, e), f, p in zip(chunks, feats, xy)]}
     return doc, report
+
+
+def reduced(z: np.ndarray, seed: int = 0) -> np.ndarray:
+    """Standardised features as the layout takes them: PCA to PCA_DIMS when wider."""
+    if z.shape[1] > PCA_DIMS and len(z) > PCA_DIMS:
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=PCA_DIMS, random_state=seed).fit_transform(z)
+    return z
 
 
 def plot_library(doc: dict, path: Path) -> None:

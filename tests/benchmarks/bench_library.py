@@ -107,14 +107,15 @@ def run_whole(folder: Path, count: int, minutes: float) -> None:
 
 
 def layouts(doc: dict) -> None:
-    """The t-SNE layout of a library's chunks at scikit-learn's settings and the shipped
-    ones: time, and trustworthiness at 10 neighbours (on 3,000 chunks drawn at random)."""
+    """The t-SNE layout of a library's chunks (their features as analyze lays them out) at
+    scikit-learn's settings and the shipped ones: time, and trustworthiness at 10
+    neighbours (on 3,000 chunks drawn at random)."""
     import numpy as np
     from sklearn.manifold import trustworthiness
 
     from tonegraph.nodes.ml.chunks import TSNE_ANGLE, TSNE_ITERATIONS, embed, standardise
 
-    z = standardise(np.array([c["features"] for c in doc["chunks"]]))[0]
+    z = library.reduced(standardise(np.array([c["features"] for c in doc["chunks"]]))[0])   # as analyze
     sub = np.random.default_rng(0).choice(len(z), min(3000, len(z)), replace=False)
     rows, took = [], {}
     for name, (iterations, angle) in {"scikit-learn's (1000 iterations, angle 0.5)": (1000, 0.5),
