@@ -12,6 +12,7 @@ Child processes (ffmpeg) are counted when they have been waited for.
 from __future__ import annotations
 
 import os
+import re
 import resource
 import threading
 import time
@@ -60,8 +61,8 @@ class CpuMeter:
                 continue
             cpu = thread_cpu(t.native_id)
             if cpu is not None:
-                name = t.name.rsplit("_", 1)[0]           # a pool's worker: PREFIX_N
-                out[t.native_id] = (DOMAINS.get(name, "other Python threads"), cpu)
+                name = re.sub(r"_\d+$", "", t.name)      # a pool's worker: PREFIX_N
+                out[t.native_id] = (DOMAINS.get(t.name, DOMAINS.get(name, "other Python threads")), cpu)
         return out
 
     def sample(self, ended: dict[str, float] | None = None) -> dict[str, float]:

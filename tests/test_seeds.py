@@ -411,9 +411,14 @@ def test_a_library_is_analysed_on_a_cluster_of_worker_processes(tmp_path):
         assert len(done) == 2 and all(n >= 1 for n in done.values()) and sum(done.values()) == len(SONGS), done
         assert len(json.loads((tmp_path / "m.json").read_text())["songs"]) == len(SONGS)
     finally:
+        for p in procs:                           # shut down above; else stopped here
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                p.terminate()
         for p in procs:
             try:
-                p.wait(30)
+                p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait(10)

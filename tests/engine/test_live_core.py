@@ -347,5 +347,9 @@ def test_a_run_whose_set_up_is_interrupted_takes_its_status_reporter_off_the_log
         rt = Runtime(graph, registry, duration=1.0, osc=OscOptions(port=None, status_to=to))
         with pytest.raises(KeyboardInterrupt):
             rt.run()
+    logger = logging.getLogger("tonegraph")
+    left = [h for h in logger.handlers if isinstance(h, StatusReporter)]
+    for h in left:                                                     # not into later tests
+        logger.removeHandler(h)
     assert rt.reporter is not None                                     # it had started
-    assert not [h for h in logging.getLogger("tonegraph").handlers if isinstance(h, StatusReporter)]
+    assert not left
