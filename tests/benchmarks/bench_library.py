@@ -49,11 +49,12 @@ def run() -> None:
                 t0 = time.perf_counter()
                 describe_songs(songs, client)
                 took[workers] = time.perf_counter() - t0
-            rows.append([f"{workers}", f"{took[workers]:.2f} s", f"{60 * count / took[workers]:.1f}",
-                         f"{took[1] / took[workers]:.2f}x"])
+            per_minute = 60 * count / took[workers]
+            rows.append([f"{workers}", f"{took[workers]:.2f} s", f"{per_minute:.1f}",
+                         f"{per_minute / workers:.1f}", f"{took[1] / took[workers]:.2f}x"])
         table(f"Library analysis on a local Dask cluster: {count} songs, {minutes:.1f} minutes of music, "
               f"described afresh ({cpu_name()})",
-              ["workers", "wall time", "songs per minute", "speed-up over 1"], rows)
+              ["workers", "wall time", "songs per minute", "per worker", "speed-up over 1"], rows)
         run_whole(Path(d), count, minutes)
 
 
