@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .onsettrain import merge      # notes closer than 30 ms are one onset (a chord, a flam)
+from .pseudolabel import merge      # notes closer than 30 ms are one onset (a chord, a flam)
 
 #: Where ``make charts`` unpacks the packages (their songs under usr/share/games/...).
 FOLDER = Path(os.environ.get("CHARTS") or Path.home() / ".cache" / "tonegraph" / "fretsonfire")

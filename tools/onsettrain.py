@@ -45,12 +45,12 @@ from torch.nn import functional as F
 from tonegraph.nodes.audio import learned
 from tonegraph.nodes.audio.synth import Timbre, render_groove
 from tonegraph.nodes.ml.frontend import MelFrontEnd
+from .pseudolabel import merge
 from .train import (Report, TrainError, _load_checkpoint, _plot, _progress, _resumed, _running_mean,
                     _save_checkpoint, _saved_on_interrupt)
 
 SOUNDFONTS = ("/usr/share/sounds/sf2/FluidR3_GM.sf2", "/usr/share/sounds/sf2/TimGM6mb.sf2",
               "/usr/share/sounds/sf2/default-GM.sf2")
-MERGE = 0.03           # [s] onsets closer than this are one, as in the evaluation data
 #: General MIDI programs with a clear attack (pads and slow strings left out: where a
 #: note "starts" in them is a matter of taste).
 MELODIC = (list(range(0, 16)) + list(range(16, 21)) + list(range(24, 40)) + [45, 46, 47]
@@ -317,14 +317,6 @@ def render_delay(soundfont: Path, sr: int) -> float:
         if seg.size and seg.max() > 0:
             late.append(int(np.argmax(seg > 0.02 * seg.max())) / sr - 0.02)
     return float(np.clip(np.median(late), 0.0, 0.05)) if late else 0.0
-
-
-def merge(times: np.ndarray) -> np.ndarray:
-    out: list[float] = []
-    for t in np.sort(times):
-        if not out or t - out[-1] >= MERGE:
-            out.append(float(t))
-    return np.array(out)
 
 
 def augment(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:

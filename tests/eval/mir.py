@@ -23,11 +23,11 @@ from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
 from tonegraph.nodes.audio.base import ANALYSIS_HOP, ANALYSIS_RATE
 from tonegraph.nodes.audio.onset import apply_onset_params
+from tonegraph.tools.pseudolabel import merge     # annotated hits closer than 30 ms are one
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
 AUDIO = (".wav", ".flac", ".ogg")
 HOP = 512
-MERGE = 0.03  # [s] annotated hits closer than this count as one (the data's own advice)
 
 
 @dataclass
@@ -85,14 +85,6 @@ def _times(path: Path) -> np.ndarray | None:
     return np.array(sorted(vals))
 
 
-def merge_close(times: np.ndarray, gap: float = MERGE) -> np.ndarray:
-    out: list[float] = []
-    for t in times:
-        if not out or t - out[-1] >= gap:
-            out.append(float(t))
-    return np.array(out)
-
-
 def clips(root: Path = DATA) -> list[Clip]:
     found = []
     for audio in sorted(p for p in root.rglob("*") if p.suffix in AUDIO):
@@ -100,7 +92,7 @@ def clips(root: Path = DATA) -> list[Clip]:
         onsets = _times(audio.parent / f"{audio.stem}.onsets")
         beats = _times(audio.parent / f"{audio.stem}.beats")
         if onsets is not None:
-            onsets = merge_close(onsets)
+            onsets = merge(onsets)
         if onsets is not None or beats is not None:
             found.append(Clip(audio.parent.name, audio.stem, audio, onsets, beats))
     return found
