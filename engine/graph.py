@@ -15,7 +15,7 @@ import networkx as nx
 
 from .errors import Loc, ParamError, PatchError, describe, did_you_mean, display_path
 from .patch import NodeSpec, PatchSpec, apply_overrides, read_patch
-from .node import missing_extra, missing_modules
+from .node import missing_extra
 from .ports import PortType, compatible
 from .registry import Registry
 
@@ -55,8 +55,9 @@ class Graph:
         return self.spec.name
 
 
-def _did_you_mean(name: str, options: list[str]) -> str:
-    return did_you_mean(name, options, cutoff=0.5)
+#: How alike a patch's mistyped name must be to one it could mean (looser than
+#: difflib's 0.6: node ids and port names are short).
+ALIKE = 0.5
 
 
 def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list[PatchError]]:
@@ -70,7 +71,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
     for ns in spec.nodes.values():
         cls = registry.get(ns.type)
         if cls is None:
-            err(f"unknown node type '{ns.type}'{_did_you_mean(ns.type, known)}; "
+            err(f"unknown node type '{ns.type}'{did_you_mean(ns.type, known, ALIKE)}; "
                 f"'tonegraph nodes' lists them", ns.type_loc)
             continue
         if missing_extra(cls):
@@ -81,7 +82,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             decl = cls.params.get(name)
             if decl is None:
                 valid = ", ".join(cls.params) or "none"
-                err(f"unknown param '{name}' for {ns.type}{_did_you_mean(name, list(cls.params))}; "
+                err(f"unknown param '{name}' for {ns.type}{did_you_mean(name, cls.params, ALIKE)}; "
                     f"params: {valid}", ns.param_key_locs[name])
                 continue
             try:
@@ -91,8 +92,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
         nodes[ns.id] = GraphNode(ns.id, ns.type, params, {}, ns)
     # One line per extra to install, however many nodes need it (at the first of them).
     for (ns, cls), *others in lacking.values():
-        err(missing_modules(f"node '{ns.id}' ({cls.type_name})", cls.extra, cls.extra_modules,
-                            [o.id for o, _ in others]), ns.type_loc)
+        err(missing_extra(cls, ns.id, [o.id for o, _ in others]), ns.type_loc)
 
     # Wires: ports, referenced nodes, types.
     edges: list[Edge] = []
@@ -105,11 +105,11 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             if dst_type is None:
                 valid = ", ".join(cls.inputs) or "none"
                 err(f"unknown input port '{in_name}' on {ns.type}"
-                    f"{_did_you_mean(in_name, list(cls.inputs))}; inputs: {valid}",
+                    f"{did_you_mean(in_name, cls.inputs, ALIKE)}; inputs: {valid}",
                     ns.input_key_locs[in_name])
                 continue
             if wire.node not in spec.nodes:
-                err(f"no node '{wire.node}' to wire from{_did_you_mean(wire.node, list(spec.nodes))}",
+                err(f"no node '{wire.node}' to wire from{did_you_mean(wire.node, spec.nodes, ALIKE)}",
                     wire.loc)
                 continue
             if wire.node not in nodes:
@@ -122,7 +122,7 @@ def build_graph(spec: PatchSpec, registry: Registry) -> tuple[Graph | None, list
             if src_type is None:
                 valid = ", ".join(src_outputs) or "none"
                 err(f"unknown output port '{port}' on node '{wire.node}' ({src_cls.type_name})"
-                    f"{_did_you_mean(port, list(src_outputs))}; outputs: {valid}", wire.loc)
+                    f"{did_you_mean(port, src_outputs, ALIKE)}; outputs: {valid}", wire.loc)
                 continue
             if not compatible(src_type, dst_type):
                 err(f"cannot wire {src_type.value} output '{wire.node}.{port}' to "

@@ -242,10 +242,11 @@ class Node:
         return None
 
 
-def missing_extra(cls: type[Node], also: list[str] = ()) -> str | None:
-    """What to install for node type ``cls`` (one line, naming the nodes ``also`` that
-    need it too), or None when it is all there."""
-    return missing_modules(cls.type_name, cls.extra, cls.extra_modules, also)
+def missing_extra(cls: type[Node], node: str | None = None, also: list[str] = ()) -> str | None:
+    """What to install for node type ``cls`` (one line, naming the patch's ``node`` of
+    that type and the nodes ``also`` that need it too), or None when it is all there."""
+    what = f"node '{node}' ({cls.type_name})" if node else cls.type_name
+    return missing_modules(what, cls.extra, cls.extra_modules, also)
 
 
 def missing_modules(what: str, extra: str, modules: tuple[str, ...], also: list[str] = ()) -> str | None:
