@@ -260,7 +260,7 @@ def quality_args(encoder: str, crf: int, preset: str) -> list[str]:
 
 
 def encoder_works(encoder: str, size: tuple[int, int] = (256, 256), crf: int = 18,
-                  preset: str = "veryfast") -> str | None:
+                  preset: str = PRESET) -> str | None:
     """None if ffmpeg can encode with ``encoder`` here, at this size and with these
     settings (one frame is tried: NVENC needs the GPU and its driver, not just a build
     that names it, and has its own limits on sizes), else why not."""

@@ -184,6 +184,21 @@ def _rows(label: str, t: dict[str, float]) -> list[str]:
             f"{eng_gain / raw_gain:.0%}"]
 
 
+@contextlib.contextmanager
+def torch_threads(count: int | None):
+    """Torch on ``count`` threads whatever ``share_cores`` would leave it (what the
+    engine refuses to do beside GL and audio: the baseline its choice is measured
+    against); None: ``share_cores``' own choice."""
+    saved = models.share_cores, torch.get_num_threads()
+    if count:
+        models.share_cores = lambda sharing=frozenset(): (torch.set_num_threads(count), count)[1]
+    try:
+        yield
+    finally:
+        models.share_cores = saved[0]
+        torch.set_num_threads(saved[1])
+
+
 def realtime_patch(all_cores: bool = False) -> list[str]:
     """graphs/learned.yaml (two GANs and an autoencoder on the shipped models, batched)
     in real time at its 60 fps: control ticks skipped and their work time (the
@@ -203,16 +218,9 @@ def realtime_patch(all_cores: bool = False) -> list[str]:
     seconds = 5.0 if quick() else 30.0
     rt = Runtime(graph, reg, duration=seconds, watch=False)
     rt.tick_record = []
-    saved = models.share_cores, torch.get_num_threads()
-    if all_cores:                       # what the engine refuses to do by itself
-        cores = os.cpu_count() or 1
-        models.share_cores = lambda sharing=frozenset(): (torch.set_num_threads(cores), cores)[1]
-    try:
-        with contextlib.redirect_stdout(io.StringIO()):   # the patch's io.print
-            report = rt.run()
-    finally:
-        models.share_cores = saved[0]
-        torch.set_num_threads(saved[1])
+    with torch_threads(os.cpu_count() if all_cores else None), \
+            contextlib.redirect_stdout(io.StringIO()):   # the patch's io.print
+        report = rt.run()
     work = rt.tick_record[60:]                      # past the first second (model loading)
     label = "torch on every core" if all_cores else "torch leaving a core to audio and GL"
     return [f"graphs/learned.yaml in real time, {seconds:g} s at {graph.spec.fps:g} fps, {label}",

@@ -34,8 +34,9 @@ from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
 from tonegraph.nodes.ml import fastgen, models
 from tonegraph.nodes.ml.fastgen import rebuild
+from tonegraph.tools.render_command import PRESET
 
-from .bench_batch import interleaved
+from .bench_batch import interleaved, torch_threads
 from .common import cpu_name, quick, table
 
 BF16 = models.cpu_has_bf16()
@@ -124,15 +125,13 @@ def _best_of_two(run_one, threads: bool = False) -> dict[str, float]:
     best: dict[str, float] = {}
     for _ in range(2):
         for name, (precision, how, count) in _ways(threads).items():
-            saved = fastgen.rebuild, models.share_cores
-            fastgen.rebuild = how
-            if count:
-                models.share_cores = lambda sharing=frozenset(), n=count: (torch.set_num_threads(n), n)[1]
+            saved, fastgen.rebuild = fastgen.rebuild, how
             try:
                 models._shared.clear()
-                best[name] = max(best.get(name, 0.0), run_one(precision))
+                with torch_threads(count):
+                    best[name] = max(best.get(name, 0.0), run_one(precision))
             finally:
-                fastgen.rebuild, models.share_cores = saved
+                fastgen.rebuild = saved
     return best
 
 
@@ -156,7 +155,7 @@ def patch_speed(seconds: float) -> dict[str, float]:
 
 def render_speed(seconds: float) -> dict[str, float]:
     """Real-time speed of ``tonegraph render graphs/gan-glow.yaml --size 640x360`` (30
-    fps, H.264 by x264 veryfast, the analysers' 8 s preroll included), per way of drawing,
+    fps, H.264 at render's default preset, the analysers' 8 s preroll included), per way of drawing,
     and with torch on every core rather than the one ``share_cores`` leaves it beside the
     encoder (whether that choice wins, measured)."""
     import tempfile
@@ -190,7 +189,7 @@ def run_render() -> None:
     speed = render_speed(seconds)
     base = speed["eager"]
     table(f"tonegraph render graphs/gan-glow.yaml --size 640x360, 30 fps, {seconds:g} s of the song "
-          f"(x264 veryfast; {cpu_name()}): speed against real time "
+          f"(x264 {PRESET}; {cpu_name()}): speed against real time "
           "(aim: 1.5x)", ["generator", "x real time", "against eager"],
           [[name, f"{s:.2f}", f"{s / base:.2f}x"] for name, s in speed.items()])
 
@@ -242,13 +241,8 @@ def run_live() -> None:
     rows = []
     for name, (sets, count) in ways.items():
         models._shared.clear()
-        saved = models.share_cores
-        if count:                       # what share_cores refuses to do beside GL
-            models.share_cores = lambda sharing=frozenset(), n=count: (torch.set_num_threads(n), n)[1]
-        try:
+        with torch_threads(count):
             drawn, start, after, ticks, hops = live_drops(seconds, sets)
-        finally:
-            models.share_cores = saved
         rows.append([name, drawn, start, after, f"{drawn / seconds:.1f}", ticks, hops])
     table(f"graphs/gan-glow.yaml live at 60 fps, drawn headless at 640x360 on llvmpipe, {seconds:g} s "
           f"({cpu_name()}; aim: 0 dropped)",

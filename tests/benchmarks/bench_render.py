@@ -86,7 +86,7 @@ def _drawn(patch: Path, reg, size, seconds: float, raw: Path | None,
     return took, cpu, count[0], win.pixels
 
 
-def _encoded(raw: Path, pix_fmt: str, size, fps: float, out: Path, preset: str = "veryfast"
+def _encoded(raw: Path, pix_fmt: str, size, fps: float, out: Path, preset: str = PRESET
              ) -> tuple[float, float]:
     import imageio_ffmpeg
 
@@ -169,7 +169,7 @@ def run() -> None:
                          f"{drawn:.2f} s / {drawn_cpu:.1f}", f"{encoded:.2f} s / {encoded_cpu:.1f}",
                          f"{floor:.2f} s", f"{rep.wall / floor:.2f}", f"{rep.wall / max(drawn, encoded):.2f}",
                          f"{rep.seconds / rep.wall:.2f}x"])
-    table(f"Offline render to H.264 (crf 18, veryfast), {seconds:g} s of each patch on {cores} cores: "
+    table(f"Offline render to H.264 (crf 18, {PRESET}), {seconds:g} s of each patch on {cores} cores: "
           f"the render (r) against its floor (each the faster of {RUNS} runs)",
           ["patch", "size", "frames", "r: render (converter)", "other converter",
            "a: drawn, no readback (wall / CPU s)", "b: ffmpeg alone (wall / CPU s)",
