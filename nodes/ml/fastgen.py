@@ -32,8 +32,9 @@ from torch.nn import functional as F
 from .models import Generator
 
 #: Pictures are kept channels-last (each pixel's channels together) from the first block
-#: on: oneDNN's convolutions take and give that layout without reordering, and the image
-#: comes out as rows of RGB pixels (make bench gan: 7-13 % less time at batch 1).
+#: to the last convolution: oneDNN's convolutions take and give that layout without
+#: reordering (one-off measure, docs/benchmarks.md: the 128 px step 9.11 -> 7.92 ms at
+#: batch 1 on one thread; make bench gan prints the rebuilt step against eager torch).
 LAST = torch.channels_last
 
 #: For an output pixel's phase (0: even row or column, 1: odd), which of the 3x3 taps
