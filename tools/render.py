@@ -62,7 +62,6 @@ class RenderReport:
 PREROLL = 8.0  # [s] of the song the analysers hear before the first frame (--preroll)
 
 
-
 @dataclass
 class Prepared:
     """A patch made ready to render a span of a song: the runtime, the window that is
