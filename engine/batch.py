@@ -43,11 +43,20 @@ class Batched(Node):
     def process(self, tick: Tick) -> None:
         """Unbatched: one forward pass per request."""
         reqs = self.requests(tick)
+        send(self.model)
         if not reqs:
             self.deliver(tick, None)
             return
         forward = self.model.forward
         self.deliver(tick, np.concatenate([forward(r[None]) for r in reqs]))
+
+
+def send(model: Any) -> None:
+    """What the nodes of ``model`` asked to run beside the frame (a runner's ``beside``),
+    sent as one batch."""
+    sender = getattr(model, "send", None)
+    if sender is not None:
+        sender()
 
 
 class BatchGroup:
@@ -72,6 +81,7 @@ class BatchGroup:
                 entry = buckets[id(model)] = (model, [])
             entry[1].append((node, reqs))
         for model, items in buckets.values():
+            send(model)
             flat = [r for _, reqs in items for r in reqs]
             try:
                 out = model.forward(np.stack(flat)) if flat else None

@@ -21,8 +21,8 @@ The node runs in the render domain, once per drawn frame (a picture is only wort
 computing when it is drawn).  Nodes that share a weights file and device render in one
 batch per frame; a frame whose latent did not change renders nothing and keeps the last
 image.  With ``every`` above 1 the generator runs for every Nth frame only, on a thread
-of its own (one per model) while frames are drawn, and the frames after cross-fade to its
-picture: a slowly moving latent looks the same for a fraction of the work on the drawing
+of its own (one per model; the nodes of a model due in one frame run there as one batch)
+while frames are drawn, and the frames after cross-fade to its picture: a slowly moving latent looks the same for a fraction of the work on the drawing
 thread (make bench: gan).
 """
 

@@ -320,13 +320,40 @@ class Runner:
         self.config = data["config"]
         self.extra = data["extra"]
         self._beside: ThreadPoolExecutor | None = None
+        self._held: list[tuple[np.ndarray, Future]] = []
+        self._lock = threading.Lock()
 
     def beside(self, batch: np.ndarray) -> Future:
         """``forward(batch)`` on the model's own thread (one, started when first asked),
-        so the caller's thread draws on meanwhile."""
+        so the caller's thread draws on meanwhile.  Held until :meth:`send`: the rows
+        of every node asking in one frame run as one batch."""
+        future: Future = Future()
+        with self._lock:
+            self._held.append((batch, future))
+        return future
+
+    def send(self) -> None:
+        """The rows asked for beside since the last send, to the model's thread as one
+        batch (engine/batch.py sends after each frame's requests)."""
+        with self._lock:
+            held, self._held = self._held, []
+        if not held:
+            return
         if self._beside is None:
             self._beside = ThreadPoolExecutor(1, thread_name_prefix="tonegraph-generator")
-        return self._beside.submit(self.forward, batch)
+        self._beside.submit(self._run_held, held)
+
+    def _run_held(self, held: list[tuple[np.ndarray, Future]]) -> None:
+        try:
+            out = self.forward(np.concatenate([batch for batch, _ in held]))
+        except Exception as exc:                 # each asker's fault, when it collects
+            for _, future in held:
+                future.set_exception(exc)
+            return
+        i = 0
+        for batch, future in held:
+            future.set_result(out[i:i + len(batch)])
+            i += len(batch)
 
     def _input(self, batch: np.ndarray) -> torch.Tensor:
         x = torch.from_numpy(np.ascontiguousarray(batch, dtype=np.float32))

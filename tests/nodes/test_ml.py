@@ -239,6 +239,8 @@ def test_ml_gan_every_computes_every_nth_frame_beside_the_drawing_and_fades_in(r
         each.append(ex.nodes["each"].out["out"].copy())
         third.append(ex.nodes["third"].out["out"].copy())
         latents.append((ex.nodes["each"].out["latent"].copy(), ex.nodes["third"].out["latent"].copy()))
+    job = ex.nodes["third"].job
+    assert wait_for(lambda: job is None or job[0].done(), 30)               # frame 9's, made beside
     assert [n for main, n in calls if main] == [2] + [1] * 9              # the first at once, batched
     assert [n for main, n in calls if not main] == [1, 1, 1]             # frames 3, 6, 9 beside
     assert np.abs(each[3] - each[0]).mean() > 0.01                        # the latent moves
@@ -249,6 +251,38 @@ def test_ml_gan_every_computes_every_nth_frame_beside_the_drawing_and_fades_in(r
         assert np.allclose(third[key + 2], a + (b - a) * 2 / 3, atol=1e-6)
         assert np.allclose(third[key + 3], b, atol=1e-6)
         assert np.array_equal(latents[key + 1][1], latents[key][0])       # the latent drawn
+    assert ex.fault_count() == 0
+
+
+def test_ml_gan_every_nodes_on_one_model_run_their_frames_beside_as_one_batch(registry, write_patch,
+                                                                             monkeypatch):
+    """Two every: 3 nodes sharing the generator ask for frames 3, 6 and 9 together: one
+    batch of two on its thread each time, each node given its own picture (the one its
+    latent makes drawn at once)."""
+    import threading
+
+    calls = []
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward", lambda self, batch: (
+        calls.append((threading.current_thread() is threading.main_thread(), len(batch))),
+        orig(self, batch))[1])
+    path = write_patch("""
+        nodes:
+          a: {type: ml.gan, params: {seed: 5, speed: 3, every: 3}}
+          b: {type: ml.gan, params: {seed: 9, speed: 3, every: 3}}
+        """)
+    ex = runners(path, registry)[0]
+    for name in "ab":
+        ex.nodes[name].ctx.offline = True
+    for k in range(10):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    a, b = ex.nodes["a"], ex.nodes["b"]
+    assert wait_for(lambda: all(n.job is None or n.job[0].done() for n in (a, b)), 30)  # frame 9's
+    assert [n for main, n in calls if not main] == [2, 2, 2]
+    assert np.abs(a.out["out"] - b.out["out"]).mean() > 0.005
+    for node in (a, b):
+        want = orig(node.model, np.append(node.out["latent"], np.float32(0))[None])[0]
+        assert np.allclose(node.out["out"], want, atol=1e-5)
     assert ex.fault_count() == 0
 
 
