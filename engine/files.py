@@ -48,8 +48,9 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
 class FileError(OSError):
     """A file refused before it is parsed (see the module docstring)."""
 
-    def __init__(self, path: str | Path, reason: str) -> None:
+    def __init__(self, path: str | Path, reason: str, head: bytes = b"") -> None:
         super().__init__(None, reason, str(path))
+        self.head = head            # the file's first bytes, when it was read (what kind it is)
 
     def __str__(self) -> str:
         return f"{self.filename}: {self.strerror}"
@@ -79,7 +80,7 @@ def read_bounded(path: str | Path, limit: int, what: str) -> bytes:
         os.close(fd)
     if len(data) > limit:
         size = f"{size_text(st.st_size)}, " if st.st_size > limit else ""
-        raise FileError(path, f"{size}larger than the {size_text(limit)} a {what} may be")
+        raise FileError(path, f"{size}larger than the {size_text(limit)} a {what} may be", data[:16])
     return data
 
 

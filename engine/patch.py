@@ -149,7 +149,7 @@ class _Reader:
             self.errors.append(PatchError(f"no such patch file: {shown}", at or Loc(shown, 1, 1)))
             return None
         except OSError as exc:
-            text = _head_of_regular(path)           # a song is too large for a patch: say it is a song
+            text = getattr(exc, "head", b"")        # a song is too large for a patch: say it is a song
             if media_kind(text) is None:
                 self.errors.append(PatchError(f"cannot read {shown}: {exc.strerror}", at or Loc(shown, 1, 1)))
                 return None
@@ -420,17 +420,6 @@ MAGIC = ((b"fLaC", 0, "FLAC sound"), (b"OggS", 0, "Ogg sound"), (b"ID3", 0, "MP3
          (b"\xff\xfb", 0, "MP3 sound"), (b"\xff\xf3", 0, "MP3 sound"), (b"WAVE", 8, "WAV sound"),
          (b"ftyp", 4, "MP4 (video or sound)"), (b"\x89PNG", 0, "PNG picture"), (b"\xff\xd8\xff", 0, "JPEG picture"),
          (b"PK\x03\x04", 0, "zip (or .npz weights)"), (b"\x1aE\xdf\xa3", 0, "Matroska or WebM video"))
-
-
-def _head_of_regular(path: Path) -> bytes:
-    """The first bytes of a regular file (none of anything else, which may block)."""
-    try:
-        if not path.is_file():
-            return b""
-        with open(path, "rb") as f:
-            return f.read(16)
-    except OSError:
-        return b""
 
 
 def media_kind(head: bytes) -> str | None:
