@@ -172,6 +172,12 @@ class Node:
         """A source that has nothing more to give (a file played to its end)."""
         return False
 
+    @property
+    def device_missing(self) -> bool:
+        """A node of a device (an audio interface) running on without it, waiting for it
+        to come (counted in the status heartbeat)."""
+        return False
+
     def wait_hop(self, timeout: float) -> bool | None:
         """For a source that owns a hardware clock (a live input): block until its next
         hop of samples is ready (True) or ``timeout`` [s] passes (False).  None means

@@ -418,7 +418,7 @@ class Runtime:
         overflows = sum(getattr(n, "overflows", 0) for n in run.nodes.values())
         dropped = (self.server.malformed + self.server.oversized) if self.server else 0
         cc = self.control_clock
-        missing = sum(1 for n in run.nodes.values() if "live" in n.outputs and n.out.get("live") == 0.0)
+        missing = sum(1 for n in run.nodes.values() if n.device_missing)
         return [("f", now - self._started), ("f", fps), ("i", cc.late_frames),
                 ("i", cc.skipped), ("i", overflows), ("i", len(run.faults)),
                 ("i", run.fault_count()), ("i", dropped), ("i", missing)]

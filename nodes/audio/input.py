@@ -242,6 +242,10 @@ class AudioInput(Node):
     def finished(self) -> bool:
         return self.player is not None and self.player.finished
 
+    @property
+    def device_missing(self) -> bool:
+        return self.out.get("live") == 0.0
+
     def files(self) -> list:
         return self.player.files() if self.player is not None else []
 
