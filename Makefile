@@ -47,9 +47,10 @@ else
 	  $(PY) -m pytest -q tests/test_soak.py tests/engine/test_reload.py::test_many_reloads_with_corruptions_while_sending_osc
 endif
 
-# make eval also scores eight songs held out beyond the dev set (tests/eval/charts.py),
-# once `make charts` has fetched them: two Debian packages (about 60 MB, apt-get
-# download: no root, nothing installed) unpacked into CHARTS, outside the project.
+# make eval also scores Frets on Fire songs once `make charts` has fetched them (Muldjord's
+# guitar stems in the dev set, the rest held out beyond it: tests/eval/charts.py): two
+# Debian packages (about 60 MB, apt-get download: no root, nothing installed) unpacked
+# into CHARTS, outside the project.
 CHARTS ?= $(HOME)/.cache/tonegraph/fretsonfire
 CHART_PACKAGES := fretsonfire-songs-muldjord fretsonfire-songs-sectoid
 eval: setup

@@ -8,6 +8,7 @@ import pytest
 import soundfile as sf
 
 from tests.eval import mir
+from tonegraph.tools import fofcharts
 from tonegraph.nodes.audio.learned import signal_activation
 from tonegraph.nodes.audio.onset import THRESHOLDS, learned_onsets
 
@@ -225,3 +226,43 @@ def test_chart_notes_are_snapped_onto_the_stems_hits_within_the_window():
     chart = np.array([0.48, 1.01, 1.5])            # on the grid, off the hits
     got = snapped(chart, x, sr, 0.035)
     np.testing.assert_allclose(got[:3], hits[:3], atol=0.004)
+
+
+def _chart_song(folder, pack: str, name: str, note_beats: list[int], seconds: float = 8.0) -> None:
+    """A Frets on Fire song folder: notes.mid at 120 BPM with expert notes (MIDI 96) on
+    the given beats, and two stems of ``seconds`` of noise."""
+    import mido
+
+    d = folder / fofcharts.SONGS / pack / name
+    d.mkdir(parents=True)
+    midi = mido.MidiFile(ticks_per_beat=480)
+    track = mido.MidiTrack()
+    midi.tracks.append(track)
+    track.append(mido.MetaMessage("set_tempo", tempo=500_000, time=0))
+    last = 0
+    for b in note_beats:
+        track.append(mido.Message("note_on", note=96, velocity=100, time=b * 480 - last))
+        track.append(mido.Message("note_off", note=96, velocity=0, time=60))
+        last = b * 480 + 60
+    midi.save(str(d / "notes.mid"))
+    rng = np.random.default_rng(0)
+    for stem in ("guitar.ogg", "song.ogg"):
+        sf.write(d / stem, 0.1 * rng.standard_normal((int(seconds * 22050), 2)).astype(np.float32), 22050)
+
+
+def test_the_dev_packs_chart_songs_are_onset_clips_cut_from_a_second_before_their_first_note(tmp_path):
+    """The Muldjord songs' guitar stems join the dev set (the eighth source of onsets),
+    cut to an excerpt with their chart's notes moved to it; Sectoid's stay held out."""
+    _chart_song(tmp_path, "muldjord", "riff", [4, 5, 6, 12])           # notes at 2.0, 2.5, 3.0, 6.0 s
+    _chart_song(tmp_path, "sectoid", "held", [2, 3, 4])
+    found = mir.chart_clips(tmp_path, seconds=4.0)
+    assert [(c.source, c.name, c.kind) for c in found] == [("muldjord", "muldjord_riff", "solo guitar")]
+    clip = found[0]
+    assert clip.onsets == pytest.approx([1.0, 1.5, 2.0]) and clip.beats is None   # from 1.0 s, 4 s long
+    x, sr = mir.load_mono(clip.audio)
+    assert sr == 22050 and len(x) == 4 * 22050 and clip.audio.parent == tmp_path / "excerpts"
+    again = mir.chart_clips(tmp_path, seconds=4.0)                     # the excerpt is kept
+    assert again[0].audio.stat().st_mtime_ns == clip.audio.stat().st_mtime_ns
+    with_data = mir.clips(tmp_path / "no data", charts=tmp_path)
+    assert [c.name for c in with_data] == ["muldjord_riff"]
+    assert mir.clips(tmp_path / "no data", charts=None) == []

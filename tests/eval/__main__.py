@@ -2,7 +2,8 @@
 of material, with aubio's defaults beside them in the same run.
 
 For every annotated clip in ../shared/data/mir (solo guitar, drums, full mixes, piano,
-singing; see ``mir.kind_of``):
+singing; see ``mir.kind_of``), and the Muldjord songs' guitar stems against their Frets
+on Fire charts once ``make charts`` has fetched them (``mir.chart_clips``):
 
 - tonegraph: the engine's streaming output with the nodes' defaults (a real patch run
   offline: audio.file -> audio.onset / audio.tempo -> io.record);
@@ -208,8 +209,11 @@ def evaluate(quick: bool = False) -> int:
     every = mir.clips()
     clips = [c for c in every if c.source not in mir.RENDERED]
     onset_p, tempo_p = mir.node_defaults("audio.onset"), mir.node_defaults("audio.tempo")
-    print(f"{len(clips)} annotated real recordings from {mir.DATA} ({len(every) - len(clips)} "
-          f"renders from {', '.join(sorted(mir.RENDERED))} left out)")
+    charted = sum(c.source in mir.DEV_PACKS for c in clips)
+    print(f"{len(clips)} annotated real recordings: {len(clips) - charted} from {mir.DATA} "
+          f"({len(every) - len(clips)} renders from {', '.join(sorted(mir.RENDERED))} left out), "
+          + (f"{charted} guitar stems of {', '.join(mir.DEV_PACKS)}'s charted songs from {mir.fofcharts.FOLDER}"
+             if charted else f"none of {', '.join(mir.DEV_PACKS)}'s charted songs ('make charts' fetches them)"))
     print(f"audio.onset defaults: {describe(onset_p)}; audio.tempo defaults: tracker "
           f"{tempo_p['tracker']}, learned {tempo_p['learned']:g}, {tempo_p['min_bpm']:g}-"
           f"{tempo_p['max_bpm']:g} BPM, silence "

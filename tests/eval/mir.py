@@ -1,4 +1,5 @@
-"""Scoring onsets and beats against the human annotations in ../shared/data/mir.
+"""Scoring onsets and beats against the human annotations in ../shared/data/mir, and the
+Muldjord songs' Frets on Fire charts once ``make charts`` has fetched them.
 
 The data is referenced in place, never copied (several clips are licensed for
 non-commercial use only); everything here skips with a clear reason when it is absent.
@@ -7,6 +8,7 @@ non-commercial use only); everything here skips with a clear reason when it is a
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from tonegraph.engine.registry import default_registry
 from tonegraph.engine.runtime import Runtime
 from tonegraph.nodes.audio.base import ANALYSIS_HOP, ANALYSIS_RATE
 from tonegraph.nodes.audio.onset import apply_onset_params
+from tonegraph.tools import fofcharts
 from tonegraph.tools.pseudolabel import merge     # annotated hits closer than 30 ms are one
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "mir"
@@ -53,7 +56,13 @@ SOURCE_KINDS = {
     "vocadito": "singing", "ssvd": "singing",
     "ballroom": "full mix", "gtzan": "full mix", "hainsworth": "full mix", "simac": "full mix",
     "mdb_drums": "by name", "midi_render": "by name", "madmom": "by name", "bock_onsets": "by name",
+    "muldjord": "solo guitar",
 }
+
+#: Frets on Fire packs whose guitar stems join the dev set's onset clips (see
+#: chart_clips); the other pack, Sectoid's, stays held out (tests/eval/charts.py).
+DEV_PACKS = ("muldjord",)
+EXCERPT = 60.0        # [s] of each stem, from a second before its first charted note
 
 #: Sources that are renders, not recordings: never what a default is judged on.
 RENDERED = frozenset({"midi_render"})
@@ -85,7 +94,9 @@ def _times(path: Path) -> np.ndarray | None:
     return np.array(sorted(vals))
 
 
-def clips(root: Path = DATA) -> list[Clip]:
+def clips(root: Path = DATA, charts: Path | None = fofcharts.FOLDER) -> list[Clip]:
+    """Every annotated clip under ``root``, and the dev packs' chart excerpts under
+    ``charts`` (:func:`chart_clips`; None leaves them out)."""
     found = []
     for audio in sorted(p for p in root.rglob("*") if p.suffix in AUDIO):
         # Not with_suffix: clip names such as country.00000 contain dots.
@@ -95,7 +106,32 @@ def clips(root: Path = DATA) -> list[Clip]:
             onsets = merge(onsets)
         if onsets is not None or beats is not None:
             found.append(Clip(audio.parent.name, audio.stem, audio, onsets, beats))
-    return found
+    return found + (chart_clips(charts) if charts is not None else [])
+
+
+def chart_clips(root: Path = fofcharts.FOLDER, packs: tuple[str, ...] = DEV_PACKS,
+                seconds: float = EXCERPT) -> list[Clip]:
+    """The guitar stems of the Frets on Fire songs of ``packs`` under ``root`` (where
+    ``make charts`` unpacks them) as onset clips: ``seconds`` of each stem from a second
+    before its first charted note, against the hardest chart's notes there.  The
+    excerpts are written once as WAV files beside the songs (``root/excerpts``), outside
+    the project; none when the songs are not there."""
+    from tonegraph.tools.pseudolabel import mono
+
+    out = []
+    for song in (s for s in fofcharts.songs(root) if s.pack in packs):
+        start = max(0.0, float(song.notes[0]) - 1.0)
+        name = f"{song.pack}_{song.name}".replace(" ", "_")
+        wav = root / "excerpts" / f"{name}.wav"
+        if not wav.is_file():
+            x, sr = mono(song.folder / "guitar.ogg")
+            wav.parent.mkdir(parents=True, exist_ok=True)
+            part = wav.with_suffix(f".{os.getpid()}.part")
+            sf.write(part, x[int(start * sr):int((start + seconds) * sr)], sr, format="WAV")
+            part.replace(wav)                  # whole or absent, with eval's workers reading
+        notes = song.notes[(song.notes >= start) & (song.notes < start + seconds)] - start
+        out.append(Clip(song.pack, name, wav, notes, None))
+    return out
 
 
 def load_mono(path: Path) -> tuple[np.ndarray, int]:
