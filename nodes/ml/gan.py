@@ -28,6 +28,8 @@ thread (make bench: gan).
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from tonegraph.engine import ports
@@ -36,6 +38,8 @@ from tonegraph.engine.node import Tick
 
 from .base import MODEL_PARAMS, ModelNode
 from .latent import WALK_INPUTS, WALK_PARAMS, Walk, fit
+
+log = logging.getLogger("tonegraph.ml")
 
 #: Inputs that make the node walk the latent space itself.
 DRIVERS = ("energy", "onset", "beat", "phase")
@@ -135,6 +139,18 @@ class Gan(ModelNode):
             else:
                 self.out["out"], self.fade = start + (end - start) * np.float32(done / self.p.every), \
                     (start, end, done)
+
+    def close(self) -> None:
+        """A picture still being made beside is not shown; a failure of it is logged."""
+        if self.job is not None:
+            said = f"{self.type_name} '{self.id}': the generator failed on its last picture"
+
+            def failed(future) -> None:
+                if not future.cancelled() and future.exception() is not None:
+                    log.warning("%s: %s", said, future.exception())
+            self.job[0].add_done_callback(failed)
+            self.job = None
+        super().close()
 
     def state(self) -> dict:
         return self.walk.state()

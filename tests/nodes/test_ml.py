@@ -316,6 +316,37 @@ def held_generator(monkeypatch):
     return go
 
 
+def test_ml_gan_every_says_when_a_picture_in_flight_at_close_failed(registry, write_patch, monkeypatch,
+                                                                   caplog):
+    """A picture still being made beside when the node closes (a reload, the end of a
+    run) is not shown, but a generator that failed on it is logged, not dropped."""
+    import logging
+    import threading
+
+    go = threading.Event()
+
+    def failing(self, batch):
+        if threading.current_thread() is threading.main_thread():
+            return orig(self, batch)
+        go.wait(30)
+        raise RuntimeError("out of memory")
+    orig = models.GeneratorRunner.forward
+    monkeypatch.setattr(models.GeneratorRunner, "forward", failing)
+    ex = gan_every_runner(registry, write_patch, offline=False)
+    third = ex.nodes["third"]
+    for k in range(4):
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    job = third.job
+    assert job is not None and not job[0].done()
+    with caplog.at_level(logging.WARNING, logger="tonegraph"):
+        third.close()
+        go.set()
+        assert wait_for(lambda: job[0].done(), 30)
+        assert wait_for(lambda: any("out of memory" in r.getMessage() for r in caplog.records), 30)
+    said = next(r.getMessage() for r in caplog.records if "out of memory" in r.getMessage())
+    assert "third" in said and "ml.gan" in said, said
+
+
 @pytest.mark.parametrize("every_after", [3, 1])
 def test_ml_gan_every_draws_the_latent_it_settles_on_after_a_busy_generator(registry, write_patch,
                                                                             monkeypatch, every_after):
