@@ -42,8 +42,10 @@ class Batched(Node):
 
     def process(self, tick: Tick) -> None:
         """Unbatched: one forward pass per request."""
-        reqs = self.requests(tick)
-        send(self.model)
+        try:
+            reqs = self.requests(tick)
+        finally:
+            send(self.model)                  # rows asked for beside, even by a node that then failed
         if not reqs:
             self.deliver(tick, None)
             return
@@ -74,6 +76,7 @@ class BatchGroup:
                 reqs = node.requests(tick)
             except Exception as exc:
                 fault(node, exc)
+                send(node.model)              # what it asked for beside before it failed
                 continue
             model = node.model
             entry = buckets.get(id(model))

@@ -344,6 +344,9 @@ class Runner:
         self._beside.submit(self._run_held, held)
 
     def _run_held(self, held: list[tuple[np.ndarray, Future]]) -> None:
+        held = [(batch, future) for batch, future in held if future.set_running_or_notify_cancel()]
+        if not held:
+            return                               # every asker gave up
         try:
             out = self.forward(np.concatenate([batch for batch, _ in held]))
         except Exception as exc:                 # each asker's fault, when it collects

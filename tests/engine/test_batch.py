@@ -101,3 +101,41 @@ def test_types_feeding_each_other_crosswise_still_run_in_order(write_patch, reg)
         """)
     ex = run_frame(path, reg)
     assert [ex.nodes[n].out["out"] for n in ("a1", "b1", "b2", "a2")] == [2.0, 6.0, 15.0, 30.0]
+
+
+class Held(Scale):
+    """A model whose rows asked for beside the frame wait for ``send`` (as a runner's)."""
+
+    def __init__(self, k: float) -> None:
+        super().__init__(k)
+        self.held = self.sent = 0
+
+    def send(self) -> None:
+        self.sent += self.held
+        self.held = 0
+
+
+class AsksThenFails(Twice):
+    type_name = "test.asks_then_fails"
+
+    def requests(self, tick: Tick) -> list[np.ndarray]:
+        self.model.held += 1                  # a row asked for beside, then a failure
+        raise RuntimeError("broken after asking")
+
+
+@pytest.mark.parametrize("batching", [True, False])
+def test_rows_asked_beside_are_sent_even_when_the_node_then_fails(write_patch, reg, batching):
+    """A node that asks for a row beside the frame and then fails still has it sent: an
+    offline run would otherwise wait on it for ever."""
+    MODELS["other"] = Held(2.0)
+    reg.add(AsksThenFails, __name__)
+    path = write_patch("""
+        nodes:
+          c: {type: control.constant, params: {value: 1.5}}
+          a: {type: test.asks_then_fails, params: {model: other}, in: {value: c}}
+          b: {type: test.twice, in: {value: c}}
+        """)
+    ex = make_runner(load_ok(path, reg), reg, batching)
+    ex.frame(Tick(0.0, 0.0, 0))
+    assert ex.fault_count() == 1 and ex.nodes["b"].out["out"] == 3.0
+    assert MODELS["other"].held == 0 and MODELS["other"].sent == 1

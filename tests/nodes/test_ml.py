@@ -981,3 +981,29 @@ def test_training_writes_into_the_project_only_when_asked(tmp_path, squiggles):
 
     assert inside_project(shipped) and inside_project(ROOT / "engine" / "x.pt")
     assert not inside_project(tmp_path / "g.pt") and not inside_project(ROOT / "build" / "g.pt")
+
+
+def test_rows_run_beside_answer_every_asker_that_waits_even_when_one_gave_up():
+    """The rows held for the model's thread run as one batch: each asker gets its own
+    rows; one that cancelled is skipped, and a failed pass fails every asker."""
+    from torch import nn
+
+    class Echo(models.Runner):
+        fail = False
+
+        def forward(self, batch):
+            if self.fail:
+                raise RuntimeError("no memory")
+            return batch * 2
+
+    runner = Echo(nn.Identity(), {"config": {}, "extra": {}}, torch.device("cpu"), torch.float32)
+    first, gone, last = (runner.beside(np.full((1, 2), v, np.float32)) for v in (1.0, 2.0, 3.0))
+    assert gone.cancel()
+    runner.send()
+    assert np.array_equal(first.result(30), [[2.0, 2.0]]) and np.array_equal(last.result(30), [[6.0, 6.0]])
+    runner.fail = True
+    both = [runner.beside(np.ones((1, 2), np.float32)) for _ in range(2)]
+    runner.send()
+    for future in both:
+        with pytest.raises(RuntimeError, match="no memory"):
+            future.result(30)
