@@ -255,6 +255,8 @@ def test_the_dev_packs_chart_songs_are_onset_clips_cut_from_a_second_before_thei
     cut to an excerpt with their chart's notes moved to it; Sectoid's stay held out."""
     _chart_song(tmp_path, "muldjord", "riff", [4, 5, 6, 12])           # notes at 2.0, 2.5, 3.0, 6.0 s
     _chart_song(tmp_path, "sectoid", "held", [2, 3, 4])
+    (tmp_path / fofcharts.SONGS / "muldjord" / "riff" / "song.ini").write_text("[song]\nname = The Riff\n")
+    assert [s.title for s in fofcharts.songs(tmp_path)] == ["The Riff", "held"]   # song.ini's, or the folder's
     found = mir.chart_clips(tmp_path, seconds=4.0)
     assert [(c.source, c.name, c.kind) for c in found] == [("muldjord", "muldjord_riff", "solo guitar")]
     clip = found[0]

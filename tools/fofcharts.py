@@ -43,6 +43,7 @@ class Song:
     folder: Path
     notes: np.ndarray         # [s] the hardest chart's note onsets, merged
     beats: np.ndarray         # [s] the tempo map's beats from the first note to the last
+    title: str = ""           # as song.ini names it (the folder's name where it does not)
 
 
 def read_chart(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -94,8 +95,20 @@ def songs(root: Path = FOLDER) -> list[Song]:
         if len(notes) < 2:
             continue
         inside = beats[(beats >= notes[0] - 0.01) & (beats <= notes[-1] + 0.01)]
-        found.append(Song(d.parent.name, d.name, d, notes, inside))
+        found.append(Song(d.parent.name, d.name, d, notes, inside, _title(d)))
     return found
+
+
+def _title(folder: Path) -> str:
+    """The song's name from its song.ini, or its folder's name."""
+    import configparser
+
+    ini = configparser.ConfigParser(interpolation=None)
+    try:
+        ini.read(folder / "song.ini", encoding="utf-8")
+    except (configparser.Error, UnicodeDecodeError):
+        return folder.name
+    return ini.get("song", "name", fallback="").strip() or folder.name
 
 
 SNAP_HOP = 128                # [samples] the resolution notes are moved to the sound at

@@ -34,7 +34,7 @@ from .models import Generator
 #: Pictures are kept channels-last (each pixel's channels together) from the first block
 #: to the last convolution: oneDNN's convolutions take and give that layout without
 #: reordering (one-off measure, docs/benchmarks.md: the 128 px step 9.11 -> 7.92 ms at
-#: batch 1 on one thread; make bench gan prints the rebuilt step against eager torch).
+#: batch 1 on one thread; python -m tests.benchmarks gan prints the rebuilt step against eager torch).
 LAST = torch.channels_last
 
 #: For an output pixel's phase (0: even row or column, 1: odd), which of the 3x3 taps

@@ -23,7 +23,7 @@ batch per frame; a frame whose latent did not change renders nothing and keeps t
 image.  With ``every`` above 1 the generator runs for every Nth frame only, on a thread
 of its own (one per model; the nodes of a model due in one frame run there as one batch)
 while frames are drawn, and the frames after cross-fade to its picture: a slowly moving latent looks the same for a fraction of the work on the drawing
-thread (make bench: gan).
+thread (python -m tests.benchmarks gan).
 """
 
 from __future__ import annotations

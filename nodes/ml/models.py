@@ -458,7 +458,7 @@ def shared(kind: str, path: Path, device: str = "auto", precision: str = "auto")
     # float16 is safe for the generator's images; the autoencoder's error is a small
     # difference of large numbers, so it stays in float32.  bfloat16 only when asked: on
     # a CPU with its instructions a generator draws 1.2-2.1x faster than in float32, a
-    # few pixels on a colour's edge taking its neighbour's colour (0.3 % of pixels; make bench gan).
+    # few pixels on a colour's edge taking its neighbour's colour (0.3 % of pixels; python -m tests.benchmarks gan).
     half = precision == "float16" or (precision == "auto" and dev.type == "cuda" and kind == "gan")
     dtype = torch.float16 if half else torch.bfloat16 if precision == "bfloat16" else torch.float32
     path = Path(path).resolve()

@@ -79,7 +79,7 @@ def evaluate(table, root: Path = FOLDER) -> bool:
     learned_p = onset_p | {"method": "learned", "threshold": None, "minioi": None}
     with tempfile.TemporaryDirectory() as tmp:
         scored = [_scores(song, Path(tmp), onset_p, learned_p, tempo_p) for song in found]
-    names = [f"{s.pack}: {s.name}" for s in found]
+    names = [f"{s.pack.capitalize()}: {s.title}" for s in found]
     trackers = list(scored[0][1])
     held = [(name, s, on) for name, s, (on, _) in zip(names, found, scored) if on is not None]
     if held:

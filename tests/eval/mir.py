@@ -122,7 +122,7 @@ def chart_clips(root: Path = fofcharts.FOLDER, packs: tuple[str, ...] = DEV_PACK
     for song in (s for s in fofcharts.songs(root) if s.pack in packs):
         start = max(0.0, float(song.notes[0]) - 1.0)
         name = f"{song.pack}_{song.name}".replace(" ", "_")
-        wav = root / "excerpts" / f"{name}.wav"
+        wav = root / "excerpts" / f"{name}_{start:.3f}s+{seconds:g}s.wav"     # made again for another cut
         if not wav.is_file():
             x, sr = mono(song.folder / "guitar.ogg")
             wav.parent.mkdir(parents=True, exist_ok=True)
