@@ -72,11 +72,12 @@ class BatchGroup:
         fault = self.fault
         buckets: dict[int, tuple[Any, list[tuple[Batched, list[np.ndarray]]]]] = {}
         for node in self.members:
+            model = node.model
             try:
                 reqs = node.requests(tick)
             except Exception as exc:
+                send(model)                   # what it asked for beside before it failed
                 fault(node, exc)
-                send(node.model)              # what it asked for beside before it failed
                 continue
             model = node.model
             entry = buckets.get(id(model))

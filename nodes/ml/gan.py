@@ -112,7 +112,6 @@ class Gan(ModelNode):
         (and the latent is asked for again)."""
         future, row = self.job
         self.job = None
-        self.model.send()                        # asked for and not yet sent: a frame that failed
         try:
             image = future.result()[0]
         except Exception:

@@ -337,11 +337,12 @@ class Runner:
         batch (engine/batch.py sends after each frame's requests)."""
         with self._lock:
             held, self._held = self._held, []
-        if not held:
-            return
-        if self._beside is None:
-            self._beside = ThreadPoolExecutor(1, thread_name_prefix="tonegraph-generator")
-        self._beside.submit(self._run_held, held)
+            if not held:
+                return
+            if self._beside is None:
+                self._beside = ThreadPoolExecutor(1, thread_name_prefix="tonegraph-generator")
+            pool = self._beside
+        pool.submit(self._run_held, held)
 
     def _run_held(self, held: list[tuple[np.ndarray, Future]]) -> None:
         held = [(batch, future) for batch, future in held if future.set_running_or_notify_cancel()]
