@@ -268,3 +268,16 @@ def test_the_dev_packs_chart_songs_are_onset_clips_cut_from_a_second_before_thei
     with_data = mir.clips(tmp_path / "no data", charts=tmp_path)
     assert [c.name for c in with_data] == ["muldjord_riff"]
     assert mir.clips(tmp_path / "no data", charts=None) == []
+
+
+def test_the_dev_set_says_how_many_sources_and_which_kinds_are_thin():
+    """make eval prints the dev set's reach: its sources of real onsets against the aim
+    of 8, and each kind with fewer than 5 clips or from one source only."""
+    from tests.eval.__main__ import coverage
+
+    clips = [("a", "piano"), ("b", "drums"), ("b", "drums"), ("c", "drums"), ("c", "drums"),
+             ("c", "drums"), ("b", "winds"), ("b", "winds"), ("b", "winds"), ("b", "winds"), ("b", "winds")]
+    said = coverage([s for s, _ in clips], [k for _, k in clips])
+    assert said == ("3 real sources of onsets (aim: at least 8); kinds short of 5 clips from 2 sources: "
+                    "piano (1 clip, from a), winds (5 clips, all from b)")
+    assert coverage(["a", "b"] * 5, ["drums"] * 10, aim=2).endswith("every kind has 5 clips from 2 sources")

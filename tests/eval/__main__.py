@@ -192,6 +192,23 @@ def held_out_rows(groups: list[str], what: str, families: dict, grids: dict, bas
     return rows
 
 
+def coverage(sources: list[str], kinds: list[str], aim: int = 8, least: int = 5) -> str:
+    """What the dev set reaches, per onset clip's source and kind: how many sources
+    there are against ``aim``, and each kind with fewer than ``least`` clips or from
+    one source only."""
+    thin = []
+    for kind in dict.fromkeys(kinds):
+        theirs = sorted({s for s, k in zip(sources, kinds) if k == kind})
+        n = kinds.count(kind)
+        if n < least or len(theirs) < 2:
+            came = f"from {theirs[0]}" if n == 1 else f"all from {theirs[0]}" if len(theirs) == 1 else \
+                f"from {', '.join(theirs)}"
+            thin.append(f"{kind} ({n} clip{'s' if n != 1 else ''}, {came})")
+    said = f"{len(set(sources))} real sources of onsets (aim: at least {aim})"
+    return said + (f"; kinds short of {least} clips from 2 sources: " + ", ".join(thin) if thin
+                   else f"; every kind has {least} clips from 2 sources")
+
+
 def latency_row(name: str, offs: np.ndarray) -> list[str]:
     ms = offs * 1e3
     return [name, len(ms), f"{ms.mean():+.1f}", f"{ms.std():.1f}", f"{np.median(ms):+.1f}"]
@@ -265,6 +282,7 @@ def evaluate(quick: bool = False) -> int:
           "(mdb_drums holds drums and full mixes, bock_onsets many kinds)",
           held_header, held_out_rows([c.source for c in on_clips], "sources", families, grids,
                                      default_scores))
+    print(f"\nThe dev set: {coverage([c.source for c in on_clips], kinds)}")
     latency = [latency_row("tonegraph", ours_offs), latency_row("aubio defaults", default_offs)]
     for name, cv in cvs.items():
         settings, said = families[name]
