@@ -286,6 +286,42 @@ def test_ml_gan_every_nodes_on_one_model_run_their_frames_beside_as_one_batch(re
     assert ex.fault_count() == 0
 
 
+def test_ml_gan_every_nodes_collecting_and_asking_in_one_live_frame_still_share_a_batch(
+        registry, write_patch, monkeypatch):
+    """Live, two every: 2 nodes of one model whose pictures come in just before a due
+    frame collect them and ask again in that frame: the two new rows still run as one
+    batch (a node collecting must not send the rows held so far on their own)."""
+    import threading
+
+    sizes = []
+    go = threading.Event()
+    orig = models.GeneratorRunner.forward
+
+    def counted(self, batch):
+        if threading.current_thread() is not threading.main_thread():
+            go.wait(30)
+            sizes.append(len(batch))
+        return orig(self, batch)
+    monkeypatch.setattr(models.GeneratorRunner, "forward", counted)
+    path = write_patch("""
+        nodes:
+          a: {type: ml.gan, params: {seed: 5, speed: 3, every: 2}}
+          b: {type: ml.gan, params: {seed: 9, speed: 3, every: 2}}
+        """)
+    ex = runners(path, registry)[0]
+    a, b = ex.nodes["a"], ex.nodes["b"]
+    a.ctx.offline = b.ctx.offline = False
+    for k in range(6):                        # frame 2 asks; 3-5 draw on while it is made
+        ex.frame(Tick(k / 4, 1 / 4 if k else 0.0, k))
+    go.set()
+    assert wait_for(lambda: a.job[0].done() and b.job[0].done(), 30)
+    ex.frame(Tick(6 / 4, 1 / 4, 6))           # both collect, both ask again
+    assert wait_for(lambda: a.job is not None and b.job is not None and a.job[0].done()
+                    and b.job[0].done(), 30)
+    assert sizes == [2, 2]
+    assert ex.fault_count() == 0
+
+
 def test_ml_gan_every_live_draws_on_while_the_generator_is_busy(registry, write_patch, monkeypatch):
     """Live, a frame never waits for the generator's thread: the picture shown stays
     until the new one is there, and fades in from the frame after."""
