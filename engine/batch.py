@@ -79,7 +79,6 @@ class BatchGroup:
                 send(model)                   # what it asked for beside before it failed
                 fault(node, exc)
                 continue
-            model = node.model
             entry = buckets.get(id(model))
             if entry is None:
                 entry = buckets[id(model)] = (model, [])

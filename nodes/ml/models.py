@@ -335,6 +335,8 @@ class Runner:
     def send(self) -> None:
         """The rows asked for beside since the last send, to the model's thread as one
         batch (engine/batch.py sends after each frame's requests)."""
+        if not self._held:
+            return                               # the common frame: nothing asked beside
         with self._lock:
             held, self._held = self._held, []
             if not held:
