@@ -1,9 +1,9 @@
-// A soft radial glow that breathes with the bass and flares on the beat and on onsets, for blending
-// over other images.
+// A soft radial glow that breathes with the bass and flares on beats and onsets, for
+// blending over other images.
 uniform float bass;    // 0..1
 uniform float tint;    // 0..1
 uniform float beat;    // 1 on a beat, fading
-uniform float onset;   // an onset's strength, fading
+uniform float onset;   // 1 on an onset, fading
 
 void mainImage(out vec4 fragColor, in vec2 fragCoord) {
     vec2 p = (2.0 * fragCoord - iResolution.xy) / iResolution.y;
