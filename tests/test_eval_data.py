@@ -281,3 +281,16 @@ def test_the_dev_set_says_how_many_sources_and_which_kinds_are_thin():
     assert said == ("3 real sources of onsets (aim: at least 8); kinds short of 5 clips from 2 sources: "
                     "piano (1 clip, from a), winds (5 clips, all from b)")
     assert coverage(["a", "b"] * 5, ["drums"] * 10, aim=2).endswith("every kind has 5 clips from 2 sources")
+
+
+def test_the_setting_scored_beside_the_default_on_held_out_songs_is_one_audio_onset_takes():
+    """tests/eval/charts.CHOSEN runs through audio.onset in make eval: each of its keys
+    is a param of the node and each value one the param accepts (a renamed param would
+    otherwise fail only minutes into an eval run)."""
+    from tonegraph.nodes.audio.onset import Onset
+
+    from tests.eval import charts
+
+    assert charts.CHOSEN and set(charts.CHOSEN) <= set(Onset.params)
+    for name, value in charts.CHOSEN.items():
+        assert Onset.params[name].coerce(value, name) == value
