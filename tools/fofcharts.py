@@ -19,6 +19,7 @@ or (``--beats``) the two stems mixed with the tempo map's beats.
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import sys
@@ -101,8 +102,6 @@ def songs(root: Path = FOLDER) -> list[Song]:
 
 def _title(folder: Path) -> str:
     """The song's name from its song.ini, or its folder's name."""
-    import configparser
-
     ini = configparser.ConfigParser(interpolation=None)
     try:
         ini.read(folder / "song.ini", encoding="utf-8")

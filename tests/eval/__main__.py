@@ -201,8 +201,7 @@ def coverage(sources: list[str], kinds: list[str], aim: int = 8, least: int = 5)
         theirs = sorted({s for s, k in zip(sources, kinds) if k == kind})
         n = kinds.count(kind)
         if n < least or len(theirs) < 2:
-            came = f"from {theirs[0]}" if n == 1 else f"all from {theirs[0]}" if len(theirs) == 1 else \
-                f"from {', '.join(theirs)}"
+            came = ("all from " if n > 1 and len(theirs) == 1 else "from ") + ", ".join(theirs)
             thin.append(f"{kind} ({n} clip{'s' if n != 1 else ''}, {came})")
     said = f"{len(set(sources))} real sources of onsets (aim: at least {aim})"
     return said + (f"; kinds short of {least} clips from 2 sources: " + ", ".join(thin) if thin
