@@ -283,14 +283,17 @@ def test_the_dev_set_says_how_many_sources_and_which_kinds_are_thin():
     assert coverage(["a", "b"] * 5, ["drums"] * 10, aim=2).endswith("every kind has 5 clips from 2 sources")
 
 
-def test_the_setting_scored_beside_the_default_on_held_out_songs_is_one_audio_onset_takes():
-    """tests/eval/charts.CHOSEN runs through audio.onset in make eval: each of its keys
-    is a param of the node and each value one the param accepts (a renamed param would
-    otherwise fail only minutes into an eval run)."""
-    from tonegraph.nodes.audio.onset import Onset
+@pytest.mark.parametrize("setting,node", [("CHOSEN", "audio.onset"), ("FAST", "audio.tempo")])
+def test_the_settings_scored_beside_the_defaults_on_held_out_songs_are_ones_the_nodes_take(setting, node):
+    """tests/eval/charts.CHOSEN runs through audio.onset and charts.FAST through
+    audio.tempo in make eval: each key is a param of the node and each value one the
+    param accepts (a renamed param would otherwise fail only minutes into an eval run)."""
+    from tonegraph.engine.registry import default_registry
 
     from tests.eval import charts
 
-    assert charts.CHOSEN and set(charts.CHOSEN) <= set(Onset.params)
-    for name, value in charts.CHOSEN.items():
-        assert Onset.params[name].coerce(value, name) == value
+    params = default_registry(plugins=False)[node].params
+    chosen = getattr(charts, setting)
+    assert chosen and set(chosen) <= set(params)
+    for name, value in chosen.items():
+        assert params[name].coerce(value, name) == value
