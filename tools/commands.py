@@ -154,6 +154,11 @@ def add_parsers(sub, with_nodes_path) -> None:
         o.add_argument("--real", type=Path, metavar="LABELS",
                        help="also train on real recordings labelled by python -m tonegraph.tools.pseudolabel "
                             "or tonegraph.tools.fofcharts (their output folder), cut into --seconds pieces")
+        if name == "onsets":
+            o.add_argument("--lossy", action="store_true",
+                           help="also hear some clips through a lower sample rate (8-16 kHz) and some "
+                                "through a lossy codec (MP3, Ogg Vorbis), as phone and streamed "
+                                "recordings are")
         o.set_defaults(func=cmd_train)
 
     m = command(sub, "analyze", help="cut a song (or every song in a folder) at its onsets and map the "
@@ -211,11 +216,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             from .onsettrain import train_onsets
 
             train = train_onsets if args.kind == "onsets" else train_beats
+            more = {"lossy": True} if getattr(args, "lossy", False) else {}
             report = train(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
                            batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
                            members=args.members, soundfont=args.soundfont, plot=plot,
                            checkpoint=args.checkpoint, resume=args.resume,
-                           checkpoint_every=args.checkpoint_every, quiet=args.quiet, real=args.real)
+                           checkpoint_every=args.checkpoint_every, quiet=args.quiet, real=args.real,
+                           **more)
             what = "clips"
         elif args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,

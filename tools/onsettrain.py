@@ -19,7 +19,9 @@ Training data, made afresh from ``--seed``:
 * a quarter overdriven; then each clip is changed as a room and a recording would:
   level (-25..0 dB), a tilted EQ, reverb (0.1-1.5 s), background noise, and three in
   five are mixed with one or two other clips (their onsets joined); one in ten is left
-  as it was made.
+  as it was made.  With ``--lossy``, last, some are heard through a lower sample rate
+  (8-16 kHz) and some through a lossy codec (MP3 or Ogg Vorbis at a low bitrate), as
+  phone and streamed recordings are.
 
 The network (see nodes/audio/learned.py) learns, after frame ``t``, whether frame
 ``t - lookahead`` starts a note (targets 1 on the onset's frame and 0.5 on each side).
@@ -30,6 +32,8 @@ arrays (no pickles) that the audio node runs in numpy.
 
 from __future__ import annotations
 
+import functools
+import io
 import shutil
 import subprocess
 import tempfile
@@ -38,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import soundfile as sf
+import soxr
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -346,6 +352,40 @@ def augment(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
     return x.astype(np.float32)
 
 
+#: With ``lossy``, the last of a recording's changes, to onset clips only (the beat
+#: activation's training, tools/beattrain.py, keeps its data): the share of clips heard
+#: through a lower sample rate (one of LOW_RATES), and the share through a lossy codec.
+LOW_RATES, LOW_SHARE, CODEC_SHARE = (8000, 11025, 16000), 0.15, 0.2
+#: The codecs, as soundfile (libsndfile) encodes them; both keep a click in place.
+CODECS = (("MP3", "MPEG_LAYER_III"), ("OGG", "VORBIS"))
+
+
+def low_rate(x: np.ndarray, sr: int, rate: int) -> np.ndarray:
+    """``x`` as a recording made at ``rate`` and played at ``sr``: nothing above
+    ``rate / 2`` left, the same length and timing."""
+    y = soxr.resample(soxr.resample(x, sr, rate), rate, sr)
+    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)].astype(np.float32)
+
+
+def lossy(x: np.ndarray, sr: int, codec: tuple[str, str], level: float) -> np.ndarray:
+    """``x`` encoded by ``codec`` at ``level`` (0..1, the higher the fewer bits) and
+    decoded again, the same length and timing."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1.0, 1.0), sr, format=codec[0], subtype=codec[1], compression_level=level)
+    buf.seek(0)
+    y, _ = sf.read(buf, dtype="float32")
+    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
+
+
+def recorded(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
+    """Some clips through a lower sample rate, some through a lossy codec."""
+    if rng.random() < LOW_SHARE:
+        x = low_rate(x, sr, int(rng.choice(LOW_RATES)))
+    if rng.random() < CODEC_SHARE:
+        x = lossy(x, sr, CODECS[int(rng.integers(len(CODECS)))], float(rng.uniform(0.5, 0.9)))
+    return x
+
+
 def texture(rng: np.random.Generator, n: int, sr: int) -> np.ndarray:
     """Sound with no onsets in it: drones with vibrato and tremolo, noise that swells
     slowly (what a detector must not take for notes: sustained pads, cymbal wash)."""
@@ -394,8 +434,9 @@ def clicks(rng: np.random.Generator, n: int, sr: int) -> tuple[np.ndarray, np.nd
 
 
 def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr: int,
-               progress=None) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``count`` clips of sound and their onsets [s]."""
+               progress=None, lossy: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``count`` clips of sound and their onsets [s]; with ``lossy``, some through a
+    lower sample rate or a lossy codec (:func:`recorded`)."""
     rng = np.random.default_rng(seed)
     raw: list[tuple[np.ndarray, np.ndarray]] = []
     n = int(seconds * sr)
@@ -433,7 +474,8 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
             y, more = raw[j]
             x = x + y * 10 ** (rng.uniform(-12, 0) / 20)
             onsets = np.concatenate([onsets, more])
-        clips.append((augment(rng, x, sr), merge(onsets)))
+        x = augment(rng, x, sr)
+        clips.append((recorded(rng, x, sr) if lossy else x, merge(onsets)))
     return clips
 
 
@@ -536,16 +578,19 @@ def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps
                  batch: int = 16, length: int = 400, hidden: int = 64, lookahead: int = 1,
                  lr: float = 2e-3, seed: int = 0, members: int = 1, soundfont: Path | None = None,
                  plot: Path | None = None, checkpoint: Path | None = None, resume: bool = False,
-                 checkpoint_every: int = 500, quiet: bool = False, real: Path | None = None) -> Report:
+                 checkpoint_every: int = 500, quiet: bool = False, real: Path | None = None,
+                 lossy: bool = False) -> Report:
     if real is not None:
         labelled_songs(real)                                  # before the renders, not after
-    make = make_clips if real is None else with_real(make_clips, real)
+    rendered = functools.partial(make_clips, lossy=True) if lossy else make_clips
+    make = rendered if real is None else with_real(rendered, real)
+    extra = ({} if real is None else {"real": Path(real).name}) | ({"lossy": True} if lossy else {})
     report = train_detector("onsets", make, dict(learned.FRONT), output, clips=clips, seconds=seconds,
                             steps=steps, batch=batch, length=length, hidden=hidden, lookahead=lookahead,
                             lr=lr, halve_every=2000, seed=seed, members=members, soundfont=soundfont,
                             plot=plot, checkpoint=checkpoint, resume=resume,
                             checkpoint_every=checkpoint_every, quiet=quiet,
-                            extra=None if real is None else {"real": Path(real).name})
+                            extra=extra or None)
     w = learned.Weights.load(output)
     report.clicks = heard_clicks(w)
     if members > 1:

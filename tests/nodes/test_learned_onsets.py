@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -369,3 +370,74 @@ def test_a_label_file_that_is_not_times_is_named_in_one_line(tmp_path):
     (labels / "band__take.onsets").write_text("0.25\nsnare\n")
     with pytest.raises(TrainError, match=r"band__take.onsets: not one time \[s\] a line"):
         real_pieces(labels, 4.0, 22050)
+
+
+def _click(sr: int, n: int, at: int) -> np.ndarray:
+    x = np.zeros(n, dtype=np.float32)
+    x[at:at + 40] = np.hanning(40)
+    return x
+
+
+@pytest.mark.parametrize("codec", [("MP3", "MPEG_LAYER_III"), ("OGG", "VORBIS")])
+def test_the_training_codecs_keep_a_click_in_place_and_the_clip_its_length(codec):
+    """Training clips heard through a lossy codec keep their labels: the click is where
+    it was (within a sample) and the clip as long as it was."""
+    from tonegraph.tools import onsettrain
+
+    assert codec in onsettrain.CODECS
+    sr, n = 22050, 44100
+    for level in (0.5, 0.9):
+        y = onsettrain.lossy(_click(sr, n, 10000), sr, codec, level)
+        assert len(y) == n and y.dtype == np.float32
+        assert abs(int(np.argmax(np.abs(y))) - 10019) <= 1
+        assert np.max(np.abs(y)) > 0.5
+
+
+def test_a_training_clip_at_a_lower_rate_keeps_its_click_and_loses_its_treble():
+    from tonegraph.tools import onsettrain
+
+    sr, n = 22050, 44100
+    y = onsettrain.low_rate(_click(sr, n, 10000), sr, 8000)
+    assert len(y) == n and abs(int(np.argmax(np.abs(y))) - 10019) <= 1
+    t = np.arange(n) / sr
+    treble = (0.3 * np.sin(2 * np.pi * 6000 * t)).astype(np.float32)     # above 8 kHz's 4 kHz
+    assert np.std(onsettrain.low_rate(treble, sr, 8000)) < 0.01 * np.std(treble)
+    mid = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)
+    assert np.std(onsettrain.low_rate(mid, sr, 8000)) > 0.9 * np.std(mid)
+
+
+def test_with_lossy_some_onset_clips_go_through_a_low_rate_or_a_codec_and_without_none(monkeypatch):
+    """make_clips (the onset detector's data) ends with the recording step only when
+    asked (train onsets --lossy); the beat activation's training never takes it, so
+    make models still makes onsets.npz and beats.npz as shipped."""
+    from tonegraph.tools import beattrain, onsettrain
+
+    seen = []
+    monkeypatch.setattr(onsettrain, "low_rate", lambda x, sr, rate: seen.append(("rate", rate)) or x)
+    monkeypatch.setattr(onsettrain, "lossy", lambda x, sr, c, lv: seen.append(("codec", c)) or x)
+    onsettrain.make_clips(60, 1.0, 0, None, 22050)
+    assert seen == []
+    onsettrain.make_clips(60, 1.0, 0, None, 22050, lossy=True)
+    assert {k for k, _ in seen} == {"rate", "codec"}
+    assert {v for k, v in seen if k == "rate"} <= set(onsettrain.LOW_RATES)
+    seen.clear()
+    beattrain.make_beat_clips(3, 4.0, 0, Path(SOUNDFONT), 22050)
+    assert seen == []
+
+
+def test_train_onsets_lossy_reaches_the_clips_and_is_written_in_the_weights(monkeypatch, tmp_path):
+    from tonegraph.engine import cli
+    from tonegraph.tools import onsettrain
+
+    asked = {}
+
+    def detector(kind, make, front, output, **settings):
+        asked["make"], asked["extra"] = make, settings["extra"]
+        raise onsettrain.TrainError("stopped here")
+
+    monkeypatch.setattr(onsettrain, "train_detector", detector)
+    out = tmp_path / "o.npz"
+    assert cli.main(["train", "onsets", "-o", str(out), "--lossy", "-q"]) == 1
+    assert asked["make"].keywords == {"lossy": True} and asked["extra"] == {"lossy": True}
+    assert cli.main(["train", "onsets", "-o", str(out), "-q"]) == 1
+    assert asked["make"] is onsettrain.make_clips and asked["extra"] is None
