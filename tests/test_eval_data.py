@@ -284,16 +284,26 @@ def test_the_dev_set_says_how_many_sources_and_which_kinds_are_thin():
 
 
 @pytest.mark.parametrize("setting,node", [("CHOSEN", "audio.onset"), ("FAST", "audio.tempo")])
-def test_the_settings_scored_beside_the_defaults_on_held_out_songs_are_ones_the_nodes_take(setting, node):
+def test_the_settings_scored_beside_the_defaults_on_held_out_songs_are_ones_the_nodes_take(
+        setting, node, write_patch):
     """tests/eval/charts.CHOSEN runs through audio.onset and charts.FAST through
-    audio.tempo in make eval: each key is a param of the node and each value one the
-    param accepts (a renamed param would otherwise fail only minutes into an eval run)."""
+    audio.tempo in make eval: a patch with the node at that setting loads (a renamed
+    param, a value out of range or a rule between params would otherwise fail only
+    minutes into an eval run), and the node keeps each value as given."""
+    import json
+
+    from tonegraph.engine.graph import load_graph
     from tonegraph.engine.registry import default_registry
 
     from tests.eval import charts
 
-    params = default_registry(plugins=False)[node].params
     chosen = getattr(charts, setting)
-    assert chosen and set(chosen) <= set(params)
-    for name, value in chosen.items():
-        assert params[name].coerce(value, name) == value
+    params = default_registry(plugins=False)[node].params
+    assert chosen and all(params[k].coerce(v, k) == v for k, v in chosen.items() if k in params)
+    path = write_patch(f"""
+        nodes:
+          s: {{type: audio.synth}}
+          n: {{type: {node}, params: {json.dumps(chosen)}, in: {{audio: s}}}}
+        """)
+    _, errors = load_graph(path, default_registry(plugins=False))
+    assert not errors, errors

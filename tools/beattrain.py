@@ -183,7 +183,7 @@ def make_beat_clips(count: int, seconds: float, seed: int, soundfont: Path, sr: 
                 parts, beats = beat_song(rng, seconds)
                 x = ot.mix_song(rng, parts, soundfont, sr, n, Path(d))
                 beats = beats + late
-            x = np.pad(x, (0, max(0, n - len(x))))[:n]
+            x = ot.fitted(x, n)
             if rng.random() < 0.2:
                 x = ot.overdrive(x, rng.uniform(2, 20))
             clips.append((ot.augment(rng, x, sr), beats[beats < seconds - 0.05]))

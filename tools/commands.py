@@ -216,13 +216,12 @@ def cmd_train(args: argparse.Namespace) -> int:
             from .onsettrain import train_onsets
 
             train = train_onsets if args.kind == "onsets" else train_beats
-            more = {"lossy": True} if getattr(args, "lossy", False) else {}
             report = train(args.output, clips=args.clips, seconds=args.seconds, steps=args.steps,
                            batch=args.batch, hidden=args.hidden, lr=args.lr, seed=args.seed,
                            members=args.members, soundfont=args.soundfont, plot=plot,
                            checkpoint=args.checkpoint, resume=args.resume,
                            checkpoint_every=args.checkpoint_every, quiet=args.quiet, real=args.real,
-                           **more)
+                           **({"lossy": args.lossy} if args.kind == "onsets" else {}))
             what = "clips"
         elif args.kind == "autoencoder":
             report = train_autoencoder(args.audio, args.output, code=args.code, hidden=args.hidden,

@@ -258,8 +258,7 @@ def mix_song(rng: np.random.Generator, parts: list, soundfont: Path, sr: int, n:
     multi-part songs through a mastering compressor."""
     x = np.zeros(n, np.float32)
     for k, (mid, _, drive) in enumerate(parts):
-        y = render(mid, soundfont, sr, folder)
-        y = np.pad(y, (0, max(0, n - len(y))))[:n]
+        y = fitted(render(mid, soundfont, sr, folder), n)
         if drive:
             y = overdrive(y, drive)
         level = np.sqrt(np.mean(y ** 2)) + 1e-9
@@ -360,21 +359,24 @@ LOW_RATES, LOW_SHARE, CODEC_SHARE = (8000, 11025, 16000), 0.15, 0.2
 CODECS = (("MP3", "MPEG_LAYER_III"), ("OGG", "VORBIS"))
 
 
+def fitted(x: np.ndarray, n: int) -> np.ndarray:
+    """``x`` cut or padded with silence to ``n`` samples."""
+    return np.pad(x, (0, max(0, n - len(x))))[:n]
+
+
 def low_rate(x: np.ndarray, sr: int, rate: int) -> np.ndarray:
     """``x`` as a recording made at ``rate`` and played at ``sr``: nothing above
     ``rate / 2`` left, the same length and timing."""
-    y = soxr.resample(soxr.resample(x, sr, rate), rate, sr)
-    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)].astype(np.float32)
+    return fitted(soxr.resample(soxr.resample(x, sr, rate), rate, sr), len(x)).astype(np.float32)
 
 
-def lossy(x: np.ndarray, sr: int, codec: tuple[str, str], level: float) -> np.ndarray:
+def encoded(x: np.ndarray, sr: int, codec: tuple[str, str], level: float) -> np.ndarray:
     """``x`` encoded by ``codec`` at ``level`` (0..1, the higher the fewer bits) and
     decoded again, the same length and timing."""
     buf = io.BytesIO()
     sf.write(buf, np.clip(x, -1.0, 1.0), sr, format=codec[0], subtype=codec[1], compression_level=level)
     buf.seek(0)
-    y, _ = sf.read(buf, dtype="float32")
-    return np.pad(y, (0, max(0, len(x) - len(y))))[:len(x)]
+    return fitted(sf.read(buf, dtype="float32")[0], len(x))
 
 
 def recorded(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
@@ -382,7 +384,7 @@ def recorded(rng: np.random.Generator, x: np.ndarray, sr: int) -> np.ndarray:
     if rng.random() < LOW_SHARE:
         x = low_rate(x, sr, int(rng.choice(LOW_RATES)))
     if rng.random() < CODEC_SHARE:
-        x = lossy(x, sr, CODECS[int(rng.integers(len(CODECS)))], float(rng.uniform(0.5, 0.9)))
+        x = encoded(x, sr, CODECS[int(rng.integers(len(CODECS)))], float(rng.uniform(0.5, 0.9)))
     return x
 
 
@@ -458,7 +460,7 @@ def make_clips(count: int, seconds: float, seed: int, soundfont: Path | None, sr
                 parts = random_song(rng, seconds)
                 x = mix_song(rng, parts, soundfont, sr, n, Path(d))
                 onsets = np.concatenate([times + late for _, times, _ in parts])
-            x = np.pad(x, (0, max(0, n - len(x))))[:n]
+            x = fitted(x, n)
             if rng.random() < 0.25:                          # overdriven, as guitars are
                 x = overdrive(x, rng.uniform(2, 20))
             raw.append((x, onsets[onsets < seconds - 0.05]))
@@ -582,7 +584,7 @@ def train_onsets(output: Path, *, clips: int = 1600, seconds: float = 8.0, steps
                  lossy: bool = False) -> Report:
     if real is not None:
         labelled_songs(real)                                  # before the renders, not after
-    rendered = functools.partial(make_clips, lossy=True) if lossy else make_clips
+    rendered = functools.partial(make_clips, lossy=lossy)
     make = rendered if real is None else with_real(rendered, real)
     extra = ({} if real is None else {"real": Path(real).name}) | ({"lossy": True} if lossy else {})
     report = train_detector("onsets", make, dict(learned.FRONT), output, clips=clips, seconds=seconds,

@@ -387,7 +387,7 @@ def test_the_training_codecs_keep_a_click_in_place_and_the_clip_its_length(codec
     assert codec in onsettrain.CODECS
     sr, n = 22050, 44100
     for level in (0.5, 0.9):
-        y = onsettrain.lossy(_click(sr, n, 10000), sr, codec, level)
+        y = onsettrain.encoded(_click(sr, n, 10000), sr, codec, level)
         assert len(y) == n and y.dtype == np.float32
         assert abs(int(np.argmax(np.abs(y))) - 10019) <= 1
         assert np.max(np.abs(y)) > 0.5
@@ -414,7 +414,7 @@ def test_with_lossy_some_onset_clips_go_through_a_low_rate_or_a_codec_and_withou
 
     seen = []
     monkeypatch.setattr(onsettrain, "low_rate", lambda x, sr, rate: seen.append(("rate", rate)) or x)
-    monkeypatch.setattr(onsettrain, "lossy", lambda x, sr, c, lv: seen.append(("codec", c)) or x)
+    monkeypatch.setattr(onsettrain, "encoded", lambda x, sr, c, lv: seen.append(("codec", c)) or x)
     onsettrain.make_clips(60, 1.0, 0, None, 22050)
     assert seen == []
     onsettrain.make_clips(60, 1.0, 0, None, 22050, lossy=True)
@@ -425,7 +425,9 @@ def test_with_lossy_some_onset_clips_go_through_a_low_rate_or_a_codec_and_withou
     assert seen == []
 
 
-def test_train_onsets_lossy_reaches_the_clips_and_is_written_in_the_weights(monkeypatch, tmp_path):
+def test_train_onsets_lossy_reaches_the_clips_and_the_record_of_how_it_was_trained(monkeypatch, tmp_path):
+    """--lossy is handed to make_clips and to the ``trained`` record every weights file
+    carries (train_network writes ``extra`` there); without it, neither says lossy."""
     from tonegraph.engine import cli
     from tonegraph.tools import onsettrain
 
@@ -440,4 +442,4 @@ def test_train_onsets_lossy_reaches_the_clips_and_is_written_in_the_weights(monk
     assert cli.main(["train", "onsets", "-o", str(out), "--lossy", "-q"]) == 1
     assert asked["make"].keywords == {"lossy": True} and asked["extra"] == {"lossy": True}
     assert cli.main(["train", "onsets", "-o", str(out), "-q"]) == 1
-    assert asked["make"] is onsettrain.make_clips and asked["extra"] is None
+    assert asked["make"].keywords == {"lossy": False} and asked["extra"] is None
