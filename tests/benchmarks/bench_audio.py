@@ -56,21 +56,23 @@ def bare_aubio(path: Path) -> int:
 
 
 def bare_learned(path: Path) -> int:
-    """The learned detector's own parts in a loop (aubio.source, the mel front end, the
-    network's stream and its peak picker, audio.onset's settings): what the engine adds
-    to it is what the ratio measures."""
+    """The learned detector's own parts in a loop (aubio.source, the mel front end and
+    its leveller, the network's stream and its peak picker, audio.onset's settings):
+    what the engine adds to it is what the ratio measures."""
     from tonegraph.nodes.audio import learned
     from tonegraph.nodes.audio.onset import learned_picker
     from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     w = learned.Weights.load(learned.SHIPPED)
-    front, stream = MelFrontEnd(w.front, SR), learned.Stream(w)
-    pick = learned_picker(w.front["samplerate"] / w.front["hop"])
+    fps = w.front["samplerate"] / w.front["hop"]
+    front, stream = MelFrontEnd(w.front, SR, log=False), learned.Stream(w)
+    leveller = learned.Leveller(fps)
+    pick = learned_picker(fps)
     src = aubio.source(str(path), SR, HOP)
     n = 0
     while True:
         samples, read = src()
-        for mel in front.push(samples[:read]):
+        for mel, _ in learned.levelled_frames(front, leveller, samples[:read]):
             a = stream.push(mel)
             if a is not None and pick(a):
                 n += 1
