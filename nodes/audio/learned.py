@@ -23,10 +23,11 @@ magnitudes are scaled so that the loudest frame of the last few seconds sits LEV
 below a full-scale sine, whatever the input's level.  The network was trained on clips
 peaking 1-25 dB below full scale, and heard mastered records and close-miked stems at
 their own level it missed most notes of dense, loud parts (distorted guitars: F 0.09
-where aubio scores 0.25); heard 45 dB down, what lies 75 dB or more below their peaks
-(reverb tails, amp hiss, bleed) sinks under the log's floor and the notes stand out.
+where aubio scores 0.25); heard 45 dB down it finds them (likely because what lies 75
+dB or more below the peaks, reverb tails, amp hiss, bleed, then sinks under the log's
+floor).
 The level and audio.onset's threshold for the method were chosen on make eval's dev set
-with the click tracks below in mind (docs/accuracy.md has the figures).
+with a metronome's clicks in mind (docs/accuracy.md has the figures).
 """
 
 from __future__ import annotations

@@ -45,9 +45,10 @@ from .learned import levelled_frames
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none: the learned detector's chosen on
-#: `make eval`'s dev set with its input levelled (learned.Leveller), the lowest that
-#: gains there and hears a metronome's clicks (docs/accuracy.md); aubio's methods take aubio's own default (0.058),
-#: which no other threshold of theirs beat on every source of real recordings.
+#: `make eval`'s dev set with its input levelled (learned.Leveller): where it gains most
+#: there, and it hears a metronome's clicks (docs/accuracy.md); aubio's methods take
+#: aubio's own default (0.058), which no other threshold of theirs beat on every source
+#: of real recordings.
 THRESHOLDS = {"learned": 0.4}
 AUBIO_THRESHOLD = 0.058
 #: Each method's least time between onsets [s] when the patch gives none (aubio's own
