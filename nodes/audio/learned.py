@@ -20,7 +20,7 @@ the file.
 
 The onset detector hears its input levelled (:class:`Leveller`): each frame's band
 magnitudes are scaled so that the loudest frame of the last few seconds sits LEVEL_DB
-below a full-scale sine, whatever the input's level.  The network was trained on clips
+below a full-scale sine (band magnitudes added up), whatever the input's level.  The network was trained on clips
 peaking 1-25 dB below full scale, and heard mastered records and close-miked stems at
 their own level it missed most notes of dense, loud parts (distorted guitars: F 0.09
 where aubio scores 0.25); heard 45 dB down it finds them (likely because what lies 75
@@ -33,6 +33,7 @@ with a metronome's clicks in mind (docs/accuracy.md has the figures).
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from collections import deque
@@ -175,25 +176,44 @@ def _sigmoid(x: float) -> float:
     return e / (1.0 + e)
 
 
-#: The front end's band magnitudes of a full-scale 1 kHz sine, added up (0 dB).
-FULL_SCALE = 10.37
-#: The level the loudest recent frame is heard at [dB against FULL_SCALE]; how fast a
-#: loud passage lets go [s, to 1/e]; the most a quiet one is lifted [dB].
+#: The level the loudest recent frame is heard at [dB against a full-scale 1 kHz sine,
+#: both as the front end's band magnitudes added up]; how fast a loud passage lets go
+#: [s, to 1/e: after a hit 30 dB above the rest, the rest is heard at its level again
+#: about 10 s later]; the most a quiet one is lifted [dB: so "any input level" means
+#: down to about 85 dB below full scale].
 LEVEL_DB, LEVEL_RELEASE_S, LEVEL_MOST_DB = -45.0, 3.0, 40.0
 
 
-class Leveller:
-    """Automatic gain for the onset detector's frames: each frame's mel magnitudes are
-    scaled so the loudest frame of the last moments (instant attack, a release of
-    LEVEL_RELEASE_S) sits at LEVEL_DB, lifted by at most LEVEL_MOST_DB; called with a
-    frame's magnitudes, it returns the frame's log-mel as the network reads it.  Frames
-    are the same at any patch hop, so the streaming and whole-signal paths agree."""
+@functools.lru_cache(maxsize=8)
+def _full_scale(config: tuple) -> float:
+    from tonegraph.nodes.ml.frontend import MelFrontEnd
 
-    def __init__(self, fps: float) -> None:
+    front = dict(config)
+    sr = int(front["samplerate"])
+    sine = np.sin(2 * np.pi * 1000 * np.arange(sr // 4) / sr).astype(np.float32)
+    mags = MelFrontEnd(front, sr, log=False).push(sine)
+    return float(np.median([m.sum() for m in mags[len(mags) // 2:]]))
+
+
+def full_scale(front: dict) -> float:
+    """A front end's band magnitudes of a full-scale 1 kHz sine, added up (0 dB)."""
+    return _full_scale(tuple(sorted(front.items())))
+
+
+class Leveller:
+    """Automatic gain for the onset detector's frames (front end ``front``): each
+    frame's mel magnitudes are scaled so the loudest frame of the last moments (instant
+    attack, a release of LEVEL_RELEASE_S) sits at LEVEL_DB, lifted by at most
+    LEVEL_MOST_DB; called with a frame's magnitudes, it returns the frame's log-mel as
+    the network reads it.  Frames are the same at any patch hop, so the streaming and
+    whole-signal paths agree."""
+
+    def __init__(self, front: dict) -> None:
         from tonegraph.nodes.ml.frontend import FLOOR
 
+        fps = float(front["samplerate"]) / float(front["hop"])
         self.release = math.exp(-1.0 / (LEVEL_RELEASE_S * fps))
-        self.target = FULL_SCALE * 10 ** (LEVEL_DB / 20)
+        self.target = full_scale(front) * 10 ** (LEVEL_DB / 20)
         self.most = 10 ** (LEVEL_MOST_DB / 20)
         self.floor = FLOOR
         self.loudest = 0.0
@@ -349,7 +369,7 @@ def signal_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tupl
     from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     w = Weights.load(model or SHIPPED)
-    leveller = Leveller(float(w.front["samplerate"]) / float(w.front["hop"]))
+    leveller = Leveller(w.front)
     frames = [m for m, _ in levelled_frames(MelFrontEnd(w.front, sr, log=False), leveller, x)]
     mel = np.stack(frames) if frames else np.zeros((0, int(w.front["bands"])))
     return activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])

@@ -128,7 +128,7 @@ class Onset(Analyzer):
         w = Weights.load(self.ctx.resolve_input(self.p.model) if self.p.model else SHIPPED)
         self.learned = Stream(w)
         self.front = MelFrontEnd(w.front, self.ctx.samplerate, log=False)
-        self.leveller = Leveller(float(w.front["samplerate"]) / float(w.front["hop"]))
+        self.leveller = Leveller(w.front)
         #: Patch samples per detector frame.
         self.frame_samples = float(w.front["hop"]) / float(w.front["samplerate"]) * self.ctx.samplerate
         self.picker = Picker(0.0, LEARNED_PRE, 1)          # set by params_changed

@@ -66,7 +66,7 @@ def bare_learned(path: Path) -> int:
     w = learned.Weights.load(learned.SHIPPED)
     fps = w.front["samplerate"] / w.front["hop"]
     front, stream = MelFrontEnd(w.front, SR, log=False), learned.Stream(w)
-    leveller = learned.Leveller(fps)
+    leveller = learned.Leveller(w.front)
     pick = learned_picker(fps)
     src = aubio.source(str(path), SR, HOP)
     n = 0
