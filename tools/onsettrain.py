@@ -618,13 +618,11 @@ def heard_clicks(w: learned.Weights, per_second: float = 10.0) -> tuple[int, int
     on other seeds differ here (one heard 11 of 57 at 10 a second, where the shipped
     one hears them all)."""
     from tonegraph.nodes.audio.onset import learned_onsets
-    from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     sr = int(w.front["samplerate"])
     x, times = click_track(sr, per_second)
     fps = sr / float(w.front["hop"])
-    mel = np.stack([m for m, _ in learned.levelled_frames(MelFrontEnd(w.front, sr, log=False),
-                                                          learned.Leveller(w.front), x)])
+    mel = np.stack([m for m, _ in learned.Leveller(w.front).push(x)])
     found = list(learned_onsets(learned.activations(w, mel), fps))
     matched = 0
     for t in times:

@@ -201,36 +201,37 @@ def full_scale(front: dict) -> float:
 
 
 class Leveller:
-    """Automatic gain for the onset detector's frames (front end ``front``): each
-    frame's mel magnitudes are scaled so the loudest frame of the last moments (instant
-    attack, a release of LEVEL_RELEASE_S) sits at LEVEL_DB, lifted by at most
-    LEVEL_MOST_DB; called with a frame's magnitudes, it returns the frame's log-mel as
-    the network reads it.  Frames are the same at any patch hop, so the streaming and
+    """The onset detector's front end, levelled: ``push`` samples at ``input_rate`` (the
+    front end's own rate if None), get each frame they complete as the network reads it
+    (log-mel of the band magnitudes scaled so the loudest frame of the last moments,
+    instant attack, a release of LEVEL_RELEASE_S, sits at LEVEL_DB, lifted by at most
+    LEVEL_MOST_DB) and how loud the frame really is (its magnitudes added up, before
+    levelling).  Frames are the same at any patch hop, so the streaming and
     whole-signal paths agree."""
 
-    def __init__(self, front: dict) -> None:
-        from tonegraph.nodes.ml.frontend import FLOOR
+    def __init__(self, front: dict, input_rate: int | None = None) -> None:
+        from tonegraph.nodes.ml.frontend import FLOOR, MelFrontEnd
 
+        self.front = MelFrontEnd(front, input_rate, log=False)
         fps = float(front["samplerate"]) / float(front["hop"])
         self.release = math.exp(-1.0 / (LEVEL_RELEASE_S * fps))
         self.target = full_scale(front) * 10 ** (LEVEL_DB / 20)
         self.most = 10 ** (LEVEL_MOST_DB / 20)
-        self.floor = FLOOR
+        self.floor = np.float32(FLOOR)
         self.loudest = 0.0
 
-    def __call__(self, mag: np.ndarray) -> np.ndarray:
-        self.loudest = max(float(mag.sum()), self.loudest * self.release)
+    def push(self, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        return [self.level(mag) for mag in self.front.push(samples)]
+
+    def level(self, mag: np.ndarray) -> tuple[np.ndarray, float]:
+        """One frame's band magnitudes: its levelled log-mel, and their sum."""
+        loud = float(mag.sum())
+        self.loudest = max(loud, self.loudest * self.release)
         gain = self.most if self.loudest * self.most <= self.target else self.target / self.loudest
-        f = mag * np.float32(gain) + np.float32(self.floor)
+        f = mag * np.float32(gain)
+        f += self.floor
         np.log(f, out=f)
-        return f
-
-
-def levelled_frames(front, leveller: Leveller, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
-    """The levelled log-mel frames ``samples`` complete (``front``: a MelFrontEnd made
-    with ``log=False``), each with its band magnitudes' sum before levelling (how loud
-    the frame really is)."""
-    return [(leveller(mag), float(mag.sum())) for mag in front.push(samples)]
+        return f, loud
 
 
 class Stream:
@@ -366,10 +367,7 @@ def activations(weights: Weights, mel_frames: np.ndarray) -> np.ndarray:
 def signal_activation(x: np.ndarray, sr: int, model: Path | None = None) -> tuple[np.ndarray, float]:
     """The activation of every frame of a whole signal at ``sr``, as audio.onset computes
     it live (the shipped weights unless ``model``), and its frames per second."""
-    from tonegraph.nodes.ml.frontend import MelFrontEnd
-
     w = Weights.load(model or SHIPPED)
-    leveller = Leveller(w.front)
-    frames = [m for m, _ in levelled_frames(MelFrontEnd(w.front, sr, log=False), leveller, x)]
+    frames = [m for m, _ in Leveller(w.front, sr).push(x)]
     mel = np.stack(frames) if frames else np.zeros((0, int(w.front["bands"])))
     return activations(w, mel), float(w.front["samplerate"]) / float(w.front["hop"])

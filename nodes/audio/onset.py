@@ -41,7 +41,6 @@ from tonegraph.engine.ports import Event
 
 from .base import ANALYSIS_HOP, ANALYSIS_RATE, RECENT, AnalysisRate, Analyzer, Strength
 from .dsp import rms
-from .learned import levelled_frames
 
 METHODS = ("hfc", "energy", "complex", "phase", "specdiff", "kl", "mkl", "specflux", "learned")
 #: Each method's threshold when the patch gives none: the learned detector's chosen on
@@ -121,14 +120,11 @@ class Onset(Analyzer):
         self.last = [0.0, 0.0, 0.0]       # the detection function's last three values
 
     def _setup_learned(self) -> None:
-        from tonegraph.nodes.ml.frontend import MelFrontEnd
-
         from .learned import SHIPPED, Leveller, Picker, Stream, Weights
 
         w = Weights.load(self.ctx.resolve_input(self.p.model) if self.p.model else SHIPPED)
         self.learned = Stream(w)
-        self.front = MelFrontEnd(w.front, self.ctx.samplerate, log=False)
-        self.leveller = Leveller(w.front)
+        self.front = Leveller(w.front, self.ctx.samplerate)
         #: Patch samples per detector frame.
         self.frame_samples = float(w.front["hop"]) / float(w.front["samplerate"]) * self.ctx.samplerate
         self.picker = Picker(0.0, LEARNED_PRE, 1)          # set by params_changed
@@ -198,7 +194,7 @@ class Onset(Analyzer):
         self.levels.append(rms(x))
         loud = max(self.levels) >= self.silence
         events = []
-        for mel, energy in levelled_frames(self.front, self.leveller, x):   # energy: how loud it is
+        for mel, energy in self.front.push(x):        # energy: how loud the frame is
             self.scale(energy)
             a = self.learned.push(mel)
             if a is not None:

@@ -61,18 +61,15 @@ def bare_learned(path: Path) -> int:
     what the engine adds to it is what the ratio measures."""
     from tonegraph.nodes.audio import learned
     from tonegraph.nodes.audio.onset import learned_picker
-    from tonegraph.nodes.ml.frontend import MelFrontEnd
 
     w = learned.Weights.load(learned.SHIPPED)
-    fps = w.front["samplerate"] / w.front["hop"]
-    front, stream = MelFrontEnd(w.front, SR, log=False), learned.Stream(w)
-    leveller = learned.Leveller(w.front)
-    pick = learned_picker(fps)
+    front, stream = learned.Leveller(w.front, SR), learned.Stream(w)
+    pick = learned_picker(w.front["samplerate"] / w.front["hop"])
     src = aubio.source(str(path), SR, HOP)
     n = 0
     while True:
         samples, read = src()
-        for mel, _ in learned.levelled_frames(front, leveller, samples[:read]):
+        for mel, _ in front.push(samples[:read]):
             a = stream.push(mel)
             if a is not None and pick(a):
                 n += 1

@@ -475,7 +475,7 @@ def test_the_leveller_sets_the_loudest_recent_frame_to_its_level_and_lets_it_go(
     assert abs(float(burst.sum()) / learned.full_scale(w.front) - 1.0) < 0.02
 
     def gain(lev, mag):
-        heard = np.exp(lev(mag).astype(np.float64)) - FLOOR
+        heard = np.exp(lev.level(mag)[0].astype(np.float64)) - FLOOR
         return float(heard.sum() / mag.sum())
 
     level = 10 ** (learned.LEVEL_DB / 20)
